@@ -1,0 +1,65 @@
+# One entry point for everything the project runs. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV_DIR ?= $(CURDIR)/.venv
+export VENV_DIR
+PY := $(VENV_DIR)/bin/python
+LOCAL_AWS := scripts/local-aws.sh
+
+SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh)
+
+.PHONY: help setup build test check fmt fmt-check clippy lint test-rust test-localaws \
+        local-aws local-aws-stop local-aws-status requirements
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+setup: ## install the pinned Python and Node tools (reused when up to date)
+	@scripts/setup.sh
+
+build: ## build both crates (debug)
+	cargo build --workspace --all-targets
+
+test: setup fmt-check clippy lint ## everything: formatting, lints, unit, integration and emulator tests
+	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws
+	@echo "make test: all checks passed"
+
+fmt: ## format the Rust code
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+lint: ## static checks of scripts (and, as they appear, of the template and workflows)
+	$(VENV_DIR)/bin/shellcheck $(SHELL_SCRIPTS)
+
+# Both expect AWS_ENDPOINT_URL to point at an emulator: run them through `make test`,
+# or start one with `make local-aws` and export what it prints.
+test-rust:
+	cargo nextest run --workspace --locked --no-tests=fail
+
+test-localaws:
+	$(PY) -m pytest -q localaws/tests
+
+local-aws: setup ## start the local AWS emulator (moto + our extension) and print its endpoint
+	@$(LOCAL_AWS) start
+
+local-aws-stop: ## stop the local AWS emulator started by `make local-aws`
+	@$(LOCAL_AWS) stop
+
+local-aws-status: ## is the local AWS emulator running, and where
+	@$(LOCAL_AWS) status
+
+requirements: ## re-resolve requirements.txt from requirements.in in a scratch venv
+	rm -rf .requirements-venv
+	python3 -m venv .requirements-venv
+	.requirements-venv/bin/pip install --quiet -r requirements.in
+	.requirements-venv/bin/pip check
+	{ echo "# Generated from requirements.in by 'make requirements'; do not edit by hand."; \
+	  .requirements-venv/bin/pip freeze --all | grep -v -E '^(pip|setuptools|wheel)=='; } > requirements.txt
+	rm -rf .requirements-venv

@@ -1,0 +1,101 @@
+//! Chooses how the router is served: under the Lambda runtime when
+//! `AWS_LAMBDA_RUNTIME_API` is set, as a plain HTTP server otherwise.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    Stream,
+    Buffered,
+}
+
+impl ResponseMode {
+    pub fn from_env_value(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(Self::Stream),
+            Some(v) if v.eq_ignore_ascii_case("stream") => Ok(Self::Stream),
+            Some(v) if v.eq_ignore_ascii_case("buffered") => Ok(Self::Buffered),
+            Some(other) => Err(format!(
+                "RESPONSE_MODE={other:?} is not valid: use `stream` (API Gateway ResponseTransferMode STREAM) or `buffered`"
+            )),
+        }
+    }
+}
+
+pub enum Runtime {
+    Lambda(ResponseMode),
+    Local(SocketAddr),
+}
+
+impl Runtime {
+    pub fn from_env() -> Result<Self, String> {
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            let mode = std::env::var("RESPONSE_MODE").ok();
+            return ResponseMode::from_env_value(mode.as_deref()).map(Self::Lambda);
+        }
+        let raw = std::env::var("PROXY_LISTEN_ADDR").unwrap_or_else(|_| DEFAULT_LISTEN_ADDR.to_owned());
+        raw.parse().map(Self::Local).map_err(|_| {
+            format!(
+                "PROXY_LISTEN_ADDR={raw:?} is not a socket address: use host:port, e.g. {DEFAULT_LISTEN_ADDR}"
+            )
+        })
+    }
+
+    pub async fn serve(self, router: Router) -> Result<(), lambda_http::Error> {
+        match self {
+            Self::Lambda(ResponseMode::Stream) => lambda_http::run_with_streaming_response(router).await,
+            Self::Lambda(ResponseMode::Buffered) => lambda_http::run(router).await,
+            Self::Local(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    format!("cannot listen on {addr}: {e}; set PROXY_LISTEN_ADDR to a free host:port")
+                })?;
+                tracing::info!(address = %listener.local_addr()?, "serving plain HTTP");
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_mode_defaults_to_stream_and_rejects_typos_by_name() {
+        assert_eq!(ResponseMode::from_env_value(None), Ok(ResponseMode::Stream));
+        assert_eq!(
+            ResponseMode::from_env_value(Some("BUFFERED")),
+            Ok(ResponseMode::Buffered)
+        );
+        let err = ResponseMode::from_env_value(Some("buffer")).unwrap_err();
+        assert!(err.contains("RESPONSE_MODE") && err.contains("buffered"), "{err}");
+    }
+}

@@ -1,0 +1,35 @@
+"""The project's extension to moto's CloudFormation.
+
+moto 5.2 silently skips several resource types our template uses, drops Lambda
+`Architectures`, and computes no stack outputs after a change set executes. This package
+closes those gaps with moto's own service backends, so a stack deployed through a
+change set into the local emulator looks like one deployed into AWS.
+
+What stays unfaithful (test these with SDK mocks, not the emulator): CloudFormation
+never rolls back, records no per-resource events (only stack-level ones), and applies
+every change synchronously; API Gateway does not invoke the Lambda function.
+
+`install()` must run before moto first builds its model map (its `get_model_list()` is
+cached): the launcher in `localaws.server` calls it before serving.
+"""
+
+from . import models, patches
+
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    # Importing `models` defined the CloudFormationModel subclasses; make sure moto's
+    # cached model map sees them even if something built it already.
+    from moto.cloudformation import parsing
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    patches.apply()
+    _installed = True
+
+
+__all__ = ["install", "models"]

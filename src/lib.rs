@@ -1,0 +1,4 @@
+//! The CI-native deployer of the OpenAI-compatible Lambda proxy. Configured only by
+//! environment variables; see [`config::VARIABLES`].
+
+pub mod config;

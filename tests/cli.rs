@@ -1,0 +1,58 @@
+use assert_cmd::Command;
+
+fn deployer() -> Command {
+    let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
+    cmd.env_clear();
+    cmd
+}
+
+#[test]
+fn help_lists_the_variables_and_exits_zero() {
+    let out = deployer()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("DEPLOYER_COMMAND"));
+    assert!(text.contains("OPENAI_API_KEY_SECRET_ARN"));
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    deployer()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(format!("openai-proxy-deployer {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn unknown_flag_is_refused_with_a_pointer_to_help() {
+    let out = deployer()
+        .arg("--stack=x")
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8(out).unwrap().contains("--help"));
+}
+
+#[test]
+fn invalid_env_value_exits_2_naming_the_variable() {
+    let out = deployer()
+        .env("DEPLOYER_COMMAND", "ship")
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("DEPLOYER_COMMAND is not valid")
+    );
+}

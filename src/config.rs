@@ -11,98 +11,163 @@ use serde::Deserialize;
 pub struct Variable {
     pub name: &'static str,
     pub default: Option<&'static str>,
+    pub kind: Kind,
     pub meaning: &'static str,
 }
 
+/// What a variable holds; checked before deserializing so every bad value is reported
+/// at once, by name, and without echoing what the user set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// Never printed, not even when invalid.
+    Secret,
+    OneOf(&'static [&'static str]),
+    Bool,
+    JsonObject,
+}
+
 macro_rules! var {
-    ($name:literal, $default:expr, $meaning:literal) => {
+    ($name:literal, $default:expr, $kind:expr, $meaning:literal) => {
         Variable {
             name: $name,
             default: $default,
+            kind: $kind,
             meaning: $meaning,
         }
     };
 }
 
+const COMMANDS: &[&str] = &["validate", "deploy", "test", "destroy", "setup-secrets"];
+const STAGES: &[&str] = &["dev", "test", "prod"];
+const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARNING", "ERROR"];
+const ARCHITECTURES: &[&str] = &["arm64", "x86_64"];
+
 pub const VARIABLES: &[Variable] = &[
     var!(
         "DEPLOYER_COMMAND",
         Some("deploy"),
-        "validate | deploy | test | destroy | setup-secrets"
+        Kind::OneOf(COMMANDS),
+        "what to do"
     ),
     var!(
         "STACK_NAME",
         Some("openai-lambda-proxy"),
+        Kind::Text,
         "CloudFormation stack name"
     ),
     var!(
         "AWS_REGION",
         None,
+        Kind::Text,
         "AWS region (required unless the SDK's chain resolves one)"
     ),
     var!(
         "TEMPLATE_FILE",
         Some("template.yaml"),
+        Kind::Text,
         "CloudFormation template to deploy"
     ),
     var!(
         "FUNCTION_ARTIFACT",
         Some("target/lambda/openai-proxy-function/bootstrap.zip"),
+        Kind::Text,
         "a bootstrap.zip or a bootstrap executable"
     ),
     var!(
         "ARCHITECTURE",
         None,
-        "arm64 | x86_64 (default: read from the artifact's ELF header)"
+        Kind::OneOf(ARCHITECTURES),
+        "Lambda architecture (default: read from the artifact's ELF header)"
     ),
     var!(
         "OPENAI_API_KEY_SECRET_ARN",
         None,
+        Kind::Text,
         "Secrets Manager secret holding the proxy configuration"
     ),
     var!(
         "LAMBDA_FUNCTION_NAME",
         Some("openai-lambda-proxy"),
+        Kind::Text,
         "name of the Lambda function"
     ),
     var!(
         "API_GATEWAY_NAME",
         Some("openai-proxy-api"),
+        Kind::Text,
         "name of the API Gateway REST API"
     ),
-    var!("STAGE", Some("prod"), "deployment stage: dev | test | prod"),
+    var!("STAGE", Some("prod"), Kind::OneOf(STAGES), "deployment stage"),
     var!(
         "LOG_LEVEL",
         Some("INFO"),
-        "function log level: DEBUG | INFO | WARNING | ERROR"
+        Kind::OneOf(LOG_LEVELS),
+        "function log level"
     ),
     var!(
         "ENABLE_AUTHENTICATION",
         Some("false"),
-        "require client API keys: true | false"
+        Kind::Bool,
+        "require client API keys"
     ),
     var!(
         "PARAMETER_OVERRIDES",
         None,
-        "JSON object of further template parameters"
+        Kind::JsonObject,
+        "further template parameters, e.g. {\"MemorySize\":\"1024\"}"
     ),
     var!(
         "OPENAI_API_KEY",
         None,
+        Kind::Secret,
         "when set, the secret is created or updated from it (never printed)"
     ),
     var!(
         "MODEL_MAPPINGS",
         None,
-        "JSON object: client model id -> OpenAI model id"
+        Kind::JsonObject,
+        "client model id -> OpenAI model id, e.g. {\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}"
     ),
     var!(
         "API_BASE_URL",
         None,
+        Kind::Text,
         "endpoint tests target (default: the stack's ApiUrl output)"
     ),
-    var!("REPORT_FILE", None, "also write the markdown report to this path"),
+    var!(
+        "REPORT_FILE",
+        None,
+        Kind::Text,
+        "also write the markdown report to this path"
+    ),
 ];
+
+impl Variable {
+    /// What is wrong with `value`, in words that never repeat a secret.
+    fn check(&self, value: &str) -> Result<(), String> {
+        let problem = match self.kind {
+            Kind::Text | Kind::Secret => return Ok(()),
+            Kind::OneOf(allowed) if allowed.contains(&value) => return Ok(()),
+            Kind::OneOf(allowed) => {
+                format!(
+                    "must be one of {} (e.g. {}={})",
+                    allowed.join(" | "),
+                    self.name,
+                    allowed[0]
+                )
+            }
+            Kind::Bool if matches!(value, "true" | "false") => return Ok(()),
+            Kind::Bool => format!("must be true or false (e.g. {}=true)", self.name),
+            Kind::JsonObject => match serde_json::from_str::<serde_json::Value>(value) {
+                Ok(serde_json::Value::Object(_)) => return Ok(()),
+                Ok(_) => "must be a JSON object, {...}".to_owned(),
+                Err(e) => format!("is not valid JSON ({e})"),
+            },
+        };
+        Err(format!("{} {problem}", self.name))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -145,7 +210,6 @@ pub enum Architecture {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct Config {
     pub deployer_command: Command,
     pub stack_name: String,
@@ -184,8 +248,10 @@ impl fmt::Debug for Secret {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
+#[error("invalid configuration:\n  - {}\nSee `openai-proxy-deployer --help` for every variable.", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -193,46 +259,37 @@ impl Config {
     }
 
     /// Builds the config from `vars`, filling what is unset (or empty, as GitHub Actions
-    /// passes unset inputs) from [`VARIABLES`].
+    /// passes unset inputs) from [`VARIABLES`]. Every invalid value is reported at once.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut known: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, v)| !v.is_empty() && VARIABLES.iter().any(|var| var.name == k))
-            .collect();
-        for var in VARIABLES {
-            if let Some(default) = var.default {
-                known
-                    .entry(var.name.to_owned())
-                    .or_insert_with(|| default.to_owned());
+        let mut known: HashMap<&'static str, String> = HashMap::new();
+        for (key, value) in vars {
+            if let Some(var) = VARIABLES.iter().find(|var| var.name == key)
+                && !value.trim().is_empty()
+            {
+                known.insert(var.name, value);
             }
         }
-        envy::from_iter(known).map_err(|e| ConfigError(describe(e)))
-    }
-}
-
-/// envy names the field but, for enums, echoes the value: say what is allowed instead,
-/// and never echo anything for a secret.
-fn describe(error: envy::Error) -> String {
-    let text = error.to_string();
-    for var in VARIABLES {
-        let field = var.name.to_ascii_lowercase();
-        if text.contains(&field) || text.contains(var.name) {
-            return format!(
-                "{} is not valid: expected {} (e.g. {}={})",
-                var.name,
-                var.meaning,
-                var.name,
-                example(var)
-            );
+        let mut problems = Vec::new();
+        for var in VARIABLES {
+            match (known.get(var.name), var.default) {
+                (Some(value), _) => problems.extend(var.check(value).err()),
+                (None, Some(default)) => {
+                    known.insert(var.name, default.to_owned());
+                }
+                (None, None) => {}
+            }
         }
-    }
-    text
-}
-
-fn example(var: &Variable) -> &'static str {
-    match var.name {
-        "ENABLE_AUTHENTICATION" => "true",
-        _ => var.default.unwrap_or("..."),
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        // Values were checked above; envy's own messages echo values, so they must not
+        // reach the user even in the unexpected case.
+        envy::from_iter(known.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| ConfigError {
+            problems: vec![match e {
+                envy::Error::MissingValue(field) => format!("{} is required", field.to_ascii_uppercase()),
+                envy::Error::Custom(_) => "a variable could not be read (values are not shown)".to_owned(),
+            }],
+        })
     }
 }
 
@@ -291,8 +348,34 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("STAGE is not valid"), "{err}");
-        assert!(err.contains("dev | test | prod"), "{err}");
+        assert!(
+            err.contains("STAGE must be one of dev | test | prod (e.g. STAGE=dev)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_together() {
+        let err = Config::from_vars(vars(&[
+            ("LOG_LEVEL", "info"),
+            ("PARAMETER_OVERRIDES", "[1]"),
+            ("MODEL_MAPPINGS", "{oops"),
+        ]))
+        .err()
+        .unwrap();
+        assert_eq!(err.problems.len(), 3, "{err}");
+        assert!(
+            err.problems[0].starts_with("LOG_LEVEL must be one of DEBUG"),
+            "{err}"
+        );
+        assert!(
+            err.problems[1].starts_with("PARAMETER_OVERRIDES must be a JSON object"),
+            "{err}"
+        );
+        assert!(
+            err.problems[2].starts_with("MODEL_MAPPINGS is not valid JSON"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -53,6 +53,6 @@ fn invalid_env_value_exits_2_naming_the_variable() {
     assert!(
         String::from_utf8(out)
             .unwrap()
-            .contains("DEPLOYER_COMMAND is not valid")
+            .contains("DEPLOYER_COMMAND must be one of validate")
     );
 }

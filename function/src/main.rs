@@ -1,5 +1,10 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::config::source::base_url_from_env;
+use openai_proxy_function::config::{ConfigSource, ConfigStore};
+use openai_proxy_function::observe::Sink;
 use openai_proxy_function::router;
 use openai_proxy_function::runtime::Runtime;
 
@@ -8,20 +13,39 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_target(false)
-        .without_time()
+        .with_writer(std::io::stderr)
         .init();
-    let runtime = match Runtime::from_env() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.serve(router()).await {
+    match run().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("error: {problem}");
+            }
+            ExitCode::from(2)
         }
     }
+}
+
+async fn run() -> Result<(), Vec<String>> {
+    let runtime = Runtime::from_env().map_err(|e| vec![e]);
+    let settings = Settings::from_env();
+    let source = ConfigSource::from_env().await.map_err(|e| vec![e]);
+    let (runtime, settings, source) = match (runtime, settings, source) {
+        (Ok(r), Ok(s), Ok(c)) => (r, s, c),
+        (r, s, c) => {
+            // Report every problem at once, not one per restart.
+            let mut problems = Vec::new();
+            problems.extend(r.err().into_iter().flatten());
+            problems.extend(s.err().into_iter().flatten());
+            problems.extend(c.err().into_iter().flatten());
+            return Err(problems);
+        }
+    };
+    let in_lambda = matches!(runtime, Runtime::Lambda(_));
+    let store = ConfigStore::new(source, base_url_from_env(), settings.secret_cache_ttl);
+    let app = AppState::new(settings, store, Sink::Stdout, in_lambda).map_err(|e| vec![e])?;
+    runtime
+        .serve(router(Arc::new(app)))
+        .await
+        .map_err(|e| vec![e.to_string()])
 }

@@ -1,22 +1,79 @@
-//! The HTTP surface of the proxy.
+//! The HTTP surface of the proxy, shared by both runtimes.
 
-use axum::Router;
-use axum::extract::OriginalUri;
-use axum::http::Method;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::{Extension, Router, middleware};
 use serde_json::json;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::app::App;
+use crate::config::source::LoadError;
 use crate::error::ApiError;
+use crate::middleware::{MAX_BODY_BYTES, REQUEST_ID, authenticate, body_limit, request_log};
+use crate::observe::LogHandle;
 
-pub fn router() -> Router {
+pub fn router(app: App) -> Router {
     Router::new()
         .route("/health", get(health).fallback(wrong_method))
+        .route("/v1/models", get(list_models).fallback(wrong_method))
+        .route("/v1/models/{model}", get(get_model).fallback(wrong_method))
+        .route(
+            "/v1/chat/completions",
+            post(crate::chat::completions).fallback(wrong_method),
+        )
         .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(body_limit))
+        .layer(cors(&app))
+        .layer(middleware::from_fn_with_state(app.clone(), request_log))
+        .with_state(app)
+}
+
+fn cors(app: &App) -> CorsLayer {
+    let origins = match &app.settings.cors_origins {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        // Browser SDKs send their own headers (x-stainless-*): echo whatever is asked.
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([HeaderName::from_static(REQUEST_ID), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
 }
 
 async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+fn model_object(id: &str) -> serde_json::Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "openai-lambda-proxy"})
+}
+
+async fn list_models(State(app): State<App>) -> Result<impl IntoResponse, ApiError> {
+    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
+    let data: Vec<_> = config.model_mappings.keys().map(|id| model_object(id)).collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn get_model(
+    State(app): State<App>,
+    Extension(log): Extension<LogHandle>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model.clone());
+    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
+    if config.model_mappings.contains_key(&model) {
+        Ok(Json(model_object(&model)))
+    } else {
+        Err(ApiError::model_not_found(&model))
+    }
 }
 
 async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {
@@ -27,47 +84,15 @@ async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError
     ApiError::method_not_allowed(method.as_str(), uri.path())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    async fn call(method: &str, path: &str) -> (StatusCode, serde_json::Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::empty())
-            .unwrap();
-        let response = router().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap())
-    }
-
-    #[tokio::test]
-    async fn health_answers_ok_without_configuration() {
-        let (status, body) = call("GET", "/health").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "ok");
-    }
-
-    #[tokio::test]
-    async fn unknown_path_is_a_404_in_openai_error_shape() {
-        let (status, body) = call("GET", "/v2/nothing").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"]["type"], "invalid_request_error");
-        assert_eq!(body["error"]["code"], "unknown_url");
-        assert!(body["error"]["message"].as_str().unwrap().contains("/v2/nothing"));
-        assert!(body["error"].as_object().unwrap().contains_key("param"));
-    }
-
-    #[tokio::test]
-    async fn wrong_method_is_a_405_in_openai_error_shape() {
-        let (status, body) = call("DELETE", "/health").await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(body["error"]["code"], "method_not_allowed");
-    }
+/// The configuration could not be loaded: the details go to the log, the client learns
+/// that nothing was sent upstream and that retrying is right.
+pub fn config_unavailable(app: &App, error: &LoadError) -> ApiError {
+    tracing::error!(source = %app.config.source_name(), error = %error, "configuration unavailable");
+    ApiError::server(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "configuration_unavailable",
+        "The proxy could not load its configuration, so the request was not sent upstream. Retry shortly; \
+         if this persists, the operator should check the proxy's logs.",
+    )
+    .with_retry_after(Duration::from_secs(1))
 }

@@ -1,0 +1,137 @@
+//! Process-wide state, built once at start-up: settings from the environment, the
+//! configuration store, the pooled upstream client and the logger.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::breaker::CircuitBreaker;
+use crate::config::ConfigStore;
+use crate::observe::{Level, Logger, Sink};
+use crate::upstream::{RetryPolicy, Upstream};
+
+pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Settings read from plain environment variables (the secret holds the rest).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub auth_enabled: bool,
+    /// `None` means any origin (`*`).
+    pub cors_origins: Option<Vec<String>>,
+    pub secret_cache_ttl: Duration,
+    pub log_level: Level,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            auth_enabled: false,
+            cors_origins: None,
+            secret_cache_ttl: DEFAULT_SECRET_CACHE_TTL,
+            log_level: Level::Info,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the environment; every invalid variable is named, with an example.
+    pub fn from_env() -> Result<Self, Vec<String>> {
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+        let auth_enabled = match get("ENABLE_AUTHENTICATION")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                problems.push(
+                    "ENABLE_AUTHENTICATION must be true or false (e.g. ENABLE_AUTHENTICATION=true)".into(),
+                );
+                false
+            }
+        };
+        let cors_origins = match get("CORS_ALLOWED_ORIGINS").map(|v| v.trim().to_owned()) {
+            None => None,
+            Some(v) if v == "*" => None,
+            Some(list) => {
+                let origins: Vec<String> = list
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect();
+                if origins
+                    .iter()
+                    .any(|o| !(o.starts_with("https://") || o.starts_with("http://")))
+                {
+                    problems.push(
+                        "CORS_ALLOWED_ORIGINS must be * or a comma-separated list of origins \
+                         (e.g. CORS_ALLOWED_ORIGINS=https://app.example.com,http://localhost:3000)"
+                            .into(),
+                    );
+                }
+                Some(origins)
+            }
+        };
+        let secret_cache_ttl = match get("SECRET_CACHE_TTL_SECONDS").map(|v| v.trim().parse::<u64>()) {
+            None => DEFAULT_SECRET_CACHE_TTL,
+            Some(Ok(secs)) if secs <= 86_400 => Duration::from_secs(secs),
+            Some(_) => {
+                problems.push(
+                    "SECRET_CACHE_TTL_SECONDS must be a whole number of seconds up to 86400 \
+                     (e.g. SECRET_CACHE_TTL_SECONDS=300)"
+                        .into(),
+                );
+                DEFAULT_SECRET_CACHE_TTL
+            }
+        };
+        let log_level = Level::parse(get("LOG_LEVEL").as_deref()).unwrap_or_else(|e| {
+            problems.push(e);
+            Level::Info
+        });
+        if problems.is_empty() {
+            Ok(Self {
+                auth_enabled,
+                cors_origins,
+                secret_cache_ttl,
+                log_level,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+pub struct AppState {
+    pub settings: Settings,
+    pub config: ConfigStore,
+    pub upstream: Upstream,
+    pub logger: Logger,
+}
+
+pub type App = Arc<AppState>;
+
+impl AppState {
+    pub fn new(settings: Settings, config: ConfigStore, sink: Sink, metrics: bool) -> Result<Self, String> {
+        let upstream = Upstream::new(
+            RetryPolicy::default(),
+            CircuitBreaker::new(5, Duration::from_secs(30)),
+        )
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let logger = Logger {
+            level: settings.log_level,
+            sink,
+            metrics,
+        };
+        Ok(Self {
+            settings,
+            config,
+            upstream,
+            logger,
+        })
+    }
+
+    pub fn with_upstream(mut self, upstream: Upstream) -> Self {
+        self.upstream = upstream;
+        self
+    }
+}

@@ -1,0 +1,127 @@
+//! Layers every request passes: request id and the request log line, the body size
+//! limit, and client authentication.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use crate::app::App;
+use crate::auth;
+use crate::error::{ApiError, ErrorKind};
+use crate::observe::{LogHandle, RequestLog};
+
+/// Lambda's synchronous payload limit.
+pub const MAX_BODY_BYTES: usize = 6_000_000;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's id when it is safe to echo into headers and logs.
+fn sane_id(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+/// Outermost layer: assigns the request id, and emits the request's log line when the
+/// response body is finished (or dropped: a client that disconnects mid-stream).
+pub async fn request_log(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let correlation_id = sane_id(request.headers(), "x-correlation-id");
+    let request_id = sane_id(request.headers(), REQUEST_ID)
+        .or_else(|| correlation_id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let log: LogHandle = Arc::new(Mutex::new(RequestLog {
+        request_id: request_id.clone(),
+        correlation_id,
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        ..Default::default()
+    }));
+    request.extensions_mut().insert(log.clone());
+
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.status = response.status().as_u16();
+        if let Some(ErrorKind(kind)) = response.extensions().get::<ErrorKind>() {
+            record.error_type.get_or_insert_with(|| (*kind).to_owned());
+        }
+    }
+    let emit = EmitOnDrop { app, log, started };
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _keep_until_the_body_ends = &emit;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(body))
+}
+
+struct EmitOnDrop {
+    app: App,
+    log: LogHandle,
+    started: Instant,
+}
+
+impl Drop for EmitOnDrop {
+    fn drop(&mut self) {
+        let mut record = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        record.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.app.logger.request(&record);
+    }
+}
+
+/// Refuses a declared oversized body before reading any of it; bodies without a length
+/// are cut off at the limit by the extractor (`DefaultBodyLimit`).
+pub async fn body_limit(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::payload_too_large(MAX_BODY_BYTES).into_response();
+    }
+    next.run(request).await
+}
+
+/// Client keys, when authentication is enabled. `/health` and CORS preflight stay open.
+pub async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+    if !app.settings.auth_enabled || request.method() == Method::OPTIONS || request.uri().path() == "/health"
+    {
+        return next.run(request).await;
+    }
+    let config = match app.config.get().await {
+        Ok(config) => config,
+        Err(error) => return crate::routes::config_unavailable(&app, &error).into_response(),
+    };
+    let Some(key) = auth::presented_key(request.headers()) else {
+        return ApiError::unauthorized(
+            "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+        )
+        .into_response();
+    };
+    if config.client_api_keys.is_empty() {
+        tracing::error!("ENABLE_AUTHENTICATION=true but the configuration lists no client_api_keys");
+        return ApiError::unauthorized(
+            "Incorrect API key provided: this proxy has no client keys configured yet.",
+        )
+        .into_response();
+    }
+    if !auth::is_authorised(key, &config.client_api_keys) {
+        return ApiError::unauthorized("Incorrect API key provided.").into_response();
+    }
+    next.run(request).await
+}

@@ -1,0 +1,221 @@
+//! One JSON log line per request and CloudWatch Embedded Metric Format (EMF) lines.
+//!
+//! What is logged is chosen field by field: ids, route, status, timings, model ids and
+//! token counts. Prompts, completions, keys and the configuration are never fields.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::json;
+
+/// CloudWatch namespace of the proxy's EMF metrics (alarms and the dashboard use it).
+pub const METRICS_NAMESPACE: &str = "OpenAILambdaProxy";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(|v| v.trim().to_ascii_uppercase()).as_deref() {
+            None | Some("") | Some("INFO") => Ok(Self::Info),
+            Some("DEBUG") => Ok(Self::Debug),
+            Some("WARNING") | Some("WARN") => Ok(Self::Warning),
+            Some("ERROR") => Ok(Self::Error),
+            Some(_) => {
+                Err("LOG_LEVEL must be one of DEBUG | INFO | WARNING | ERROR (e.g. LOG_LEVEL=INFO)".into())
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warning => "WARNING",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RequestLog {
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub model: Option<String>,
+    pub upstream_model: Option<String>,
+    pub upstream_status: Option<u16>,
+    pub upstream_ms: Option<f64>,
+    pub attempts: u32,
+    pub stream: bool,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub total_tokens: Option<u64>,
+    pub error_type: Option<String>,
+}
+
+impl RequestLog {
+    pub fn record_usage(&mut self, usage: &serde_json::Value) {
+        let get = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
+        self.prompt_tokens = get("prompt_tokens").or(self.prompt_tokens);
+        self.completion_tokens = get("completion_tokens").or(self.completion_tokens);
+        self.total_tokens = get("total_tokens").or(self.total_tokens);
+    }
+}
+
+/// Shared between the middleware that emits the line and the handler (and, for
+/// streams, the relay) that fill it in.
+pub type LogHandle = Arc<Mutex<RequestLog>>;
+
+#[derive(Clone)]
+pub enum Sink {
+    Stdout,
+    /// Captured lines, for tests.
+    Memory(Arc<Mutex<Vec<String>>>),
+}
+
+#[derive(Clone)]
+pub struct Logger {
+    pub level: Level,
+    pub sink: Sink,
+    /// EMF lines only make sense where CloudWatch Logs reads stdout (inside Lambda).
+    pub metrics: bool,
+}
+
+impl Logger {
+    fn write(&self, line: String) {
+        match &self.sink {
+            Sink::Stdout => println!("{line}"),
+            Sink::Memory(lines) => lines.lock().unwrap_or_else(|p| p.into_inner()).push(line),
+        }
+    }
+
+    pub fn request(&self, record: &RequestLog) {
+        let level = match record.status {
+            500.. => Level::Error,
+            400.. => Level::Warning,
+            _ => Level::Info,
+        };
+        if level >= self.level {
+            let mut line = serde_json::to_value(record).unwrap_or_default();
+            if let Some(map) = line.as_object_mut() {
+                map.insert("level".into(), level.name().into());
+                map.insert("message".into(), "request".into());
+            }
+            self.write(line.to_string());
+        }
+        if self.metrics {
+            self.write(emf(record, now_ms()));
+        }
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+/// One EMF document: request and error counts, latency and tokens, by `Model` and in
+/// total (the empty dimension set).
+pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
+    let is_error = record.status >= 500
+        || record
+            .error_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("upstream"));
+    let mut metrics = vec![
+        json!({"Name": "Requests", "Unit": "Count"}),
+        json!({"Name": "Errors", "Unit": "Count"}),
+        json!({"Name": "Latency", "Unit": "Milliseconds"}),
+    ];
+    let mut doc = json!({
+        "Model": record.model.as_deref().unwrap_or("none"),
+        "Requests": 1,
+        "Errors": u8::from(is_error),
+        "Latency": record.duration_ms,
+    });
+    if let Some(ms) = record.upstream_ms {
+        metrics.push(json!({"Name": "UpstreamLatency", "Unit": "Milliseconds"}));
+        doc["UpstreamLatency"] = json!(ms);
+    }
+    for (name, value) in [
+        ("PromptTokens", record.prompt_tokens),
+        ("CompletionTokens", record.completion_tokens),
+        ("TotalTokens", record.total_tokens),
+    ] {
+        if let Some(v) = value {
+            metrics.push(json!({"Name": name, "Unit": "Count"}));
+            doc[name] = json!(v);
+        }
+    }
+    doc["_aws"] = json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [["Model"], []],
+            "Metrics": metrics,
+        }],
+    });
+    doc.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_declares_every_metric_it_carries() {
+        let record = RequestLog {
+            status: 200,
+            model: Some("amazon.nova-lite-v1:0".into()),
+            duration_ms: 12.5,
+            upstream_ms: Some(10.0),
+            prompt_tokens: Some(3),
+            completion_tokens: Some(4),
+            total_tokens: Some(7),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&emf(&record, 42)).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(
+                doc.get(name).is_some_and(|v| v.is_number()),
+                "{name} declared but not set"
+            );
+        }
+        assert_eq!(doc["TotalTokens"], 7);
+        assert_eq!(doc["Errors"], 0);
+        assert_eq!(doc["Model"], "amazon.nova-lite-v1:0");
+    }
+
+    #[test]
+    fn level_filters_request_lines_but_not_metrics() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let logger = Logger {
+            level: Level::Error,
+            sink: Sink::Memory(lines.clone()),
+            metrics: true,
+        };
+        logger.request(&RequestLog {
+            status: 200,
+            ..Default::default()
+        });
+        let captured = lines.lock().unwrap().clone();
+        assert_eq!(captured.len(), 1, "only the EMF line: {captured:?}");
+        assert!(captured[0].contains("_aws"));
+    }
+}

@@ -1,0 +1,163 @@
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::breaker::CircuitBreaker;
+use openai_proxy_function::config::{ConfigSource, ConfigStore, ProxyConfig};
+use openai_proxy_function::observe::Sink;
+use openai_proxy_function::upstream::{RetryPolicy, Upstream};
+use sha2::Digest;
+use tower::ServiceExt;
+
+pub const OPENAI_KEY: &str = "sk-test-upstream-key-0123456789";
+pub const CLIENT_KEY: &str = "client-key-abcdef";
+
+pub fn config_json(base_url: &str) -> serde_json::Value {
+    let digest = hex(&sha2::Sha256::digest(CLIENT_KEY.as_bytes()));
+    serde_json::json!({
+        "openai_api_key": OPENAI_KEY,
+        "model_mappings": {"amazon.nova-lite-v1:0": "gpt-4o-mini", "amazon.nova-pro-v1:0": "gpt-4o"},
+        "timeout_settings": {"openai_api_timeout": 2, "secrets_manager_timeout": 2, "lambda_timeout": 30},
+        "openai_base_url": base_url,
+        "client_api_keys": [digest],
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub struct Harness {
+    pub router: axum::Router,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn fast_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        retry_after_cap: Duration::from_secs(2),
+    }
+}
+
+pub fn harness(base_url: &str, settings: Settings) -> Harness {
+    harness_with(
+        base_url,
+        settings,
+        fast_policy(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    )
+}
+
+pub fn harness_with(
+    base_url: &str,
+    settings: Settings,
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> Harness {
+    let config = ProxyConfig::from_json(&config_json(base_url).to_string(), "http://unused/v1").unwrap();
+    let store = ConfigStore::new(
+        ConfigSource::Fixed(Arc::new(config)),
+        "http://unused/v1",
+        Duration::from_secs(300),
+    );
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let app = AppState::new(settings, store, Sink::Memory(logs.clone()), true)
+        .unwrap()
+        .with_upstream(Upstream::new(policy, breaker).unwrap());
+    Harness {
+        router: openai_proxy_function::router(Arc::new(app)),
+        logs,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts OpenAI's error shape and returns the `error` object.
+    pub fn error(&self) -> serde_json::Value {
+        let body = self.json();
+        let error = body["error"].clone();
+        for key in ["message", "type", "param", "code"] {
+            assert!(error.get(key).is_some(), "error lacks `{key}`: {body}");
+        }
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+        error
+    }
+}
+
+impl Harness {
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> Reply {
+        self.send(
+            Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The request log lines (not the EMF ones).
+    pub fn request_logs(&self) -> Vec<serde_json::Value> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l.get("_aws").is_none())
+            .collect()
+    }
+}
+
+pub fn completion(model: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    })
+}
+
+pub fn chat_request(model: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 5})
+}

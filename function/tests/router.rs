@@ -1,0 +1,293 @@
+//! The router in-process: routes, errors, CORS, request ids, auth and limits.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use openai_proxy_function::app::Settings;
+
+const NO_UPSTREAM: &str = "http://127.0.0.1:9/v1";
+
+fn auth_on() -> Settings {
+    Settings {
+        auth_enabled: true,
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn health_answers_without_configuration_or_auth() {
+    let h = harness(NO_UPSTREAM, auth_on());
+    let reply = h.get("/health").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn models_lists_exactly_the_mapped_ids() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    let body = h.get("/v1/models").await.json();
+    assert_eq!(body["object"], "list");
+    let ids: Vec<_> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]);
+    assert_eq!(body["data"][0]["object"], "model");
+
+    let one = h.get("/v1/models/amazon.nova-pro-v1:0").await;
+    assert_eq!(
+        (one.status, one.json()["id"].as_str()),
+        (StatusCode::OK, Some("amazon.nova-pro-v1:0"))
+    );
+    let missing = h.get("/v1/models/gpt-4o").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.error()["code"], "model_not_found");
+}
+
+#[tokio::test]
+async fn unknown_path_and_wrong_method_answer_in_openai_shape() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    let reply = h.get("/v2/nothing").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.error()["code"], "unknown_url");
+
+    let reply = h
+        .send(
+            Request::delete("/v1/chat/completions")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.error()["code"], "method_not_allowed");
+    let reply = h.get("/v1/chat/completions").await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    let malformed = h
+        .send(
+            Request::post("/v1/chat/completions")
+                .body(Body::from("{\"model\": "))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.error()["type"], "invalid_request_error");
+
+    let missing_model = h
+        .chat(serde_json::json!({"messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(
+        (missing_model.status, missing_model.error()["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("model"))
+    );
+    let wrong_type = h
+        .chat(serde_json::json!({"model": "amazon.nova-lite-v1:0", "messages": "x"}))
+        .await;
+    assert_eq!(wrong_type.error()["param"], "messages");
+
+    let unmapped = h.chat(chat_request("gpt-4o")).await;
+    assert_eq!(unmapped.status, StatusCode::NOT_FOUND);
+    assert_eq!(unmapped.error()["code"], "model_not_found");
+    assert_eq!(unmapped.error()["param"], "model");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413_declared_or_not() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    let declared = h
+        .send(
+            Request::post("/v1/chat/completions")
+                .header("content-length", "6000001")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(declared.error()["code"], "request_too_large");
+
+    // No length header: the body is cut off at the limit while being read.
+    let chunks = futures_util::stream::iter(
+        (0..7).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1_000_000]))),
+    );
+    let streamed = h
+        .send(
+            Request::post("/v1/chat/completions")
+                .body(Body::from_stream(chunks))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(streamed.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn preflight_answers_without_auth_and_echoes_requested_headers() {
+    let h = harness(NO_UPSTREAM, auth_on());
+    let reply = h
+        .send(
+            Request::options("/v1/chat/completions")
+                .header("origin", "https://app.example.com")
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization, content-type, x-stainless-os",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.status);
+    assert_eq!(reply.headers["access-control-allow-origin"], "*");
+    let allowed = reply.headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(
+        allowed.contains("x-stainless-os") && allowed.contains("authorization"),
+        "{allowed}"
+    );
+    assert!(
+        reply.headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(reply.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn cors_origins_list_only_allows_listed_origins() {
+    let settings = Settings {
+        cors_origins: Some(vec!["https://app.example.com".into()]),
+        ..Settings::default()
+    };
+    let h = harness(NO_UPSTREAM, settings);
+    let allowed = h
+        .send(
+            Request::get("/health")
+                .header("origin", "https://app.example.com")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        allowed.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = h
+        .send(
+            Request::get("/health")
+                .header("origin", "https://evil.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_echoing_a_sane_one() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    let echoed = h
+        .send(
+            Request::get("/health")
+                .header("x-request-id", "abc-123")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(echoed.headers["x-request-id"], "abc-123");
+    let correlated = h
+        .send(
+            Request::get("/nope")
+                .header("x-correlation-id", "corr.9")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(correlated.headers["x-request-id"], "corr.9");
+    let insane = h
+        .send(
+            Request::get("/health")
+                .header("x-request-id", "a b\"<script>")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let generated = insane.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(
+        generated.len(),
+        36,
+        "a generated UUID, not the caller's value: {generated}"
+    );
+}
+
+#[tokio::test]
+async fn auth_refuses_missing_and_wrong_keys_and_accepts_both_header_forms() {
+    let h = harness(NO_UPSTREAM, auth_on());
+    let none = h.get("/v1/models").await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.error()["code"], "invalid_api_key");
+    let wrong = h
+        .send(
+            Request::get("/v1/models")
+                .header("authorization", "Bearer nope")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let bearer = h
+        .send(
+            Request::get("/v1/models")
+                .header("authorization", format!("Bearer {CLIENT_KEY}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bearer.status, StatusCode::OK);
+    let x_api_key = h
+        .send(
+            Request::get("/v1/models")
+                .header("x-api-key", CLIENT_KEY)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(x_api_key.status, StatusCode::OK);
+    // Errors from unauthenticated callers still carry CORS headers for browsers.
+    let browser = h
+        .send(
+            Request::get("/v1/models")
+                .header("origin", "https://a.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(browser.status, StatusCode::UNAUTHORIZED);
+    assert!(browser.headers.contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn each_request_logs_one_json_line_with_its_outcome() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    h.send(
+        Request::get("/v1/models/unknown")
+            .header("x-request-id", "rid-1")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let lines = h.request_logs();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["request_id"], "rid-1");
+    assert_eq!(line["status"], 404);
+    assert_eq!(line["path"], "/v1/models/unknown");
+    assert_eq!(line["error_type"], "model_not_found");
+    assert!(line["duration_ms"].as_f64().is_some());
+}

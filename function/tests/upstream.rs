@@ -30,7 +30,9 @@ async fn chat_maps_the_model_upstream_and_answers_with_the_requested_id() {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(header("authorization", format!("Bearer {OPENAI_KEY}").as_str()))
-        .and(body_partial_json(serde_json::json!({"model": "gpt-4o-mini", "max_tokens": 5})))
+        .and(body_partial_json(
+            serde_json::json!({"model": "gpt-4o-mini", "max_tokens": 5}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini-2024-07-18")))
         .expect(1)
         .mount(&server)
@@ -46,13 +48,21 @@ async fn chat_maps_the_model_upstream_and_answers_with_the_requested_id() {
     assert_eq!(line["model"], "amazon.nova-lite-v1:0");
     assert_eq!(line["upstream_model"], "gpt-4o-mini");
     assert_eq!(line["upstream_status"], 200);
-    assert_eq!((line["attempts"].as_u64(), line["total_tokens"].as_u64()), (Some(1), Some(7)));
+    assert_eq!(
+        (line["attempts"].as_u64(), line["total_tokens"].as_u64()),
+        (Some(1), Some(7))
+    );
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_up_to_the_attempt_limit() {
     let (server, base) = upstream().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).up_to_n_times(2).expect(2).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
         .expect(1)
@@ -67,7 +77,11 @@ async fn server_errors_are_retried_up_to_the_attempt_limit() {
 #[tokio::test]
 async fn persistent_server_errors_become_a_502_after_exactly_three_attempts() {
     let (server, base) = upstream().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).expect(3).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(3)
+        .mount(&server)
+        .await;
     let h = harness(&base, Settings::default());
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
@@ -82,12 +96,20 @@ async fn rate_limits_honour_retry_after_ms_then_pass_through_with_retry_after() 
     let limited = ResponseTemplate::new(429)
         .insert_header("retry-after-ms", "300")
         .set_body_json(serde_json::json!({"error": {"message": "Rate limit reached", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}));
-    Mock::given(method("POST")).respond_with(limited).expect(3).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(limited)
+        .expect(3)
+        .mount(&server)
+        .await;
     let h = harness(&base, Settings::default());
     let started = std::time::Instant::now();
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     // Two waits of at least the 300 ms asked for (the backoff alone is 5-20 ms).
-    assert!(started.elapsed() >= Duration::from_millis(600), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.headers["retry-after"], "1");
     let error = reply.error();
@@ -115,22 +137,44 @@ async fn client_errors_pass_through_once_with_their_status_and_shape() {
     let bad = ResponseTemplate::new(400).set_body_json(serde_json::json!({
         "error": {"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error",
                   "param": "messages", "code": "context_length_exceeded"}}));
-    Mock::given(method("POST")).respond_with(bad).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(bad)
+        .expect(1)
+        .mount(&server)
+        .await;
     let h = harness(&base, Settings::default());
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let error = reply.error();
-    assert_eq!((error["code"].as_str(), error["param"].as_str()), (Some("context_length_exceeded"), Some("messages")));
+    assert_eq!(
+        (error["code"].as_str(), error["param"].as_str()),
+        (Some("context_length_exceeded"), Some("messages"))
+    );
 }
 
 #[tokio::test]
 async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
     let (server, base) = upstream().await;
-    let policy = RetryPolicy { max_attempts: 1, ..fast_policy() };
-    let h = harness_with(&base, Settings::default(), policy, CircuitBreaker::new(2, Duration::from_millis(300)));
-    let failing = Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).expect(2).mount_as_scoped(&server).await;
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        ..fast_policy()
+    };
+    let h = harness_with(
+        &base,
+        Settings::default(),
+        policy,
+        CircuitBreaker::new(2, Duration::from_millis(300)),
+    );
+    let failing = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(2)
+        .mount_as_scoped(&server)
+        .await;
     for _ in 0..2 {
-        assert_eq!(h.chat(chat_request("amazon.nova-lite-v1:0")).await.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            h.chat(chat_request("amazon.nova-lite-v1:0")).await.status,
+            StatusCode::BAD_GATEWAY
+        );
     }
     // Open: no upstream call (the mock expects exactly 2), a 503 with Retry-After.
     let fast = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
@@ -145,8 +189,16 @@ async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
         .mount(&server)
         .await;
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(h.chat(chat_request("amazon.nova-lite-v1:0")).await.status, StatusCode::OK, "half-open probe");
-    assert_eq!(h.chat(chat_request("amazon.nova-lite-v1:0")).await.status, StatusCode::OK, "closed again");
+    assert_eq!(
+        h.chat(chat_request("amazon.nova-lite-v1:0")).await.status,
+        StatusCode::OK,
+        "half-open probe"
+    );
+    assert_eq!(
+        h.chat(chat_request("amazon.nova-lite-v1:0")).await.status,
+        StatusCode::OK,
+        "closed again"
+    );
 }
 
 #[tokio::test]
@@ -154,11 +206,23 @@ async fn a_slow_upstream_times_out_with_504() {
     let (server, base) = upstream().await;
     // openai_api_timeout is 2 s in the test configuration.
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)).set_body_json(completion("x")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(3))
+                .set_body_json(completion("x")),
+        )
         .mount(&server)
         .await;
-    let policy = RetryPolicy { max_attempts: 1, ..fast_policy() };
-    let h = harness_with(&base, Settings::default(), policy, CircuitBreaker::new(5, Duration::from_secs(30)));
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        ..fast_policy()
+    };
+    let h = harness_with(
+        &base,
+        Settings::default(),
+        policy,
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    );
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(reply.error()["code"], "upstream_timeout");
@@ -176,7 +240,9 @@ async fn streaming_relays_each_event_with_the_requested_model_and_usage() {
                                    "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}})
     .to_string();
     Mock::given(method("POST"))
-        .and(body_partial_json(serde_json::json!({"stream": true, "stream_options": {"include_usage": true}})))
+        .and(body_partial_json(
+            serde_json::json!({"stream": true, "stream_options": {"include_usage": true}}),
+        ))
         .respond_with(sse(&[&chunk("Hel"), &chunk("lo"), &usage, "[DONE]"]))
         .expect(1)
         .mount(&server)
@@ -198,7 +264,10 @@ async fn streaming_relays_each_event_with_the_requested_model_and_usage() {
     }
     assert!(events[0].contains("Hel") && events[1].contains("lo"));
     let line = &h.request_logs()[0];
-    assert_eq!((line["stream"].as_bool(), line["total_tokens"].as_u64()), (Some(true), Some(6)));
+    assert_eq!(
+        (line["stream"].as_bool(), line["total_tokens"].as_u64()),
+        (Some(true), Some(6))
+    );
 }
 
 /// An upstream that sends the head and one event of an SSE answer, promises more, and
@@ -235,7 +304,10 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_event_and_done() {
     let text = reply.text();
     let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(events.len(), 3, "{text}");
-    assert!(events[0].contains("\"Hi\"") && events[0].contains("amazon.nova-lite-v1:0"), "{text}");
+    assert!(
+        events[0].contains("\"Hi\"") && events[0].contains("amazon.nova-lite-v1:0"),
+        "{text}"
+    );
     let error: serde_json::Value = serde_json::from_str(events[1].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(error["error"]["code"], "upstream_stream_error");
     assert_eq!(events[2], "data: [DONE]");
@@ -249,16 +321,27 @@ async fn logs_of_a_full_cycle_hold_neither_the_openai_key_nor_a_client_key() {
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
         .mount(&server)
         .await;
-    let h = harness(&base, Settings { auth_enabled: true, ..Settings::default() });
+    let h = harness(
+        &base,
+        Settings {
+            auth_enabled: true,
+            ..Settings::default()
+        },
+    );
     for key in [CLIENT_KEY, "wrong-client-key"] {
         let request = axum::http::Request::post("/v1/chat/completions")
             .header("authorization", format!("Bearer {key}"))
-            .body(axum::body::Body::from(chat_request("amazon.nova-lite-v1:0").to_string()))
+            .body(axum::body::Body::from(
+                chat_request("amazon.nova-lite-v1:0").to_string(),
+            ))
             .unwrap();
         h.send(request).await;
     }
     let lines = h.logs.lock().unwrap().join("\n");
-    assert!(lines.contains("\"status\":200") && lines.contains("\"status\":401"), "{lines}");
+    assert!(
+        lines.contains("\"status\":200") && lines.contains("\"status\":401"),
+        "{lines}"
+    );
     for secret in [OPENAI_KEY, CLIENT_KEY, "wrong-client-key", "Say hello", "Hello!"] {
         assert!(!lines.contains(secret), "logs leak {secret:?}: {lines}");
     }

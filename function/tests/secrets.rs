@@ -1,0 +1,185 @@
+//! Configuration from Secrets Manager, against the local AWS emulator (`make test` runs
+//! this under scripts/local-aws.sh, which sets AWS_ENDPOINT_URL).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::config::{ConfigSource, ConfigStore};
+use openai_proxy_function::observe::Sink;
+
+fn emulator() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
+}
+
+async fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::for_tests())
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&shared)
+}
+
+fn secret(models: &[(&str, &str)]) -> String {
+    let mut doc = config_json("http://127.0.0.1:9/v1");
+    doc["model_mappings"] = models
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+        .collect();
+    doc.to_string()
+}
+
+fn router(store: ConfigStore) -> Harness {
+    let logs = Default::default();
+    let app = AppState::new(Settings::default(), store, Sink::Memory(Arc::clone(&logs)), false).unwrap();
+    Harness {
+        router: openai_proxy_function::router(Arc::new(app)),
+        logs,
+    }
+}
+
+async fn model_ids(h: &Harness) -> Vec<String> {
+    let reply = h.get("/v1/models").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_served_once_the_ttl_has_passed() {
+    let sm = client(&emulator()).await;
+    let name = format!("proxy-config-{}", uuid::Uuid::new_v4());
+    let arn = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(secret(&[("model-a", "gpt-4o-mini")]))
+        .send()
+        .await
+        .unwrap();
+    let arn = arn.arn().unwrap().to_owned();
+
+    let source = ConfigSource::SecretsManager {
+        secret_id: arn.clone(),
+        client: sm.clone(),
+    };
+    let h = router(ConfigStore::new(
+        source,
+        "http://unused/v1",
+        Duration::from_millis(300),
+    ));
+    assert_eq!(model_ids(&h).await, ["model-a"]);
+
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .secret_string(secret(&[("model-b", "gpt-4o")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(model_ids(&h).await, ["model-a"], "still cached within the TTL");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        model_ids(&h).await,
+        ["model-b"],
+        "the rotated value after the TTL"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_secret_answers_503_without_revealing_it() {
+    let sm = client(&emulator()).await;
+    let name = format!("proxy-config-{}", uuid::Uuid::new_v4());
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"openai_api_key": 42, "x": "sk-leak"}"#)
+        .send()
+        .await;
+    let source = ConfigSource::SecretsManager {
+        secret_id: created.unwrap().arn().unwrap().to_owned(),
+        client: sm,
+    };
+    let h = router(ConfigStore::new(
+        source,
+        "http://unused/v1",
+        Duration::from_secs(300),
+    ));
+    let reply = h.get("/v1/models").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.error()["code"], "configuration_unavailable");
+    assert!(!reply.text().contains("sk-leak"));
+}
+
+/// Forwards connections on `listener` to `target` (the emulator), as if it came back.
+fn forward(listener: tokio::net::TcpListener, target: String) {
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
+    let real = emulator();
+    let sm = client(&real).await;
+    let name = format!("proxy-config-{}", uuid::Uuid::new_v4());
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(secret(&[("model-c", "gpt-4o-mini")]))
+        .send()
+        .await;
+    let arn = created.unwrap().arn().unwrap().to_owned();
+
+    // A port where nothing listens yet: Secrets Manager is "down".
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let down = client(&format!("http://127.0.0.1:{port}")).await;
+    let source = ConfigSource::SecretsManager {
+        secret_id: arn,
+        client: down,
+    };
+    let h = router(ConfigStore::new(
+        source,
+        "http://unused/v1",
+        Duration::from_secs(300),
+    ));
+
+    let reply = h.get("/v1/models").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "configuration_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert_eq!(
+        h.get("/health").await.status,
+        StatusCode::OK,
+        "health needs no configuration"
+    );
+
+    // It comes back: the failure was not cached.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    forward(
+        listener,
+        real.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
+    );
+    assert_eq!(model_ids(&h).await, ["model-c"]);
+}

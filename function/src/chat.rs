@@ -111,7 +111,7 @@ fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid_request(format!(
             "We could not parse the JSON body of your request ({}). Send a JSON object with `model` and `messages`.",
-            e.classify_name()
+            json_problem(&e)
         ))
     })?;
     let Value::Object(map) = value else {
@@ -155,18 +155,12 @@ fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     Ok(map)
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Eof => "unexpected end of input",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "wrong data type",
-            serde_json::error::Category::Io => "read error",
-        }
+fn json_problem(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "wrong data type",
+        serde_json::error::Category::Io => "read error",
     }
 }
 

@@ -68,7 +68,8 @@ class _Simple:
         account_id: str,
         region_name: str,
     ) -> Any:
-        # Replacement semantics: create the new one first, as CloudFormation does.
+        # Replacement semantics: create the new one first, as CloudFormation does. For
+        # types whose create overwrites by name (PutMetricAlarm), the same name updates in place.
         new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
         if new.physical_resource_id != original_resource.physical_resource_id:
             original_resource.delete(account_id, region_name)
@@ -405,21 +406,6 @@ class CloudWatchAlarm(_Simple, CloudFormationModel):
             tags=[{"Key": k, "Value": v} for k, v in _tags(props.get("Tags")).items()],
         )
         return cls(resource_name, alarm.alarm_arn)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: CloudWatchAlarm,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> CloudWatchAlarm:
-        # PutMetricAlarm overwrites an alarm of the same name; a new name replaces it.
-        new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-        if new.physical_resource_id != original_resource.physical_resource_id:
-            original_resource.delete(account_id, region_name)
-        return new
 
     def delete(self, account_id: str, region_name: str) -> None:
         cloudwatch_backends[account_id][region_name].delete_alarms([self.physical_resource_id])

@@ -111,27 +111,33 @@ pub struct AppState {
 pub type App = Arc<AppState>;
 
 impl AppState {
-    pub fn new(settings: Settings, config: ConfigStore, sink: Sink, metrics: bool) -> Result<Self, String> {
-        let upstream = Upstream::new(
-            RetryPolicy::default(),
-            CircuitBreaker::new(5, Duration::from_secs(30)),
-        )
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    pub fn new(
+        settings: Settings,
+        config: ConfigStore,
+        upstream: Upstream,
+        sink: Sink,
+        metrics: bool,
+    ) -> Self {
         let logger = Logger {
             level: settings.log_level,
             sink,
             metrics,
         };
-        Ok(Self {
+        Self {
             settings,
             config,
             upstream,
             logger,
-        })
+        }
     }
+}
 
-    pub fn with_upstream(mut self, upstream: Upstream) -> Self {
-        self.upstream = upstream;
-        self
-    }
+/// The upstream as production runs it: three attempts, and a breaker that opens after
+/// five consecutive failed requests for 30 s.
+pub fn default_upstream() -> Result<Upstream, String> {
+    Upstream::new(
+        RetryPolicy::default(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    )
+    .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::app::{AppState, Settings, default_upstream};
 use openai_proxy_function::config::source::base_url_from_env;
 use openai_proxy_function::config::{ConfigSource, ConfigStore};
 use openai_proxy_function::observe::Sink;
@@ -43,7 +43,8 @@ async fn run() -> Result<(), Vec<String>> {
     };
     let in_lambda = matches!(runtime, Runtime::Lambda(_));
     let store = ConfigStore::new(source, base_url_from_env(), settings.secret_cache_ttl);
-    let app = AppState::new(settings, store, Sink::Stdout, in_lambda).map_err(|e| vec![e])?;
+    let upstream = default_upstream().map_err(|e| vec![e])?;
+    let app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
     runtime
         .serve(router(Arc::new(app)))
         .await

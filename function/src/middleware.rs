@@ -1,7 +1,9 @@
 //! Layers every request passes: request id and the request log line, the body size
 //! limit, and client authentication.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -9,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use bytes::Bytes;
 
 use crate::app::App;
 use crate::auth;
@@ -60,13 +62,39 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
             record.error_type.get_or_insert_with(|| (*kind).to_owned());
         }
     }
-    let emit = EmitOnDrop { app, log, started };
-    let (parts, body) = response.into_parts();
-    let body = body.into_data_stream().map(move |chunk| {
-        let _keep_until_the_body_ends = &emit;
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(body))
+    let (parts, inner) = response.into_parts();
+    let body = LoggedBody {
+        inner,
+        _emit: EmitOnDrop { app, log, started },
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// The response body, unchanged (size hint included, so `Content-Length` survives),
+/// carrying the log line until hyper drops it.
+struct LoggedBody {
+    inner: Body,
+    _emit: EmitOnDrop,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 struct EmitOnDrop {

@@ -291,3 +291,20 @@ async fn each_request_logs_one_json_line_with_its_outcome() {
     assert_eq!(line["error_type"], "model_not_found");
     assert!(line["duration_ms"].as_f64().is_some());
 }
+
+#[tokio::test]
+async fn logged_responses_keep_their_exact_length_so_content_length_is_sent() {
+    use http_body::Body as _;
+    use tower::ServiceExt;
+    let h = harness(NO_UPSTREAM, Settings::default());
+    let response = h
+        .router
+        .clone()
+        .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        response.body().size_hint().exact().is_some(),
+        "a buffered answer must not turn into a chunked one"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::*;
-use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::app::{AppState, Settings, default_upstream};
 use openai_proxy_function::config::{ConfigSource, ConfigStore};
 use openai_proxy_function::observe::Sink;
 
@@ -38,7 +38,14 @@ fn secret(models: &[(&str, &str)]) -> String {
 
 fn router(store: ConfigStore) -> Harness {
     let logs = Default::default();
-    let app = AppState::new(Settings::default(), store, Sink::Memory(Arc::clone(&logs)), false).unwrap();
+    let upstream = default_upstream().unwrap();
+    let app = AppState::new(
+        Settings::default(),
+        store,
+        upstream,
+        Sink::Memory(Arc::clone(&logs)),
+        false,
+    );
     Harness {
         router: openai_proxy_function::router(Arc::new(app)),
         logs,

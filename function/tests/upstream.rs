@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use common::*;
 use openai_proxy_function::app::Settings;
 use openai_proxy_function::breaker::CircuitBreaker;
-use openai_proxy_function::upstream::RetryPolicy;
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -155,16 +154,7 @@ async fn client_errors_pass_through_once_with_their_status_and_shape() {
 #[tokio::test]
 async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
     let (server, base) = upstream().await;
-    let policy = RetryPolicy {
-        max_attempts: 1,
-        ..fast_policy()
-    };
-    let h = harness_with(
-        &base,
-        Settings::default(),
-        policy,
-        CircuitBreaker::new(2, Duration::from_millis(300)),
-    );
+    let h = harness_without_retries(&base, CircuitBreaker::new(2, Duration::from_millis(300)));
     let failing = Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(500))
         .expect(2)
@@ -213,16 +203,7 @@ async fn a_slow_upstream_times_out_with_504() {
         )
         .mount(&server)
         .await;
-    let policy = RetryPolicy {
-        max_attempts: 1,
-        ..fast_policy()
-    };
-    let h = harness_with(
-        &base,
-        Settings::default(),
-        policy,
-        CircuitBreaker::new(5, Duration::from_secs(30)),
-    );
+    let h = harness_without_retries(&base, CircuitBreaker::new(5, Duration::from_secs(30)));
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(reply.error()["code"], "upstream_timeout");

@@ -102,7 +102,7 @@ def _stage_method_settings(properties: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-class ApiGatewayStage(CloudFormationModel):
+class ApiGatewayStage(_Simple, CloudFormationModel):
     def __init__(self, rest_api_id: str, name: str, account_id: str, region_name: str):
         self.rest_api_id = rest_api_id
         self.name = name
@@ -120,13 +120,6 @@ class ApiGatewayStage(CloudFormationModel):
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::ApiGateway::Stage"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    def is_created(self) -> bool:
-        return True
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -179,12 +172,6 @@ class ApiGatewayStage(CloudFormationModel):
         new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
         original_resource.delete(account_id, region_name)
         return new
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        raise NotImplementedError
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = apigateway_backends[account_id][region_name]

@@ -55,6 +55,15 @@ pub fn harness(base_url: &str, settings: Settings) -> Harness {
     )
 }
 
+/// One attempt per request: for tests of what happens when an attempt fails.
+pub fn harness_without_retries(base_url: &str, breaker: CircuitBreaker) -> Harness {
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        ..fast_policy()
+    };
+    harness_with(base_url, Settings::default(), policy, breaker)
+}
+
 pub fn harness_with(
     base_url: &str,
     settings: Settings,
@@ -68,9 +77,8 @@ pub fn harness_with(
         Duration::from_secs(300),
     );
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let app = AppState::new(settings, store, Sink::Memory(logs.clone()), true)
-        .unwrap()
-        .with_upstream(Upstream::new(policy, breaker).unwrap());
+    let upstream = Upstream::new(policy, breaker).unwrap();
+    let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), true);
     Harness {
         router: openai_proxy_function::router(Arc::new(app)),
         logs,

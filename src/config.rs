@@ -25,6 +25,8 @@ pub enum Kind {
     OneOf(&'static [&'static str]),
     Bool,
     JsonObject,
+    /// A whole number within `min..=max`.
+    Number(u64, u64),
 }
 
 macro_rules! var {
@@ -141,6 +143,84 @@ pub const VARIABLES: &[Variable] = &[
         Kind::Text,
         "also write the markdown report to this path"
     ),
+    var!(
+        "SECRET_NAME",
+        None,
+        Kind::Text,
+        "name of the secret setup-secrets creates when no ARN is given (default: <STACK_NAME>/config)"
+    ),
+    var!(
+        "OPENAI_API_TIMEOUT",
+        Some("30"),
+        Kind::Number(1, 900),
+        "seconds the function waits for OpenAI (written into the secret)"
+    ),
+    var!(
+        "SECRETS_MANAGER_TIMEOUT",
+        Some("10"),
+        Kind::Number(1, 60),
+        "seconds the function waits for Secrets Manager (written into the secret)"
+    ),
+    var!(
+        "LAMBDA_TIMEOUT",
+        Some("300"),
+        Kind::Number(1, 900),
+        "the function's timeout in seconds (secret and template)"
+    ),
+    var!(
+        "ARTIFACT_BUCKET",
+        None,
+        Kind::Text,
+        "S3 bucket for function code (default: openai-lambda-proxy-<account>-<region>, created hardened when absent)"
+    ),
+    var!(
+        "WAIT_TIMEOUT",
+        Some("1800"),
+        Kind::Number(60, 21600),
+        "seconds to wait for the stack before giving up"
+    ),
+    var!(
+        "TERMINATION_PROTECTION",
+        Some("false"),
+        Kind::Bool,
+        "turn on the stack's termination protection"
+    ),
+    var!(
+        "RUN_ENDPOINT_TESTS",
+        Some("true"),
+        Kind::Bool,
+        "run the endpoint tests as the last phase of deploy"
+    ),
+    var!(
+        "TEST_CHAT_COMPLETION",
+        Some("true"),
+        Kind::Bool,
+        "endpoint tests include real chat completions (costs a few tokens)"
+    ),
+    var!(
+        "TEST_CLIENT_API_KEY",
+        None,
+        Kind::Secret,
+        "a client key for the endpoint tests when authentication is on (never printed)"
+    ),
+    var!(
+        "PERF_REQUESTS",
+        Some("20"),
+        Kind::Number(0, 1000),
+        "requests per performance probe (sequential and concurrent); 0 skips it"
+    ),
+    var!(
+        "DESTROY_SECRET",
+        Some("false"),
+        Kind::Bool,
+        "destroy also deletes the secret (7-day recovery window)"
+    ),
+    var!(
+        "DESTROY_ARTIFACTS",
+        Some("false"),
+        Kind::Bool,
+        "destroy also empties and deletes the artifact bucket"
+    ),
 ];
 
 impl Variable {
@@ -159,6 +239,13 @@ impl Variable {
             }
             Kind::Bool if matches!(value, "true" | "false") => return Ok(()),
             Kind::Bool => format!("must be true or false (e.g. {}=true)", self.name),
+            Kind::Number(min, max) => match value.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => return Ok(()),
+                _ => format!(
+                    "must be a whole number from {min} to {max} (e.g. {}={max})",
+                    self.name
+                ),
+            },
             Kind::JsonObject => match serde_json::from_str::<serde_json::Value>(value) {
                 Ok(serde_json::Value::Object(_)) => return Ok(()),
                 Ok(_) => "must be a JSON object, {...}".to_owned(),
@@ -228,6 +315,19 @@ pub struct Config {
     pub model_mappings: Option<String>,
     pub api_base_url: Option<String>,
     pub report_file: Option<String>,
+    pub secret_name: Option<String>,
+    pub openai_api_timeout: u64,
+    pub secrets_manager_timeout: u64,
+    pub lambda_timeout: u64,
+    pub artifact_bucket: Option<String>,
+    pub wait_timeout: u64,
+    pub termination_protection: bool,
+    pub run_endpoint_tests: bool,
+    pub test_chat_completion: bool,
+    pub test_client_api_key: Option<Secret>,
+    pub perf_requests: u64,
+    pub destroy_secret: bool,
+    pub destroy_artifacts: bool,
 }
 
 /// A value that must never reach a log, report or error message.
@@ -376,6 +476,23 @@ mod tests {
             err.problems[2].starts_with("MODEL_MAPPINGS is not valid JSON"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn numbers_outside_their_range_are_refused_with_the_range() {
+        let err = Config::from_vars(vars(&[("WAIT_TIMEOUT", "5"), ("PERF_REQUESTS", "many")]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.problems,
+            [
+                "WAIT_TIMEOUT must be a whole number from 60 to 21600 (e.g. WAIT_TIMEOUT=21600)",
+                "PERF_REQUESTS must be a whole number from 0 to 1000 (e.g. PERF_REQUESTS=1000)"
+            ]
+        );
+        let config = Config::from_vars(vars(&[("WAIT_TIMEOUT", "600")])).unwrap();
+        assert_eq!(config.wait_timeout, 600);
+        assert_eq!(config.perf_requests, 20);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router, middleware};
 use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -16,15 +16,29 @@ use crate::error::ApiError;
 use crate::middleware::{MAX_BODY_BYTES, REQUEST_ID, authenticate, body_limit, request_log};
 use crate::observe::LogHandle;
 
+/// The routing table: every path the proxy serves, with its handlers. [`router`] serves
+/// exactly these, and the OpenAPI test reads the paths from here, so a route added here
+/// and not to `docs/openapi.yaml` fails the tests.
+fn routes() -> [(&'static str, MethodRouter<App>); 4] {
+    [
+        ("/health", get(health)),
+        ("/v1/models", get(list_models)),
+        ("/v1/models/{model}", get(get_model)),
+        ("/v1/chat/completions", post(crate::chat::completions)),
+    ]
+}
+
+/// The routed paths, in axum's (and OpenAPI's) template syntax: `/v1/models/{model}`.
+pub fn paths() -> Vec<&'static str> {
+    routes().iter().map(|(path, _)| *path).collect()
+}
+
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/health", get(health).fallback(wrong_method))
-        .route("/v1/models", get(list_models).fallback(wrong_method))
-        .route("/v1/models/{model}", get(get_model).fallback(wrong_method))
-        .route(
-            "/v1/chat/completions",
-            post(crate::chat::completions).fallback(wrong_method),
-        )
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handlers)| {
+            router.route(path, handlers.fallback(wrong_method))
+        })
         .fallback(unknown_path)
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

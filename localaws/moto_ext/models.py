@@ -149,6 +149,9 @@ class ApiGatewayStage(_Simple, CloudFormationModel):
         stage.description = props.get("Description", "")
         stage.variables = props.get("Variables") or {}
         stage.tracing_enabled = _bool(props.get("TracingEnabled", False))
+        stage.cache_cluster_enabled = _bool(props.get("CacheClusterEnabled", False))
+        stage.cache_cluster_size = str(props["CacheClusterSize"]) if stage.cache_cluster_enabled else None
+        stage.cache_cluster_status = "AVAILABLE" if stage.cache_cluster_enabled else None
         stage.method_settings = _stage_method_settings(props)
         log = props.get("AccessLogSetting")
         stage.access_log_settings = (
@@ -511,6 +514,83 @@ class SnsSubscription(_Simple, CloudFormationModel):
         sns_backends[account_id][region_name].unsubscribe(self.physical_resource_id)
 
 
+class ApiGatewayAccount(_Simple, CloudFormationModel):
+    """The region's API Gateway account settings: the CloudWatch Logs role that access and
+    execution logging need. Deleting the resource leaves the setting, as in AWS."""
+
+    def __init__(self, physical_id: str):
+        self.physical_resource_id = physical_id
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGateway::Account"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> ApiGatewayAccount:
+        role_arn = cloudformation_json["Properties"].get("CloudWatchRoleArn")
+        if role_arn:
+            apigateway_backends[account_id][region_name].update_account(
+                [{"op": "replace", "path": "/cloudwatchRoleArn", "value": role_arn}]
+            )
+        return cls(f"{account_id}-{region_name}-apigateway-account")
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        pass
+
+
+class SnsTopicPolicy(_Simple, CloudFormationModel):
+    """Sets the policy of each listed topic; deleting it restores the default policy."""
+
+    def __init__(self, physical_id: str, topic_arns: list[str]):
+        self.physical_resource_id = physical_id
+        self.topic_arns = topic_arns
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::TopicPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> SnsTopicPolicy:
+        import json
+
+        props = cloudformation_json["Properties"]
+        document = props["PolicyDocument"]
+        if not isinstance(document, str):
+            document = json.dumps(document)
+        backend = sns_backends[account_id][region_name]
+        topics = list(props.get("Topics") or [])
+        for arn in topics:
+            backend.set_topic_attribute(arn, "Policy", document)
+        return cls(resource_name, topics)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: SnsTopicPolicy,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> SnsTopicPolicy:
+        new = cls.create_from_cloudformation_json(
+            original_resource.physical_resource_id, cloudformation_json, account_id, region_name
+        )
+        original_resource.topic_arns = [t for t in original_resource.topic_arns if t not in new.topic_arns]
+        original_resource.delete(account_id, region_name)
+        return new
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = sns_backends[account_id][region_name]
+        for arn in self.topic_arns:
+            topic = backend.topics.get(arn)
+            if topic is not None:
+                topic._policy_json = topic._create_default_topic_policy(region_name, account_id, topic.name)
+
+
 MODELS = [
     ApiGatewayStage,
     ApiGatewayUsagePlan,
@@ -520,4 +600,6 @@ MODELS = [
     CloudWatchAlarm,
     SecretsManagerSecret,
     SnsSubscription,
+    ApiGatewayAccount,
+    SnsTopicPolicy,
 ]

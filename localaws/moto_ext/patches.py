@@ -5,16 +5,25 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from moto.apigateway.models import Deployment, Method, apigateway_backends
+from moto.apigateway.models import Deployment, Integration, Method, RestAPI, apigateway_backends
 from moto.awslambda.models import LambdaFunction
-from moto.cloudformation.models import CloudFormationBackend
+from moto.cloudformation.models import CloudFormationBackend, Stack
+from moto.iam.models import Role, iam_backends
+from moto.logs.models import LogGroup, logs_backends
 
 
 def apply() -> None:
+    _lambda_function_configuration()  # before the Architectures wrapper, which wraps it
     _keep_lambda_architectures()
     _outputs_after_change_set()
     _deployment_ref_is_its_id()
     _method_integration_without_uri()
+    _no_value_removes_list_items()
+    _conditional_resources_are_not_listed()
+    _updates_follow_resolved_properties()
+    _rest_api_properties()
+    _log_group_updates_in_place()
+    _role_policies_follow_the_template()
 
 
 def _keep_lambda_architectures() -> None:
@@ -80,10 +89,11 @@ def _method_integration_without_uri() -> None:
             method_type=props["HttpMethod"],
             authorization_type=props.get("AuthorizationType", "NONE"),
             api_key_required=props.get("ApiKeyRequired"),
+            request_parameters=props.get("RequestParameters"),
         )
         integration = props.get("Integration")
         if integration:
-            backend.put_integration(
+            created = backend.put_integration(
                 function_id=props["RestApiId"],
                 resource_id=props["ResourceId"],
                 method_type=props["HttpMethod"],
@@ -92,7 +102,11 @@ def _method_integration_without_uri() -> None:
                 integration_method=integration.get("IntegrationHttpMethod"),
                 request_templates=integration.get("RequestTemplates"),
                 timeout_in_millis=integration.get("TimeoutInMillis"),
+                request_parameters=integration.get("RequestParameters"),
             )
+            # Not in moto 5.2's PutIntegration: kept so GetIntegration shows them.
+            created.cache_key_parameters = list(integration.get("CacheKeyParameters") or [])
+            created.response_transfer_mode = integration.get("ResponseTransferMode", "BUFFERED")
         return method
 
     def update(cls: type, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str):
@@ -102,3 +116,286 @@ def _method_integration_without_uri() -> None:
 
     Method.create_from_cloudformation_json = classmethod(create)
     Method.update_from_cloudformation_json = classmethod(update)
+
+    to_json = Integration.to_json
+
+    @functools.wraps(to_json)
+    def to_json_with_transfer_mode(self: Integration) -> dict[str, Any]:
+        doc = to_json(self)
+        doc["responseTransferMode"] = getattr(self, "response_transfer_mode", "BUFFERED")
+        return doc
+
+    Integration.to_json = to_json_with_transfer_mode
+
+
+def _no_value_removes_list_items() -> None:
+    """`!Ref AWS::NoValue` (directly or from an `Fn::If`) removes a list item in AWS;
+    moto left a None in the list, so e.g. a conditional MethodSettings entry or policy
+    statement crashed the stack with HTTP 500. The recursion goes through the module
+    global, so wrapping it covers nested lists too."""
+    from moto.cloudformation import parsing
+
+    clean_json = parsing.clean_json
+
+    @functools.wraps(clean_json)
+    def clean_dropping_no_value(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, list):
+            cleaned = (parsing.clean_json(item, resources_map) for item in resource_json)
+            return [item for item in cleaned if item is not None]
+        return clean_json(resource_json, resources_map)
+
+    parsing.clean_json = clean_dropping_no_value
+
+
+def _conditional_resources_are_not_listed() -> None:
+    """A resource whose Condition is false does not exist; moto listed it in
+    DescribeStackResources/ListStackResources with no type, id or logical id."""
+    Stack.stack_resources = property(lambda self: [r for r in self.resource_map.values() if r is not None])
+
+
+def _updates_follow_resolved_properties() -> None:
+    """moto updates only resources whose template text changed or that `Ref` a changed
+    parameter directly. In AWS a resource is updated when its *resolved* properties change
+    (through an `Fn::If` on a changed condition, or a replaced resource's new id), and it
+    is created or deleted when its own Condition flips. This records each resource's
+    resolved properties and, after moto's update, reconciles: conditions first, then any
+    resource whose properties now resolve differently, until nothing changes. A type that
+    moto cannot update in place is replaced (deleted, then created), as CloudFormation does
+    for replacement-only properties."""
+    import copy
+
+    from moto.cloudformation import parsing
+
+    create = parsing.parse_and_create_resource
+    update = parsing.parse_and_update_resource
+
+    def resolved(logical_id: str, resource_json: dict[str, Any], resources_map: Any) -> Any:
+        parsed = parsing.parse_resource(copy.deepcopy(resource_json), resources_map)
+        return None if parsed is None else parsed[1].get("Properties")
+
+    def remember(logical_id: str, resource_json: dict[str, Any], resources_map: Any) -> None:
+        if not hasattr(resources_map, "_ext_resolved"):
+            resources_map._ext_resolved = {}
+        resources_map._ext_resolved[logical_id] = resolved(logical_id, resource_json, resources_map)
+
+    @functools.wraps(create)
+    def create_remembering(logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str) -> Any:
+        resource = create(logical_id, resource_json, resources_map, account_id, region_name)
+        if resource is not None:
+            remember(logical_id, resource_json, resources_map)
+        return resource
+
+    @functools.wraps(update)
+    def update_or_replace(logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str) -> Any:
+        resource_class = parsing.resource_class_from_type(resource_json["Type"])
+        if resource_class is None:
+            return None
+        if hasattr(resource_class.update_from_cloudformation_json, "__isabstractmethod__"):
+            original = resources_map._parsed_resources.pop(logical_id, None)
+            if original is not None:
+                try:
+                    resources_map._delete_resource(original, resource_json)
+                except Exception:  # moto types without any delete: the old one lingers
+                    pass
+            return create_remembering(logical_id, resource_json, resources_map, account_id, region_name)
+        resource = update(logical_id, resource_json, resources_map, account_id, region_name)
+        if resource is not None:
+            remember(logical_id, resource_json, resources_map)
+        return resource
+
+    parsing.parse_and_create_resource = create_remembering
+    parsing.parse_and_update_resource = update_or_replace
+
+    original_update = parsing.ResourceMap.update
+
+    @functools.wraps(original_update)
+    def update_and_reconcile(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+        original_update(self, template, parameters)
+        for _ in range(10):
+            changed = False
+            for logical_id, resource_json in list(self._resource_json_map.items()):
+                condition = resource_json.get("Condition")
+                wanted = not condition or self.lazy_condition_map[condition]
+                existing = self._parsed_resources.get(logical_id)
+                if not wanted:
+                    if existing is not None:
+                        self._delete_resource(existing, resource_json)
+                        self._parsed_resources.pop(logical_id, None)
+                        changed = True
+                    continue
+                if existing is None:
+                    _ = self[logical_id]
+                    changed = True
+                    continue
+                if resolved(logical_id, resource_json, self) != getattr(self, "_ext_resolved", {}).get(logical_id):
+                    new = parsing.parse_and_update_resource(
+                        logical_id, resource_json, self, account_id=self._account_id, region_name=self._region_name
+                    )
+                    if new is not None:
+                        new.cf_resource_type = resource_json["Type"]
+                        new.logical_resource_id = logical_id
+                        self._parsed_resources[logical_id] = new
+                    changed = True
+            if not changed:
+                return
+        raise RuntimeError("stack update did not settle after 10 passes")
+
+    parsing.ResourceMap.update = update_and_reconcile
+
+
+def _rest_api_properties() -> None:
+    """moto's RestApi ignored everything but Name, Description and EndpointConfiguration
+    (MinimumCompressionSize, BinaryMediaTypes, DisableExecuteApiEndpoint, Policy, Tags) and
+    could not be updated, so an update lost the API from the stack."""
+
+    def create(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any) -> RestAPI:
+        props = cloudformation_json["Properties"]
+        api = apigateway_backends[account_id][region_name].create_rest_api(
+            name=props["Name"],
+            description=props.get("Description", ""),
+            endpoint_configuration=_camel_keys(props.get("EndpointConfiguration")),
+            tags={t["Key"]: t["Value"] for t in props.get("Tags") or []} or None,
+        )
+        return apply(api, props)
+
+    def apply(api: RestAPI, props: dict[str, Any]) -> RestAPI:
+        import json
+
+        api.name = props["Name"]
+        api.description = props.get("Description", "")
+        if props.get("EndpointConfiguration"):
+            api.endpoint_configuration = _camel_keys(props["EndpointConfiguration"])
+        size = props.get("MinimumCompressionSize")
+        api.minimum_compression_size = int(size) if size is not None else None
+        api.binaryMediaTypes = list(props.get("BinaryMediaTypes") or [])
+        api.disableExecuteApiEndpoint = str(props.get("DisableExecuteApiEndpoint", False)).lower() == "true"
+        policy = props.get("Policy")
+        api.policy = json.dumps(policy) if isinstance(policy, dict) else policy
+        return api
+
+    def update(cls: type, original_resource: RestAPI, new_resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> RestAPI:
+        return apply(original_resource, cloudformation_json["Properties"])
+
+    RestAPI.create_from_cloudformation_json = classmethod(create)
+    RestAPI.update_from_cloudformation_json = classmethod(update)
+
+
+def _camel_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: _camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(v) for v in value]
+    return value
+
+
+def _log_group_updates_in_place() -> None:
+    """moto's LogGroup had no update, so a changed RetentionInDays dropped the log group
+    from the stack; a new name replaces it, as in AWS."""
+
+    def update(cls: type, original_resource: LogGroup, new_resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> LogGroup:
+        if new_resource_name != original_resource.name:
+            new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+            original_resource.delete(account_id, region_name)
+            return new
+        props = cloudformation_json["Properties"]
+        retention = props.get("RetentionInDays")
+        original_resource.set_retention_policy(int(retention) if retention is not None else None)
+        backend = logs_backends[account_id][region_name]
+        return backend.groups[original_resource.name]
+
+    LogGroup.update_from_cloudformation_json = classmethod(update)
+
+
+def _lambda_function_configuration() -> None:
+    """moto's Lambda model dropped TracingConfig, kept a removed VpcConfig and
+    ReservedConcurrentExecutions, and renamed nothing: a new FunctionName updated the old
+    function in place. Here a rename replaces the function and the rest follows the template.
+    (Architectures are handled by `_keep_lambda_architectures`, which wraps this.)"""
+    from moto.awslambda.models import lambda_backends
+
+    create = LambdaFunction.create_from_cloudformation_json.__func__
+
+    def configure(fn: LambdaFunction, props: dict[str, Any]) -> LambdaFunction:
+        fn.tracing_config = dict(props.get("TracingConfig") or {"Mode": "PassThrough"})
+        fn._vpc_config = props.get("VpcConfig") or {"SubnetIds": [], "SecurityGroupIds": []}
+        reserved = props.get("ReservedConcurrentExecutions")
+        fn.reserved_concurrency = int(reserved) if reserved is not None else None
+        return fn
+
+    @functools.wraps(create)
+    def create_configured(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any) -> LambdaFunction:
+        fn = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        return configure(fn, cloudformation_json["Properties"])
+
+    def update(cls: type, original_resource: LambdaFunction, new_resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> LambdaFunction:
+        props = cloudformation_json["Properties"]
+        if new_resource_name != original_resource.function_name:
+            new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+            lambda_backends[account_id][region_name].delete_function(original_resource.function_name)
+            return new
+        original_resource.update_configuration(props)
+        original_resource.environment_vars = (props.get("Environment") or {}).get("Variables") or {}
+        original_resource.update_function_code(props["Code"])
+        return configure(original_resource, props)
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create_configured)
+    LambdaFunction.update_from_cloudformation_json = classmethod(update)
+
+
+def _role_policies_follow_the_template() -> None:
+    """moto's Role ignored ManagedPolicyArns, and its update changed only the description:
+    inline policies and the trust policy kept their first version."""
+    create = Role.create_from_cloudformation_json.__func__
+
+    def sync(role: Role, props: dict[str, Any], account_id: str, region_name: str) -> Role:
+        import json
+
+        from moto.utilities.utils import get_partition
+
+        backend = iam_backends[account_id][get_partition(region_name)]
+        trust = props["AssumeRolePolicyDocument"]
+        backend.update_assume_role_policy(role.name, trust if isinstance(trust, str) else json.dumps(trust))
+        wanted = {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies") or []}
+        for name in list(role.policies):
+            if name not in wanted:
+                backend.delete_role_policy(role.name, name)
+        for name, document in wanted.items():
+            backend.put_role_policy(role.name, name, document if isinstance(document, str) else json.dumps(document))
+        attached = set(role.managed_policies)
+        for arn in props.get("ManagedPolicyArns") or []:
+            if arn not in attached:
+                _load_aws_managed_policy(backend, arn)
+                backend.attach_role_policy(arn, role.name)
+        for arn in attached - set(props.get("ManagedPolicyArns") or []):
+            backend.detach_role_policy(arn, role.name)
+        return role
+
+    @functools.wraps(create)
+    def create_synced(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any) -> Role:
+        role = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        return sync(role, cloudformation_json["Properties"], account_id, region_name)
+
+    def update(cls: type, original_resource: Role, new_resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Role:
+        props = cloudformation_json["Properties"]
+        original_resource.description = props.get("Description", "")
+        return sync(original_resource, props, account_id, region_name)
+
+    Role.create_from_cloudformation_json = classmethod(create_synced)
+    Role.update_from_cloudformation_json = classmethod(update)
+
+
+def _load_aws_managed_policy(backend: Any, arn: str) -> None:
+    """moto loads AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES (slow, a
+    thousand of them per account); this loads the one a template attaches."""
+    import json
+
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy
+
+    if arn in backend.managed_policies or ":iam::aws:policy/" not in arn:
+        return
+    name = arn.rsplit("/", 1)[1]
+    data = json.loads(aws_managed_policies_data).get(name)
+    if data is not None:
+        policy = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data)
+        backend.managed_policies[policy.arn] = policy

@@ -2,3 +2,5 @@
 //! environment variables; see [`config::VARIABLES`].
 
 pub mod config;
+pub mod artifact;
+pub mod ui;

@@ -1,0 +1,81 @@
+//! What the deployer prints while it works. In GitHub Actions it speaks the runner's
+//! workflow commands (`::group::`, `::error::`, `::add-mask::`); elsewhere it prints plain
+//! `▹▹▹▹▹` lines, readable in any CI log or terminal.
+
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    github: bool,
+}
+
+impl Ui {
+    pub fn from_env() -> Self {
+        Self {
+            github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+        }
+    }
+
+    pub fn plain() -> Self {
+        Self { github: false }
+    }
+
+    /// Tells the runner to hide `value` in every later log line. Only inside Actions:
+    /// anywhere else the command itself would print the secret.
+    pub fn mask(&self, value: &str) {
+        if self.github && !value.is_empty() {
+            self.line(&format!("::add-mask::{value}"));
+        }
+    }
+
+    pub fn phase(&self, title: &str) {
+        self.line(&format!("▹▹▹▹▹ {title}"));
+    }
+
+    pub fn step(&self, message: &str) {
+        self.line(&format!("      {message}"));
+    }
+
+    pub fn warn(&self, message: &str) {
+        if self.github {
+            self.line(&format!("::warning::{}", escape(message)));
+        } else {
+            self.line(&format!("warning: {message}"));
+        }
+    }
+
+    pub fn error(&self, title: &str, message: &str) {
+        if self.github {
+            self.line(&format!("::error title={}::{}", escape(title), escape(message)));
+        } else {
+            self.line(&format!("error: {title}: {message}"));
+        }
+    }
+
+    /// Opens a collapsible group in Actions; `end_group` closes it.
+    pub fn group(&self, title: &str) {
+        if self.github {
+            self.line(&format!("::group::{title}"));
+        } else {
+            self.phase(title);
+        }
+    }
+
+    pub fn end_group(&self) {
+        if self.github {
+            self.line("::endgroup::");
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (e.g. piped into `head`) must not stop a deploy half-way.
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+/// Workflow command data may not contain raw newlines or `%`.
+fn escape(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}

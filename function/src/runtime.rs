@@ -82,6 +82,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+    tracing::info!("shutdown signal received: no new connections, finishing in-flight requests");
 }
 
 #[cfg(test)]

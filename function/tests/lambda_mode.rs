@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use tokio::sync::mpsc;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
 
 #[derive(Debug)]
 struct Posted {
@@ -25,6 +26,8 @@ struct Posted {
 struct RuntimeApi {
     event: Arc<Mutex<Option<String>>>,
     posted: mpsc::UnboundedSender<Posted>,
+    /// The response body as received so far: tests can watch a stream arrive.
+    seen: watch::Sender<Vec<u8>>,
 }
 
 async fn next(State(api): State<RuntimeApi>) -> axum::response::Response {
@@ -58,19 +61,38 @@ async fn record(api: &RuntimeApi, kind: &'static str, headers: HeaderMap, body: 
     StatusCode::ACCEPTED
 }
 
+/// Reads a (possibly streamed) response body chunk by chunk, publishing what has arrived.
+async fn receive(api: &RuntimeApi, body: Body) -> Bytes {
+    let mut stream = body.into_data_stream();
+    let mut received = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        received.extend_from_slice(&chunk);
+        api.seen.send_replace(received.clone());
+    }
+    Bytes::from(received)
+}
+
 async fn invoke(event: &str, mode: &str) -> Posted {
+    invoke_with(event, mode, "http://127.0.0.1:9/v1", watch::channel(Vec::new()).0).await
+}
+
+/// Runs the binary for one invocation of `event` with the upstream at `base_url`;
+/// `seen` follows the response body as it arrives.
+async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sender<Vec<u8>>) -> Posted {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let api = RuntimeApi {
         event: Arc::new(Mutex::new(Some(event.to_owned()))),
         posted: tx,
+        seen,
     };
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route(
             "/2018-06-01/runtime/invocation/{id}/response",
             post(
-                |State(api): State<RuntimeApi>, Path(_id): Path<String>, h: HeaderMap, b: Bytes| async move {
-                    record(&api, "response", h, b).await
+                |State(api): State<RuntimeApi>, Path(_id): Path<String>, h: HeaderMap, b: Body| async move {
+                    let body = receive(&api, b).await;
+                    record(&api, "response", h, body).await
                 },
             ),
         )
@@ -96,7 +118,7 @@ async fn invoke(event: &str, mode: &str) -> Posted {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let config = std::env::temp_dir().join(format!("proxy-config-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&config, common::config_json("http://127.0.0.1:9/v1").to_string()).unwrap();
+    std::fs::write(&config, common::config_json(base_url).to_string()).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_openai-proxy-function"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
@@ -144,6 +166,7 @@ fn split_stream(posted: &Posted) -> (serde_json::Value, Vec<u8>) {
 
 const GET_MODELS: &str = include_str!("data/apigw_rest_get_models.json");
 const POST_CHAT_BASE64: &str = include_str!("data/apigw_rest_post_chat_base64.json");
+const POST_CHAT_STREAM: &str = include_str!("data/apigw_rest_post_chat_stream.json");
 
 #[tokio::test]
 async fn stream_mode_posts_prelude_nul_separator_and_a_non_empty_body() {
@@ -183,4 +206,58 @@ async fn buffered_mode_posts_an_api_gateway_proxy_response() {
     assert_eq!(response["statusCode"], 200);
     let body: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["object"], "list");
+}
+
+#[tokio::test]
+async fn stream_mode_relays_sse_event_by_event_after_the_prelude() {
+    // The upstream sends its first event, and the rest only once that first event has
+    // reached the Runtime API: a proxy that buffered the answer would never get them.
+    let (seen, mut watching) = watch::channel(Vec::new());
+    let streamed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first_event_arrived = {
+        let streamed = streamed.clone();
+        async move {
+            let arrived = watching.wait_for(|body| String::from_utf8_lossy(body).contains("tok0"));
+            let arrived = tokio::time::timeout(Duration::from_secs(10), arrived).await;
+            streamed.store(matches!(arrived, Ok(Ok(_))), std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let (base_url, report) = common::sse_upstream(3, Duration::ZERO, first_event_arrived).await;
+    let posted = invoke_with(POST_CHAT_STREAM, "stream", &base_url, seen).await;
+    assert_eq!(
+        posted.kind,
+        "response",
+        "{:?}",
+        String::from_utf8_lossy(&posted.body)
+    );
+    assert_eq!(
+        posted.headers["lambda-runtime-function-response-mode"],
+        "streaming"
+    );
+    let (prelude, body) = split_stream(&posted);
+    assert_eq!(prelude["statusCode"], 200, "{prelude}");
+    assert_eq!(prelude["headers"]["content-type"], "text/event-stream");
+    assert_eq!(prelude["headers"]["cache-control"], "no-cache");
+    assert!(prelude["headers"]["x-request-id"].is_string(), "{prelude}");
+
+    let report = report.await.unwrap();
+    assert!(
+        streamed.load(std::sync::atomic::Ordering::SeqCst),
+        "the first event did not reach the Runtime API before the upstream sent the rest"
+    );
+    assert!(
+        report.request.contains("\"model\":\"gpt-4o-mini\""),
+        "{}",
+        report.request
+    );
+    assert_eq!((report.sent, report.peer_closed), (3, false));
+    let text = String::from_utf8(body).unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 4, "{text}");
+    for (n, event) in events[..3].iter().enumerate() {
+        let chunk: serde_json::Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(chunk["model"], "amazon.nova-lite-v1:0", "{event}");
+        assert_eq!(chunk["choices"][0]["delta"]["content"], format!("tok{n}"));
+    }
+    assert_eq!(events[3], "data: [DONE]");
 }

@@ -169,3 +169,105 @@ pub fn completion(model: &str) -> serde_json::Value {
 pub fn chat_request(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 5})
 }
+
+/// What a [`sse_upstream`] saw of its one request.
+#[derive(Debug)]
+pub struct StreamReport {
+    /// The request as received (head and body).
+    pub request: String,
+    /// Events written, `[DONE]` not counted.
+    pub sent: usize,
+    /// The proxy hung up before the stream was complete.
+    pub peer_closed: bool,
+}
+
+/// A raw-socket SSE upstream for one request. It answers with the head and the first
+/// event at once, waits for `go`, then writes the other `events - 1` events `interval`
+/// apart and `[DONE]`, watching the socket all the while: when the proxy hangs up, it
+/// stops and says so in its report. Every event's `model` is `gpt-4o-mini` and its
+/// content `tok<n>`.
+pub async fn sse_upstream(
+    events: usize,
+    interval: Duration,
+    go: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (String, tokio::sync::oneshot::Receiver<StreamReport>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (mut reader, mut writer) = socket.into_split();
+        let request = read_request(&mut reader).await;
+        let event = |n: usize| {
+            let chunk = serde_json::json!({
+                "id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": {"content": format!("tok{n}")}, "finish_reason": null}],
+            });
+            chunked(&format!("data: {chunk}\n\n"))
+        };
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let mut report = StreamReport {
+            request,
+            sent: 0,
+            peer_closed: false,
+        };
+        if writer
+            .write_all(format!("{head}{}", event(0)).as_bytes())
+            .await
+            .is_ok()
+        {
+            report.sent = 1;
+        }
+        go.await;
+        let mut buf = [0u8; 1024];
+        while report.sent < events && !report.peer_closed {
+            tokio::select! {
+                read = reader.read(&mut buf) => report.peer_closed = !matches!(read, Ok(n) if n > 0),
+                () = tokio::time::sleep(interval) => {
+                    match writer.write_all(event(report.sent).as_bytes()).await {
+                        Ok(()) => report.sent += 1,
+                        Err(_) => report.peer_closed = true,
+                    }
+                }
+            }
+        }
+        if !report.peer_closed {
+            let end = format!("{}0\r\n\r\n", chunked("data: [DONE]\n\n"));
+            report.peer_closed = writer.write_all(end.as_bytes()).await.is_err();
+        }
+        let _ = report_tx.send(report);
+    });
+    (base_url, report_rx)
+}
+
+fn chunked(data: &str) -> String {
+    format!("{:x}\r\n{data}\r\n", data.len())
+}
+
+/// Reads one HTTP/1.1 request with a `content-length` body.
+async fn read_request(reader: &mut tokio::net::tcp::OwnedReadHalf) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&data).into_owned(),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}

@@ -23,7 +23,7 @@ build: ## build both crates (debug)
 	cargo build --workspace --all-targets
 
 test: setup fmt-check clippy lint ## everything: formatting, lints, unit, integration and emulator tests
-	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws
+	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws test-function-sdk
 	@echo "make test: all checks passed"
 
 fmt: ## format the Rust code
@@ -45,6 +45,12 @@ test-rust:
 
 test-localaws:
 	$(PY) -m pytest -q localaws/tests
+
+# The proxy binary (built if needed, started by the tests) against the official openai
+# Python SDK, and docs/openapi.yaml through an OpenAPI validator.
+.PHONY: test-function-sdk
+test-function-sdk:
+	$(PY) -m pytest -q function/tests/sdk
 
 local-aws: setup ## start the local AWS emulator (moto + our extension) and print its endpoint
 	@$(LOCAL_AWS) start

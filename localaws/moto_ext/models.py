@@ -564,7 +564,7 @@ class SnsTopicPolicy(_Simple, CloudFormationModel):
         backend = sns_backends[account_id][region_name]
         topics = list(props.get("Topics") or [])
         for arn in topics:
-            backend.set_topic_attribute(arn, "Policy", document)
+            backend.set_topic_attribute(arn, "policy", document)
         return cls(resource_name, topics)
 
     @classmethod

@@ -19,6 +19,7 @@ def apply() -> None:
     _deployment_ref_is_its_id()
     _method_integration_without_uri()
     _no_value_removes_list_items()
+    _short_form_condition_in_conditions()
     _conditional_resources_are_not_listed()
     _updates_follow_resolved_properties()
     _rest_api_properties()
@@ -72,8 +73,29 @@ def _outputs_after_change_set() -> None:
 
 def _deployment_ref_is_its_id() -> None:
     """`Ref` of a deployment is its id in AWS; moto's model has no physical id, so Ref
-    returned the Python object."""
+    returned the Python object. It could not be deleted either (a deployment replaced by
+    another lingered), nor could a RestApi (a deleted stack left its API behind)."""
     Deployment.physical_resource_id = property(lambda self: self.id)
+
+    create = Deployment.create_from_cloudformation_json.__func__
+
+    @functools.wraps(create)
+    def create_remembering_api(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any) -> Deployment:
+        deployment = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        deployment.rest_api_id = cloudformation_json["Properties"]["RestApiId"]
+        return deployment
+
+    def delete_deployment(self: Deployment, account_id: str, region_name: str) -> None:
+        api = apigateway_backends[account_id][region_name].apis.get(getattr(self, "rest_api_id", None))
+        if api is not None:
+            api.deployments.pop(self.id, None)
+
+    def delete_rest_api(self: RestAPI, account_id: str, region_name: str) -> None:
+        apigateway_backends[account_id][region_name].apis.pop(self.id, None)
+
+    Deployment.create_from_cloudformation_json = classmethod(create_remembering_api)
+    Deployment.delete = delete_deployment
+    RestAPI.delete = delete_rest_api
 
 
 def _method_integration_without_uri() -> None:
@@ -158,8 +180,9 @@ def _updates_follow_resolved_properties() -> None:
     parameter directly. In AWS a resource is updated when its *resolved* properties change
     (through an `Fn::If` on a changed condition, or a replaced resource's new id), and it
     is created or deleted when its own Condition flips. This records each resource's
-    resolved properties and, after moto's update, reconciles: conditions first, then any
-    resource whose properties now resolve differently, until nothing changes. A type that
+    resolved properties and, after moto's update, reconciles: it creates what a Condition
+    now wants, updates any resource whose properties resolve differently, until nothing
+    changes, and then deletes what a Condition no longer wants. A type that
     moto cannot update in place is replaced (deleted, then created), as CloudFormation does
     for replacement-only properties."""
     import copy
@@ -215,14 +238,9 @@ def _updates_follow_resolved_properties() -> None:
             changed = False
             for logical_id, resource_json in list(self._resource_json_map.items()):
                 condition = resource_json.get("Condition")
-                wanted = not condition or self.lazy_condition_map[condition]
+                if condition and not self.lazy_condition_map[condition]:
+                    continue  # removed below, after everything else is in place
                 existing = self._parsed_resources.get(logical_id)
-                if not wanted:
-                    if existing is not None:
-                        self._delete_resource(existing, resource_json)
-                        self._parsed_resources.pop(logical_id, None)
-                        changed = True
-                    continue
                 if existing is None:
                     _ = self[logical_id]
                     changed = True
@@ -237,8 +255,16 @@ def _updates_follow_resolved_properties() -> None:
                         self._parsed_resources[logical_id] = new
                     changed = True
             if not changed:
-                return
-        raise RuntimeError("stack update did not settle after 10 passes")
+                break
+        else:
+            raise RuntimeError("stack update did not settle after 10 passes")
+        # As CloudFormation's cleanup phase: resources whose Condition turned false go last.
+        for logical_id, resource_json in list(self._resource_json_map.items()):
+            condition = resource_json.get("Condition")
+            existing = self._parsed_resources.get(logical_id)
+            if condition and not self.lazy_condition_map[condition] and existing is not None:
+                self._delete_resource(existing, resource_json)
+                self._parsed_resources.pop(logical_id, None)
 
     parsing.ResourceMap.update = update_and_reconcile
 
@@ -311,11 +337,16 @@ def _lambda_function_configuration() -> None:
     ReservedConcurrentExecutions, and renamed nothing: a new FunctionName updated the old
     function in place. Here a rename replaces the function and the rest follows the template.
     (Architectures are handled by `_keep_lambda_architectures`, which wraps this.)"""
+    import json
+
     from moto.awslambda.models import lambda_backends
 
     create = LambdaFunction.create_from_cloudformation_json.__func__
 
     def configure(fn: LambdaFunction, props: dict[str, Any]) -> LambdaFunction:
+        # Lambda's environment holds strings; moto kept a Number parameter as an int.
+        variables = (props.get("Environment") or {}).get("Variables") or {}
+        fn.environment_vars = {k: v if isinstance(v, str) else json.dumps(v) for k, v in variables.items()}
         fn.tracing_config = dict(props.get("TracingConfig") or {"Mode": "PassThrough"})
         fn._vpc_config = props.get("VpcConfig") or {"SubnetIds": [], "SecurityGroupIds": []}
         reserved = props.get("ReservedConcurrentExecutions")
@@ -334,7 +365,6 @@ def _lambda_function_configuration() -> None:
             lambda_backends[account_id][region_name].delete_function(original_resource.function_name)
             return new
         original_resource.update_configuration(props)
-        original_resource.environment_vars = (props.get("Environment") or {}).get("Variables") or {}
         original_resource.update_function_code(props["Code"])
         return configure(original_resource, props)
 
@@ -399,3 +429,20 @@ def _load_aws_managed_policy(backend: Any, arn: str) -> None:
     if data is not None:
         policy = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data)
         backend.managed_policies[policy.arn] = policy
+
+
+def _short_form_condition_in_conditions() -> None:
+    """moto's YAML loader reads `!Condition Name` as {"Fn::Condition": Name} (the long form
+    is {"Condition": Name}), which its condition parser did not know, so `!And [!Condition
+    A, ...]` was always false."""
+    from moto.cloudformation import parsing
+
+    parse_condition = parsing.parse_condition
+
+    @functools.wraps(parse_condition)
+    def parse_condition_short_form(condition: Any, resources_map: Any, condition_map: Any) -> Any:
+        if isinstance(condition, dict) and list(condition) == ["Fn::Condition"]:
+            return condition_map[condition["Fn::Condition"]]
+        return parse_condition(condition, resources_map, condition_map)
+
+    parsing.parse_condition = parse_condition_short_form

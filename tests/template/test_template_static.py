@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import ROOT
+from cfn_template import ROOT
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -236,6 +236,9 @@ def check_iam(template: dict[str, Any]) -> None:
         {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
     ]
     assert logging_role["DeletionPolicy"] == "Retain", "other APIs of the account log through it"
+    account = template["Resources"]["ApiGatewayAccount"]
+    assert account["Condition"] == logging_role["Condition"] == "ManageAccount"
+    assert account["Properties"] == {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLoggingRole", "Arn"]}}
     assert not resources_of(template, "AWS::IAM::Policy") and not resources_of(template, "AWS::IAM::ManagedPolicy")
     permission = template["Resources"]["FunctionInvokePermission"]["Properties"]
     assert permission["Principal"] == "apigateway.amazonaws.com"
@@ -531,6 +534,7 @@ BROKEN = {
     "4xx alarm removed": (check_alarms, _drop(["Resources", "Api4xxAlarm"])),
     "retention fixed at never expire": (check_log_retention, _drop(["Resources", "AccessLogGroup", "Properties", "RetentionInDays"])),
     "wildcard action": (check_iam, _wildcard_action),
+    "API Gateway logs through the function's role": (check_iam, _set(["Resources", "ApiGatewayAccount", "Properties", "CloudWatchRoleArn"], {"Fn::GetAtt": ["FunctionRole", "Arn"]})),
     "every secret readable": (check_iam, _any_secret),
     "renamed design parameter": (check_parameters, lambda t: t["Parameters"].update(StageName=t["Parameters"].pop("Stage"))),
     "memory default 128": (check_parameters, _set(["Parameters", "MemorySize", "Default"], 128)),

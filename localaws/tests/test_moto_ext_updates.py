@@ -1,0 +1,183 @@
+"""The extension's fixes to conditions and updates, over HTTP against the emulator
+(scripts/local-aws.sh run sets AWS_ENDPOINT_URL), through change sets: a resource follows
+its resolved properties and its Condition, as in AWS, not only its template text."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import uuid
+import zipfile
+
+import boto3
+import botocore.exceptions
+import pytest
+
+TEMPLATE = (pathlib.Path(__file__).parent / "conditions_stack.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def aws():
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint or "127.0.0.1" not in endpoint:
+        pytest.fail("AWS_ENDPOINT_URL must point at the local emulator: run through scripts/local-aws.sh run")
+    session = boto3.Session(region_name="us-east-1")
+    names = ("cloudformation", "apigateway", "lambda", "logs", "iam", "sns", "s3", "ec2")
+    return {name: session.client(name) for name in names}
+
+
+@pytest.fixture(scope="module")
+def code(aws):
+    bucket = f"ext-code-{uuid.uuid4().hex[:8]}"
+    aws["s3"].create_bucket(Bucket=bucket)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("bootstrap", "#!/bin/sh\n")
+    aws["s3"].put_object(Bucket=bucket, Key="bootstrap.zip", Body=buffer.getvalue())
+    return {"CodeBucket": bucket, "CodeKey": "bootstrap.zip"}
+
+
+class Stack:
+    def __init__(self, cfn, base: dict[str, str]):
+        self.cfn, self.name, self.parameters, self.created = cfn, f"cond-{uuid.uuid4().hex[:10]}", base, False
+
+    def deploy(self, **changes: str) -> dict[str, str]:
+        self.parameters = {**self.parameters, **changes}
+        name = f"cs-{uuid.uuid4().hex[:8]}"
+        kind = "UPDATE" if self.created else "CREATE"
+        self.cfn.create_change_set(
+            StackName=self.name,
+            ChangeSetName=name,
+            ChangeSetType=kind,
+            TemplateBody=TEMPLATE,
+            Capabilities=["CAPABILITY_IAM"],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+        )
+        self.cfn.execute_change_set(StackName=self.name, ChangeSetName=name)
+        self.created = True
+        (desc,) = self.cfn.describe_stacks(StackName=self.name)["Stacks"]
+        assert desc["StackStatus"] == f"{kind}_COMPLETE"
+        return {o["OutputKey"]: o["OutputValue"] for o in desc["Outputs"]}
+
+    def resources(self) -> dict[str, str]:
+        listed = self.cfn.describe_stack_resources(StackName=self.name)["StackResources"]
+        return {r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in listed}
+
+
+@pytest.fixture
+def stack(aws, code):
+    made = Stack(aws["cloudformation"], {**code, "FunctionName": f"fn-{uuid.uuid4().hex[:10]}"})
+    yield made
+    try:
+        aws["cloudformation"].delete_stack(StackName=made.name)
+    except botocore.exceptions.ClientError:
+        pass
+
+
+def raw_integration(aws, api_id: str) -> dict:
+    root = next(r for r in aws["apigateway"].get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    raw: dict = {}
+
+    def keep(http_response, **_):
+        raw.update(json.loads(http_response.content))
+
+    aws["apigateway"].meta.events.register("after-call.api-gateway.GetIntegration", keep)
+    try:
+        aws["apigateway"].get_integration(restApiId=api_id, resourceId=root["id"], httpMethod="ANY")
+    finally:
+        aws["apigateway"].meta.events.unregister("after-call.api-gateway.GetIntegration", keep)
+    return raw
+
+
+def test_create_applies_conditions_no_value_and_new_types(aws, stack):
+    outputs = stack.deploy()
+    api_id = outputs["ApiId"]
+
+    # A false Condition: the resource neither exists nor is listed (moto listed a blank row).
+    listed = stack.resources()
+    assert "BufferedDeployment" not in listed and None not in listed
+    stage = aws["apigateway"].get_stage(restApiId=api_id, stageName="prod")
+    assert stage["deploymentId"] == listed["StreamDeployment"]
+    # NoValue in a list removes the item (moto kept a None and answered HTTP 500).
+    assert set(stage["methodSettings"]) == {"*/*"}
+    assert "minimumCompressionSize" not in aws["apigateway"].get_rest_api(restApiId=api_id)
+
+    integration = raw_integration(aws, api_id)
+    assert integration["responseTransferMode"] == "STREAM"
+    assert integration["uri"].endswith("/response-streaming-invocations")
+    assert integration["cacheKeyParameters"] == ["method.request.header.Authorization"]
+
+    config = aws["lambda"].get_function_configuration(FunctionName=outputs["FunctionName"])
+    assert config["Environment"]["Variables"] == {"MODE": "stream", "RETENTION": "14"}, "env values are strings"
+    assert config["TracingConfig"] == {"Mode": "PassThrough"}
+
+    role = outputs["RoleName"]
+    attached = aws["iam"].list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonAPIGatewayPushToCloudWatchLogs"]
+    document = aws["iam"].get_role_policy(RoleName=role, PolicyName="fn")["PolicyDocument"]
+    assert [s["Sid"] for s in document["Statement"]] == ["Logs"]
+
+    assert aws["apigateway"].get_account()["cloudwatchRoleArn"].endswith(f"/{role}")
+    policy = json.loads(aws["sns"].get_topic_attributes(TopicArn=outputs["TopicArn"])["Attributes"]["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["CloudWatch"]
+
+
+def test_update_follows_changed_conditions_and_resolved_properties(aws, stack):
+    first = stack.deploy()
+    stream_deployment = stack.resources()["StreamDeployment"]
+    ec2 = aws["ec2"]
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"g-{uuid.uuid4().hex[:6]}", Description="g", VpcId=vpc)["GroupId"]
+
+    second = stack.deploy(Mode="BUFFERED", Retention="30", Tracing="true", Reserved="3", Subnets=subnet, Groups=group)
+    api_id = second["ApiId"]
+    assert api_id == first["ApiId"], "the API is updated in place, not replaced or lost"
+
+    # Condition flips: the new deployment exists and the stage uses it; the old one is gone.
+    listed = stack.resources()
+    assert "StreamDeployment" not in listed
+    deployments = {d["id"] for d in aws["apigateway"].get_deployments(restApiId=api_id)["items"]}
+    assert deployments == {listed["BufferedDeployment"]} and stream_deployment not in deployments
+    stage = aws["apigateway"].get_stage(restApiId=api_id, stageName="prod")
+    assert stage["deploymentId"] == listed["BufferedDeployment"]
+    assert (stage["cacheClusterEnabled"], stage["cacheClusterSize"]) == (True, "0.5")
+    assert stage["methodSettings"]["~1v1~1models/GET"]["cachingEnabled"] is True
+
+    # Properties that changed only through Fn::If (no direct Ref to the parameter).
+    assert aws["apigateway"].get_rest_api(restApiId=api_id)["minimumCompressionSize"] == 1024
+    integration = raw_integration(aws, api_id)
+    assert integration["responseTransferMode"] == "BUFFERED" and integration["uri"].endswith("/invocations")
+    config = aws["lambda"].get_function_configuration(FunctionName=second["FunctionName"])
+    assert config["Environment"]["Variables"] == {"MODE": "buffered", "RETENTION": "30"}
+    assert config["TracingConfig"] == {"Mode": "Active"}
+    assert config["VpcConfig"]["SubnetIds"] == [subnet] and config["VpcConfig"]["SecurityGroupIds"] == [group]
+    assert aws["lambda"].get_function_concurrency(FunctionName=second["FunctionName"])["ReservedConcurrentExecutions"] == 3
+    group_info = aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{second['FunctionName']}")["logGroups"][0]
+    assert group_info["retentionInDays"] == 30
+    document = aws["iam"].get_role_policy(RoleName=second["RoleName"], PolicyName="fn")["PolicyDocument"]
+    assert [s["Sid"] for s in document["Statement"]] == ["Logs", "XRay"]
+
+    # And back again: what the conditions added is removed.
+    third = stack.deploy(Mode="STREAM", Tracing="false", Reserved="-1", Subnets="", Groups="")
+    config = aws["lambda"].get_function_configuration(FunctionName=third["FunctionName"])
+    assert config["TracingConfig"] == {"Mode": "PassThrough"} and not config["VpcConfig"]["SubnetIds"]
+    assert "ReservedConcurrentExecutions" not in aws["lambda"].get_function_concurrency(FunctionName=third["FunctionName"])
+    assert "minimumCompressionSize" not in aws["apigateway"].get_rest_api(restApiId=api_id)
+    document = aws["iam"].get_role_policy(RoleName=third["RoleName"], PolicyName="fn")["PolicyDocument"]
+    assert [s["Sid"] for s in document["Statement"]] == ["Logs"]
+    assert "BufferedDeployment" not in stack.resources()
+
+
+def test_renamed_function_is_replaced_and_references_follow(aws, stack):
+    first = stack.deploy()
+    renamed = f"fn-{uuid.uuid4().hex[:10]}"
+    second = stack.deploy(FunctionName=renamed)
+
+    assert second["FunctionName"] == renamed
+    with pytest.raises(botocore.exceptions.ClientError, match="ResourceNotFound"):
+        aws["lambda"].get_function(FunctionName=first["FunctionName"])
+    assert renamed in raw_integration(aws, second["ApiId"])["uri"], "the method follows the new function ARN"
+    assert aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{renamed}")["logGroups"]

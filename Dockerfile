@@ -17,15 +17,17 @@ FROM rust:1.94.1-slim-bookworm@sha256:cf9dd0ec73e75f827fe59123fff9dc65af1a1c8363
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PATH=/opt/build-tools/bin:$PATH \
     CARGO_TERM_COLOR=never
-# cargo-lambda links the arm64 function with Zig on any host; both come from PyPI at the
-# versions requirements.txt pins, in a venv (Debian's Python refuses system-wide pip).
+WORKDIR /src
+# cargo-lambda links the arm64 function with Zig on any host; both come from PyPI as wheels
+# of known hashes (requirements-docker.txt), in a venv (Debian's Python refuses system-wide pip).
+COPY requirements-docker.txt .
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv=3.11.2-1+b1 \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/build-tools \
- && pip install --no-cache-dir --disable-pip-version-check cargo-lambda==1.9.2 ziglang==0.17.1 \
+ && pip install --no-cache-dir --disable-pip-version-check --require-hashes --only-binary=:all: \
+      -r requirements-docker.txt \
  && rustup target add aarch64-unknown-linux-gnu
-WORKDIR /src
 COPY . .
 RUN cargo build --locked --profile release-cli --bin openai-proxy-deployer \
  && cargo lambda build --locked --release --arm64 --output-format zip -p openai-proxy-function \

@@ -186,6 +186,44 @@ fn the_image_bundles_the_stock_proxy_and_pins_its_bases() {
     }
 }
 
+/// The builder compiles with the workspace's `rust-version` and installs the Python build
+/// tools at the versions the project pins, each with the hashes of its wheels.
+#[test]
+fn the_builder_uses_the_projects_toolchain_and_tool_pins() {
+    let manifest = read(&root().join("Cargo.toml"));
+    let rust_version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("rust-version in [workspace.package]");
+    let dockerfile = read(&root().join("Dockerfile"));
+    assert!(
+        dockerfile.contains(&format!("FROM rust:{rust_version}-")),
+        "the builder image is not rust:{rust_version}-*: bump its tag and digest with rust-version"
+    );
+
+    let lock = read(&root().join("requirements.txt"));
+    let tools = read(&root().join("requirements-docker.txt"));
+    let mut pins = 0;
+    for line in tools
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', ' ']))
+    {
+        let pin = line.trim_end_matches('\\').trim();
+        pins += 1;
+        assert!(
+            lock.lines().any(|l| l.trim() == pin),
+            "requirements-docker.txt: {pin} is not what requirements.txt pins"
+        );
+    }
+    assert_eq!(pins, 2, "requirements-docker.txt: cargo-lambda and ziglang");
+    assert_eq!(
+        tools.matches("--hash=sha256:").count(),
+        4,
+        "requirements-docker.txt: a wheel hash per tool and platform"
+    );
+}
+
 fn workflows() -> Vec<PathBuf> {
     let dir = root().join(".github/workflows");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)

@@ -1,13 +1,17 @@
 """The project's extension to moto's CloudFormation.
 
-moto 5.2 silently skips several resource types our template uses, drops Lambda
-`Architectures`, and computes no stack outputs after a change set executes. This package
-closes those gaps with moto's own service backends, so a stack deployed through a
-change set into the local emulator looks like one deployed into AWS.
+moto 5.2 silently skips several resource types our template uses, drops properties
+(Lambda `Architectures` and `TracingConfig`, integration `ResponseTransferMode`, ...),
+mishandles conditions (`AWS::NoValue` in lists, short-form `!Condition`, condition flips
+on update), updates only resources whose template text changed, accepts any parameter
+value, and computes no stack outputs after a change set executes. This package closes
+those gaps with moto's own service backends, so a stack deployed and updated through
+change sets in the local emulator looks like one in AWS. README's "Local AWS" lists them.
 
 What stays unfaithful (test these with SDK mocks, not the emulator): CloudFormation
 never rolls back, records no per-resource events (only stack-level ones), and applies
-every change synchronously; API Gateway does not invoke the Lambda function.
+every change synchronously; API Gateway does not invoke the Lambda function, and its
+deployments are not snapshots of the routes.
 
 `install()` must run before moto first builds its model map (its `get_model_list()` is
 cached): the launcher in `localaws.server` calls it before serving.

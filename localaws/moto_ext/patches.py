@@ -20,6 +20,7 @@ def apply() -> None:
     _method_integration_without_uri()
     _no_value_removes_list_items()
     _short_form_condition_in_conditions()
+    _parameter_constraints()
     _conditional_resources_are_not_listed()
     _updates_follow_resolved_properties()
     _rest_api_properties()
@@ -446,3 +447,65 @@ def _short_form_condition_in_conditions() -> None:
         return parse_condition(condition, resources_map, condition_map)
 
     parsing.parse_condition = parse_condition_short_form
+
+
+def _parameter_constraints() -> None:
+    """CloudFormation rejects, at CreateChangeSet or CreateStack, a parameter value outside
+    AllowedValues, AllowedPattern, MinLength/MaxLength or MinValue/MaxValue, and a missing
+    parameter without a default; moto accepted anything (and failed later, if at all)."""
+    import inspect
+    import re
+
+    from moto.cloudformation.exceptions import ValidationError
+
+    def check(name: str, slot: dict[str, Any], value: Any) -> None:
+        text = str(value)
+        kind = slot.get("Type", "String")
+        allowed = slot.get("AllowedValues")
+        if allowed is not None and text not in [str(v) for v in allowed]:
+            raise ValidationError(message=f"Parameter '{name}' must be one of AllowedValues")
+        failed = slot.get("ConstraintDescription") or "Malformed input"
+        if kind == "String":
+            pattern = slot.get("AllowedPattern")
+            if pattern is not None and not re.fullmatch(pattern, text):
+                raise ValidationError(message=f"Parameter {name} failed to satisfy constraint: {failed}")
+            if "MinLength" in slot and len(text) < int(slot["MinLength"]):
+                raise ValidationError(message=f"Parameter '{name}' must contain at least {slot['MinLength']} characters")
+            if "MaxLength" in slot and len(text) > int(slot["MaxLength"]):
+                raise ValidationError(message=f"Parameter '{name}' must contain at most {slot['MaxLength']} characters")
+        if kind == "Number":
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValidationError(message=f"Parameter '{name}' must be a number") from None
+            if "MinValue" in slot and number < float(slot["MinValue"]):
+                raise ValidationError(message=f"Parameter '{name}' must be a number not less than {slot['MinValue']}")
+            if "MaxValue" in slot and number > float(slot["MaxValue"]):
+                raise ValidationError(message=f"Parameter '{name}' must be a number not greater than {slot['MaxValue']}")
+
+    def validate(template: str, parameters: dict[str, Any] | None, creating: bool) -> None:
+        try:
+            slots = Stack.parse_template(template).get("Parameters") or {}
+        except Exception:  # an unparsable template is moto's to report
+            return
+        given = parameters or {}
+        missing = [n for n, slot in slots.items() if creating and n not in given and "Default" not in slot]
+        if missing:
+            raise ValidationError(message=f"Parameters: [{', '.join(missing)}] must have values")
+        for name, slot in slots.items():
+            value = given.get(name, slot.get("Default") if creating else None)
+            if isinstance(value, str) or (value is not None and not isinstance(value, (dict, list))):
+                check(name, slot, value)
+
+    for method_name, creating in (("create_change_set", None), ("create_stack", True)):
+        method = getattr(CloudFormationBackend, method_name)
+        signature = inspect.signature(method)
+
+        def wrapper(self: Any, *args: Any, _method: Any = method, _signature: Any = signature, _creating: Any = creating, **kwargs: Any) -> Any:
+            bound = _signature.bind(self, *args, **kwargs)
+            arguments = bound.arguments
+            is_create = _creating if _creating is not None else arguments.get("change_set_type") != "UPDATE"
+            validate(arguments["template"], arguments.get("parameters"), is_create)
+            return _method(self, *args, **kwargs)
+
+        setattr(CloudFormationBackend, method_name, functools.wraps(method)(wrapper))

@@ -181,3 +181,23 @@ def test_renamed_function_is_replaced_and_references_follow(aws, stack):
         aws["lambda"].get_function(FunctionName=first["FunctionName"])
     assert renamed in raw_integration(aws, second["ApiId"])["uri"], "the method follows the new function ARN"
     assert aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{renamed}")["logGroups"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"Mode": "stream"}, "Parameter 'Mode' must be one of AllowedValues"),
+        ({"FunctionName": ""}, r"Parameters: \[FunctionName\] must have values"),
+    ],
+)
+def test_parameter_constraints_are_checked_at_create_change_set(aws, code, changes, message):
+    parameters = {**code, "FunctionName": "fn-valid", **changes}
+    parameters = {k: v for k, v in parameters.items() if v != ""}
+    with pytest.raises(botocore.exceptions.ClientError, match=message):
+        aws["cloudformation"].create_change_set(
+            StackName=f"bad-{uuid.uuid4().hex[:8]}",
+            ChangeSetName="cs",
+            ChangeSetType="CREATE",
+            TemplateBody=TEMPLATE,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )

@@ -444,3 +444,23 @@ def test_delete_removes_the_stack_but_keeps_the_account_logging_role(aws, stack)
     assert aws["cloudwatch"].describe_alarms(AlarmNamePrefix=f"{stack.name}-")["MetricAlarms"] == []
     assert aws["logs"].describe_log_groups(logGroupNamePrefix=outputs["LogGroupName"])["logGroups"] == []
     assert aws["iam"].get_role(RoleName=logging_role)["Role"]["RoleName"] == logging_role
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("OpenAIApiKeySecretArn", "sk-proj-not-an-arn"),
+        ("Stage", "staging"),
+        ("ResponseTransferMode", "stream"),
+        ("MemorySize", "64"),
+        ("LambdaTimeout", "901"),
+        ("LogRetentionInDays", "10"),
+        ("EnableAuthentication", "yes"),
+        ("CorsAllowedOrigins", "app.example.com"),
+    ],
+)
+def test_invalid_parameters_are_rejected_before_anything_changes(aws, stack, parameter, value):
+    with pytest.raises(botocore.exceptions.ClientError, match=f"ValidationError.*{parameter}"):
+        stack.change_set(**{parameter: value})
+    with pytest.raises(botocore.exceptions.ClientError):
+        aws["cloudformation"].describe_stacks(StackName=stack.name)

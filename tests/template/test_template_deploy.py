@@ -281,7 +281,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     topic = aws["sns"].get_topic_attributes(TopicArn=outputs["AlarmTopicArn"])["Attributes"]
     assert topic["KmsMasterKeyId"]
     policy = json.loads(topic["Policy"])
-    assert {s["Sid"] for s in policy["Statement"]} == {"CloudWatchAlarmsOfThisAccount", "HttpsOnly"}
+    assert {s["Sid"] for s in policy["Statement"]} == {"CloudWatchAlarmsOfThisStack", "HttpsOnly"}
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=outputs["AlarmTopicArn"])["Subscriptions"] == []
 
     dashboard = aws["cloudwatch"].get_dashboard(DashboardName=stack.name)

@@ -246,11 +246,22 @@ def check_iam(template: dict[str, Any]) -> None:
     assert permission["SourceArn"] == {
         "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/${Stage}/*/*"
     }
+    # The alarm topic and its key: CloudWatch may use them for this stack's alarms only.
+    this_stacks_alarms = {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-*"}},
+    }
     key_statements = template["Resources"]["AlarmKey"]["Properties"]["KeyPolicy"]["Statement"]
     for statement in key_statements:
         if statement["Principal"] != {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}:
             assert all("*" not in a for a in as_list(statement["Action"])), statement
-            assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+            assert statement["Condition"] == this_stacks_alarms
+    topic_statements = template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allows = [s for s in topic_statements if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
+    assert allows[0]["Action"] == "sns:Publish" and allows[0]["Condition"] == this_stacks_alarms
+    for alarm in resources_of(template, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), "named as the grants expect"
 
 
 def check_function(template: dict[str, Any]) -> None:

@@ -465,10 +465,13 @@ def _parameter_constraints() -> None:
         if allowed is not None and text not in [str(v) for v in allowed]:
             raise ValidationError(message=f"Parameter '{name}' must be one of AllowedValues")
         failed = slot.get("ConstraintDescription") or "Malformed input"
-        if kind == "String":
-            pattern = slot.get("AllowedPattern")
-            if pattern is not None and not re.fullmatch(pattern, text):
+        pattern = slot.get("AllowedPattern")
+        # A CommaDelimitedList's pattern applies to each item.
+        items = text.split(",") if kind == "CommaDelimitedList" else [text]
+        if pattern is not None and kind in ("String", "CommaDelimitedList"):
+            if not all(re.fullmatch(pattern, item) for item in items):
                 raise ValidationError(message=f"Parameter {name} failed to satisfy constraint: {failed}")
+        if kind == "String":
             if "MinLength" in slot and len(text) < int(slot["MinLength"]):
                 raise ValidationError(message=f"Parameter '{name}' must contain at least {slot['MinLength']} characters")
             if "MaxLength" in slot and len(text) > int(slot["MaxLength"]):

@@ -115,8 +115,9 @@ def check_parameters(template: dict[str, Any]) -> None:
     for name, spec in params.items():
         assert len(spec.get("Description", "")) >= 20, f"{name} needs a description users can act on"
         validated = {"AllowedValues", "AllowedPattern", "MinValue", "MaxValue"} & set(spec)
-        # A CommaDelimitedList of ids may be empty; the resources validate each id.
-        assert validated or spec["Type"] == "CommaDelimitedList", f"{name} is not validated"
+        assert validated, f"{name} is not validated"
+        if "AllowedPattern" in spec:
+            assert spec.get("ConstraintDescription"), f"{name}: say what a valid value looks like"
 
 
 def check_no_secret_parameters_or_outputs(template: dict[str, Any]) -> None:
@@ -474,6 +475,8 @@ def test_secret_arn_pattern_takes_arns_only(template):
         ("SecretKmsKeyArn", ["", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"], ["alias/aws/secretsmanager"]),
         ("LambdaFunctionName", ["openai-lambda-proxy"], ["", "a" * 65, "has space"]),
         ("CodeS3Bucket", ["my-artifacts.bucket"], ["Upper", "a"]),
+        ("VpcSubnetIds", ["", "subnet-0123456789abcdef0"], ["subnet-XYZ", "sg-01234567"]),
+        ("VpcSecurityGroupIds", ["", "sg-01234567"], ["subnet-01234567", "default"]),
     ],
 )
 def test_parameter_patterns(template, name, good, bad):

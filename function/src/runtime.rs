@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 
@@ -54,13 +55,26 @@ impl Runtime {
                     format!("cannot listen on {addr}: {e}; set PROXY_LISTEN_ADDR to a free host:port")
                 })?;
                 tracing::info!(address = %listener.local_addr()?, "serving plain HTTP");
-                axum::serve(listener, router)
+                axum::serve(without_nagle(listener), router)
                     .with_graceful_shutdown(shutdown_signal())
                     .await?;
                 Ok(())
             }
         }
     }
+}
+
+/// Accepted connections send each write at once. With Nagle's algorithm on, a streamed
+/// event written after the response head waits for the client to acknowledge the head,
+/// which a delayed ACK holds back by up to 40 ms.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    })
 }
 
 async fn shutdown_signal() {
@@ -88,6 +102,17 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        use axum::serve::Listener;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(address);
+        let mut listener = without_nagle(listener);
+        let ((accepted, _), _client) = tokio::join!(listener.accept(), client);
+        assert!(accepted.nodelay().unwrap());
+    }
 
     #[test]
     fn response_mode_defaults_to_stream_and_rejects_typos_by_name() {

@@ -21,6 +21,7 @@ def apply() -> None:
     _no_value_removes_list_items()
     _short_form_condition_in_conditions()
     _parameter_constraints()
+    _change_set_changes_follow_parameters()
     _conditional_resources_are_not_listed()
     _updates_follow_resolved_properties()
     _rest_api_properties()
@@ -512,3 +513,129 @@ def _parameter_constraints() -> None:
             return _method(self, *args, **kwargs)
 
         setattr(CloudFormationBackend, method_name, functools.wraps(method)(wrapper))
+
+
+def _change_set_changes_follow_parameters() -> None:
+    """DescribeChangeSet listed what the template *text* changes: a CREATE change set
+    listed resources whose Condition is false, and an update that only changes parameters
+    listed nothing. Here the changes come from the change set's parameters: Add and Remove
+    follow the Conditions, and Modify covers every resource whose template changed or that
+    refers, directly or through a Condition, to a changed parameter, or to a resource that
+    a new name replaces (CloudFormation lists those as dynamic changes)."""
+    import json
+
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import Change, ChangeSet
+
+    def parameter_values(template: dict[str, Any], given: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, slot in (template.get("Parameters") or {}).items():
+            value = given.get(name, previous.get(name, slot.get("Default")))
+            if slot.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                value = value.split(",")
+            elif slot.get("Type") == "Number" and value is not None:
+                text = str(value)
+                value = float(text) if "." in text else int(text)
+            values[name] = value
+        return values
+
+    def conditions(template: dict[str, Any], values: dict[str, Any], stack: Any) -> dict[str, bool]:
+        scope = {
+            **values,
+            "AWS::AccountId": stack.account_id,
+            "AWS::Region": stack.region_name,
+            "AWS::StackName": stack.name,
+            "AWS::StackId": stack.stack_id,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
+        lazy = parsing.LazyDict()
+        for name, condition in (template.get("Conditions") or {}).items():
+            lazy[name] = functools.partial(parsing.parse_condition, condition, scope, lazy)
+        return {name: bool(lazy[name]) for name in lazy}
+
+    def names_in(value: Any) -> set[str]:
+        import re
+
+        found: set[str] = set()
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in ("Ref", "Condition", "Fn::Condition") and isinstance(inner, str):
+                    found.add(inner)
+                elif key == "Fn::GetAtt":
+                    found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
+                elif key == "Fn::If":
+                    found.add(inner[0])
+                    found |= names_in(inner[1:])
+                elif key == "Fn::Sub":
+                    text = inner if isinstance(inner, str) else inner[0]
+                    found |= {n.split(".")[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                    if not isinstance(inner, str):
+                        found |= names_in(inner[1])
+                else:
+                    found |= names_in(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                found |= names_in(inner)
+        return found
+
+    def diff(self: ChangeSet) -> list[Change]:
+        stack = self.stack
+        resource_map = stack.resource_map
+        new_template = self.template_dict or {}
+        new_resources = new_template.get("Resources") or {}
+        old_template = stack.template_dict if isinstance(getattr(stack, "template_dict", None), dict) else {}
+        old_resources = old_template.get("Resources") or {}
+        old_values = parameter_values(old_template, dict(getattr(resource_map, "input_parameters", {}) or {}), {}) if old_resources else {}
+        # An omitted parameter takes its default, as in AWS (moto keeps the previous input
+        # parameters only when a change set gives none at all).
+        previous = {} if self.parameters else dict(getattr(resource_map, "input_parameters", {}) or {})
+        new_values = parameter_values(new_template, self.parameters or {}, previous)
+        old_conditions = conditions(old_template, old_values, stack) if old_resources else {}
+        new_conditions = conditions(new_template, new_values, stack)
+
+        def exists_now(name: str) -> bool:
+            return resource_map._parsed_resources.get(name) is not None if old_resources else False
+
+        def wanted(name: str) -> bool:
+            condition = new_resources[name].get("Condition")
+            return not condition or new_conditions.get(condition, False)
+
+        changed = {n for n in new_values if json.dumps(new_values[n], default=str) != json.dumps(old_values.get(n), default=str)}
+        changed |= {n for n in new_conditions if new_conditions[n] != old_conditions.get(n)}
+        modified = {
+            n for n in new_resources
+            if exists_now(n) and wanted(n) and (json.dumps(new_resources[n], sort_keys=True, default=str) != json.dumps(old_resources.get(n), sort_keys=True, default=str))
+        }
+        def replaced(name: str) -> bool:
+            # A new name replaces a resource (a new id that its dependents see); other
+            # property changes keep its id, so they stop here.
+            prop = parsing.resource_name_property_from_type(new_resources[name]["Type"])
+            new_name = (new_resources[name].get("Properties") or {}).get(prop) if prop else None
+            old_name = ((old_resources.get(name) or {}).get("Properties") or {}).get(prop) if prop else None
+            return new_name is not None and (new_name != old_name or bool(names_in(new_name) & changed))
+
+        def refers_to_change(name: str, moved: set[str]) -> bool:
+            body = {k: v for k, v in new_resources[name].items() if k != "DependsOn"}
+            return bool(names_in(body) & (changed | moved))
+
+        modified |= {n for n in new_resources if exists_now(n) and wanted(n) and refers_to_change(n, set())}
+        while True:
+            moved = {n for n in modified if replaced(n)}
+            more = {n for n in new_resources if n not in modified and exists_now(n) and wanted(n) and refers_to_change(n, moved)}
+            if not more:
+                break
+            modified |= more
+        changes = []
+        for name, resource in new_resources.items():
+            if wanted(name) and not exists_now(name):
+                changes.append(Change(action="Add", logical_resource_id=name, resource_type=resource["Type"]))
+            elif name in modified:
+                changes.append(Change(action="Modify", logical_resource_id=name, resource_type=resource["Type"]))
+        for name, resource in old_resources.items():
+            if exists_now(name) and (name not in new_resources or not wanted(name)):
+                changes.append(Change(action="Remove", logical_resource_id=name, resource_type=resource["Type"]))
+        return changes
+
+    ChangeSet.diff = diff

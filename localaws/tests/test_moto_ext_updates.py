@@ -201,3 +201,41 @@ def test_parameter_constraints_are_checked_at_create_change_set(aws, code, chang
             TemplateBody=TEMPLATE,
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         )
+
+
+def test_change_set_lists_what_the_parameters_change(aws, stack):
+    cfn = aws["cloudformation"]
+
+    last = {}
+
+    def changes(kind: str, **parameters: str) -> set[tuple[str, str]]:
+        name = last["name"] = f"cs-{uuid.uuid4().hex[:8]}"
+        cfn.create_change_set(
+            StackName=stack.name,
+            ChangeSetName=name,
+            ChangeSetType=kind,
+            TemplateBody=TEMPLATE,
+            Capabilities=["CAPABILITY_IAM"],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {**stack.parameters, **parameters}.items()],
+        )
+        described = cfn.describe_change_set(StackName=stack.name, ChangeSetName=name)
+        return {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"]) for c in described["Changes"]}
+
+    created = changes("CREATE")
+    assert ("Add", "StreamDeployment") in created and ("Add", "BufferedDeployment") not in created
+    cfn.execute_change_set(StackName=stack.name, ChangeSetName=last["name"])
+    stack.created = True
+
+    assert changes("UPDATE", Retention="30") == {("Modify", "Logs"), ("Modify", "Function")}
+    assert changes("UPDATE", Mode="BUFFERED") == {
+        ("Add", "BufferedDeployment"),
+        ("Remove", "StreamDeployment"),
+        ("Modify", "Api"),
+        ("Modify", "Method"),
+        ("Modify", "Stage"),
+        ("Modify", "Function"),
+    }
+    # A new name replaces the function: what refers to it changes too.
+    renamed = changes("UPDATE", FunctionName=f"fn-{uuid.uuid4().hex[:10]}")
+    assert {("Modify", "Function"), ("Modify", "Logs"), ("Modify", "Method")} <= renamed
+    assert ("Modify", "Api") not in renamed

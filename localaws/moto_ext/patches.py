@@ -22,6 +22,7 @@ def apply() -> None:
     _short_form_condition_in_conditions()
     _parameter_constraints()
     _change_set_changes_follow_parameters()
+    _validate_template_lists_parameters()
     _conditional_resources_are_not_listed()
     _updates_follow_resolved_properties()
     _rest_api_properties()
@@ -639,3 +640,59 @@ def _change_set_changes_follow_parameters() -> None:
         return changes
 
     ChangeSet.diff = diff
+
+
+IAM_TYPES = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::User": "UserName",
+    "AWS::IAM::Group": "GroupName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::Policy": None,
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::IAM::AccessKey": None,
+    "AWS::IAM::UserToGroupAddition": None,
+}
+
+
+def _validate_template_lists_parameters() -> None:
+    """ValidateTemplate answered with no Parameters and no Capabilities, so a client that
+    reads a template's parameters and defaults (as the deployer does) found none."""
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    validate = CloudFormationResponse.validate_template
+
+    @functools.wraps(validate)
+    def validate_listing(self: Any) -> Any:
+        result = validate(self)
+        body = self._get_param("TemplateBody")
+        if self._get_param("TemplateURL"):
+            body = self._get_stack_from_s3_url(self._get_param("TemplateURL"))
+        try:
+            template = Stack.parse_template(body) or {}
+        except Exception:  # moto reported what it could parse above
+            return result
+
+        def text(value: Any) -> str:
+            return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+        parameters = []
+        for name, slot in (template.get("Parameters") or {}).items():
+            entry = {"ParameterKey": name, "NoEcho": bool(slot.get("NoEcho", False)), "Description": slot.get("Description", "")}
+            if "Default" in slot:
+                entry["DefaultValue"] = text(slot["Default"])
+            parameters.append(entry)
+        iam = sorted({r["Type"] for r in (template.get("Resources") or {}).values() if r.get("Type") in IAM_TYPES})
+        named = any(
+            IAM_TYPES[r["Type"]] and IAM_TYPES[r["Type"]] in (r.get("Properties") or {})
+            for r in (template.get("Resources") or {}).values()
+            if r.get("Type") in IAM_TYPES
+        )
+        result._result["Parameters"] = parameters
+        if iam:
+            result._result["Capabilities"] = ["CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM"]
+            result._result["CapabilitiesReason"] = f"The following resource(s) require capabilities: [{', '.join(iam)}]"
+        if template.get("Transform"):
+            result._result["DeclaredTransforms"] = [template["Transform"]] if isinstance(template["Transform"], str) else list(template["Transform"])
+        return result
+
+    CloudFormationResponse.validate_template = validate_listing

@@ -239,3 +239,12 @@ def test_change_set_lists_what_the_parameters_change(aws, stack):
     renamed = changes("UPDATE", FunctionName=f"fn-{uuid.uuid4().hex[:10]}")
     assert {("Modify", "Function"), ("Modify", "Logs"), ("Modify", "Method")} <= renamed
     assert ("Modify", "Api") not in renamed
+
+
+def test_validate_template_lists_parameters_and_capabilities(aws):
+    answer = aws["cloudformation"].validate_template(TemplateBody=TEMPLATE)
+    parameters = {p["ParameterKey"]: p.get("DefaultValue") for p in answer["Parameters"]}
+    assert parameters["Mode"] == "STREAM" and parameters["Retention"] == "14" and parameters["Subnets"] == ""
+    assert parameters["FunctionName"] is None, "no default: none listed"
+    assert answer["Capabilities"] == ["CAPABILITY_IAM"]
+    assert "AWS::IAM::Role" in answer["CapabilitiesReason"]

@@ -464,3 +464,13 @@ def test_invalid_parameters_are_rejected_before_anything_changes(aws, stack, par
         stack.change_set(**{parameter: value})
     with pytest.raises(botocore.exceptions.ClientError):
         aws["cloudformation"].describe_stacks(StackName=stack.name)
+
+
+def test_validate_template_lists_every_parameter_and_needs_only_capability_iam(aws, template):
+    """What the deployer reads before it deploys (ValidateTemplate)."""
+    answer = aws["cloudformation"].validate_template(TemplateBody=TEMPLATE_PATH.read_text())
+    listed = {p["ParameterKey"]: p.get("DefaultValue") for p in answer["Parameters"]}
+    assert set(listed) == set(template["Parameters"])
+    required = {name for name, default in listed.items() if default is None}
+    assert required == {"OpenAIApiKeySecretArn", "CodeS3Bucket", "CodeS3Key"}
+    assert answer["Capabilities"] == ["CAPABILITY_IAM"], "no named IAM resources"

@@ -64,6 +64,12 @@ test-template:
 test-function-sdk:
 	$(PY) -m pytest -q function/tests/sdk
 
+# Not part of `make test`: load runs want a quiet machine. Needs wrk, nginx and oha
+# (docs/benchmarks.md says how to install them); prints a markdown report.
+.PHONY: bench-function
+bench-function: setup ## benchmark the proxy function: added latency, throughput, RSS, cold start, zip size
+	scripts/bench-function.sh
+
 local-aws: setup ## start the local AWS emulator (moto + our extension) and print its endpoint
 	@$(LOCAL_AWS) start
 

@@ -229,9 +229,18 @@ def check_iam(template: dict[str, Any]) -> None:
     assert by_action["xray:PutTraceSegments"][0] == "TracingEnabled"
     for action in ("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces"):
         assert by_action[action][0] == "UseVpc", action
-    for role in resources_of(template, "AWS::IAM::Role").values():
-        (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    trusts = {name: role["Properties"]["AssumeRolePolicyDocument"]["Statement"] for name, role in resources_of(template, "AWS::IAM::Role").items()}
+    assert trusts["FunctionRole"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+        }
+    ]
+    assert trusts["ApiGatewayLoggingRole"] == [
+        {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
     logging_role = template["Resources"]["ApiGatewayLoggingRole"]
     assert logging_role["Properties"]["ManagedPolicyArns"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}

@@ -23,6 +23,7 @@ def apply() -> None:
     _parameter_constraints()
     _change_set_changes_follow_parameters()
     _validate_template_lists_parameters()
+    _lambda_permission_identity()
     _conditional_resources_are_not_listed()
     _updates_follow_resolved_properties()
     _rest_api_properties()
@@ -696,3 +697,33 @@ def _validate_template_lists_parameters() -> None:
         return result
 
     CloudFormationResponse.validate_template = validate_listing
+
+
+def _lambda_permission_identity() -> None:
+    """A Lambda::Permission had no physical id (DescribeStackResources showed none) and was
+    never removed from the function's policy. Here its statement id is its physical id, as
+    in AWS, and deleting or replacing it removes the statement."""
+    import json
+
+    from moto.awslambda.models import Permission, lambda_backends
+
+    def create(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any) -> Permission:
+        props = dict(cloudformation_json["Properties"])
+        props.setdefault("StatementId", resource_name)
+        fn = lambda_backends[account_id][region_name].get_function(props["FunctionName"])
+        fn.policy.add_statement(raw=json.dumps(props))
+        permission = Permission(region=region_name)
+        permission.physical_resource_id = props["StatementId"]
+        permission.function_name = fn.function_name
+        return permission
+
+    def delete(self: Permission, account_id: str, region_name: str) -> None:
+        backend = lambda_backends[account_id][region_name]
+        try:
+            fn = backend.get_function(self.function_name)
+            fn.policy.del_statement(self.physical_resource_id)
+        except Exception:  # the function (and its policy) is already gone
+            pass
+
+    Permission.create_from_cloudformation_json = classmethod(create)
+    Permission.delete = delete

@@ -180,6 +180,9 @@ def test_renamed_function_is_replaced_and_references_follow(aws, stack):
     with pytest.raises(botocore.exceptions.ClientError, match="ResourceNotFound"):
         aws["lambda"].get_function(FunctionName=first["FunctionName"])
     assert renamed in raw_integration(aws, second["ApiId"])["uri"], "the method follows the new function ARN"
+    # The permission moved with it: one statement, whose id is the resource's physical id.
+    policy = json.loads(aws["lambda"].get_policy(FunctionName=renamed)["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == [stack.resources()["Permission"]]
     assert aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{renamed}")["logGroups"]
 
 
@@ -237,7 +240,7 @@ def test_change_set_lists_what_the_parameters_change(aws, stack):
     }
     # A new name replaces the function: what refers to it changes too.
     renamed = changes("UPDATE", FunctionName=f"fn-{uuid.uuid4().hex[:10]}")
-    assert {("Modify", "Function"), ("Modify", "Logs"), ("Modify", "Method")} <= renamed
+    assert {("Modify", "Function"), ("Modify", "Logs"), ("Modify", "Method"), ("Modify", "Permission")} <= renamed
     assert ("Modify", "Api") not in renamed
 
 

@@ -296,6 +296,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
 
     permission = json.loads(aws["lambda"].get_policy(FunctionName=outputs["FunctionName"])["Policy"])
     (statement,) = permission["Statement"]
+    assert statement["Sid"] == stack.physical_id("FunctionInvokePermission")
     assert statement["Principal"] in ({"Service": "apigateway.amazonaws.com"}, "apigateway.amazonaws.com")
     assert f":{api_id}/prod/*/*" in json.dumps(statement)
 

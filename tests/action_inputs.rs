@@ -151,13 +151,16 @@ fn every_description_names_the_default_and_the_allowed_values() {
 }
 
 #[test]
-fn outputs_are_the_ones_the_deployer_writes_and_the_image_is_the_dockerfile() {
+fn outputs_include_the_deploy_results_and_the_image_is_the_dockerfile() {
     let action = action();
     let outputs: BTreeSet<&str> = object(&action, "outputs").keys().map(String::as_str).collect();
-    assert_eq!(
-        outputs,
-        BTreeSet::from(["api-url", "function-name", "report-path", "stack-status"])
-    );
+    // What deploy workflows rely on; the deployer may write more (all declared here).
+    for required in ["api-url", "function-name", "stack-status", "report-path"] {
+        assert!(
+            outputs.contains(required),
+            "action.yml declares no output `{required}`"
+        );
+    }
     let runs = object(&action, "runs");
     assert_eq!(runs.get("using").and_then(Value::as_str), Some("docker"));
     assert_eq!(runs.get("image").and_then(Value::as_str), Some("Dockerfile"));

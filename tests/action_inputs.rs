@@ -242,6 +242,43 @@ fn the_builder_uses_the_projects_toolchain_and_tool_pins() {
     );
 }
 
+/// The build context is an allowlist: every workspace member's manifest, sources and
+/// build script must be in it, or the action's image fails to build.
+#[test]
+fn the_build_context_holds_every_workspace_member() {
+    let manifest = read(&root().join("Cargo.toml"));
+    let members = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("members = ["))
+        .and_then(|l| l.strip_suffix(']'))
+        .expect("[workspace] members = [...] on one line");
+    let dockerignore = read(&root().join(".dockerignore"));
+    let allowed: BTreeSet<&str> = dockerignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
+    let mut missing = Vec::new();
+    for member in members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
+        let prefix = if member == "." {
+            String::new()
+        } else {
+            format!("{member}/")
+        };
+        let mut needs = vec![format!("{prefix}Cargo.toml"), format!("{prefix}src/")];
+        if root().join(&prefix).join("build.rs").exists() {
+            needs.push(format!("{prefix}build.rs"));
+        }
+        missing.extend(needs.into_iter().filter(|n| !allowed.contains(n.as_str())));
+    }
+    for file in ["Cargo.lock", "template.yaml", "requirements-docker.txt"] {
+        if !allowed.contains(file) {
+            missing.push(file.to_owned());
+        }
+    }
+    assert!(missing.is_empty(), ".dockerignore leaves out {missing:?}");
+}
+
 fn workflows() -> Vec<PathBuf> {
     let dir = root().join(".github/workflows");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)

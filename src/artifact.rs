@@ -26,24 +26,40 @@ pub struct Artifact {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArtifactError {
-    #[error("{path} does not exist: build the function first (`cargo lambda build --release --arm64 --output-format zip -p openai-proxy-function`) or set FUNCTION_ARTIFACT")]
+    #[error(
+        "{path} does not exist: build the function first (`cargo lambda build --release --arm64 --output-format zip -p openai-proxy-function`) or set FUNCTION_ARTIFACT"
+    )]
     Missing { path: String },
     #[error("{path} could not be read ({cause}): check its permissions")]
     Unreadable { path: String, cause: String },
-    #[error("{path} is neither a zip nor an ELF executable: set FUNCTION_ARTIFACT to the bootstrap.zip or bootstrap binary that cargo lambda builds")]
+    #[error(
+        "{path} is neither a zip nor an ELF executable: set FUNCTION_ARTIFACT to the bootstrap.zip or bootstrap binary that cargo lambda builds"
+    )]
     UnknownFormat { path: String },
-    #[error("{path} is not a readable zip ({cause}): rebuild it with `cargo lambda build --output-format zip`")]
+    #[error(
+        "{path} is not a readable zip ({cause}): rebuild it with `cargo lambda build --output-format zip`"
+    )]
     BadZip { path: String, cause: String },
-    #[error("{path} has no `bootstrap` at its root: Lambda's provided.al2023 runtime starts that file; rebuild with cargo lambda")]
+    #[error(
+        "{path} has no `bootstrap` at its root: Lambda's provided.al2023 runtime starts that file; rebuild with cargo lambda"
+    )]
     NoBootstrap { path: String },
-    #[error("`bootstrap` in {path} is not executable (mode {mode:o}): zip it with mode 0755, or point FUNCTION_ARTIFACT at the binary")]
+    #[error(
+        "`bootstrap` in {path} is not executable (mode {mode:o}): zip it with mode 0755, or point FUNCTION_ARTIFACT at the binary"
+    )]
     NotExecutable { path: String, mode: u32 },
     #[error("`bootstrap` in {path} is not a Linux ELF executable: build it for Lambda with cargo lambda")]
     NotElf { path: String },
-    #[error("`bootstrap` in {path} is built for {found}, which Lambda does not run: build for arm64 (aarch64) or x86_64")]
+    #[error(
+        "`bootstrap` in {path} is built for {found}, which Lambda does not run: build for arm64 (aarch64) or x86_64"
+    )]
     UnsupportedMachine { path: String, found: String },
     #[error("`bootstrap` in {path} is built for {found:?} but ARCHITECTURE={wanted:?}: rebuild with `cargo lambda build --{flag}` or set ARCHITECTURE={found_name}", flag = wanted.cargo_lambda_flag(), found_name = found.as_str())]
-    WrongArchitecture { path: String, found: Architecture, wanted: Architecture },
+    WrongArchitecture {
+        path: String,
+        found: Architecture,
+        wanted: Architecture,
+    },
 }
 
 impl Architecture {
@@ -72,13 +88,20 @@ pub fn load(path: &Path, wanted: Option<Architecture>) -> Result<Artifact, Artif
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ArtifactError::Missing { path: shown.clone() },
-        _ => ArtifactError::Unreadable { path: shown.clone(), cause: e.to_string() },
+        _ => ArtifactError::Unreadable {
+            path: shown.clone(),
+            cause: e.to_string(),
+        },
     })?;
     let files = if bytes.starts_with(ZIP_MAGIC) {
         unzip(&bytes, &shown)?
     } else if bytes.starts_with(ELF_MAGIC) {
         let mode = file_mode(path);
-        vec![File { name: "bootstrap".into(), mode, data: bytes }]
+        vec![File {
+            name: "bootstrap".into(),
+            mode,
+            data: bytes,
+        }]
     } else {
         return Err(ArtifactError::UnknownFormat { path: shown });
     };
@@ -87,13 +110,20 @@ pub fn load(path: &Path, wanted: Option<Architecture>) -> Result<Artifact, Artif
         .find(|f| f.name == "bootstrap")
         .ok_or_else(|| ArtifactError::NoBootstrap { path: shown.clone() })?;
     if bootstrap.mode & 0o111 == 0 {
-        return Err(ArtifactError::NotExecutable { path: shown, mode: bootstrap.mode });
+        return Err(ArtifactError::NotExecutable {
+            path: shown,
+            mode: bootstrap.mode,
+        });
     }
     let architecture = elf_architecture(&bootstrap.data, &shown)?;
     if let Some(wanted) = wanted
         && wanted != architecture
     {
-        return Err(ArtifactError::WrongArchitecture { path: shown, found: architecture, wanted });
+        return Err(ArtifactError::WrongArchitecture {
+            path: shown,
+            found: architecture,
+            wanted,
+        });
     }
     let zip = reproducible_zip(files);
     let digest = Sha256::digest(&zip);
@@ -112,7 +142,10 @@ struct File {
 }
 
 fn unzip(bytes: &[u8], shown: &str) -> Result<Vec<File>, ArtifactError> {
-    let bad = |e: zip::result::ZipError| ArtifactError::BadZip { path: shown.to_owned(), cause: e.to_string() };
+    let bad = |e: zip::result::ZipError| ArtifactError::BadZip {
+        path: shown.to_owned(),
+        cause: e.to_string(),
+    };
     let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(bad)?;
     let mut files = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
@@ -124,9 +157,10 @@ fn unzip(bytes: &[u8], shown: &str) -> Result<Vec<File>, ArtifactError> {
         let mode = entry.unix_mode().unwrap_or(0o644);
         let name = entry.name().map_err(bad)?.into_owned();
         let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| ArtifactError::BadZip { path: shown.to_owned(), cause: e.to_string() })?;
+        entry.read_to_end(&mut data).map_err(|e| ArtifactError::BadZip {
+            path: shown.to_owned(),
+            cause: e.to_string(),
+        })?;
         files.push(File { name, mode, data });
     }
     Ok(files)
@@ -135,7 +169,9 @@ fn unzip(bytes: &[u8], shown: &str) -> Result<Vec<File>, ArtifactError> {
 #[cfg(unix)]
 fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0)
 }
 
 #[cfg(not(unix))]
@@ -146,11 +182,17 @@ fn file_mode(_: &Path) -> u32 {
 /// The ELF header's machine field says what the binary runs on.
 fn elf_architecture(data: &[u8], shown: &str) -> Result<Architecture, ArtifactError> {
     if data.len() < 20 || !data.starts_with(ELF_MAGIC) {
-        return Err(ArtifactError::NotElf { path: shown.to_owned() });
+        return Err(ArtifactError::NotElf {
+            path: shown.to_owned(),
+        });
     }
     let field = [data[18], data[19]];
     // EI_DATA (byte 5): 1 little-endian, 2 big-endian.
-    let machine = if data[5] == 2 { u16::from_be_bytes(field) } else { u16::from_le_bytes(field) };
+    let machine = if data[5] == 2 {
+        u16::from_be_bytes(field)
+    } else {
+        u16::from_le_bytes(field)
+    };
     match machine {
         EM_AARCH64 => Ok(Architecture::Arm64),
         EM_X86_64 => Ok(Architecture::X86_64),
@@ -167,7 +209,11 @@ fn reproducible_zip(mut files: Vec<File>) -> Vec<u8> {
     files.sort_by(|a, b| a.name.cmp(&b.name));
     let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
     for file in files {
-        let mode = if file.name == "bootstrap" { 0o755 } else { file.mode & 0o777 };
+        let mode = if file.name == "bootstrap" {
+            0o755
+        } else {
+            file.mode & 0o777
+        };
         let options = SimpleFileOptions::default()
             .compression_method(CompressionMethod::Deflated)
             .compression_level(Some(6))
@@ -175,7 +221,9 @@ fn reproducible_zip(mut files: Vec<File>) -> Vec<u8> {
             .unix_permissions(mode);
         // Writing into memory cannot fail for I/O reasons; the zip crate only refuses
         // invalid names, which came out of a valid zip or are "bootstrap".
-        writer.start_file(file.name, options).expect("in-memory zip entry");
+        writer
+            .start_file(file.name, options)
+            .expect("in-memory zip entry");
         writer.write_all(&file.data).expect("in-memory zip write");
     }
     writer.finish().expect("in-memory zip").into_inner()
@@ -213,7 +261,9 @@ pub(crate) mod tests {
     fn zip_of(entries: &[(&str, &[u8], u32)], mtime: DateTime) -> Vec<u8> {
         let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
         for (name, data, mode) in entries {
-            let options = SimpleFileOptions::default().last_modified_time(mtime).unix_permissions(*mode);
+            let options = SimpleFileOptions::default()
+                .last_modified_time(mtime)
+                .unix_permissions(*mode);
             writer.start_file(*name, options).unwrap();
             writer.write_all(data).unwrap();
         }
@@ -230,10 +280,24 @@ pub(crate) mod tests {
         let bin = elf(EM_AARCH64, b"payload");
         let early = DateTime::from_date_and_time(2020, 1, 2, 3, 4, 5).unwrap();
         let late = DateTime::from_date_and_time(2026, 6, 7, 8, 9, 10).unwrap();
-        let a = write(dir.path(), "a.zip", &zip_of(&[("bootstrap", &bin, 0o755)], early), 0o644);
-        let b = write(dir.path(), "b.zip", &zip_of(&[("bootstrap", &bin, 0o755)], late), 0o644);
+        let a = write(
+            dir.path(),
+            "a.zip",
+            &zip_of(&[("bootstrap", &bin, 0o755)], early),
+            0o644,
+        );
+        let b = write(
+            dir.path(),
+            "b.zip",
+            &zip_of(&[("bootstrap", &bin, 0o755)], late),
+            0o644,
+        );
         let raw = write(dir.path(), "bootstrap", &bin, 0o755);
-        let (a, b, raw) = (load(&a, None).unwrap(), load(&b, None).unwrap(), load(&raw, None).unwrap());
+        let (a, b, raw) = (
+            load(&a, None).unwrap(),
+            load(&b, None).unwrap(),
+            load(&raw, None).unwrap(),
+        );
         assert_eq!(a.zip, b.zip);
         assert_eq!(a.zip, raw.zip);
         assert_eq!(a.sha256_hex, raw.sha256_hex);
@@ -245,7 +309,10 @@ pub(crate) mod tests {
     fn repackaged_zip_keeps_bootstrap_executable_and_other_files() {
         let dir = tempdir();
         let bin = elf(EM_X86_64, b"x");
-        let input = zip_of(&[("config.json", b"{}", 0o600), ("bootstrap", &bin, 0o700)], DateTime::default());
+        let input = zip_of(
+            &[("config.json", b"{}", 0o600), ("bootstrap", &bin, 0o700)],
+            DateTime::default(),
+        );
         let path = write(dir.path(), "in.zip", &input, 0o644);
         let artifact = load(&path, None).unwrap();
         let mut archive = ZipArchive::new(Cursor::new(artifact.zip)).unwrap();
@@ -253,8 +320,14 @@ pub(crate) mod tests {
             .map(|i| archive.by_index(i).unwrap().name().unwrap().into_owned())
             .collect();
         assert_eq!(names, ["bootstrap", "config.json"]);
-        assert_eq!(archive.by_name("bootstrap").unwrap().unix_mode().unwrap() & 0o777, 0o755);
-        assert_eq!(archive.by_name("config.json").unwrap().unix_mode().unwrap() & 0o777, 0o600);
+        assert_eq!(
+            archive.by_name("bootstrap").unwrap().unix_mode().unwrap() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            archive.by_name("config.json").unwrap().unix_mode().unwrap() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -267,7 +340,10 @@ pub(crate) mod tests {
         let mut riscv = elf(243, b"");
         riscv[18..20].copy_from_slice(&243u16.to_le_bytes());
         let riscv = write(dir.path(), "riscv", &riscv, 0o755);
-        assert!(matches!(load(&riscv, None), Err(ArtifactError::UnsupportedMachine { .. })));
+        assert!(matches!(
+            load(&riscv, None),
+            Err(ArtifactError::UnsupportedMachine { .. })
+        ));
     }
 
     #[test]
@@ -294,15 +370,30 @@ pub(crate) mod tests {
         let missing = dir.path().join("nope.zip");
         assert!(matches!(load(&missing, None), Err(ArtifactError::Missing { .. })));
         let text = write(dir.path(), "notes.txt", b"hello", 0o644);
-        assert!(matches!(load(&text, None), Err(ArtifactError::UnknownFormat { .. })));
+        assert!(matches!(
+            load(&text, None),
+            Err(ArtifactError::UnknownFormat { .. })
+        ));
         let truncated = write(dir.path(), "t.zip", b"PK\x03\x04garbage", 0o644);
-        assert!(matches!(load(&truncated, None), Err(ArtifactError::BadZip { .. })));
+        assert!(matches!(
+            load(&truncated, None),
+            Err(ArtifactError::BadZip { .. })
+        ));
         let no_boot = zip_of(&[("main", &elf(EM_X86_64, b""), 0o755)], DateTime::default());
         let no_boot = write(dir.path(), "nb.zip", &no_boot, 0o644);
-        assert!(matches!(load(&no_boot, None), Err(ArtifactError::NoBootstrap { .. })));
+        assert!(matches!(
+            load(&no_boot, None),
+            Err(ArtifactError::NoBootstrap { .. })
+        ));
         let not_exec = write(dir.path(), "bootstrap", &elf(EM_X86_64, b""), 0o644);
-        assert!(matches!(load(&not_exec, None), Err(ArtifactError::NotExecutable { .. })));
-        let script = zip_of(&[("bootstrap", b"#!/bin/sh\necho hi\n", 0o755)], DateTime::default());
+        assert!(matches!(
+            load(&not_exec, None),
+            Err(ArtifactError::NotExecutable { .. })
+        ));
+        let script = zip_of(
+            &[("bootstrap", b"#!/bin/sh\necho hi\n", 0o755)],
+            DateTime::default(),
+        );
         let script = write(dir.path(), "s.zip", &script, 0o644);
         assert!(matches!(load(&script, None), Err(ArtifactError::NotElf { .. })));
     }

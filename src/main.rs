@@ -1,6 +1,9 @@
 use std::process::ExitCode;
 
 use openai_proxy_deployer::config::{self, Config};
+use openai_proxy_deployer::report::Status;
+use openai_proxy_deployer::run::{self, Run};
+use openai_proxy_deployer::ui::Ui;
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -27,9 +30,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!(
-        "error: DEPLOYER_COMMAND={:?} is not implemented in this build yet",
-        config.deployer_command
-    );
-    ExitCode::from(2)
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ui = Ui::from_env();
+    let mut run = Run::new(config, ui);
+    runtime.block_on(run.execute());
+    run::publish(&run.report, &run.config, &ui);
+    match run.report.status() {
+        Status::Succeeded | Status::NoChanges => ExitCode::SUCCESS,
+        Status::Failed => ExitCode::FAILURE,
+    }
 }

@@ -44,11 +44,11 @@ impl Ui {
         }
     }
 
-    pub fn error(&self, title: &str, message: &str) {
+    /// An error annotation on the run's page; plain logs get the error in the report's
+    /// short form instead, so it is printed once.
+    pub fn annotate_error(&self, title: &str, message: &str) {
         if self.github {
             self.line(&format!("::error title={}::{}", escape(title), escape(message)));
-        } else {
-            self.line(&format!("error: {title}: {message}"));
         }
     }
 

@@ -1,0 +1,87 @@
+//! The AWS clients, built once from the SDK's standard chain (so `AWS_ENDPOINT_URL`,
+//! profiles, OIDC web identity and instance roles all work as users expect).
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+#[derive(Clone)]
+pub struct Aws {
+    pub region: String,
+    /// The endpoint is plain HTTP (a local emulator): requests cannot be TLS.
+    pub plain_http: bool,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+impl Aws {
+    /// Loads the SDK configuration; `None` when no region can be found.
+    pub async fn load(region: Option<&str>) -> Option<Self> {
+        // Throttling and transient 5xx answers are retried by the SDK with backoff and
+        // jitter; five attempts ride out the bursts CloudFormation polling can cause.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(5));
+        // An Actions input left empty arrives as AWS_REGION="", which the SDK would take
+        // as a region named "" (hiding AWS_DEFAULT_REGION): empty counts as unset.
+        let fallback = std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.trim().is_empty());
+        if let Some(region) = region.map(str::to_owned).or(fallback) {
+            loader = loader.region(Region::new(region));
+        }
+        let sdk = loader.load().await;
+        sdk.region().filter(|r| !r.as_ref().trim().is_empty())?;
+        Some(Self::from_sdk_config(&sdk))
+    }
+
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
+        let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        // Emulators serve buckets by path, not by virtual host.
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build();
+        Self {
+            region,
+            plain_http: sdk.endpoint_url().is_some_and(|url| url.starts_with("http://")),
+            cloudformation: aws_sdk_cloudformation::Client::new(sdk),
+            lambda: aws_sdk_lambda::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
+        }
+    }
+}
+
+type SdkError<E> = aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>;
+
+/// An SDK error in one line: the service's code and message when it answered (e.g.
+/// "ValidationError: Template format error: ..."), else the chain of causes (DNS,
+/// connection, timeout, missing credentials).
+pub fn describe<E>(err: &SdkError<E>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    if let Some(service) = err.as_service_error() {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        return match (service.code(), service.message(), status) {
+            (Some(code), Some(message), _) => format!("{code}: {message}"),
+            (Some(code), None, _) => code.to_owned(),
+            (None, Some(message), _) => message.to_owned(),
+            (None, None, Some(status)) => format!("HTTP {status} with no error details"),
+            (None, None, None) => "an error with no details".to_owned(),
+        };
+    }
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}
+
+/// The service error code (e.g. `ValidationError`) of an SDK error, if the service answered.
+pub fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
+    err.as_service_error().and_then(|e| e.code())
+}
+
+/// The service's message of an SDK error, if the service answered.
+pub fn error_message<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
+    err.as_service_error().and_then(|e| e.message())
+}

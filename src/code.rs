@@ -1,0 +1,112 @@
+//! After the stack settles, the function must run the artifact just uploaded. If its
+//! code was changed out of band (console edits, another pipeline), CloudFormation sees
+//! no difference and leaves it: this puts the right code back.
+
+use std::time::Duration;
+
+use aws_sdk_lambda::types::LastUpdateStatus;
+use backon::{ExponentialBuilder, Retryable};
+use tokio::time::Instant;
+
+use crate::artifact::Artifact;
+use crate::aws::{self, Aws};
+use crate::stack::Poll;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    Matches,
+    /// The code differed and was updated.
+    Updated,
+}
+
+pub async fn verify(
+    aws: &Aws,
+    function: &str,
+    artifact: &Artifact,
+    bucket: &str,
+    key: &str,
+    poll: Poll,
+    deadline: Instant,
+) -> Result<Verified, String> {
+    let current = code_sha256(aws, function).await?;
+    if current == artifact.code_sha256 {
+        return Ok(Verified::Matches);
+    }
+    // Another update (a concurrent deploy, or the stack's own) holds the function:
+    // ResourceConflictException until it finishes, so back off and try again.
+    let update = || async {
+        aws.lambda
+            .update_function_code()
+            .function_name(function)
+            .s3_bucket(bucket)
+            .s3_key(key)
+            .send()
+            .await
+    };
+    update
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(poll.first)
+                .with_max_delay(poll.max)
+                .with_max_times(8)
+                .with_jitter(),
+        )
+        .when(|e| e.as_service_error().is_some_and(|s| s.is_resource_conflict_exception()))
+        .await
+        .map_err(|e| {
+            format!(
+                "could not update the code of function {function} ({}): the deploying role needs lambda:UpdateFunctionCode",
+                aws::describe(&e)
+            )
+        })?;
+    wait_updated(aws, function, poll, deadline).await?;
+    let now = code_sha256(aws, function).await?;
+    if now != artifact.code_sha256 {
+        return Err(format!(
+            "function {function} still runs other code after the update (CodeSha256 {now}, expected {}): another deploy may be running; run this one again",
+            artifact.code_sha256
+        ));
+    }
+    Ok(Verified::Updated)
+}
+
+async fn code_sha256(aws: &Aws, function: &str) -> Result<String, String> {
+    let config = aws
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| format!("could not read function {function} ({}): the deploying role needs lambda:GetFunctionConfiguration", aws::describe(&e)))?;
+    Ok(config.code_sha256().unwrap_or_default().to_owned())
+}
+
+async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) -> Result<(), String> {
+    let mut interval = poll.first;
+    loop {
+        let config = aws
+            .lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(|e| format!("could not read function {function} ({})", aws::describe(&e)))?;
+        match config.last_update_status() {
+            Some(LastUpdateStatus::Successful) | None => return Ok(()),
+            Some(LastUpdateStatus::Failed) => {
+                return Err(format!(
+                    "the code update of function {function} failed: {}",
+                    config.last_update_status_reason().unwrap_or("no reason given")
+                ));
+            }
+            Some(_) => {}
+        }
+        if Instant::now() + interval > deadline {
+            return Err(format!(
+                "gave up waiting for the code update of function {function}: it is still in progress; raise WAIT_TIMEOUT"
+            ));
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 3 / 2).min(poll.max).max(Duration::from_millis(1));
+    }
+}

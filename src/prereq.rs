@@ -1,0 +1,200 @@
+//! Prerequisites, checked before anything is created or uploaded: a region, working
+//! credentials, a valid template whose parameters match ours, and a function artifact
+//! for the right architecture. Every problem is gathered and reported together.
+
+use std::path::{Path, PathBuf};
+
+use crate::artifact::{self, Artifact};
+use crate::aws::{self, Aws};
+use crate::config::Config;
+use crate::params;
+use crate::template::{self, Template};
+
+/// What a command needs beyond credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub template: bool,
+    pub artifact: bool,
+}
+
+pub struct Ready {
+    pub aws: Aws,
+    pub account: String,
+    pub caller_arn: String,
+    pub template: Option<Template>,
+    pub artifact: Option<Artifact>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("prerequisites are not met:\n  - {}", .problems.join("\n  - "))]
+pub struct Unmet {
+    pub problems: Vec<String>,
+    /// The account, when credentials worked (for the report).
+    pub account: Option<String>,
+}
+
+/// Set in the action's image: the stock template and function, used when the
+/// repository has none of its own.
+const BUNDLED_TEMPLATE: &str = "OPENAI_PROXY_BUNDLED_TEMPLATE";
+const BUNDLED_ARTIFACT: &str = "OPENAI_PROXY_BUNDLED_ARTIFACT";
+
+pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
+    let mut problems = Vec::new();
+    let unmet = |problems: Vec<String>, account| Unmet { problems, account };
+
+    // Local checks first: they need no AWS and are the most common mistakes.
+    let artifact = if needs.artifact {
+        let path = fallback(&config.function_artifact, BUNDLED_ARTIFACT, "FUNCTION_ARTIFACT");
+        match artifact::load(&path, config.architecture) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let template_body = if needs.template {
+        let path = fallback(&config.template_file, BUNDLED_TEMPLATE, "TEMPLATE_FILE");
+        match template::read(&path) {
+            Ok(body) => Some((path, body)),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(region) = &config.aws_region
+        && !looks_like_region(region)
+    {
+        problems.push(format!(
+            "AWS_REGION={region} is not an AWS region name: use one like us-east-1 or eu-west-2"
+        ));
+        return Err(unmet(problems, None));
+    }
+    let Some(aws) = Aws::load(config.aws_region.as_deref()).await else {
+        problems.push("no AWS region is set: set AWS_REGION (e.g. AWS_REGION=us-east-1) or the action's `aws_region` input".into());
+        return Err(unmet(problems, None));
+    };
+
+    let (account, caller_arn) = match aws.sts.get_caller_identity().send().await {
+        Ok(id) => (
+            id.account().unwrap_or_default().to_owned(),
+            id.arn().unwrap_or_default().to_owned(),
+        ),
+        Err(e) => {
+            problems.push(credentials_problem(&e, &aws.region));
+            return Err(unmet(problems, None));
+        }
+    };
+
+    let template = match template_body {
+        Some((path, body)) => match template::validate(&aws, &path, body).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(template) = &template {
+        // Values do not matter here, only which parameters are passed.
+        let placeholder = params::Inputs {
+            secret_arn: "",
+            bucket: "",
+            key: "",
+            architecture: artifact
+                .as_ref()
+                .map_or(crate::config::Architecture::Arm64, |a| a.architecture),
+        };
+        match params::build(config, &placeholder) {
+            Ok(passed) => problems.extend(template.check_parameters(&passed)),
+            Err(e) => problems.extend(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(Ready {
+            aws,
+            account,
+            caller_arn,
+            template,
+            artifact,
+        })
+    } else {
+        Err(unmet(problems, Some(account)))
+    }
+}
+
+/// The configured path, or the action image's bundled file when the configured one is
+/// the default and absent (a repository that deploys the stock proxy has neither).
+fn fallback(configured: &str, bundled_var: &str, var: &str) -> PathBuf {
+    let path = PathBuf::from(configured);
+    let is_default = crate::config::VARIABLES
+        .iter()
+        .any(|v| v.name == var && v.default == Some(configured));
+    if is_default
+        && !path.exists()
+        && let Ok(bundled) = std::env::var(bundled_var)
+        && Path::new(&bundled).exists()
+    {
+        return PathBuf::from(bundled);
+    }
+    path
+}
+
+fn looks_like_region(region: &str) -> bool {
+    // e.g. us-east-1, ap-southeast-3, us-gov-west-1, eu-central-2
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn credentials_problem<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    region: &str,
+) -> String
+where
+    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + 'static,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let cause = aws::describe(err);
+    match err {
+        SdkError::ServiceError(_) => format!(
+            "AWS refused the credentials ({}): check that they are current and belong to the intended account; in GitHub Actions, check the role ARN and trust policy of aws-actions/configure-aws-credentials",
+            aws::error_code(err).unwrap_or("error")
+        ),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+            "AWS STS in region {region} could not be reached ({cause}): check AWS_REGION and the network (and AWS_ENDPOINT_URL if you set it)"
+        ),
+        _ => format!(
+            "no AWS credentials were found ({cause}): in GitHub Actions use aws-actions/configure-aws-credentials (OIDC); locally set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_recognised_and_typos_are_not() {
+        for ok in ["us-east-1", "ap-southeast-3", "us-gov-west-1", "eu-central-2"] {
+            assert!(looks_like_region(ok), "{ok}");
+        }
+        for bad in ["us-east", "US-EAST-1", "useast1", "eu_west_1", "us-east-1a", ""] {
+            assert!(!looks_like_region(bad), "{bad}");
+        }
+    }
+}

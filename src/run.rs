@@ -1,0 +1,789 @@
+//! The commands, as sequences of phases. Each phase is timed into the report; the first
+//! that fails ends the run, and the report says what it left behind.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_cloudformation::types::ChangeSetType;
+use aws_smithy_types::DateTime;
+use tokio::time::Instant;
+
+use crate::artifact::Artifact;
+use crate::bucket;
+use crate::code::{self, Verified};
+use crate::config::{Command, Config};
+use crate::params;
+use crate::prereq::{self, Needs, Ready};
+use crate::report::{Phase, Report, Status, Upload};
+use crate::secret;
+use crate::stack::{self, Plan, Poll, Prepared, Settled};
+use crate::ui::Ui;
+
+/// A phase's failure: what happened (cause) and, when known, what to do.
+#[derive(Debug)]
+pub struct Failed {
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Self {
+        Self { message, fix: None }
+    }
+}
+
+pub struct Run {
+    pub config: Config,
+    pub ui: Ui,
+    pub poll: Poll,
+    pub report: Report,
+    deadline: Instant,
+}
+
+const TAG_REPOSITORY: &str = "openai-lambda-proxy:repository";
+const TAG_COMMIT: &str = "openai-lambda-proxy:commit";
+
+impl Run {
+    pub fn new(config: Config, ui: Ui) -> Self {
+        let report = Report {
+            command: command_name(config.deployer_command).to_owned(),
+            stack: config.stack_name.clone(),
+            region: config.aws_region.clone(),
+            repository: env_nonempty("GITHUB_REPOSITORY"),
+            commit: env_nonempty("GITHUB_SHA"),
+            ..Report::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(config.wait_timeout);
+        Self {
+            config,
+            ui,
+            poll: Poll::default(),
+            report,
+            deadline,
+        }
+    }
+
+    /// Runs the configured command; the report holds the outcome.
+    pub async fn execute(&mut self) {
+        // Before anything else can print: the runner hides these from every later line.
+        if let Some(key) = &self.config.openai_api_key {
+            self.ui.mask(key.expose());
+        }
+        if let Some(key) = &self.config.test_client_api_key {
+            self.ui.mask(key.expose());
+        }
+        let result = match self.config.deployer_command {
+            Command::Deploy => self.deploy().await,
+            Command::Validate => self.validate().await,
+            Command::Destroy => self.destroy().await,
+            Command::SetupSecrets => self.setup_secrets().await,
+            Command::Test => Err(Failed {
+                message: "DEPLOYER_COMMAND=test is not available in this build".into(),
+                fix: Some("use DEPLOYER_COMMAND=deploy, validate, destroy or setup-secrets".into()),
+            }),
+        };
+        if let Err(failed) = result {
+            self.report.status = Some(Status::Failed);
+            if self.report.headline.is_empty() {
+                self.report.headline = "failed".into();
+            }
+            self.ui
+                .annotate_error(&format!("{} failed", self.report.command), &failed.message);
+            self.report.error = Some(failed.message);
+            self.report.fix = failed.fix;
+        }
+    }
+
+    fn record(&mut self, name: &'static str, started: Instant, ok: bool) {
+        self.report.phases.push(Phase {
+            name,
+            seconds: started.elapsed().as_secs_f64(),
+            ok,
+        });
+    }
+
+    async fn prerequisites(&mut self, needs: Needs) -> Result<Ready, Failed> {
+        self.ui.phase("Checking prerequisites");
+        let started = Instant::now();
+        let checked = prereq::check(&self.config, needs).await;
+        self.record("prerequisites", started, checked.is_ok());
+        match checked {
+            Ok(ready) => {
+                self.report.account = Some(ready.account.clone());
+                self.report.region = Some(ready.aws.region.clone());
+                self.ui
+                    .step(&format!("account {} as {}", ready.account, ready.caller_arn));
+                if let Some(a) = &ready.artifact {
+                    self.ui.step(&format!(
+                        "artifact: {} bytes for {}",
+                        a.zip.len(),
+                        a.architecture.as_str()
+                    ));
+                }
+                Ok(ready)
+            }
+            Err(unmet) => {
+                self.report.account = unmet.account.clone();
+                self.report.headline = format!("{} prerequisite(s) not met", unmet.problems.len());
+                Err(Failed {
+                    message: unmet.to_string(),
+                    fix: Some("each line above names its fix; nothing was created or uploaded".into()),
+                })
+            }
+        }
+    }
+
+    async fn secret_phase(&mut self, ready: &Ready) -> Result<String, Failed> {
+        self.ui.phase("Secret");
+        let started = Instant::now();
+        let outcome = secret::apply(&ready.aws, &self.config).await;
+        self.record("secret", started, outcome.is_ok());
+        let outcome = outcome?;
+        let action = match outcome.action {
+            secret::Action::Created => "created",
+            secret::Action::Updated => "updated (new version)",
+            secret::Action::Unchanged => "unchanged (no new version)",
+            secret::Action::Existing => "used as is",
+        };
+        self.ui.step(&format!("{}: {action}", outcome.arn));
+        self.report.secret = Some((outcome.arn.clone(), action.to_owned()));
+        Ok(outcome.arn)
+    }
+
+    async fn setup_secrets(&mut self) -> Result<(), Failed> {
+        let ready = self
+            .prerequisites(Needs {
+                template: false,
+                artifact: false,
+            })
+            .await?;
+        if self.config.openai_api_key.is_none() && self.config.model_mappings.is_none() {
+            return Err(Failed {
+                message: "setup-secrets has nothing to write".into(),
+                fix: Some("set OPENAI_API_KEY (and optionally MODEL_MAPPINGS)".into()),
+            });
+        }
+        self.secret_phase(&ready).await?;
+        self.report.status = Some(Status::Succeeded);
+        self.report.headline = "secret ready".into();
+        Ok(())
+    }
+
+    async fn upload_phase(&mut self, ready: &Ready, artifact: &Artifact) -> Result<(String, String), Failed> {
+        self.ui.phase("Uploading the function");
+        let started = Instant::now();
+        let result = async {
+            let bucket = bucket::ensure(&ready.aws, self.config.artifact_bucket.as_deref(), &ready.account).await?;
+            if bucket.created {
+                self.ui.step(&format!("created artifact bucket {} (encrypted, private, versioned, TLS only over HTTPS endpoints)", bucket.name));
+            }
+            let uploaded = bucket::upload(&ready.aws, &bucket.name, artifact).await?;
+            Ok::<_, String>((bucket.name, uploaded))
+        }
+        .await;
+        self.record("upload", started, result.is_ok());
+        let (bucket_name, uploaded) = result?;
+        let key = bucket::key(artifact);
+        self.ui.step(&format!(
+            "s3://{bucket_name}/{key}: {}",
+            if uploaded {
+                "uploaded"
+            } else {
+                "already there, not uploaded again"
+            }
+        ));
+        self.report.upload = Some(Upload {
+            bucket: bucket_name.clone(),
+            key: key.clone(),
+            bytes: artifact.zip.len(),
+            uploaded,
+            architecture: artifact.architecture.as_str(),
+        });
+        Ok((bucket_name, key))
+    }
+
+    /// Waits out another operation, recreates a failed first create, or refuses a stuck
+    /// stack; returns the change set type to use.
+    async fn settle_before_change(
+        &mut self,
+        ready: &Ready,
+    ) -> Result<(ChangeSetType, Option<stack::StackInfo>), Failed> {
+        let stack = self.config.stack_name.clone();
+        loop {
+            let found = stack::describe(&ready.aws, &stack).await?;
+            match stack::plan(found.as_ref()) {
+                Plan::Create => return Ok((ChangeSetType::Create, found)),
+                Plan::Update => return Ok((ChangeSetType::Update, found)),
+                Plan::Stuck(status) => {
+                    self.report.stack_status = Some(status.clone());
+                    return Err(Failed {
+                        message: format!("stack {stack} is in {status} and cannot be updated"),
+                        fix: Some(stack::stuck_fix(&status)),
+                    });
+                }
+                Plan::WaitForOther(status) => {
+                    self.ui.group(&format!(
+                        "Stack {stack} is busy ({status}): waiting for it to finish"
+                    ));
+                    let settled = self.wait_stack(ready, &stack).await;
+                    self.ui.end_group();
+                    if let Settled::TimedOut(status) = settled? {
+                        return Err(self.timed_out(&status));
+                    }
+                }
+                Plan::RecreateAfterFailedCreate => {
+                    self.ui.warn(&format!(
+                        "stack {stack} is in ROLLBACK_COMPLETE (its first create failed): deleting it to create it again"
+                    ));
+                    self.report
+                        .notes
+                        .push("the stack was in ROLLBACK_COMPLETE and was deleted and recreated".into());
+                    stack::delete_stack(&ready.aws, &stack).await?;
+                    self.ui.group(&format!("Deleting stack {stack}"));
+                    let settled = self.wait_stack(ready, &stack).await;
+                    self.ui.end_group();
+                    match settled? {
+                        Settled::Gone => {}
+                        Settled::TimedOut(status) => return Err(self.timed_out(&status)),
+                        Settled::Failed(status) | Settled::Succeeded(status) => {
+                            return Err(Failed {
+                                message: format!("deleting the failed stack {stack} ended in {status}"),
+                                fix: Some(stack::stuck_fix(&status)),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn wait_stack(&mut self, ready: &Ready, stack: &str) -> Result<Settled, String> {
+        let since = DateTime::from(std::time::SystemTime::now() - Duration::from_secs(5));
+        stack::wait(
+            &ready.aws,
+            stack,
+            since,
+            self.poll,
+            self.deadline,
+            &self.ui,
+            &mut self.report.events,
+        )
+        .await
+    }
+
+    fn timed_out(&self, status: &str) -> Failed {
+        Failed {
+            message: format!(
+                "gave up after WAIT_TIMEOUT={} s while stack {} was {status}",
+                self.config.wait_timeout, self.config.stack_name
+            ),
+            fix: Some("the operation goes on in CloudFormation: watch it in the console, and raise WAIT_TIMEOUT if your stack needs longer".into()),
+        }
+    }
+
+    fn tags(
+        &self,
+        previous: Option<&stack::StackInfo>,
+    ) -> (BTreeMap<String, String>, Option<BTreeMap<String, String>>) {
+        let mut tags = BTreeMap::from([("managed-by".to_owned(), "openai-proxy-deployer".to_owned())]);
+        if let Some(repo) = &self.report.repository {
+            tags.insert(TAG_REPOSITORY.into(), repo.clone());
+        }
+        if let Some(commit) = &self.report.commit {
+            tags.insert(TAG_COMMIT.into(), commit.clone());
+        }
+        // Tags reach every resource, so a new commit alone would make every deploy an
+        // update. Try the stack's current commit tag first: only a real change then
+        // carries the new commit.
+        let unchanged = previous.and_then(|info| {
+            let old = info.tags.get(TAG_COMMIT)?;
+            (Some(old) != tags.get(TAG_COMMIT)).then(|| {
+                let mut t = tags.clone();
+                t.insert(TAG_COMMIT.into(), old.clone());
+                t
+            })
+        });
+        (tags, unchanged)
+    }
+
+    async fn change_set(
+        &mut self,
+        ready: &Ready,
+        kind: ChangeSetType,
+        previous: Option<&stack::StackInfo>,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<Prepared, Failed> {
+        let template = ready
+            .template
+            .as_ref()
+            .expect("deploy and validate load the template");
+        let (tags, old_commit_tags) = self.tags(previous);
+        let name = format!(
+            "openai-proxy-{}-{}",
+            self.report.command,
+            DateTime::from(std::time::SystemTime::now()).secs()
+        );
+        let mut request = stack::Request {
+            stack: &self.config.stack_name,
+            kind,
+            template_body: &template.body,
+            parameters,
+            tags: &tags,
+            name: &name,
+        };
+        if let Some(old) = &old_commit_tags {
+            request.tags = old;
+            match stack::create_change_set(&ready.aws, &request, self.poll, self.deadline).await? {
+                Prepared::NoChanges => return Ok(Prepared::NoChanges),
+                Prepared::Ready(cs) => {
+                    stack::delete_change_set(&ready.aws, &self.config.stack_name, &cs.name).await
+                }
+            }
+            request.tags = &tags;
+        }
+        Ok(stack::create_change_set(&ready.aws, &request, self.poll, self.deadline).await?)
+    }
+
+    fn describe_changes(&mut self, cs: &stack::ChangeSet) {
+        let summary = stack::summarize(&cs.changes);
+        self.ui.step(&format!(
+            "{} to add, {} to modify, {} to remove",
+            summary.adds, summary.modifies, summary.removes
+        ));
+        for c in &cs.changes {
+            self.ui.step(&format!(
+                "  {:<7} {:<40} {}{}",
+                c.action,
+                c.logical_id,
+                c.resource_type,
+                match c.replacement.as_deref() {
+                    Some("True") => "  (replaced)",
+                    Some("Conditional") => "  (may be replaced)",
+                    _ => "",
+                }
+            ));
+        }
+        if !summary.replacements.is_empty() {
+            self.ui.warn(&format!(
+                "this change replaces {}: the replaced resources get new physical ids",
+                summary.replacements.join(", ")
+            ));
+        }
+        self.report.changes = Some((summary, cs.changes.clone()));
+    }
+
+    async fn deploy(&mut self) -> Result<(), Failed> {
+        let ready = self
+            .prerequisites(Needs {
+                template: true,
+                artifact: true,
+            })
+            .await?;
+        let artifact = ready.artifact.clone().expect("deploy loads the artifact");
+        let secret_arn = self.secret_phase(&ready).await?;
+        let (bucket_name, key) = self.upload_phase(&ready, &artifact).await?;
+
+        self.ui.phase(&format!("Stack {}", self.config.stack_name));
+        let started = Instant::now();
+        let result = self
+            .deploy_stack(&ready, &artifact, &secret_arn, &bucket_name, &key)
+            .await;
+        self.record("stack", started, result.is_ok());
+        let no_changes = result?;
+
+        if let Some(function) = self.report.outputs.get("FunctionName").cloned() {
+            self.ui.phase("Verifying the function code");
+            let started = Instant::now();
+            let verified = code::verify(
+                &ready.aws,
+                &function,
+                &artifact,
+                &bucket_name,
+                &key,
+                self.poll,
+                self.deadline,
+            )
+            .await;
+            self.record("function code", started, verified.is_ok());
+            match verified? {
+                Verified::Matches => self.ui.step("the function runs the uploaded artifact"),
+                Verified::Updated => {
+                    self.ui.warn("the function's code had been changed outside this deployer; it was updated to the artifact");
+                    self.report
+                        .notes
+                        .push("the function's code had been changed out of band and was updated".into());
+                }
+            }
+        }
+        self.report.status = Some(if no_changes {
+            Status::NoChanges
+        } else {
+            Status::Succeeded
+        });
+        self.report.headline = if no_changes {
+            "no changes: the stack is up to date".into()
+        } else {
+            "deployed".into()
+        };
+        Ok(())
+    }
+
+    /// Returns whether there was nothing to change.
+    async fn deploy_stack(
+        &mut self,
+        ready: &Ready,
+        artifact: &Artifact,
+        secret_arn: &str,
+        bucket_name: &str,
+        key: &str,
+    ) -> Result<bool, Failed> {
+        let stack = self.config.stack_name.clone();
+        let (kind, previous) = self.settle_before_change(ready).await?;
+        let parameters = params::build(
+            &self.config,
+            &params::Inputs {
+                secret_arn,
+                bucket: bucket_name,
+                key,
+                architecture: artifact.architecture,
+            },
+        )
+        .map_err(|problems| Failed::from(problems.join("; ")))?;
+        let prepared = self
+            .change_set(ready, kind, previous.as_ref(), &parameters)
+            .await?;
+        let cs = match prepared {
+            Prepared::NoChanges => {
+                self.ui
+                    .step("no changes: the stack already matches the template, parameters and code");
+                let info = stack::describe(&ready.aws, &stack).await?;
+                self.finish_stack(ready, info).await?;
+                return Ok(true);
+            }
+            Prepared::Ready(cs) => cs,
+        };
+        self.describe_changes(&cs);
+        let since = DateTime::from(std::time::SystemTime::now() - Duration::from_secs(5));
+        stack::execute(&ready.aws, &stack, &cs.name).await?;
+        self.ui.group(&format!("Stack events of {stack}"));
+        let settled = stack::wait(
+            &ready.aws,
+            &stack,
+            since,
+            self.poll,
+            self.deadline,
+            &self.ui,
+            &mut self.report.events,
+        )
+        .await;
+        self.ui.end_group();
+        match settled? {
+            Settled::Succeeded(status) => {
+                self.ui.step(&status);
+                let info = stack::describe(&ready.aws, &stack).await?;
+                self.finish_stack(ready, info).await?;
+                Ok(false)
+            }
+            Settled::TimedOut(status) => {
+                self.report.stack_status = Some(status.clone());
+                Err(self.timed_out(&status))
+            }
+            Settled::Failed(status) => {
+                self.report.stack_status = Some(status.clone());
+                self.report.failed_resources = stack::failures(&self.report.events);
+                let first = self
+                    .report
+                    .failed_resources
+                    .first()
+                    .map(|e| format!(": {} {}", e.logical_id, e.reason))
+                    .unwrap_or_default();
+                Err(Failed {
+                    message: format!("stack {stack} ended in {status}{first}"),
+                    fix: Some(if status == "UPDATE_ROLLBACK_COMPLETE" {
+                        "CloudFormation rolled back to the previous version, which is still serving: fix the failed resources listed in the report and deploy again".into()
+                    } else {
+                        "fix the failed resources listed in the report and deploy again (a failed first create is deleted and recreated automatically)".into()
+                    }),
+                })
+            }
+            Settled::Gone => Err(Failed::from(format!(
+                "stack {stack} disappeared while it was being deployed"
+            ))),
+        }
+    }
+
+    async fn finish_stack(&mut self, ready: &Ready, info: Option<stack::StackInfo>) -> Result<(), Failed> {
+        let Some(info) = info else {
+            return Err(Failed::from(format!(
+                "stack {} is gone after the deploy",
+                self.config.stack_name
+            )));
+        };
+        if self.config.termination_protection && !info.termination_protection {
+            stack::protect(&ready.aws, &self.config.stack_name).await?;
+            self.ui.step("termination protection turned on");
+        }
+        self.report.stack_status = Some(info.status.clone());
+        self.report.outputs = info.outputs;
+        Ok(())
+    }
+
+    async fn validate(&mut self) -> Result<(), Failed> {
+        let ready = self
+            .prerequisites(Needs {
+                template: true,
+                artifact: true,
+            })
+            .await?;
+        let artifact = ready.artifact.clone().expect("validate loads the artifact");
+        let secret_arn = match &self.config.openai_api_key_secret_arn {
+            Some(arn) => arn.clone(),
+            // Never executed: a change set only needs a well-formed value.
+            None => format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{}",
+                ready.aws.region,
+                ready.account,
+                secret::id(&self.config)
+            ),
+        };
+        let bucket_name = self
+            .config
+            .artifact_bucket
+            .clone()
+            .unwrap_or_else(|| bucket::default_name(&ready.account, &ready.aws.region));
+        let key = bucket::key(&artifact);
+
+        self.ui.phase(&format!(
+            "Change set for stack {} (not executed)",
+            self.config.stack_name
+        ));
+        let started = Instant::now();
+        let result = async {
+            let found = stack::describe(&ready.aws, &self.config.stack_name).await?;
+            let kind = match stack::plan(found.as_ref()) {
+                Plan::Create | Plan::RecreateAfterFailedCreate => ChangeSetType::Create,
+                Plan::Update => ChangeSetType::Update,
+                Plan::WaitForOther(status) | Plan::Stuck(status) => {
+                    return Err(Failed {
+                        message: format!(
+                            "stack {} is in {status}; a change set cannot be made now",
+                            self.config.stack_name
+                        ),
+                        fix: Some("validate again when the stack has settled".into()),
+                    });
+                }
+            };
+            let parameters = params::build(
+                &self.config,
+                &params::Inputs {
+                    secret_arn: &secret_arn,
+                    bucket: &bucket_name,
+                    key: &key,
+                    architecture: artifact.architecture,
+                },
+            )
+            .map_err(|problems| Failed::from(problems.join("; ")))?;
+            let prepared = self.change_set(&ready, kind, found.as_ref(), &parameters).await?;
+            if let Some(info) = &found {
+                self.report.stack_status = Some(info.status.clone());
+                self.report.outputs = info.outputs.clone();
+            }
+            Ok(prepared)
+        }
+        .await;
+        self.record("change set", started, result.is_ok());
+        match result? {
+            Prepared::NoChanges => {
+                self.ui
+                    .step("no changes: deploying this would leave the stack as it is");
+                self.report.status = Some(Status::NoChanges);
+                self.report.headline = "valid; deploying it would change nothing".into();
+            }
+            Prepared::Ready(cs) => {
+                self.describe_changes(&cs);
+                stack::delete_change_set(&ready.aws, &self.config.stack_name, &cs.name).await;
+                // A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind.
+                if matches!(cs.kind, ChangeSetType::Create) {
+                    let _ = stack::delete_stack(&ready.aws, &self.config.stack_name).await;
+                }
+                self.report.status = Some(Status::Succeeded);
+                self.report.headline =
+                    "valid; the change set below was computed and deleted, not executed".into();
+            }
+        }
+        Ok(())
+    }
+
+    async fn destroy(&mut self) -> Result<(), Failed> {
+        let ready = self
+            .prerequisites(Needs {
+                template: false,
+                artifact: false,
+            })
+            .await?;
+        let stack = self.config.stack_name.clone();
+        self.ui.phase(&format!("Deleting stack {stack}"));
+        let started = Instant::now();
+        let found = stack::describe(&ready.aws, &stack).await?;
+        let secret_arn = found
+            .as_ref()
+            .and_then(|info| info.parameters.get("OpenAIApiKeySecretArn").cloned())
+            .or_else(|| self.config.openai_api_key_secret_arn.clone());
+        let result = match &found {
+            None => {
+                self.ui.step(&format!(
+                    "there is no stack {stack} in {}: nothing to delete",
+                    ready.aws.region
+                ));
+                self.report.notes.push(format!("no stack {stack} existed"));
+                Ok(())
+            }
+            Some(info) if info.termination_protection => Err(Failed {
+                message: format!("stack {stack} has termination protection on"),
+                fix: Some(format!(
+                    "turn it off first: aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack}"
+                )),
+            }),
+            Some(_) => {
+                stack::delete_stack(&ready.aws, &stack).await?;
+                self.ui.group(&format!("Stack events of {stack}"));
+                let settled = self.wait_stack(&ready, &stack).await;
+                self.ui.end_group();
+                match settled? {
+                    Settled::Gone => Ok(()),
+                    Settled::TimedOut(status) => Err(self.timed_out(&status)),
+                    Settled::Failed(status) | Settled::Succeeded(status) => {
+                        self.report.failed_resources = stack::failures(&self.report.events);
+                        Err(Failed {
+                            message: format!("deleting stack {stack} ended in {status}"),
+                            fix: Some(stack::stuck_fix(&status)),
+                        })
+                    }
+                }
+            }
+        };
+        self.record("delete stack", started, result.is_ok());
+        result?;
+        let mut kept = Vec::new();
+        if self.config.destroy_secret {
+            let id = secret_arn.unwrap_or_else(|| secret::id(&self.config));
+            match ready
+                .aws
+                .secrets
+                .delete_secret()
+                .secret_id(&id)
+                .recovery_window_in_days(7)
+                .send()
+                .await
+            {
+                Ok(_) => self.ui.step(&format!(
+                    "secret {id} scheduled for deletion (recoverable for 7 days)"
+                )),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    self.ui.step(&format!("secret {id} does not exist"));
+                }
+                Err(e) => {
+                    return Err(Failed::from(format!(
+                        "could not delete secret {id} ({})",
+                        crate::aws::describe(&e)
+                    )));
+                }
+            }
+        } else {
+            kept.push("the secret (DESTROY_SECRET=true deletes it)");
+        }
+        if self.config.destroy_artifacts {
+            let name = self.config.artifact_bucket.clone().unwrap_or_else(|| {
+                bucket::default_name(
+                    self.report.account.as_deref().unwrap_or_default(),
+                    &ready.aws.region,
+                )
+            });
+            let removed = bucket::delete(&ready.aws, &name).await?;
+            self.ui.step(&format!(
+                "artifact bucket {name} deleted ({removed} object versions)"
+            ));
+        } else {
+            kept.push("the artifact bucket (DESTROY_ARTIFACTS=true deletes it)");
+        }
+        if !kept.is_empty() {
+            self.report.notes.push(format!("kept: {}", kept.join(", ")));
+        }
+        self.report.status = Some(Status::Succeeded);
+        self.report.stack_status = Some("DELETE_COMPLETE".into());
+        self.report.headline = if found.is_some() {
+            "stack deleted".into()
+        } else {
+            "nothing to delete".into()
+        };
+        Ok(())
+    }
+}
+
+pub fn command_name(command: Command) -> &'static str {
+    match command {
+        Command::Validate => "validate",
+        Command::Deploy => "deploy",
+        Command::Test => "test",
+        Command::Destroy => "destroy",
+        Command::SetupSecrets => "setup-secrets",
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Writes the report where it is wanted; returns the path given as `report-path`.
+pub fn publish(report: &Report, config: &Config, ui: &Ui) -> Option<String> {
+    let markdown = report.markdown();
+    let mut report_path = config.report_file.clone();
+    if report_path.is_none()
+        && let Some(tmp) = env_nonempty("RUNNER_TEMP")
+    {
+        report_path = Some(
+            Path::new(&tmp)
+                .join("openai-proxy-deployer-report.md")
+                .display()
+                .to_string(),
+        );
+    }
+    if let Some(path) = &report_path
+        && let Err(e) = std::fs::write(path, &markdown)
+    {
+        ui.warn(&format!("could not write the report to {path} ({e})"));
+        report_path = None;
+    }
+    if let Some(summary) = env_nonempty("GITHUB_STEP_SUMMARY") {
+        append(&summary, &markdown, ui);
+    }
+    if let Some(outputs) = env_nonempty("GITHUB_OUTPUT") {
+        let lines: String = report
+            .outputs(report_path.as_deref())
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}\n", v.replace(['\n', '\r'], " ")))
+            .collect();
+        append(&outputs, &lines, ui);
+    }
+    print!("\n{}", report.short());
+    if let Some(path) = &report_path {
+        println!("report: {path}");
+    }
+    report_path
+}
+
+fn append(path: &str, text: &str, ui: &Ui) {
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        ui.warn(&format!("could not write to {path} ({e})"));
+    }
+}

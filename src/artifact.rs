@@ -54,7 +54,7 @@ pub enum ArtifactError {
         "`bootstrap` in {path} is built for {found}, which Lambda does not run: build for arm64 (aarch64) or x86_64"
     )]
     UnsupportedMachine { path: String, found: String },
-    #[error("`bootstrap` in {path} is built for {found:?} but ARCHITECTURE={wanted:?}: rebuild with `cargo lambda build --{flag}` or set ARCHITECTURE={found_name}", flag = wanted.cargo_lambda_flag(), found_name = found.as_str())]
+    #[error("`bootstrap` in {path} is built for {} but ARCHITECTURE={}: rebuild with `cargo lambda build --{}` or set ARCHITECTURE={}", found.as_str(), wanted.as_str(), wanted.cargo_lambda_flag(), found.as_str())]
     WrongArchitecture {
         path: String,
         found: Architecture,

@@ -175,7 +175,12 @@ where
             "AWS refused the credentials ({}): check that they are current and belong to the intended account; in GitHub Actions, check the role ARN and trust policy of aws-actions/configure-aws-credentials",
             aws::error_code(err).unwrap_or("error")
         ),
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+        // A connector error that is neither I/O nor a timeout is the credential chain
+        // finding nothing.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => format!(
+            "AWS STS in region {region} could not be reached ({cause}): check AWS_REGION and the network (and AWS_ENDPOINT_URL if you set it)"
+        ),
+        SdkError::TimeoutError(_) => format!(
             "AWS STS in region {region} could not be reached ({cause}): check AWS_REGION and the network (and AWS_ENDPOINT_URL if you set it)"
         ),
         _ => format!(

@@ -1,0 +1,409 @@
+//! The built deployer against the local AWS emulator (run through `make test`, which
+//! starts one and sets AWS_ENDPOINT_URL). Each test owns its stack, function and secret
+//! names, so tests run in parallel against one emulator.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use openai_proxy_deployer::artifact;
+use openai_proxy_deployer::aws::Aws;
+
+const KEY: &str = "sk-test-deployer-0123456789";
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A Linux ELF executable header for `machine` (62 x86_64, 183 aarch64) and a payload:
+/// enough for the deployer, which reads the header, zips and uploads it.
+fn elf(machine: u16, payload: &str) -> Vec<u8> {
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4] = 2;
+    bytes[5] = 1;
+    bytes[6] = 1;
+    bytes[16] = 2;
+    bytes[18..20].copy_from_slice(&machine.to_le_bytes());
+    bytes.extend_from_slice(payload.as_bytes());
+    bytes
+}
+
+struct Case {
+    stack: String,
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(label: &str) -> Self {
+        let suffix: String = uuid_like();
+        Self { stack: format!("t-{label}-{suffix}"), dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn bootstrap(&self, name: &str, machine: u16, payload: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        // The stack name makes the content, and so the S3 key, this test's own.
+        std::fs::write(&path, elf(machine, &format!("{}:{payload}", self.stack))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn deployer(&self, command: &str) -> Command {
+        let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
+        cmd.env_clear()
+            .current_dir(self.dir.path())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("DEPLOYER_COMMAND", command)
+            .env("STACK_NAME", &self.stack)
+            .env("LAMBDA_FUNCTION_NAME", &self.stack)
+            .env("API_GATEWAY_NAME", &self.stack)
+            .env("TEMPLATE_FILE", repo().join("template.yaml"))
+            .env("RUN_ENDPOINT_TESTS", "false");
+        cmd
+    }
+
+    fn deploy(&self, artifact: &Path) -> Command {
+        let mut cmd = self.deployer("deploy");
+        cmd.env("FUNCTION_ARTIFACT", artifact).env("OPENAI_API_KEY", KEY);
+        cmd
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:08x}", (nanos as u64 ^ (std::process::id() as u64) << 32) as u32)
+}
+
+struct Output {
+    ok: bool,
+    text: String,
+}
+
+fn run(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Output { ok: out.status.success(), text }
+}
+
+fn assert_ok(cmd: Command) -> Output {
+    let out = run(cmd);
+    assert!(out.ok, "{}", out.text);
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn aws() -> Aws {
+    // The test process has the emulator's variables from scripts/local-aws.sh run.
+    runtime().block_on(Aws::load(Some("us-east-1"))).unwrap()
+}
+
+fn stack_exists(aws: &Aws, stack: &str) -> bool {
+    runtime().block_on(openai_proxy_deployer::stack::describe(aws, stack)).unwrap().is_some()
+}
+
+fn function_config(aws: &Aws, name: &str) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    runtime().block_on(aws.lambda.get_function_configuration().function_name(name).send()).unwrap()
+}
+
+fn code_sha256_of(path: &Path) -> String {
+    artifact::load(path, None).unwrap().code_sha256
+}
+
+#[test]
+fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
+    let case = Case::new("noop");
+    let bin = case.bootstrap("bootstrap", 62, "v1");
+    let report = case.dir.path().join("report.md");
+    let outputs = case.dir.path().join("github_output");
+
+    let first = run({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("REPORT_FILE", &report).env("GITHUB_OUTPUT", &outputs);
+        cmd
+    });
+    assert!(first.ok, "{}", first.text);
+    assert!(first.text.contains("✅ deploy: deployed"), "{}", first.text);
+    assert!(first.text.contains(": uploaded"), "{}", first.text);
+    let aws = aws();
+    assert_eq!(function_config(&aws, &case.stack).code_sha256().unwrap(), code_sha256_of(&bin));
+    let github_output = std::fs::read_to_string(&outputs).unwrap();
+    assert!(github_output.contains("api-url=https://"), "{github_output}");
+    assert!(github_output.contains(&format!("function-name={}\n", case.stack)), "{github_output}");
+    assert!(github_output.contains("stack-status=CREATE_COMPLETE"), "{github_output}");
+    assert!(github_output.contains(&format!("report-path={}", report.display())), "{github_output}");
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(markdown.contains("OpenAI base URL"), "{markdown}");
+
+    let second = run(case.deploy(&bin));
+    assert!(second.ok, "{}", second.text);
+    assert!(second.text.contains("no changes"), "{}", second.text);
+    assert!(second.text.contains("already there, not uploaded again"), "{}", second.text);
+    assert!(second.text.contains("unchanged (no new version)"), "{}", second.text);
+    // One object version: nothing was uploaded twice.
+    let key = format!("openai-proxy-function/{}.zip", artifact::load(&bin, None).unwrap().sha256_hex);
+    let bucket = "openai-lambda-proxy-123456789012-us-east-1";
+    let versions = runtime()
+        .block_on(aws.s3.list_object_versions().bucket(bucket).prefix(&key).send())
+        .unwrap();
+    assert_eq!(versions.versions().len(), 1);
+}
+
+#[test]
+fn a_code_only_change_updates_the_function() {
+    let case = Case::new("code");
+    let v1 = case.bootstrap("v1", 62, "v1");
+    let v2 = case.bootstrap("v2", 62, "v2 with other code");
+    assert_ok(case.deploy(&v1));
+    let out = run(case.deploy(&v2));
+    assert!(out.ok, "{}", out.text);
+    assert!(out.text.contains("to modify"), "{}", out.text);
+    assert_eq!(function_config(&aws(), &case.stack).code_sha256().unwrap(), code_sha256_of(&v2));
+}
+
+#[test]
+fn a_parameter_change_reaches_the_function() {
+    let case = Case::new("param");
+    let bin = case.bootstrap("bootstrap", 62, "p");
+    assert_ok(case.deploy(&bin));
+    let out = run({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("PARAMETER_OVERRIDES", r#"{"MemorySize": 1024}"#).env("LOG_LEVEL", "DEBUG");
+        cmd
+    });
+    assert!(out.ok, "{}", out.text);
+    let config = function_config(&aws(), &case.stack);
+    assert_eq!(config.memory_size(), Some(1024));
+    let env = config.environment().and_then(|e| e.variables()).unwrap();
+    assert_eq!(env.get("LOG_LEVEL").map(String::as_str), Some("DEBUG"));
+}
+
+#[test]
+fn code_changed_out_of_band_is_put_back() {
+    let case = Case::new("oob");
+    let bin = case.bootstrap("bootstrap", 62, "the real one");
+    assert_ok(case.deploy(&bin));
+    let aws = aws();
+    let other = artifact::load(&case.bootstrap("other", 62, "edited in the console"), None).unwrap();
+    runtime()
+        .block_on(
+            aws.lambda
+                .update_function_code()
+                .function_name(&case.stack)
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(other.zip))
+                .send(),
+        )
+        .unwrap();
+    let out = run(case.deploy(&bin));
+    assert!(out.ok, "{}", out.text);
+    assert!(out.text.contains("changed outside this deployer"), "{}", out.text);
+    assert_eq!(function_config(&aws, &case.stack).code_sha256().unwrap(), code_sha256_of(&bin));
+}
+
+#[test]
+fn validate_computes_the_change_set_and_never_executes_it() {
+    let case = Case::new("validate");
+    let bin = case.bootstrap("bootstrap", 62, "v");
+    let aws = aws();
+
+    // No stack yet: a CREATE change set, and no stack left behind.
+    let fresh = run({
+        let mut cmd = case.deployer("validate");
+        cmd.env("FUNCTION_ARTIFACT", &bin);
+        cmd
+    });
+    assert!(fresh.ok, "{}", fresh.text);
+    assert!(fresh.text.contains("to add"), "{}", fresh.text);
+    assert!(!stack_exists(&aws, &case.stack), "validate left a stack behind");
+
+    assert_ok(case.deploy(&bin));
+    let changed = run({
+        let mut cmd = case.deployer("validate");
+        cmd.env("FUNCTION_ARTIFACT", &bin).env("PARAMETER_OVERRIDES", r#"{"MemorySize":"2048"}"#);
+        cmd
+    });
+    assert!(changed.ok, "{}", changed.text);
+    assert!(changed.text.contains("0 to add, 1 to modify, 0 to remove"), "{}", changed.text);
+    assert_eq!(function_config(&aws, &case.stack).memory_size(), Some(512), "validate executed the change set");
+
+    let same = run({
+        let mut cmd = case.deployer("validate");
+        cmd.env("FUNCTION_ARTIFACT", &bin);
+        cmd
+    });
+    assert!(same.ok, "{}", same.text);
+    assert!(same.text.contains("would change nothing"), "{}", same.text);
+}
+
+#[test]
+fn destroy_deletes_the_stack_keeps_the_secret_unless_asked_and_is_idempotent() {
+    let case = Case::new("destroy");
+    let bin = case.bootstrap("bootstrap", 62, "d");
+    assert_ok(case.deploy(&bin));
+    let aws = aws();
+    let secret_id = format!("{}/config", case.stack);
+
+    let out = run(case.deployer("destroy"));
+    assert!(out.ok, "{}", out.text);
+    assert!(out.text.contains("stack deleted"), "{}", out.text);
+    assert!(!stack_exists(&aws, &case.stack));
+    let secret = runtime().block_on(aws.secrets.describe_secret().secret_id(&secret_id).send()).unwrap();
+    assert!(secret.deleted_date().is_none(), "the secret was deleted without DESTROY_SECRET");
+
+    let again = run({
+        let mut cmd = case.deployer("destroy");
+        cmd.env("DESTROY_SECRET", "true");
+        cmd
+    });
+    assert!(again.ok, "{}", again.text);
+    assert!(again.text.contains("nothing to delete"), "{}", again.text);
+    let secret = runtime().block_on(aws.secrets.describe_secret().secret_id(&secret_id).send()).unwrap();
+    assert!(secret.deleted_date().is_some(), "DESTROY_SECRET did not schedule the deletion");
+}
+
+#[test]
+fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
+    let case = Case::new("secret");
+    let aws = aws();
+    let setup = || {
+        let mut cmd = case.deployer("setup-secrets");
+        cmd.env("OPENAI_API_KEY", KEY);
+        run(cmd)
+    };
+    let first = setup();
+    assert!(first.ok, "{}", first.text);
+    assert!(first.text.contains(": created"), "{}", first.text);
+    let id = format!("{}/config", case.stack);
+    let mut value: serde_json::Value = serde_json::from_str(
+        runtime().block_on(aws.secrets.get_secret_value().secret_id(&id).send()).unwrap().secret_string().unwrap(),
+    )
+    .unwrap();
+    value["client_api_keys"] = serde_json::json!(["0f".repeat(32)]);
+    runtime()
+        .block_on(aws.secrets.put_secret_value().secret_id(&id).secret_string(value.to_string()).send())
+        .unwrap();
+    let versions = |aws: &Aws| {
+        runtime().block_on(aws.secrets.list_secret_version_ids().secret_id(&id).send()).unwrap().versions().len()
+    };
+    let before = versions(&aws);
+
+    let second = setup();
+    assert!(second.ok, "{}", second.text);
+    assert!(second.text.contains("unchanged (no new version)"), "{}", second.text);
+    assert_eq!(versions(&aws), before);
+
+    let remapped = run({
+        let mut cmd = case.deployer("setup-secrets");
+        cmd.env("MODEL_MAPPINGS", r#"{"my-model":"gpt-4o"}"#);
+        cmd
+    });
+    assert!(remapped.ok, "{}", remapped.text);
+    let now: serde_json::Value = serde_json::from_str(
+        runtime().block_on(aws.secrets.get_secret_value().secret_id(&id).send()).unwrap().secret_string().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(now["model_mappings"], serde_json::json!({"my-model": "gpt-4o"}));
+    assert_eq!(now["client_api_keys"], value["client_api_keys"]);
+    assert_eq!(now["openai_api_key"], KEY);
+}
+
+#[test]
+fn in_github_actions_the_key_is_masked_before_anything_else_and_never_printed() {
+    let case = Case::new("mask");
+    let bin = case.bootstrap("bootstrap", 62, "m");
+    let summary = case.dir.path().join("summary.md");
+    let out = case
+        .deploy(&bin)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some(format!("::add-mask::{KEY}").as_str()));
+    assert!(!lines.any(|l| l.contains(KEY)), "{stdout}");
+    assert!(!stderr.contains(KEY));
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    assert!(markdown.contains("deployed") && !markdown.contains(KEY), "{markdown}");
+    assert!(stdout.contains("::group::Stack events of"), "{stdout}");
+}
+
+/// Every prerequisite failure is reported in one run, and nothing is created.
+#[test]
+fn prerequisite_failures_are_gathered_and_nothing_is_created() {
+    let case = Case::new("prereq");
+    let arm = case.bootstrap("bootstrap", 183, "arm");
+    let out = run({
+        let mut cmd = case.deploy(&arm);
+        cmd.env("ARCHITECTURE", "x86_64").env("TEMPLATE_FILE", case.dir.path().join("missing.yaml"));
+        cmd
+    });
+    assert!(!out.ok);
+    assert!(out.text.contains("2 prerequisite(s) not met"), "{}", out.text);
+    assert!(out.text.contains("is built for arm64 but ARCHITECTURE=x86_64"), "{}", out.text);
+    assert!(out.text.contains("missing.yaml does not exist"), "{}", out.text);
+    let aws = aws();
+    assert!(!stack_exists(&aws, &case.stack));
+    let secret = runtime().block_on(aws.secrets.describe_secret().secret_id(format!("{}/config", case.stack)).send());
+    assert!(secret.is_err(), "a secret was created although prerequisites failed");
+}
+
+#[test]
+fn each_prerequisite_failure_names_its_fix() {
+    let case = Case::new("each");
+    let bin = case.bootstrap("bootstrap", 62, "x");
+    let text = case.dir.path().join("notes.txt");
+    std::fs::write(&text, "not a binary").unwrap();
+    let invalid = case.dir.path().join("invalid.yaml");
+    std::fs::write(&invalid, "Resources: [this is not a template\n").unwrap();
+
+    let cases: Vec<(&str, Box<dyn Fn(&mut Command)>, &str)> = vec![
+        (
+            "no credentials",
+            Box::new(|c: &mut Command| {
+                c.env_remove("AWS_ACCESS_KEY_ID")
+                    .env_remove("AWS_SECRET_ACCESS_KEY")
+                    .env("AWS_CONFIG_FILE", "/nonexistent")
+                    .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+            }),
+            "no AWS credentials were found",
+        ),
+        ("bad region", Box::new(|c: &mut Command| {
+            c.env("AWS_REGION", "mars");
+        }), "AWS_REGION=mars is not an AWS region name"),
+        ("no region", Box::new(|c: &mut Command| {
+            c.env("AWS_REGION", "");
+        }), "no AWS region is set"),
+        ("invalid template", Box::new(move |c: &mut Command| {
+            c.env("TEMPLATE_FILE", &invalid);
+        }), "is not valid"),
+        ("not a zip", Box::new(move |c: &mut Command| {
+            c.env("FUNCTION_ARTIFACT", &text);
+        }), "is neither a zip nor an ELF executable"),
+        ("unknown parameter", Box::new(|c: &mut Command| {
+            c.env("PARAMETER_OVERRIDES", r#"{"NoSuchParameter":"1"}"#);
+        }), "has no parameter NoSuchParameter"),
+    ];
+    for (name, tweak, expected) in cases {
+        let mut cmd = case.deploy(&bin);
+        tweak(&mut cmd);
+        let out = run(cmd);
+        assert!(!out.ok, "{name}: succeeded\n{}", out.text);
+        assert!(out.text.contains(expected), "{name}: expected {expected:?} in\n{}", out.text);
+        assert!(out.text.contains("nothing was created or uploaded"), "{name}:\n{}", out.text);
+    }
+}

@@ -27,7 +27,9 @@ impl Aws {
             .retry_config(RetryConfig::standard().with_max_attempts(5));
         // An Actions input left empty arrives as AWS_REGION="", which the SDK would take
         // as a region named "" (hiding AWS_DEFAULT_REGION): empty counts as unset.
-        let fallback = std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.trim().is_empty());
+        let fallback = std::env::var("AWS_DEFAULT_REGION")
+            .ok()
+            .filter(|r| !r.trim().is_empty());
         if let Some(region) = region.map(str::to_owned).or(fallback) {
             loader = loader.region(Region::new(region));
         }
@@ -84,4 +86,60 @@ pub fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
 /// The service's message of an SDK error, if the service answered.
 pub fn error_message<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
     err.as_service_error().and_then(|e| e.message())
+}
+
+#[cfg(test)]
+pub(crate) mod mocked {
+    //! Clients for aws-smithy-mocks tests: what the local emulator cannot produce
+    //! (rollbacks, throttling, conflicts, slow stacks).
+
+    use std::time::Duration;
+
+    use aws_config::retry::RetryConfig;
+    use aws_smithy_mocks::{Rule, RuleMode, mock_client};
+
+    use super::Aws;
+
+    /// Retries as in production, with millisecond backoff.
+    fn fast_retries() -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(5)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(5))
+    }
+
+    /// An `Aws` whose CloudFormation and Lambda clients answer from `cfn` and `lambda`;
+    /// the other clients are never called in these tests.
+    pub fn aws(cfn: &[&Rule], lambda: &[&Rule]) -> Aws {
+        let cloudformation = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, cfn, |c| c
+            .retry_config(fast_retries())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new()));
+        let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda, |c| c
+            .retry_config(fast_retries())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new()));
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Aws {
+            region: "us-east-1".into(),
+            plain_http: false,
+            cloudformation,
+            lambda,
+            s3: aws_sdk_s3::Client::new(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sts: aws_sdk_sts::Client::new(&sdk),
+        }
+    }
+
+    /// A CloudFormation-style (awsQuery XML) error answer.
+    pub fn query_error(status: u16, code: &str, message: &str) -> aws_smithy_runtime_api::http::Response {
+        let body = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        );
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+            aws_smithy_types::body::SdkBody::from(body),
+        )
+    }
 }

@@ -110,3 +110,120 @@ async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) 
         interval = (interval * 3 / 2).min(poll.max).max(Duration::from_millis(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_lambda::Client;
+    use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+    use aws_sdk_lambda::operation::update_function_code::{
+        UpdateFunctionCodeError, UpdateFunctionCodeOutput,
+    };
+    use aws_sdk_lambda::types::error::ResourceConflictException;
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+    use crate::aws::mocked::aws;
+    use crate::config::Architecture;
+
+    fn artifact() -> Artifact {
+        Artifact {
+            zip: vec![1, 2, 3],
+            architecture: Architecture::Arm64,
+            sha256_hex: "ab".into(),
+            code_sha256: "NEW=".into(),
+        }
+    }
+
+    fn config(sha: &str, status: LastUpdateStatus) -> GetFunctionConfigurationOutput {
+        GetFunctionConfigurationOutput::builder()
+            .code_sha256(sha)
+            .last_update_status(status)
+            .build()
+    }
+
+    fn fast() -> Poll {
+        Poll {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn code_changed_out_of_band_is_updated_riding_out_conflicts_until_successful() {
+        let configs = mock!(Client::get_function_configuration)
+            .sequence()
+            .output(|| config("OLD=", LastUpdateStatus::Successful))
+            .output(|| config("NEW=", LastUpdateStatus::InProgress))
+            .output(|| config("NEW=", LastUpdateStatus::Successful))
+            .repeatedly()
+            .build();
+        let conflict = || {
+            UpdateFunctionCodeError::ResourceConflictException(
+                ResourceConflictException::builder()
+                    .message("An update is in progress")
+                    .build(),
+            )
+        };
+        let updates = mock!(Client::update_function_code)
+            .sequence()
+            .error(conflict)
+            .times(2)
+            .output(|| UpdateFunctionCodeOutput::builder().build())
+            .build();
+        let aws = aws(&[], &[&configs, &updates]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let verified = verify(&aws, "f", &artifact(), "b", "k", fast(), deadline).await;
+        assert_eq!(verified.unwrap(), Verified::Updated);
+        assert_eq!(updates.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn matching_code_is_left_alone() {
+        let configs = mock!(Client::get_function_configuration)
+            .then_output(|| config("NEW=", LastUpdateStatus::Successful));
+        let updates =
+            mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
+        let aws = aws(&[], &[&configs, &updates]);
+        let verified = verify(
+            &aws,
+            "f",
+            &artifact(),
+            "b",
+            "k",
+            fast(),
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(verified.unwrap(), Verified::Matches);
+        assert_eq!(updates.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_code_update_reports_lambdas_reason() {
+        let configs = mock!(Client::get_function_configuration)
+            .sequence()
+            .output(|| config("OLD=", LastUpdateStatus::Successful))
+            .output(|| {
+                GetFunctionConfigurationOutput::builder()
+                    .last_update_status(LastUpdateStatus::Failed)
+                    .last_update_status_reason("Unzipped size must be smaller than 262144000 bytes")
+                    .build()
+            })
+            .build();
+        let updates =
+            mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
+        let aws = aws(&[], &[&configs, &updates]);
+        let err = verify(
+            &aws,
+            "f",
+            &artifact(),
+            "b",
+            "k",
+            fast(),
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("failed: Unzipped size must be smaller"), "{err}");
+    }
+}

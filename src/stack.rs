@@ -676,4 +676,169 @@ mod tests {
             ["c", "a"]
         );
     }
+
+    mod mocked {
+        use aws_sdk_cloudformation::Client;
+        use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+        use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+        use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent};
+        use aws_smithy_mocks::mock;
+
+        use super::super::*;
+        use crate::aws::mocked::{aws, query_error};
+
+        fn stack(status: StackStatus) -> DescribeStacksOutput {
+            DescribeStacksOutput::builder()
+                .stacks(
+                    Stack::builder()
+                        .stack_name("s")
+                        .stack_status(status)
+                        .creation_time(DateTime::from_secs(0))
+                        .build(),
+                )
+                .build()
+        }
+
+        fn event(id: &str, secs: i64, logical: &str, status: ResourceStatus, reason: &str) -> StackEvent {
+            StackEvent::builder()
+                .event_id(id)
+                .stack_id("s")
+                .stack_name("s")
+                .timestamp(DateTime::from_secs(secs))
+                .logical_resource_id(logical)
+                .resource_type("AWS::Lambda::Function")
+                .resource_status(status)
+                .resource_status_reason(reason)
+                .build()
+        }
+
+        fn fast() -> Poll {
+            Poll {
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            }
+        }
+
+        #[tokio::test]
+        async fn an_update_that_rolls_back_ends_failed_with_its_failed_resource_and_each_event_once() {
+            let statuses = mock!(Client::describe_stacks)
+                .sequence()
+                .output(|| stack(StackStatus::UpdateInProgress))
+                .output(|| stack(StackStatus::UpdateRollbackInProgress))
+                .output(|| stack(StackStatus::UpdateRollbackComplete))
+                .build();
+            // Newest first, as CloudFormation pages them; each poll sees the earlier ones again.
+            let events = mock!(Client::describe_stack_events)
+                .sequence()
+                .output(|| {
+                    DescribeStackEventsOutput::builder()
+                        .stack_events(event("2", 101, "Function", ResourceStatus::UpdateInProgress, ""))
+                        .stack_events(event("old", 50, "Function", ResourceStatus::CreateComplete, ""))
+                        .build()
+                })
+                .output(|| {
+                    DescribeStackEventsOutput::builder()
+                        .stack_events(event(
+                            "3",
+                            102,
+                            "Function",
+                            ResourceStatus::UpdateFailed,
+                            "Memory size 99 is invalid",
+                        ))
+                        .stack_events(event("2", 101, "Function", ResourceStatus::UpdateInProgress, ""))
+                        .build()
+                })
+                .output(|| DescribeStackEventsOutput::builder().build())
+                .repeatedly()
+                .build();
+            let aws = aws(&[&statuses, &events], &[]);
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let settled = wait(
+                &aws,
+                "s",
+                DateTime::from_secs(100),
+                fast(),
+                deadline,
+                &Ui::plain(),
+                &mut seen,
+            )
+            .await;
+            assert_eq!(
+                settled.unwrap(),
+                Settled::Failed("UPDATE_ROLLBACK_COMPLETE".into())
+            );
+            assert_eq!(seen.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+            let failed = failures(&seen);
+            assert_eq!(failed.len(), 1);
+            assert_eq!(failed[0].reason, "Memory size 99 is invalid");
+        }
+
+        #[tokio::test]
+        async fn a_stack_that_never_settles_times_out_with_its_status() {
+            let statuses =
+                mock!(Client::describe_stacks).then_output(|| stack(StackStatus::CreateInProgress));
+            let events = mock!(Client::describe_stack_events)
+                .then_output(|| DescribeStackEventsOutput::builder().build());
+            let aws = aws(&[&statuses, &events], &[]);
+            let deadline = Instant::now() + Duration::from_millis(30);
+            let settled = wait(
+                &aws,
+                "s",
+                DateTime::from_secs(0),
+                fast(),
+                deadline,
+                &Ui::plain(),
+                &mut Vec::new(),
+            )
+            .await;
+            assert_eq!(settled.unwrap(), Settled::TimedOut("CREATE_IN_PROGRESS".into()));
+            assert!(statuses.num_calls() >= 2, "polled {} times", statuses.num_calls());
+        }
+
+        #[tokio::test]
+        async fn throttled_polls_are_retried_with_backoff() {
+            let statuses = mock!(Client::describe_stacks)
+                .sequence()
+                .http_response(|| query_error(400, "Throttling", "Rate exceeded"))
+                .times(2)
+                .output(|| stack(StackStatus::UpdateComplete))
+                .build();
+            let events = mock!(Client::describe_stack_events)
+                .then_output(|| DescribeStackEventsOutput::builder().build());
+            let aws = aws(&[&statuses, &events], &[]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let settled = wait(
+                &aws,
+                "s",
+                DateTime::from_secs(0),
+                fast(),
+                deadline,
+                &Ui::plain(),
+                &mut Vec::new(),
+            )
+            .await;
+            assert_eq!(settled.unwrap(), Settled::Succeeded("UPDATE_COMPLETE".into()));
+            assert_eq!(statuses.num_calls(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_missing_stack_is_none_and_other_errors_are_reported() {
+            let missing = mock!(Client::describe_stacks).then_http_response(|| {
+                query_error(400, "ValidationError", "Stack with id nope does not exist")
+            });
+            let aws1 = aws(&[&missing], &[]);
+            assert!(describe(&aws1, "nope").await.unwrap().is_none());
+            let denied = mock!(Client::describe_stacks).then_http_response(|| {
+                query_error(
+                    403,
+                    "AccessDenied",
+                    "not authorized to perform cloudformation:DescribeStacks",
+                )
+            });
+            let aws2 = aws(&[&denied], &[]);
+            let err = describe(&aws2, "s").await.unwrap_err();
+            assert!(err.contains("AccessDenied: not authorized"), "{err}");
+        }
+    }
 }

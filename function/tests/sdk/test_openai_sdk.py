@@ -5,6 +5,7 @@ the proxy's base URL and a client key (see conftest.py for the upstream and the 
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -116,7 +117,15 @@ def test_an_upstream_rate_limit_is_a_rate_limit_error_with_retry_after(client, u
 def test_the_proxy_logs_no_keys(client, proxy):
     client.chat.completions.create(**hello())
     list(client.chat.completions.create(**hello(stream=True)))
+
+    def streamed_logged() -> bool:
+        lines = [json.loads(line) for line in list(proxy.stdout) if line.strip()]
+        return any(line.get("stream") is True and line.get("model") == MODEL for line in lines)
+
+    # A line is written when its response body is dropped, just after the client's last read.
+    deadline = time.monotonic() + 10
+    while not streamed_logged() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert streamed_logged(), proxy.stdout
     logs = "".join(proxy.stdout) + "".join(proxy.stderr)
     assert OPENAI_KEY not in logs and CLIENT_KEY not in logs
-    lines = [json.loads(line) for line in proxy.stdout if line.strip()]
-    assert any(line.get("stream") is True and line.get("model") == MODEL for line in lines), lines

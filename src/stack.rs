@@ -822,6 +822,79 @@ mod tests {
             assert_eq!(statuses.num_calls(), 3);
         }
 
+        fn request<'a>(params: &'a BTreeMap<String, String>) -> Request<'a> {
+            Request {
+                stack: "s",
+                kind: ChangeSetType::Update,
+                template_body: "{}",
+                parameters: params,
+                tags: params,
+                name: "cs",
+            }
+        }
+
+        #[tokio::test]
+        async fn every_way_aws_says_no_changes_is_success_and_leaves_no_change_set() {
+            use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+            use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
+            use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+            let params = BTreeMap::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+
+            // 1. Refused at creation.
+            let refused = mock!(Client::create_change_set).then_http_response(|| {
+                query_error(400, "ValidationError", "No updates are to be performed.")
+            });
+            let aws1 = aws(&[&refused], &[]);
+            assert!(matches!(
+                create_change_set(&aws1, &request(&params), fast(), deadline).await,
+                Ok(Prepared::NoChanges)
+            ));
+
+            // 2. A FAILED change set that "didn't contain changes", and 3. an empty one.
+            for (status, reason) in [
+                (
+                    ChangeSetStatus::Failed,
+                    "The submitted information didn't contain changes. Submit different information to create a change set.",
+                ),
+                (ChangeSetStatus::CreateComplete, ""),
+            ] {
+                let created = mock!(Client::create_change_set)
+                    .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+                let described = mock!(Client::describe_change_set).then_output(move || {
+                    DescribeChangeSetOutput::builder()
+                        .status(status.clone())
+                        .status_reason(reason)
+                        .build()
+                });
+                let deleted =
+                    mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+                let aws2 = aws(&[&created, &described, &deleted], &[]);
+                let prepared = create_change_set(&aws2, &request(&params), fast(), deadline).await;
+                assert!(matches!(prepared, Ok(Prepared::NoChanges)), "{prepared:?}");
+                assert_eq!(deleted.num_calls(), 1, "the empty change set was left behind");
+            }
+
+            // Any other failure is an error with CloudFormation's reason.
+            let created = mock!(Client::create_change_set)
+                .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+            let described = mock!(Client::describe_change_set).then_output(|| {
+                DescribeChangeSetOutput::builder()
+                    .status(ChangeSetStatus::Failed)
+                    .status_reason(
+                        "Template error: instance of Fn::GetAtt references undefined resource Nope",
+                    )
+                    .build()
+            });
+            let deleted =
+                mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+            let aws3 = aws(&[&created, &described, &deleted], &[]);
+            let err = create_change_set(&aws3, &request(&params), fast(), deadline)
+                .await
+                .unwrap_err();
+            assert!(err.contains("undefined resource Nope"), "{err}");
+        }
+
         #[tokio::test]
         async fn a_missing_stack_is_none_and_other_errors_are_reported() {
             let missing = mock!(Client::describe_stacks).then_http_response(|| {

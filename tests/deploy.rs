@@ -41,7 +41,10 @@ struct Case {
 impl Case {
     fn new(label: &str) -> Self {
         let suffix: String = uuid_like();
-        Self { stack: format!("t-{label}-{suffix}"), dir: tempfile::tempdir().unwrap() }
+        Self {
+            stack: format!("t-{label}-{suffix}"),
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn bootstrap(&self, name: &str, machine: u16, payload: &str) -> PathBuf {
@@ -81,7 +84,10 @@ impl Case {
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{:08x}", (nanos as u64 ^ (std::process::id() as u64) << 32) as u32)
+    format!(
+        "{:08x}",
+        (nanos as u64 ^ (std::process::id() as u64) << 32) as u32
+    )
 }
 
 struct Output {
@@ -91,8 +97,15 @@ struct Output {
 
 fn run(mut cmd: Command) -> Output {
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Output { ok: out.status.success(), text }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Output {
+        ok: out.status.success(),
+        text,
+    }
 }
 
 fn assert_ok(cmd: Command) -> Output {
@@ -102,7 +115,10 @@ fn assert_ok(cmd: Command) -> Output {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn aws() -> Aws {
@@ -111,11 +127,19 @@ fn aws() -> Aws {
 }
 
 fn stack_exists(aws: &Aws, stack: &str) -> bool {
-    runtime().block_on(openai_proxy_deployer::stack::describe(aws, stack)).unwrap().is_some()
+    runtime()
+        .block_on(openai_proxy_deployer::stack::describe(aws, stack))
+        .unwrap()
+        .is_some()
 }
 
-fn function_config(aws: &Aws, name: &str) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
-    runtime().block_on(aws.lambda.get_function_configuration().function_name(name).send()).unwrap()
+fn function_config(
+    aws: &Aws,
+    name: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    runtime()
+        .block_on(aws.lambda.get_function_configuration().function_name(name).send())
+        .unwrap()
 }
 
 fn code_sha256_of(path: &Path) -> String {
@@ -138,22 +162,45 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
     assert!(first.text.contains("✅ deploy: deployed"), "{}", first.text);
     assert!(first.text.contains(": uploaded"), "{}", first.text);
     let aws = aws();
-    assert_eq!(function_config(&aws, &case.stack).code_sha256().unwrap(), code_sha256_of(&bin));
+    assert_eq!(
+        function_config(&aws, &case.stack).code_sha256().unwrap(),
+        code_sha256_of(&bin)
+    );
     let github_output = std::fs::read_to_string(&outputs).unwrap();
     assert!(github_output.contains("api-url=https://"), "{github_output}");
-    assert!(github_output.contains(&format!("function-name={}\n", case.stack)), "{github_output}");
-    assert!(github_output.contains("stack-status=CREATE_COMPLETE"), "{github_output}");
-    assert!(github_output.contains(&format!("report-path={}", report.display())), "{github_output}");
+    assert!(
+        github_output.contains(&format!("function-name={}\n", case.stack)),
+        "{github_output}"
+    );
+    assert!(
+        github_output.contains("stack-status=CREATE_COMPLETE"),
+        "{github_output}"
+    );
+    assert!(
+        github_output.contains(&format!("report-path={}", report.display())),
+        "{github_output}"
+    );
     let markdown = std::fs::read_to_string(&report).unwrap();
     assert!(markdown.contains("OpenAI base URL"), "{markdown}");
 
     let second = run(case.deploy(&bin));
     assert!(second.ok, "{}", second.text);
     assert!(second.text.contains("no changes"), "{}", second.text);
-    assert!(second.text.contains("already there, not uploaded again"), "{}", second.text);
-    assert!(second.text.contains("unchanged (no new version)"), "{}", second.text);
+    assert!(
+        second.text.contains("already there, not uploaded again"),
+        "{}",
+        second.text
+    );
+    assert!(
+        second.text.contains("unchanged (no new version)"),
+        "{}",
+        second.text
+    );
     // One object version: nothing was uploaded twice.
-    let key = format!("openai-proxy-function/{}.zip", artifact::load(&bin, None).unwrap().sha256_hex);
+    let key = format!(
+        "openai-proxy-function/{}.zip",
+        artifact::load(&bin, None).unwrap().sha256_hex
+    );
     let bucket = "openai-lambda-proxy-123456789012-us-east-1";
     let versions = runtime()
         .block_on(aws.s3.list_object_versions().bucket(bucket).prefix(&key).send())
@@ -170,7 +217,10 @@ fn a_code_only_change_updates_the_function() {
     let out = run(case.deploy(&v2));
     assert!(out.ok, "{}", out.text);
     assert!(out.text.contains("to modify"), "{}", out.text);
-    assert_eq!(function_config(&aws(), &case.stack).code_sha256().unwrap(), code_sha256_of(&v2));
+    assert_eq!(
+        function_config(&aws(), &case.stack).code_sha256().unwrap(),
+        code_sha256_of(&v2)
+    );
 }
 
 #[test]
@@ -180,7 +230,8 @@ fn a_parameter_change_reaches_the_function() {
     assert_ok(case.deploy(&bin));
     let out = run({
         let mut cmd = case.deploy(&bin);
-        cmd.env("PARAMETER_OVERRIDES", r#"{"MemorySize": 1024}"#).env("LOG_LEVEL", "DEBUG");
+        cmd.env("PARAMETER_OVERRIDES", r#"{"MemorySize": 1024}"#)
+            .env("LOG_LEVEL", "DEBUG");
         cmd
     });
     assert!(out.ok, "{}", out.text);
@@ -209,7 +260,10 @@ fn code_changed_out_of_band_is_put_back() {
     let out = run(case.deploy(&bin));
     assert!(out.ok, "{}", out.text);
     assert!(out.text.contains("changed outside this deployer"), "{}", out.text);
-    assert_eq!(function_config(&aws, &case.stack).code_sha256().unwrap(), code_sha256_of(&bin));
+    assert_eq!(
+        function_config(&aws, &case.stack).code_sha256().unwrap(),
+        code_sha256_of(&bin)
+    );
 }
 
 #[test]
@@ -231,12 +285,51 @@ fn validate_computes_the_change_set_and_never_executes_it() {
     assert_ok(case.deploy(&bin));
     let changed = run({
         let mut cmd = case.deployer("validate");
-        cmd.env("FUNCTION_ARTIFACT", &bin).env("PARAMETER_OVERRIDES", r#"{"MemorySize":"2048"}"#);
+        cmd.env("FUNCTION_ARTIFACT", &bin)
+            .env("PARAMETER_OVERRIDES", r#"{"MemorySize":"2048"}"#);
         cmd
     });
     assert!(changed.ok, "{}", changed.text);
-    assert!(changed.text.contains("0 to add, 1 to modify, 0 to remove"), "{}", changed.text);
-    assert_eq!(function_config(&aws, &case.stack).memory_size(), Some(512), "validate executed the change set");
+    assert!(
+        changed.text.contains("0 to add, 1 to modify, 0 to remove"),
+        "{}",
+        changed.text
+    );
+    assert_eq!(
+        function_config(&aws, &case.stack).memory_size(),
+        Some(512),
+        "validate executed the change set"
+    );
+
+    // A changed template: one alarm's description differs.
+    let original = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    let edited = original.replacen(
+        "AlarmDescription: !Sub \"",
+        "AlarmDescription: !Sub \"(edited) ",
+        1,
+    );
+    assert_ne!(edited, original);
+    let edited_path = case.dir.path().join("edited.yaml");
+    std::fs::write(&edited_path, edited).unwrap();
+    let template_changed = run({
+        let mut cmd = case.deployer("validate");
+        cmd.env("FUNCTION_ARTIFACT", &bin)
+            .env("TEMPLATE_FILE", &edited_path);
+        cmd
+    });
+    assert!(template_changed.ok, "{}", template_changed.text);
+    assert!(
+        template_changed
+            .text
+            .contains("0 to add, 1 to modify, 0 to remove"),
+        "{}",
+        template_changed.text
+    );
+    assert!(
+        template_changed.text.contains("AWS::CloudWatch::Alarm"),
+        "{}",
+        template_changed.text
+    );
 
     let same = run({
         let mut cmd = case.deployer("validate");
@@ -259,8 +352,13 @@ fn destroy_deletes_the_stack_keeps_the_secret_unless_asked_and_is_idempotent() {
     assert!(out.ok, "{}", out.text);
     assert!(out.text.contains("stack deleted"), "{}", out.text);
     assert!(!stack_exists(&aws, &case.stack));
-    let secret = runtime().block_on(aws.secrets.describe_secret().secret_id(&secret_id).send()).unwrap();
-    assert!(secret.deleted_date().is_none(), "the secret was deleted without DESTROY_SECRET");
+    let secret = runtime()
+        .block_on(aws.secrets.describe_secret().secret_id(&secret_id).send())
+        .unwrap();
+    assert!(
+        secret.deleted_date().is_none(),
+        "the secret was deleted without DESTROY_SECRET"
+    );
 
     let again = run({
         let mut cmd = case.deployer("destroy");
@@ -269,8 +367,52 @@ fn destroy_deletes_the_stack_keeps_the_secret_unless_asked_and_is_idempotent() {
     });
     assert!(again.ok, "{}", again.text);
     assert!(again.text.contains("nothing to delete"), "{}", again.text);
-    let secret = runtime().block_on(aws.secrets.describe_secret().secret_id(&secret_id).send()).unwrap();
-    assert!(secret.deleted_date().is_some(), "DESTROY_SECRET did not schedule the deletion");
+    let secret = runtime()
+        .block_on(aws.secrets.describe_secret().secret_id(&secret_id).send())
+        .unwrap();
+    assert!(
+        secret.deleted_date().is_some(),
+        "DESTROY_SECRET did not schedule the deletion"
+    );
+}
+
+#[test]
+fn termination_protection_is_turned_on_and_destroy_refuses_naming_the_fix() {
+    let case = Case::new("protect");
+    let bin = case.bootstrap("bootstrap", 62, "p");
+    assert_ok({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("TERMINATION_PROTECTION", "true")
+            .env("GITHUB_SHA", "0123456789abcdef")
+            .env("GITHUB_REPOSITORY", "acme/proxy");
+        cmd
+    });
+    let aws = aws();
+    let info = runtime()
+        .block_on(openai_proxy_deployer::stack::describe(&aws, &case.stack))
+        .unwrap()
+        .unwrap();
+    assert!(info.termination_protection);
+    assert_eq!(
+        info.tags.get("openai-lambda-proxy:commit").map(String::as_str),
+        Some("0123456789abcdef")
+    );
+    assert_eq!(
+        info.tags
+            .get("openai-lambda-proxy:repository")
+            .map(String::as_str),
+        Some("acme/proxy")
+    );
+    let out = run(case.deployer("destroy"));
+    assert!(!out.ok, "{}", out.text);
+    assert!(out.text.contains("termination protection on"), "{}", out.text);
+    assert!(
+        out.text
+            .contains("update-termination-protection --no-enable-termination-protection"),
+        "{}",
+        out.text
+    );
+    assert!(stack_exists(&aws, &case.stack));
 }
 
 #[test]
@@ -287,21 +429,39 @@ fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
     assert!(first.text.contains(": created"), "{}", first.text);
     let id = format!("{}/config", case.stack);
     let mut value: serde_json::Value = serde_json::from_str(
-        runtime().block_on(aws.secrets.get_secret_value().secret_id(&id).send()).unwrap().secret_string().unwrap(),
+        runtime()
+            .block_on(aws.secrets.get_secret_value().secret_id(&id).send())
+            .unwrap()
+            .secret_string()
+            .unwrap(),
     )
     .unwrap();
     value["client_api_keys"] = serde_json::json!(["0f".repeat(32)]);
     runtime()
-        .block_on(aws.secrets.put_secret_value().secret_id(&id).secret_string(value.to_string()).send())
+        .block_on(
+            aws.secrets
+                .put_secret_value()
+                .secret_id(&id)
+                .secret_string(value.to_string())
+                .send(),
+        )
         .unwrap();
     let versions = |aws: &Aws| {
-        runtime().block_on(aws.secrets.list_secret_version_ids().secret_id(&id).send()).unwrap().versions().len()
+        runtime()
+            .block_on(aws.secrets.list_secret_version_ids().secret_id(&id).send())
+            .unwrap()
+            .versions()
+            .len()
     };
     let before = versions(&aws);
 
     let second = setup();
     assert!(second.ok, "{}", second.text);
-    assert!(second.text.contains("unchanged (no new version)"), "{}", second.text);
+    assert!(
+        second.text.contains("unchanged (no new version)"),
+        "{}",
+        second.text
+    );
     assert_eq!(versions(&aws), before);
 
     let remapped = run({
@@ -311,7 +471,11 @@ fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
     });
     assert!(remapped.ok, "{}", remapped.text);
     let now: serde_json::Value = serde_json::from_str(
-        runtime().block_on(aws.secrets.get_secret_value().secret_id(&id).send()).unwrap().secret_string().unwrap(),
+        runtime()
+            .block_on(aws.secrets.get_secret_value().secret_id(&id).send())
+            .unwrap()
+            .secret_string()
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(now["model_mappings"], serde_json::json!({"my-model": "gpt-4o"}));
@@ -338,7 +502,10 @@ fn in_github_actions_the_key_is_masked_before_anything_else_and_never_printed() 
     assert!(!lines.any(|l| l.contains(KEY)), "{stdout}");
     assert!(!stderr.contains(KEY));
     let markdown = std::fs::read_to_string(&summary).unwrap();
-    assert!(markdown.contains("deployed") && !markdown.contains(KEY), "{markdown}");
+    assert!(
+        markdown.contains("deployed") && !markdown.contains(KEY),
+        "{markdown}"
+    );
     assert!(stdout.contains("::group::Stack events of"), "{stdout}");
 }
 
@@ -349,17 +516,30 @@ fn prerequisite_failures_are_gathered_and_nothing_is_created() {
     let arm = case.bootstrap("bootstrap", 183, "arm");
     let out = run({
         let mut cmd = case.deploy(&arm);
-        cmd.env("ARCHITECTURE", "x86_64").env("TEMPLATE_FILE", case.dir.path().join("missing.yaml"));
+        cmd.env("ARCHITECTURE", "x86_64")
+            .env("TEMPLATE_FILE", case.dir.path().join("missing.yaml"));
         cmd
     });
     assert!(!out.ok);
     assert!(out.text.contains("2 prerequisite(s) not met"), "{}", out.text);
-    assert!(out.text.contains("is built for arm64 but ARCHITECTURE=x86_64"), "{}", out.text);
+    assert!(
+        out.text.contains("is built for arm64 but ARCHITECTURE=x86_64"),
+        "{}",
+        out.text
+    );
     assert!(out.text.contains("missing.yaml does not exist"), "{}", out.text);
     let aws = aws();
     assert!(!stack_exists(&aws, &case.stack));
-    let secret = runtime().block_on(aws.secrets.describe_secret().secret_id(format!("{}/config", case.stack)).send());
-    assert!(secret.is_err(), "a secret was created although prerequisites failed");
+    let secret = runtime().block_on(
+        aws.secrets
+            .describe_secret()
+            .secret_id(format!("{}/config", case.stack))
+            .send(),
+    );
+    assert!(
+        secret.is_err(),
+        "a secret was created although prerequisites failed"
+    );
 }
 
 #[test]
@@ -382,28 +562,56 @@ fn each_prerequisite_failure_names_its_fix() {
             }),
             "no AWS credentials were found",
         ),
-        ("bad region", Box::new(|c: &mut Command| {
-            c.env("AWS_REGION", "mars");
-        }), "AWS_REGION=mars is not an AWS region name"),
-        ("no region", Box::new(|c: &mut Command| {
-            c.env("AWS_REGION", "");
-        }), "no AWS region is set"),
-        ("invalid template", Box::new(move |c: &mut Command| {
-            c.env("TEMPLATE_FILE", &invalid);
-        }), "is not valid"),
-        ("not a zip", Box::new(move |c: &mut Command| {
-            c.env("FUNCTION_ARTIFACT", &text);
-        }), "is neither a zip nor an ELF executable"),
-        ("unknown parameter", Box::new(|c: &mut Command| {
-            c.env("PARAMETER_OVERRIDES", r#"{"NoSuchParameter":"1"}"#);
-        }), "has no parameter NoSuchParameter"),
+        (
+            "bad region",
+            Box::new(|c: &mut Command| {
+                c.env("AWS_REGION", "mars");
+            }),
+            "AWS_REGION=mars is not an AWS region name",
+        ),
+        (
+            "no region",
+            Box::new(|c: &mut Command| {
+                c.env("AWS_REGION", "");
+            }),
+            "no AWS region is set",
+        ),
+        (
+            "invalid template",
+            Box::new(move |c: &mut Command| {
+                c.env("TEMPLATE_FILE", &invalid);
+            }),
+            "is not valid",
+        ),
+        (
+            "not a zip",
+            Box::new(move |c: &mut Command| {
+                c.env("FUNCTION_ARTIFACT", &text);
+            }),
+            "is neither a zip nor an ELF executable",
+        ),
+        (
+            "unknown parameter",
+            Box::new(|c: &mut Command| {
+                c.env("PARAMETER_OVERRIDES", r#"{"NoSuchParameter":"1"}"#);
+            }),
+            "has no parameter NoSuchParameter",
+        ),
     ];
     for (name, tweak, expected) in cases {
         let mut cmd = case.deploy(&bin);
         tweak(&mut cmd);
         let out = run(cmd);
         assert!(!out.ok, "{name}: succeeded\n{}", out.text);
-        assert!(out.text.contains(expected), "{name}: expected {expected:?} in\n{}", out.text);
-        assert!(out.text.contains("nothing was created or uploaded"), "{name}:\n{}", out.text);
+        assert!(
+            out.text.contains(expected),
+            "{name}: expected {expected:?} in\n{}",
+            out.text
+        );
+        assert!(
+            out.text.contains("nothing was created or uploaded"),
+            "{name}:\n{}",
+            out.text
+        );
     }
 }

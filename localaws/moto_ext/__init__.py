@@ -17,7 +17,7 @@ deployments are not snapshots of the routes.
 cached): the launcher in `localaws.server` calls it before serving.
 """
 
-from . import models, patches
+from . import models, patches, protection
 
 _installed = False
 
@@ -33,6 +33,7 @@ def install() -> None:
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
     patches.apply()
+    protection.apply()
     _installed = True
 
 

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod bucket;
 pub mod code;
 pub mod config;
+pub mod endpoint;
 pub mod params;
 pub mod prereq;
 pub mod report;

@@ -1,9 +1,14 @@
 //! The deployment report: one markdown document for the job summary and REPORT_FILE, a
 //! short form for stdout, and the step outputs for `$GITHUB_OUTPUT`.
+//!
+//! Its order is what a reader wants first: did it work, where is the API, does it
+//! answer correctly and how fast, how to call it; then what changed, what it took, and
+//! the stack's events.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::endpoint::{self, Verdict};
 use crate::stack::{ChangeSummary, Event, ResourceChange};
 
 /// GitHub refuses step summaries over 1 MiB; stay well below it.
@@ -53,6 +58,8 @@ pub struct Report {
     pub error: Option<String>,
     pub fix: Option<String>,
     pub notes: Vec<String>,
+    /// The endpoint tests, when they ran.
+    pub endpoint: Option<endpoint::Results>,
 }
 
 impl Report {
@@ -77,13 +84,31 @@ impl Report {
         }
         // Long event lists are what grows without bound; keep the newest that fit.
         let mut keep = self.events.len();
-        loop {
+        let text = loop {
             keep /= 2;
             let text = self.render(keep);
             if text.len() <= SUMMARY_LIMIT || keep == 0 {
-                return text;
+                break text;
             }
+        };
+        if text.len() <= SUMMARY_LIMIT {
+            return text;
         }
+        // Still too long without any event (a huge error text or change set): cut it.
+        const CUT: &str = "\n\n… the rest of this report was cut to fit GitHub's summary limit\n";
+        let mut end = SUMMARY_LIMIT - CUT.len();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}{CUT}", &text[..end])
+    }
+
+    /// The base URL clients use (without `/v1`): the stack's, else the tested one.
+    fn api_url(&self) -> Option<&str> {
+        self.outputs
+            .get("ApiUrl")
+            .map(String::as_str)
+            .or_else(|| self.endpoint.as_ref().map(|e| e.base_url.as_str()))
     }
 
     fn render(&self, max_events: usize) -> String {
@@ -123,7 +148,7 @@ impl Report {
             }
             md.push('\n');
         }
-        if let Some(api) = self.outputs.get("ApiUrl") {
+        if let Some(api) = self.api_url() {
             md.push_str("### Endpoints\n\n| | |\n|---|---|\n");
             let _ = writeln!(md, "| API | {api} |");
             let _ = writeln!(md, "| OpenAI base URL | {api}/v1 |");
@@ -137,6 +162,14 @@ impl Report {
                 }
             }
             md.push('\n');
+        }
+        if let Some(results) = &self.endpoint {
+            endpoint_tests(&mut md, results);
+        }
+        if let Some(api) = self.api_url()
+            && self.status() != Status::Failed
+        {
+            self.snippet(&mut md, api);
         }
         if let Some((summary, changes)) = &self.changes {
             let _ = writeln!(
@@ -199,6 +232,8 @@ impl Report {
                     p.seconds
                 );
             }
+            let total: f64 = self.phases.iter().map(|p| p.seconds).sum();
+            let _ = writeln!(md, "| **total** | | **{total:.1}** |");
             md.push('\n');
         }
         if !self.events.is_empty() {
@@ -223,11 +258,48 @@ impl Report {
         md
     }
 
+    /// How to call the proxy from Python with the official SDK; never a real key.
+    fn snippet(&self, md: &mut String, api: &str) {
+        let results = self.endpoint.as_ref();
+        let model = results
+            .and_then(|r| r.model.as_deref())
+            .unwrap_or("<a model id of your MODEL_MAPPINGS>");
+        let key = match results.map(|r| r.auth) {
+            Some(true) => {
+                "os.environ[\"PROXY_API_KEY\"],  # a client key listed in the secret's client_api_keys"
+            }
+            Some(false) => "\"unused\",  # authentication is off; the OpenAI key stays in Secrets Manager",
+            None => {
+                "os.environ.get(\"PROXY_API_KEY\", \"unused\"),  # a client key when authentication is on"
+            }
+        };
+        let import_os = if key.starts_with("os.") {
+            "import os\n\n"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            md,
+            "### Use it\n\nWith the OpenAI Python SDK (`pip install openai`):\n\n```python\n\
+             {import_os}from openai import OpenAI\n\n\
+             client = OpenAI(\n    base_url=\"{api}/v1\",\n    api_key={key}\n)\n\
+             reply = client.chat.completions.create(\n    model=\"{model}\",\n    \
+             messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\n\
+             print(reply.choices[0].message.content)\n```\n"
+        );
+    }
+
     /// A few lines for the log.
     pub fn short(&self) -> String {
         let mut text = format!("{}\n", self.status_line().replace("**", ""));
-        if let Some(api) = self.outputs.get("ApiUrl") {
+        if let Some(api) = self.api_url() {
             let _ = writeln!(text, "API: {api}  (OpenAI base URL: {api}/v1)");
+        }
+        if let Some(results) = &self.endpoint {
+            let _ = writeln!(text, "endpoint tests: {}", results.summary());
+            for check in results.failures() {
+                let _ = writeln!(text, "  ❌ {}: {}", check.name, check.detail);
+            }
         }
         if let Some(error) = &self.error {
             let _ = writeln!(text, "error: {error}");
@@ -272,7 +344,367 @@ fn row(md: &mut String, label: &str, value: Option<&str>) {
     }
 }
 
+fn endpoint_tests(md: &mut String, results: &endpoint::Results) {
+    let _ = writeln!(
+        md,
+        "### Endpoint tests\n\n{} `{}`: {}\n",
+        if results.passed() { "✅" } else { "❌" },
+        results.base_url,
+        results.summary()
+    );
+    md.push_str("| Test | Result | Latency | Details |\n|---|---|---:|---|\n");
+    for check in &results.checks {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            check.name,
+            match check.verdict {
+                Verdict::Passed => "✅",
+                Verdict::Failed => "❌",
+                Verdict::Skipped => "⏭️ skipped",
+            },
+            check.millis.map(millis).unwrap_or_default(),
+            cell(&check.detail)
+        );
+    }
+    md.push('\n');
+    if !results.probes.is_empty() {
+        md.push_str("**Performance** (`GET /health`)\n\n| Probe | Requests | Errors | p50 | p95 | max |\n|---|---:|---:|---:|---:|---:|\n");
+        for p in &results.probes {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                p.mode,
+                p.requests,
+                p.errors,
+                millis(p.p50),
+                millis(p.p95),
+                millis(p.max)
+            );
+        }
+        md.push('\n');
+    }
+}
+
+/// A latency: tenths below 10 ms (a local target), whole milliseconds above.
+fn millis(ms: f64) -> String {
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
 /// Table cells: one line, no pipes.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{Check, Probe, Results};
+
+    fn event(time: &str, logical_id: &str, kind: &str, status: &str, reason: &str) -> Event {
+        Event {
+            id: format!("{logical_id}-{status}-4f2a9c1e"),
+            time: time.into(),
+            logical_id: logical_id.into(),
+            resource_type: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn check(name: &'static str, verdict: Verdict, millis: Option<f64>, detail: &str) -> Check {
+        Check {
+            name,
+            verdict,
+            millis,
+            detail: detail.into(),
+        }
+    }
+
+    fn passing_tests(base: &str) -> Results {
+        use Verdict::Passed;
+        Results {
+            base_url: base.into(),
+            model: Some("amazon.nova-lite-v1:0".into()),
+            auth: false,
+            checks: vec![
+                check("health", Passed, Some(84.2), "after 3 attempts"),
+                check("models list", Passed, Some(61.0), "3 listed"),
+                check("chat completion", Passed, Some(912.7), "answer: \"ok\""),
+                check("streaming chat", Passed, Some(655.1), "4 chunks, then [DONE]"),
+                check("CORS preflight", Passed, Some(48.3), ""),
+                check("malformed JSON → 400", Passed, Some(52.9), ""),
+                check("unknown model → 404", Passed, Some(55.0), ""),
+                check("unknown path → 404", Passed, Some(47.6), ""),
+                check(
+                    "performance: sequential /health",
+                    Passed,
+                    Some(41.0),
+                    "20 requests: p50 41 ms, p95 58 ms, max 77 ms",
+                ),
+                check(
+                    "performance: concurrent /health",
+                    Passed,
+                    Some(66.0),
+                    "20 requests: p50 66 ms, p95 120 ms, max 131 ms",
+                ),
+            ],
+            probes: vec![
+                Probe {
+                    mode: "sequential",
+                    requests: 20,
+                    errors: 0,
+                    p50: 41.0,
+                    p95: 58.0,
+                    max: 77.0,
+                },
+                Probe {
+                    mode: "concurrent",
+                    requests: 20,
+                    errors: 0,
+                    p50: 66.0,
+                    p95: 120.0,
+                    max: 131.0,
+                },
+            ],
+        }
+    }
+
+    const API: &str = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod";
+
+    fn deployed() -> Report {
+        let phase = |name, seconds, ok| Phase { name, seconds, ok };
+        Report {
+            command: "deploy".into(),
+            stack: "openai-lambda-proxy".into(),
+            region: Some("eu-west-1".into()),
+            account: Some("123456789012".into()),
+            repository: Some("acme/openai-lambda-proxy".into()),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            status: Some(Status::Succeeded),
+            headline: "deployed".into(),
+            phases: vec![
+                phase("prerequisites", 1.24, true),
+                phase("secret", 0.31, true),
+                phase("upload", 2.05, true),
+                phase("stack", 94.6, true),
+                phase("function code", 0.4, true),
+                phase("endpoint tests", 4.9, true),
+            ],
+            secret: Some((
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openai-lambda-proxy/config-AbCdEf".into(),
+                "unchanged (no new version)".into(),
+            )),
+            upload: Some(Upload {
+                bucket: "openai-lambda-proxy-123456789012-eu-west-1".into(),
+                key: "functions/openai-proxy-function/9f86d081884c7d65.zip".into(),
+                bytes: 4_194_304,
+                uploaded: true,
+                architecture: "arm64",
+            }),
+            changes: Some((
+                ChangeSummary {
+                    adds: 1,
+                    modifies: 2,
+                    removes: 0,
+                    replacements: vec!["ApiDeployment".into()],
+                },
+                vec![
+                    ResourceChange {
+                        action: "Modify".into(),
+                        logical_id: "Function".into(),
+                        resource_type: "AWS::Lambda::Function".into(),
+                        replacement: Some("False".into()),
+                    },
+                    ResourceChange {
+                        action: "Modify".into(),
+                        logical_id: "ApiDeployment".into(),
+                        resource_type: "AWS::ApiGateway::Deployment".into(),
+                        replacement: Some("True".into()),
+                    },
+                    ResourceChange {
+                        action: "Add".into(),
+                        logical_id: "ErrorsAlarm".into(),
+                        resource_type: "AWS::CloudWatch::Alarm".into(),
+                        replacement: None,
+                    },
+                ],
+            )),
+            stack_status: Some("UPDATE_COMPLETE".into()),
+            outputs: BTreeMap::from([
+                ("ApiUrl".to_owned(), API.to_owned()),
+                ("FunctionName".to_owned(), "openai-lambda-proxy".to_owned()),
+                ("LogGroupName".to_owned(), "/aws/lambda/openai-lambda-proxy".to_owned()),
+                (
+                    "DashboardUrl".to_owned(),
+                    "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards:name=openai-lambda-proxy".to_owned(),
+                ),
+            ]),
+            events: vec![
+                event(
+                    "2026-11-26T08:00:01.120Z",
+                    "openai-lambda-proxy",
+                    "AWS::CloudFormation::Stack",
+                    "UPDATE_IN_PROGRESS",
+                    "User Initiated",
+                ),
+                event(
+                    "2026-11-26T08:01:35.870Z",
+                    "openai-lambda-proxy",
+                    "AWS::CloudFormation::Stack",
+                    "UPDATE_COMPLETE",
+                    "",
+                ),
+            ],
+            endpoint: Some(passing_tests(API)),
+            ..Report::default()
+        }
+    }
+
+    /// Times and ids differ from run to run in real reports; the snapshots hide them.
+    fn snapshot(name: &str, text: &str) {
+        insta::with_settings!({filters => vec![
+            (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]"),
+            (r"\| \d+\.\d \|", "| [s] |"),
+            (r"\*\*\d+\.\d\*\*", "**[s]**"),
+        ]}, {
+            insta::assert_snapshot!(name, text);
+        });
+    }
+
+    #[test]
+    fn success() {
+        let report = deployed();
+        snapshot("success", &report.markdown());
+        snapshot("success_short", &report.short());
+    }
+
+    #[test]
+    fn no_op() {
+        let mut report = deployed();
+        report.status = Some(Status::NoChanges);
+        report.headline = "no changes: the stack is up to date".into();
+        report.changes = None;
+        report.events.clear();
+        report.upload.as_mut().unwrap().uploaded = false;
+        snapshot("no_op", &report.markdown());
+    }
+
+    #[test]
+    fn failed_deploy() {
+        let mut report = deployed();
+        let failure = event(
+            "2026-11-26T08:01:02.500Z",
+            "Function",
+            "AWS::Lambda::Function",
+            "UPDATE_FAILED",
+            "Resource handler returned message: \"Error occurred while GetObject. S3 Error Code: NoSuchKey\" (RequestToken: 5e1c, HandlerErrorCode: InvalidRequest)",
+        );
+        report.status = Some(Status::Failed);
+        report.headline = "failed".into();
+        report.stack_status = Some("UPDATE_ROLLBACK_COMPLETE".into());
+        report.endpoint = None;
+        report.phases.truncate(4);
+        report.phases[3].ok = false;
+        report.events.insert(1, failure.clone());
+        report.events[2].status = "UPDATE_ROLLBACK_COMPLETE".into();
+        report.failed_resources = vec![failure];
+        report.error = Some("stack openai-lambda-proxy ended in UPDATE_ROLLBACK_COMPLETE: Function Resource handler returned message: \"Error occurred while GetObject. S3 Error Code: NoSuchKey\"".into());
+        report.fix = Some("CloudFormation rolled back to the previous version, which is still serving: fix the failed resources listed in the report and deploy again".into());
+        let md = report.markdown();
+        assert!(!md.contains("### Use it"), "no snippet for a failed deploy");
+        snapshot("failed_deploy", &md);
+    }
+
+    #[test]
+    fn failed_endpoint_tests() {
+        let mut report = deployed();
+        let results = report.endpoint.as_mut().unwrap();
+        results.checks[1] = check(
+            "models list",
+            Verdict::Failed,
+            Some(63.5),
+            "expected the list to contain amazon.nova-lite-v1:0, my-model; missing my-model (listed: amazon.nova-lite-v1:0)",
+        );
+        results.checks[2] = check(
+            "chat completion",
+            Verdict::Failed,
+            Some(1204.0),
+            "expected HTTP 200 with a chat.completion for model amazon.nova-lite-v1:0; got HTTP 502: {\"error\":{\"message\":\"The upstream OpenAI API failed with HTTP 500 after 3 attempts. Retry shortly.\",\"type\":\"server_error\",\"param\":null,\"code\":\"upstream_error\"}}",
+        );
+        results.checks[3] = check(
+            "streaming chat",
+            Verdict::Skipped,
+            None,
+            "TEST_CHAT_COMPLETION=false",
+        );
+        report.status = Some(Status::Failed);
+        report.headline = "deployed, but the endpoint tests failed".into();
+        report.phases[5].ok = false;
+        report.error = Some(format!(
+            "endpoint tests against {API}: 7 passed, 2 failed, 1 skipped; first: models list: expected the list to contain amazon.nova-lite-v1:0, my-model; missing my-model (listed: amazon.nova-lite-v1:0)"
+        ));
+        report.fix = Some("each failed test in the report says what it expected and what it got; the function's log group /aws/lambda/openai-lambda-proxy has the matching request lines (look for the test's time); run the tests alone with DEPLOYER_COMMAND=test".into());
+        snapshot("failed_endpoint_tests", &report.markdown());
+        snapshot("failed_endpoint_tests_short", &report.short());
+    }
+
+    #[test]
+    fn the_snippet_asks_for_a_client_key_when_authentication_is_on() {
+        let mut report = deployed();
+        report.endpoint.as_mut().unwrap().auth = true;
+        let md = report.markdown();
+        assert!(md.contains("import os\n\nfrom openai import OpenAI"), "{md}");
+        assert!(md.contains("api_key=os.environ[\"PROXY_API_KEY\"]"), "{md}");
+        assert!(md.contains(&format!("base_url=\"{API}/v1\"")), "{md}");
+    }
+
+    #[test]
+    fn any_number_of_events_stays_under_the_summary_limit() {
+        let mut report = deployed();
+        let reason = "x".repeat(400);
+        report.events = (0..20_000)
+            .map(|i| {
+                event(
+                    "2026-11-26T08:00:00Z",
+                    &format!("R{i}"),
+                    "AWS::X::Y",
+                    "UPDATE_FAILED",
+                    &reason,
+                )
+            })
+            .collect();
+        let md = report.markdown();
+        assert!(md.len() <= SUMMARY_LIMIT, "{}", md.len());
+        assert!(md.contains("earlier events left out to fit GitHub's summary limit"));
+        assert!(md.contains("R19999"), "the newest events are kept");
+        assert!(
+            md.contains("### Endpoint tests"),
+            "the sections before the events stay"
+        );
+
+        // Even text that is not an event cannot push it over.
+        report.events.clear();
+        report.error = Some("é".repeat(SUMMARY_LIMIT));
+        let md = report.markdown();
+        assert!(md.len() <= SUMMARY_LIMIT, "{}", md.len());
+        assert!(md.ends_with("cut to fit GitHub's summary limit\n"));
+    }
+
+    #[test]
+    fn outputs_name_the_api_the_function_and_the_report() {
+        let report = deployed();
+        let outputs = report.outputs(Some("/tmp/report.md"));
+        let get = |name| outputs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str());
+        assert_eq!(get("status"), Some("succeeded"));
+        assert_eq!(get("api-url"), Some(API));
+        assert_eq!(get("function-name"), Some("openai-lambda-proxy"));
+        assert_eq!(get("stack-status"), Some("UPDATE_COMPLETE"));
+        assert_eq!(get("report-path"), Some("/tmp/report.md"));
+        assert!(get("secret-arn").is_some_and(|arn| arn.starts_with("arn:aws:secretsmanager:")));
+    }
 }

@@ -13,6 +13,7 @@ use crate::artifact::Artifact;
 use crate::bucket;
 use crate::code::{self, Verified};
 use crate::config::{Command, Config};
+use crate::endpoint;
 use crate::params;
 use crate::prereq::{self, Needs, Ready};
 use crate::report::{Phase, Report, Status, Upload};
@@ -78,10 +79,7 @@ impl Run {
             Command::Validate => self.validate().await,
             Command::Destroy => self.destroy().await,
             Command::SetupSecrets => self.setup_secrets().await,
-            Command::Test => Err(Failed {
-                message: "DEPLOYER_COMMAND=test is not available in this build".into(),
-                fix: Some("use DEPLOYER_COMMAND=deploy, validate, destroy or setup-secrets".into()),
-            }),
+            Command::Test => self.test().await,
         };
         if let Err(failed) = result {
             self.report.status = Some(Status::Failed);
@@ -426,7 +424,104 @@ impl Run {
         } else {
             "deployed".into()
         };
+        if !self.config.run_endpoint_tests {
+            self.report
+                .notes
+                .push("endpoint tests not run (RUN_ENDPOINT_TESTS=false)".into());
+            return Ok(());
+        }
+        let base = self.endpoint_target()?;
+        let expected = match endpoint::mapped_ids(self.config.model_mappings.as_deref()) {
+            Some(ids) => ids,
+            None => endpoint::secret_model_ids(&ready.aws, &secret_arn).await,
+        };
+        let tested = self.endpoint_phase(&base, expected).await;
+        if tested.is_err() {
+            self.report.headline = format!("{}, but the endpoint tests failed", self.report.headline);
+        }
+        tested
+    }
+
+    /// DEPLOYER_COMMAND=test: the endpoint tests against API_BASE_URL, or else the
+    /// stack's `ApiUrl` (read with credentials; no template or artifact needed).
+    async fn test(&mut self) -> Result<(), Failed> {
+        if self.config.api_base_url.is_none() {
+            let ready = self
+                .prerequisites(Needs {
+                    template: false,
+                    artifact: false,
+                })
+                .await?;
+            let stack = self.config.stack_name.clone();
+            let Some(info) = stack::describe(&ready.aws, &stack).await? else {
+                return Err(Failed {
+                    message: format!("there is no stack {stack} in {}", ready.aws.region),
+                    fix: Some(
+                        "deploy it first (DEPLOYER_COMMAND=deploy), or set API_BASE_URL to the proxy to test"
+                            .into(),
+                    ),
+                });
+            };
+            self.report.stack_status = Some(info.status.clone());
+            self.report.outputs = info.outputs;
+        }
+        let base = self.endpoint_target()?;
+        let expected = endpoint::mapped_ids(self.config.model_mappings.as_deref()).unwrap_or_default();
+        self.endpoint_phase(&base, expected).await?;
+        self.report.status = Some(Status::Succeeded);
+        self.report.headline = "the proxy answers as it should".into();
         Ok(())
+    }
+
+    /// API_BASE_URL, else the stack's `ApiUrl` output.
+    fn endpoint_target(&self) -> Result<String, Failed> {
+        self.config
+            .api_base_url
+            .clone()
+            .or_else(|| self.report.outputs.get("ApiUrl").cloned())
+            .ok_or_else(|| Failed {
+                message: format!("stack {} has no ApiUrl output to test", self.config.stack_name),
+                fix: Some("set API_BASE_URL to the proxy's base URL (with its stage, without /v1), or RUN_ENDPOINT_TESTS=false".into()),
+            })
+    }
+
+    async fn endpoint_phase(&mut self, base: &str, expected_models: Vec<String>) -> Result<(), Failed> {
+        self.ui.phase(&format!("Endpoint tests: {base}"));
+        let started = Instant::now();
+        let mut plan = endpoint::Plan::new(base);
+        plan.expected_models = expected_models;
+        plan.chat = self.config.test_chat_completion;
+        plan.auth = self.config.enable_authentication;
+        plan.client_key = self
+            .config
+            .test_client_api_key
+            .as_ref()
+            .map(|key| key.expose().to_owned());
+        plan.perf_requests = usize::try_from(self.config.perf_requests).unwrap_or(usize::MAX);
+        let results = endpoint::run(&plan, &self.ui).await;
+        self.record("endpoint tests", started, results.passed());
+        let outcome = if results.passed() {
+            self.ui.step(&format!("endpoint tests: {}", results.summary()));
+            Ok(())
+        } else {
+            let first = results
+                .failures()
+                .next()
+                .map(|c| format!("; first: {}: {}", c.name, c.detail))
+                .unwrap_or_default();
+            let logs = match self.report.outputs.get("LogGroupName") {
+                Some(group) => format!("the function's log group {group}"),
+                None => "the proxy's log".into(),
+            };
+            Err(Failed {
+                message: format!("endpoint tests against {base}: {}{first}", results.summary()),
+                fix: Some(format!(
+                    "each failed test in the report says what it expected and what it got; {logs} has the matching request lines (look for the test's time); run the tests alone with DEPLOYER_COMMAND=test"
+                )),
+            })
+        };
+        self.report.endpoint = Some(results);
+        outcome
     }
 
     /// Returns whether there was nothing to change.

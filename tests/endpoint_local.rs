@@ -1,0 +1,140 @@
+//! The endpoint tests against the real proxy (the function crate's router on a local
+//! port) in front of a canned upstream: every check passes, authentication is tested
+//! when it is on, and the deployer's `test` command exits 0 with the results in its
+//! report and outputs.
+
+mod endpoint_support;
+
+use endpoint_support::*;
+use openai_proxy_deployer::endpoint::Verdict;
+
+const ALL: [&str; 10] = [
+    "health",
+    "models list",
+    "chat completion",
+    "streaming chat",
+    "CORS preflight",
+    "malformed JSON → 400",
+    "unknown model → 404",
+    "unknown path → 404",
+    "performance: sequential /health",
+    "performance: concurrent /health",
+];
+
+#[tokio::test]
+async fn every_check_passes_against_the_proxy_and_its_upstream() {
+    let base = Proxy::default().start().await;
+    let results = run(&plan(&base)).await;
+    assert_eq!(names(&results, Verdict::Passed), ALL, "{results:#?}");
+    assert!(results.passed());
+    assert_eq!(results.model.as_deref(), Some(MODELS[0]));
+    assert_eq!(
+        detail(&results, "chat completion"),
+        format!("answer: \"{ANSWER}\"")
+    );
+    assert_eq!(detail(&results, "streaming chat"), "3 chunks, then [DONE]");
+    assert_eq!(results.probes.len(), 2);
+    assert!(results.probes.iter().all(|p| p.requests == 5 && p.errors == 0));
+    insta::with_settings!({filters => filters()}, {
+        insta::assert_snapshot!("all_pass", section(results));
+    });
+}
+
+#[tokio::test]
+async fn with_authentication_on_the_key_is_sent_and_its_absence_refused() {
+    let base = Proxy {
+        auth: true,
+        ..Proxy::default()
+    }
+    .start()
+    .await;
+    let mut plan = plan(&base);
+    plan.auth = true;
+    plan.client_key = Some(CLIENT_KEY.into());
+    let results = run(&plan).await;
+    let mut expected = ALL.to_vec();
+    expected.splice(8..8, ["auth: no key → 401", "auth: valid key → 200"]);
+    assert_eq!(names(&results, Verdict::Passed), expected, "{results:#?}");
+    assert!(!section(results).contains(CLIENT_KEY));
+}
+
+#[tokio::test]
+async fn authentication_on_without_a_test_key_fails_and_says_what_to_set() {
+    let base = Proxy {
+        auth: true,
+        ..Proxy::default()
+    }
+    .start()
+    .await;
+    let mut plan = plan(&base);
+    plan.auth = true;
+    let results = run(&plan).await;
+    assert_eq!(names(&results, Verdict::Failed), ["auth: valid key → 200"]);
+    assert!(detail(&results, "auth: valid key → 200").contains("TEST_CLIENT_API_KEY is not set"));
+    assert_eq!(
+        names(&results, Verdict::Skipped),
+        [
+            "models list",
+            "chat completion",
+            "streaming chat",
+            "malformed JSON → 400",
+            "unknown model → 404",
+            "unknown path → 404"
+        ]
+    );
+    assert_eq!(
+        names(&results, Verdict::Passed),
+        [
+            "health",
+            "CORS preflight",
+            "auth: no key → 401",
+            "performance: sequential /health",
+            "performance: concurrent /health"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn chat_can_be_left_out_and_without_expected_ids_any_listed_model_will_do() {
+    let base = Proxy::default().start().await;
+    let mut plan = plan(&base);
+    plan.chat = false;
+    plan.expected_models.clear();
+    plan.perf_requests = 0;
+    let results = run(&plan).await;
+    assert_eq!(
+        names(&results, Verdict::Skipped),
+        ["chat completion", "streaming chat"]
+    );
+    assert_eq!(detail(&results, "chat completion"), "TEST_CHAT_COMPLETION=false");
+    assert_eq!(detail(&results, "models list"), "2 listed");
+    assert_eq!(results.model.as_deref(), Some(MODELS[0]));
+    assert!(results.passed() && results.probes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_command_passes_with_exit_code_0_and_writes_the_report() {
+    let base = Proxy::default().start().await;
+    let (code, stdout, report, outputs) = deployer(vec![
+        ("API_BASE_URL", base.clone()),
+        (
+            "MODEL_MAPPINGS",
+            r#"{"amazon.nova-lite-v1:0":"gpt-4o-mini","amazon.nova-pro-v1:0":"gpt-4o"}"#.into(),
+        ),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("▹▹▹▹▹ Endpoint tests: http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("endpoint tests: 10 passed"), "{stdout}");
+    assert!(
+        report.contains("✅ **test**: the proxy answers as it should"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("base_url=\"{base}/v1\"")), "{report}");
+    assert!(report.contains("| endpoint tests | ✅ |"), "{report}");
+    assert!(outputs.contains("status=succeeded\n"), "{outputs}");
+    assert!(outputs.contains("report-path="), "{outputs}");
+}

@@ -1,0 +1,268 @@
+//! Targets for the endpoint tests' own tests: the real proxy router (from the function
+//! crate) served on a local port in front of a canned OpenAI-like upstream, and ways to
+//! break it. Shared by tests/endpoint_*.rs.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use openai_proxy_deployer::endpoint::{self, Plan, Results};
+use openai_proxy_deployer::report::Report;
+use openai_proxy_deployer::ui::Ui;
+use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::breaker::CircuitBreaker;
+use openai_proxy_function::config::{ConfigSource, ConfigStore, ProxyConfig};
+use openai_proxy_function::observe::Sink;
+use openai_proxy_function::upstream::{RetryPolicy, Upstream};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+pub const MODELS: [&str; 2] = ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"];
+pub const CLIENT_KEY: &str = "client-key-for-the-endpoint-tests";
+pub const ANSWER: &str = "ok from the canned upstream";
+
+/// Serves `router` on a free local port until the test's runtime ends.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
+}
+
+/// An OpenAI-like chat completions endpoint: a JSON answer, or SSE chunks and `[DONE]`,
+/// always naming the upstream's own model (the proxy must put the requested id back).
+pub async fn upstream() -> String {
+    async fn chat(body: axum::Json<Value>) -> Response {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-canned", "object": "chat.completion.chunk", "created": 1,
+                   "model": "gpt-4o-mini-2024-07-18",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        if body["stream"] == true {
+            let mut text = String::new();
+            for c in [
+                chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                chunk(json!({"content": ANSWER}), Value::Null),
+                chunk(json!({}), json!("stop")),
+            ] {
+                text.push_str(&format!("data: {c}\n\n"));
+            }
+            text.push_str("data: [DONE]\n\n");
+            ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
+        } else {
+            axum::Json(json!({
+                "id": "chatcmpl-canned", "object": "chat.completion", "created": 1,
+                "model": "gpt-4o-mini-2024-07-18",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+            }))
+            .into_response()
+        }
+    }
+    let address = serve(Router::new().route("/v1/chat/completions", post(chat))).await;
+    format!("http://{address}/v1")
+}
+
+pub struct Proxy {
+    pub models: Vec<&'static str>,
+    pub auth: bool,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Self {
+            models: MODELS.to_vec(),
+            auth: false,
+        }
+    }
+}
+
+impl Proxy {
+    /// The proxy's router with this configuration, in front of `upstream`.
+    pub fn router(&self, upstream: &str) -> Router {
+        let digest: String = sha2::Sha256::digest(CLIENT_KEY.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mappings: serde_json::Map<String, Value> = self
+            .models
+            .iter()
+            .map(|m| ((*m).to_owned(), json!("gpt-4o-mini")))
+            .collect();
+        let config = json!({
+            "openai_api_key": "sk-endpoint-tests-0123456789abcdef",
+            "model_mappings": mappings,
+            "timeout_settings": {"openai_api_timeout": 5, "secrets_manager_timeout": 2, "lambda_timeout": 30},
+            "openai_base_url": upstream,
+            "client_api_keys": [digest],
+        });
+        let config = ProxyConfig::from_json(&config.to_string(), "http://unused/v1").unwrap();
+        let store = ConfigStore::new(
+            ConfigSource::Fixed(Arc::new(config)),
+            "http://unused/v1",
+            Duration::from_secs(300),
+        );
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            retry_after_cap: Duration::from_secs(1),
+        };
+        let upstream = Upstream::new(policy, CircuitBreaker::new(5, Duration::from_secs(30))).unwrap();
+        let settings = Settings {
+            auth_enabled: self.auth,
+            ..Settings::default()
+        };
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let app = AppState::new(settings, store, upstream, Sink::Memory(logs), false);
+        openai_proxy_function::router(Arc::new(app))
+    }
+
+    /// Serves the proxy in front of a fresh upstream; returns its base URL.
+    pub async fn start(&self) -> String {
+        let upstream = upstream().await;
+        format!("http://{}", serve(self.router(&upstream)).await)
+    }
+}
+
+/// What a deploy would test: every mapped model, chat included, a short warm-up.
+pub fn plan(base_url: &str) -> Plan {
+    let mut plan = Plan::new(base_url);
+    plan.expected_models = MODELS.iter().map(|m| (*m).to_owned()).collect();
+    plan.perf_requests = 5;
+    plan.warmup = Duration::from_millis(600);
+    plan.timeout = Duration::from_secs(10);
+    plan
+}
+
+pub async fn run(plan: &Plan) -> Results {
+    endpoint::run(plan, &Ui::plain()).await
+}
+
+/// The names of the checks with `verdict`, in order.
+pub fn names(results: &Results, verdict: endpoint::Verdict) -> Vec<&'static str> {
+    results
+        .checks
+        .iter()
+        .filter(|c| c.verdict == verdict)
+        .map(|c| c.name)
+        .collect()
+}
+
+pub fn detail<'a>(results: &'a Results, name: &str) -> &'a str {
+    &results
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {results:#?}"))
+        .detail
+}
+
+/// The report's endpoint section as a test report shows it.
+pub fn section(results: Results) -> String {
+    let report = Report {
+        command: "test".into(),
+        stack: "openai-lambda-proxy".into(),
+        endpoint: Some(results),
+        ..Report::default()
+    };
+    let md = report.markdown();
+    let start = md.find("### Endpoint tests").expect("an endpoint section");
+    let end = md[start..].find("### Use it").map_or(md.len(), |i| start + i);
+    md[start..end].to_owned()
+}
+
+/// Latencies, ports and the OS's wording vary from run to run.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\d+(\.\d+)? ms", "[ms] ms"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+        (r"\(after \d+ attempts\)", "(after [n] attempts)"),
+        (r"after \d+ attempts", "after [n] attempts"),
+    ]
+}
+
+/// Routes every request through `intercept` first; `None` lets it through to `inner`.
+pub fn broken(
+    inner: Router,
+    intercept: fn(&axum::http::Method, &str, &[u8]) -> Option<Response>,
+    strip_cors: bool,
+) -> Router {
+    use axum::middleware::{self, Next};
+    let layer = move |request: Request<Body>, next: Next| async move {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        if let Some(answer) = intercept(&parts.method, parts.uri.path(), &bytes) {
+            return answer;
+        }
+        let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+        if strip_cors {
+            let names: Vec<_> = response
+                .headers()
+                .keys()
+                .filter(|k| k.as_str().starts_with("access-control-"))
+                .cloned()
+                .collect();
+            for name in names {
+                response.headers_mut().remove(name);
+            }
+        }
+        response
+    };
+    inner.layer(middleware::from_fn(layer))
+}
+
+/// A 500 in OpenAI's shape for every chat completion of a mapped model; the proxy still
+/// answers malformed bodies and unknown models itself.
+pub fn fail_chat(method: &axum::http::Method, path: &str, body: &[u8]) -> Option<Response> {
+    let request: Value = serde_json::from_slice(body).ok()?;
+    let mapped = request["model"].as_str().is_some_and(|m| MODELS.contains(&m));
+    (method == axum::http::Method::POST && path == "/v1/chat/completions" && mapped).then(|| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(
+                json!({"error": {"message": "The server had an error while processing your request.",
+                                        "type": "server_error", "param": null, "code": null}}),
+            ),
+        )
+            .into_response()
+    })
+}
+
+pub fn pass_through(_: &axum::http::Method, _: &str, _: &[u8]) -> Option<Response> {
+    None
+}
+
+/// Runs the deployer binary with `vars` (and a scratch report and outputs file) while
+/// the test's runtime keeps serving; returns (exit code, stdout, report, outputs).
+pub async fn deployer(vars: Vec<(&'static str, String)>) -> (i32, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.md");
+    let outputs = dir.path().join("outputs");
+    let (r, o) = (report.clone(), outputs.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = assert_cmd::Command::cargo_bin("openai-proxy-deployer").unwrap();
+        cmd.env_clear()
+            .env("DEPLOYER_COMMAND", "test")
+            .env("PERF_REQUESTS", "3")
+            .env("REPORT_FILE", &r)
+            .env("GITHUB_OUTPUT", &o)
+            .envs(vars);
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        std::fs::read_to_string(report).unwrap_or_default(),
+        std::fs::read_to_string(outputs).unwrap_or_default(),
+    )
+}

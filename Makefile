@@ -64,11 +64,22 @@ test-template:
 test-function-sdk:
 	$(PY) -m pytest -q function/tests/sdk
 
+# The main job on a fresh machine: build, deploy into a private local AWS, run the
+# function locally from the deployed secret, run the endpoint tests, print the report.
+.PHONY: demo
+demo: setup ## the whole product locally, no AWS account: build, deploy into the emulator, endpoint tests, report
+	scripts/demo.sh
+
 # Not part of `make test`: load runs want a quiet machine. Needs wrk, nginx and oha
 # (docs/benchmarks.md says how to install them); prints a markdown report.
 .PHONY: bench-function
 bench-function: setup ## benchmark the proxy function: added latency, throughput, RSS, cold start, zip size
 	scripts/bench-function.sh
+
+# A full deploy, a no-op redeploy and `aws cloudformation deploy`, in a private emulator.
+.PHONY: bench-deployer
+bench-deployer: setup ## benchmark the deployer against the local AWS: full deploy vs awscli, no-op redeploy
+	$(LOCAL_AWS) run scripts/bench-deployer.sh
 
 local-aws: setup ## start the local AWS emulator (moto + our extension) and print its endpoint
 	@$(LOCAL_AWS) start

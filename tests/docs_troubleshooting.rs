@@ -284,6 +284,7 @@ fn every_prerequisite_category_has_a_section() {
         "### Artifact bucket and upload",
         "### Stack",
         "### Function code verification",
+        "### Endpoint tests",
         "### Destroy",
     ] {
         assert!(

@@ -223,13 +223,13 @@ impl Tester<'_> {
         })
     }
 
-    fn record(&mut self, name: &'static str, millis: Option<f64>, outcome: Outcome) {
+    fn record(&mut self, name: &'static str, ms: Option<f64>, outcome: Outcome) {
         let (verdict, detail) = match outcome {
             Ok(note) => (Verdict::Passed, note),
             Err(problem) => (Verdict::Failed, problem),
         };
         let detail = self.clean(&detail);
-        let latency = millis.map(|ms| format!(" ({ms:.0} ms)")).unwrap_or_default();
+        let latency = ms.map(|ms| format!(" ({})", millis(ms))).unwrap_or_default();
         match verdict {
             Verdict::Failed => self.ui.step(&format!("❌ {name}{latency}: {detail}")),
             _ if detail.is_empty() => self.ui.step(&format!("✅ {name}{latency}")),
@@ -238,7 +238,7 @@ impl Tester<'_> {
         self.results.checks.push(Check {
             name,
             verdict,
-            millis,
+            millis: ms,
             detail,
         });
     }
@@ -676,8 +676,10 @@ impl Tester<'_> {
                 _ => "performance: concurrent /health",
             };
             let figures = format!(
-                "{n} requests: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
-                probe.p50, probe.p95, probe.max
+                "{n} requests: p50 {}, p95 {}, max {}",
+                millis(probe.p50),
+                millis(probe.p95),
+                millis(probe.max)
             );
             let outcome = match first_error {
                 None => Ok(figures),
@@ -758,6 +760,15 @@ fn transport(err: &reqwest::Error, plan: &Plan) -> String {
         format!("the answer broke off ({cause})")
     } else {
         format!("the request failed ({cause})")
+    }
+}
+
+/// A latency: tenths below 10 ms (a local target), whole milliseconds above.
+pub fn millis(ms: f64) -> String {
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::endpoint::{self, Verdict};
+use crate::endpoint::{self, Verdict, millis};
 use crate::stack::{ChangeSummary, Event, ResourceChange};
 
 /// GitHub refuses step summaries over 1 MiB; stay well below it.
@@ -383,15 +383,6 @@ fn endpoint_tests(md: &mut String, results: &endpoint::Results) {
             );
         }
         md.push('\n');
-    }
-}
-
-/// A latency: tenths below 10 ms (a local target), whole milliseconds above.
-fn millis(ms: f64) -> String {
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
     }
 }
 

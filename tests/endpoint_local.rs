@@ -138,3 +138,52 @@ async fn the_test_command_passes_with_exit_code_0_and_writes_the_report() {
     assert!(outputs.contains("status=succeeded\n"), "{outputs}");
     assert!(outputs.contains("report-path="), "{outputs}");
 }
+
+/// The demo's upstream (scripts/test-upstream.py) behind the real proxy: every check
+/// passes, and the answer says where it came from.
+#[tokio::test]
+async fn the_demos_test_upstream_passes_every_check_and_labels_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let python = std::env::var("VENV_DIR")
+        .map(|venv| format!("{venv}/bin/python"))
+        .ok()
+        .filter(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-upstream.py");
+    /// Stops the script however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Stop(
+        std::process::Command::new(&python)
+            .arg(script)
+            .arg("--port-file")
+            .arg(&port_file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {python} {script}: {e}")),
+    );
+    let mut port = String::new();
+    for _ in 0..100 {
+        port = std::fs::read_to_string(&port_file).unwrap_or_default();
+        if !port.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!port.trim().is_empty(), "the test upstream did not start");
+    let upstream = format!("http://127.0.0.1:{}/v1", port.trim());
+    let base = format!("http://{}", serve(Proxy::default().router(&upstream)).await);
+
+    let results = run(&plan(&base)).await;
+    assert_eq!(names(&results, Verdict::Passed), ALL, "{results:#?}");
+    assert!(
+        detail(&results, "chat completion").starts_with("answer: \"[local test upstream] ok."),
+        "{results:#?}"
+    );
+}

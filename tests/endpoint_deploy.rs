@@ -1,0 +1,131 @@
+//! The endpoint tests as deploy's last phase, and the `test` command's stack lookup,
+//! against the local AWS emulator (run through `make test`, which starts one and sets
+//! AWS_ENDPOINT_URL). The emulator's API Gateway does not invoke functions, so
+//! API_BASE_URL points the tests at the real proxy router served by this test.
+
+mod endpoint_support;
+
+use endpoint_support::*;
+
+/// The ids of the deployer's default mappings, which a new secret gets.
+const SECRET_MODELS: [&str; 3] = [
+    "amazon.nova-lite-v1:0",
+    "amazon.nova-micro-v1:0",
+    "amazon.nova-pro-v1:0",
+];
+
+fn aws_env(stack: &str) -> Vec<(&'static str, String)> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run",
+    );
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("STACK_NAME", stack.into()),
+        ("LAMBDA_FUNCTION_NAME", stack.into()),
+        ("API_GATEWAY_NAME", stack.into()),
+        (
+            "TEMPLATE_FILE",
+            format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR")),
+        ),
+    ]
+}
+
+fn unique(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t-endpoint-{label}-{:x}{:x}", nanos, std::process::id())
+}
+
+/// An x86_64 ELF header and a payload unique to `stack` (so is its S3 key).
+fn artifact(dir: &std::path::Path, stack: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4] = 2;
+    bytes[5] = 1;
+    bytes[6] = 1;
+    bytes[16] = 2;
+    bytes[18..20].copy_from_slice(&62u16.to_le_bytes());
+    bytes.extend_from_slice(stack.as_bytes());
+    let path = dir.join("bootstrap");
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// Deploys a new stack whose endpoint tests target `proxy_models`' proxy.
+async fn deploy(label: &str, proxy_models: Vec<&'static str>) -> (i32, String, String, String) {
+    let stack = unique(label);
+    let dir = tempfile::tempdir().unwrap();
+    let base = Proxy {
+        models: proxy_models,
+        ..Proxy::default()
+    }
+    .start()
+    .await;
+    let mut vars = aws_env(&stack);
+    vars.extend([
+        ("DEPLOYER_COMMAND", "deploy".to_owned()),
+        ("FUNCTION_ARTIFACT", artifact(dir.path(), &stack)),
+        ("OPENAI_API_KEY", "sk-test-endpoint-deploy-0123456789".into()),
+        ("API_BASE_URL", base),
+    ]);
+    deployer(vars).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_ends_with_the_endpoint_tests_expecting_the_secrets_models() {
+    let (code, stdout, report, outputs) = deploy("pass", SECRET_MODELS.to_vec()).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("✅ models list"), "{stdout}");
+    assert!(report.contains("✅ **deploy**: deployed"), "{report}");
+    assert!(report.contains("| models list | ✅ |"), "{report}");
+    assert!(report.contains("| 3 listed |"), "{report}");
+    assert!(report.contains("| endpoint tests | ✅ |"), "{report}");
+    // The stack's ApiUrl stays the API clients use; the snippet points at it.
+    assert!(
+        report.contains(".execute-api.us-east-1.amazonaws.com/prod/v1\""),
+        "{report}"
+    );
+    assert!(outputs.contains("status=succeeded\n"), "{outputs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_of_the_secret_the_api_does_not_list_fails_the_deploy_after_the_stack() {
+    let (code, stdout, report, outputs) =
+        deploy("missing", vec!["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        report
+            .contains("missing amazon.nova-micro-v1:0 (listed: amazon.nova-lite-v1:0, amazon.nova-pro-v1:0)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("❌ **deploy**: deployed, but the endpoint tests failed"),
+        "{report}"
+    );
+    assert!(report.contains("| endpoint tests | ❌ |"), "{report}");
+    assert!(outputs.contains("status=failed\n"), "{outputs}");
+    assert!(outputs.contains("stack-status=CREATE_COMPLETE\n"), "{outputs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_command_without_api_base_url_needs_the_stack() {
+    let stack = unique("nostack");
+    let mut vars = aws_env(&stack);
+    vars.push(("DEPLOYER_COMMAND", "test".into()));
+    let (code, stdout, report, _) = deployer(vars).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        report.contains(&format!("there is no stack {stack} in us-east-1")),
+        "{report}"
+    );
+    assert!(report.contains("set API_BASE_URL"), "{report}");
+    assert!(!report.contains("### Endpoint tests"), "{report}");
+}

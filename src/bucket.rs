@@ -235,7 +235,12 @@ pub async fn delete(aws: &Aws, bucket: &str) -> Result<usize, String> {
         let page = match aws.s3.list_object_versions().bucket(bucket).send().await {
             Ok(page) => page,
             Err(e) if aws::error_code(&e) == Some("NoSuchBucket") => return Ok(deleted),
-            Err(e) => return Err(format!("could not list s3://{bucket} ({})", aws::describe(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "could not list s3://{bucket} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
+                    aws::describe(&e)
+                ));
+            }
         };
         let ids: Vec<ObjectIdentifier> = page
             .versions()
@@ -269,13 +274,13 @@ pub async fn delete(aws: &Aws, bucket: &str) -> Result<usize, String> {
             .delete(batch)
             .send()
             .await
-            .map_err(|e| format!("could not empty s3://{bucket} ({})", aws::describe(&e)))?;
+            .map_err(|e| format!("could not empty s3://{bucket} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again", aws::describe(&e)))?;
     }
     aws.s3
         .delete_bucket()
         .bucket(bucket)
         .send()
         .await
-        .map_err(|e| format!("could not delete bucket {bucket} ({})", aws::describe(&e)))?;
+        .map_err(|e| format!("could not delete bucket {bucket} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again", aws::describe(&e)))?;
     Ok(deleted)
 }

@@ -90,12 +90,12 @@ async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) 
             .function_name(function)
             .send()
             .await
-            .map_err(|e| format!("could not read function {function} ({})", aws::describe(&e)))?;
+            .map_err(|e| format!("could not read function {function} ({}): the deploying role needs lambda:GetFunctionConfiguration", aws::describe(&e)))?;
         match config.last_update_status() {
             Some(LastUpdateStatus::Successful) | None => return Ok(()),
             Some(LastUpdateStatus::Failed) => {
                 return Err(format!(
-                    "the code update of function {function} failed: {}",
+                    "the code update of function {function} failed: {}: fix what Lambda reports (often the artifact) and deploy again",
                     config.last_update_status_reason().unwrap_or("no reason given")
                 ));
             }

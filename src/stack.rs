@@ -69,7 +69,7 @@ pub async fn describe(aws: &Aws, stack: &str) -> Result<Option<StackInfo>, Strin
         Err(e) if is_missing_stack(&e) => return Ok(None),
         Err(e) => {
             return Err(format!(
-                "could not describe stack {stack} ({})",
+                "could not describe stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                 aws::describe(&e)
             ));
         }
@@ -243,7 +243,7 @@ pub async fn create_change_set(
             return Ok(Prepared::NoChanges);
         }
         return Err(format!(
-            "could not create a change set for stack {stack} ({})",
+            "could not create a change set for stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
             aws::describe(&e)
         ));
     }
@@ -258,7 +258,7 @@ pub async fn create_change_set(
             .await
             .map_err(|e| {
                 format!(
-                    "could not describe change set {} ({})",
+                    "could not describe change set {} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                     req.name,
                     aws::describe(&e)
                 )
@@ -311,7 +311,7 @@ async fn all_changes(aws: &Aws, stack: &str, name: &str) -> Result<Vec<ResourceC
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| format!("could not describe change set {name} ({})", aws::describe(&e)))?;
+            .map_err(|e| format!("could not describe change set {name} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again", aws::describe(&e)))?;
         changes.extend(
             page.changes()
                 .iter()
@@ -351,7 +351,7 @@ pub async fn execute(aws: &Aws, stack: &str, name: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| {
             format!(
-                "could not execute change set {name} of stack {stack} ({})",
+                "could not execute change set {name} of stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                 aws::describe(&e)
             )
         })
@@ -364,7 +364,7 @@ pub async fn delete_stack(aws: &Aws, stack: &str) -> Result<(), String> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| format!("could not delete stack {stack} ({})", aws::describe(&e)))
+        .map_err(|e| format!("could not delete stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again", aws::describe(&e)))
 }
 
 pub async fn protect(aws: &Aws, stack: &str) -> Result<(), String> {
@@ -377,7 +377,7 @@ pub async fn protect(aws: &Aws, stack: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| {
             format!(
-                "could not turn on termination protection of stack {stack} ({})",
+                "could not turn on termination protection of stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                 aws::describe(&e)
             )
         })
@@ -434,7 +434,6 @@ pub async fn wait(
 ) -> Result<Settled, String> {
     let mut seen: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
     let mut interval = poll.first;
-    let mut last_status = String::new();
     loop {
         // Events first, so the ones that explain a final status are printed before it.
         for event in new_events(aws, stack, since, &mut seen).await? {
@@ -457,7 +456,7 @@ pub async fn wait(
             Err(e) if is_missing_stack(&e) => return Ok(Settled::Gone),
             Err(e) => {
                 return Err(format!(
-                    "could not read the status of stack {stack} ({})",
+                    "could not read the status of stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                     aws::describe(&e)
                 ));
             }
@@ -469,9 +468,6 @@ pub async fn wait(
                 events.push(event);
             }
             return Ok(settled);
-        }
-        if status != last_status {
-            last_status.clone_from(&status);
         }
         if Instant::now() + interval > deadline {
             return Ok(Settled::TimedOut(status));
@@ -516,7 +512,7 @@ async fn new_events(
             Err(e) if is_missing_stack(&e) => break,
             Err(e) => {
                 return Err(format!(
-                    "could not read the events of stack {stack} ({})",
+                    "could not read the events of stack {stack} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                     aws::describe(&e)
                 ));
             }

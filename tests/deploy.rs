@@ -551,7 +551,8 @@ fn each_prerequisite_failure_names_its_fix() {
     let invalid = case.dir.path().join("invalid.yaml");
     std::fs::write(&invalid, "Resources: [this is not a template\n").unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Command)>, &str)> = vec![
+    type Tweak = Box<dyn Fn(&mut Command)>;
+    let cases: Vec<(&str, Tweak, &str)> = vec![
         (
             "no credentials",
             Box::new(|c: &mut Command| {

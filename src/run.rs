@@ -90,6 +90,27 @@ impl Run {
                 .annotate_error(&format!("{} failed", self.report.command), &failed.message);
             self.report.error = Some(failed.message);
             self.report.fix = failed.fix;
+            self.note_what_stays();
+        }
+    }
+
+    /// After a failure, says what earlier phases left in place, and that it is safe.
+    fn note_what_stays(&mut self) {
+        if let Some((arn, action)) = &self.report.secret
+            && matches!(action.as_str(), "created" | "updated (new version)")
+        {
+            self.report.notes.push(format!(
+                "the secret {arn} was {} and stays: the next run reuses it",
+                action.split(' ').next().unwrap_or("written")
+            ));
+        }
+        if let Some(upload) = &self.report.upload
+            && upload.uploaded
+        {
+            self.report.notes.push(format!(
+                "the artifact s3://{}/{} stays: its key is its content hash, so the next run reuses it",
+                upload.bucket, upload.key
+            ));
         }
     }
 
@@ -317,10 +338,16 @@ impl Run {
             .as_ref()
             .expect("deploy and validate load the template");
         let (tags, old_commit_tags) = self.tags(previous);
+        // Unique even for runs in the same second: the emulator looks change sets up by
+        // name across stacks.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let name = format!(
-            "openai-proxy-{}-{}",
+            "openai-proxy-{}-{}-{:09}",
             self.report.command,
-            DateTime::from(std::time::SystemTime::now()).secs()
+            now.as_secs(),
+            now.subsec_nanos()
         );
         let mut request = stack::Request {
             stack: &self.config.stack_name,
@@ -632,16 +659,7 @@ impl Run {
             })
             .await?;
         let artifact = ready.artifact.clone().expect("validate loads the artifact");
-        let secret_arn = match &self.config.openai_api_key_secret_arn {
-            Some(arn) => arn.clone(),
-            // Never executed: a change set only needs a well-formed value.
-            None => format!(
-                "arn:aws:secretsmanager:{}:{}:secret:{}",
-                ready.aws.region,
-                ready.account,
-                secret::id(&self.config)
-            ),
-        };
+        let secret_arn = self.secret_arn_for_validation(&ready).await;
         let bucket_name = self
             .config
             .artifact_bucket
@@ -708,6 +726,21 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// The secret's full ARN when it exists; otherwise a well-formed stand-in (the
+    /// template requires a full ARN), which is fine because validate never executes.
+    async fn secret_arn_for_validation(&self, ready: &Ready) -> String {
+        let id = secret::id(&self.config);
+        match ready.aws.secrets.describe_secret().secret_id(&id).send().await {
+            Ok(found) => found.arn().unwrap_or(&id).to_owned(),
+            Err(_) => format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{}-000000",
+                ready.aws.region,
+                ready.account,
+                id.rsplit(':').next().unwrap_or(&id)
+            ),
+        }
     }
 
     async fn destroy(&mut self) -> Result<(), Failed> {
@@ -783,7 +816,7 @@ impl Run {
                 }
                 Err(e) => {
                     return Err(Failed::from(format!(
-                        "could not delete secret {id} ({})",
+                        "could not delete secret {id} ({}): check the deploying role's permissions (docs/iam-policy.json), then run again",
                         crate::aws::describe(&e)
                     )));
                 }
@@ -880,5 +913,63 @@ fn append(path: &str, text: &str, ui: &Ui) {
         .and_then(|mut f| f.write_all(text.as_bytes()));
     if let Err(e) = written {
         ui.warn(&format!("could not write to {path} ({e})"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::Client;
+    use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
+    use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::types::{Stack, StackStatus};
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+    use crate::aws::mocked::{aws, query_error};
+
+    #[tokio::test]
+    async fn a_failed_first_create_is_deleted_and_created_again() {
+        let statuses = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| {
+                DescribeStacksOutput::builder()
+                    .stacks(
+                        Stack::builder()
+                            .stack_name("s")
+                            .stack_status(StackStatus::RollbackComplete)
+                            .creation_time(DateTime::from_secs(0))
+                            .build(),
+                    )
+                    .build()
+            })
+            .http_response(|| query_error(400, "ValidationError", "Stack with id s does not exist"))
+            .repeatedly()
+            .build();
+        let deletes = mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+        let events =
+            mock!(Client::describe_stack_events).then_output(|| DescribeStackEventsOutput::builder().build());
+        let ready = Ready {
+            aws: aws(&[&statuses, &deletes, &events], &[]),
+            account: "123456789012".into(),
+            caller_arn: String::new(),
+            template: None,
+            artifact: None,
+        };
+        let config = Config::from_vars([("STACK_NAME".to_owned(), "s".to_owned())]).unwrap();
+        let mut run = Run::new(config, Ui::plain());
+        run.poll = Poll {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        let (kind, found) = run.settle_before_change(&ready).await.unwrap();
+        assert_eq!(kind, ChangeSetType::Create);
+        assert!(found.is_none());
+        assert_eq!(deletes.num_calls(), 1);
+        assert!(
+            run.report.notes.iter().any(|n| n.contains("ROLLBACK_COMPLETE")),
+            "{:?}",
+            run.report.notes
+        );
     }
 }

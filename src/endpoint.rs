@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -21,6 +21,9 @@ pub const PREFLIGHT_HEADERS: &str = "authorization, content-type, x-stainless-os
 /// A model id no mapping should list.
 pub const UNKNOWN_MODEL: &str = "openai-proxy-deployer-no-such-model";
 const UNKNOWN_PATH: &str = "/v1/openai-proxy-deployer-no-such-path";
+/// Requests in flight at once in the concurrent probe: API Gateway's default burst
+/// (ThrottlingBurstLimit 100) is far above it, so a large PERF_REQUESTS is not throttled.
+pub const CONCURRENCY: usize = 20;
 /// The longest detail kept for one check: the report is a table, one line per check.
 const DETAIL_LIMIT: usize = 300;
 
@@ -668,15 +671,22 @@ impl Tester<'_> {
         for _ in 0..n {
             sequential.push(health().await);
         }
-        let concurrent = join_all((0..n).map(|_| health())).await;
+        let concurrent: Vec<_> = futures_util::stream::iter((0..n).map(|_| health()))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         for (mode, replies) in [("sequential", sequential), ("concurrent", concurrent)] {
             let (probe, first_error) = probe(mode, &replies);
             let name = match mode {
                 "sequential" => "performance: sequential /health",
                 _ => "performance: concurrent /health",
             };
+            let at_once = match mode {
+                "sequential" => String::new(),
+                _ => format!(", {} at a time", n.min(CONCURRENCY)),
+            };
             let figures = format!(
-                "{n} requests: p50 {}, p95 {}, max {}",
+                "{n} requests{at_once}: p50 {}, p95 {}, max {}",
                 millis(probe.p50),
                 millis(probe.p95),
                 millis(probe.max)
@@ -684,8 +694,13 @@ impl Tester<'_> {
             let outcome = match first_error {
                 None => Ok(figures),
                 Some(first) => Err(format!(
-                    "expected {n} × HTTP 200; got {} errors (first: {first})",
-                    probe.errors
+                    "expected {n} × HTTP 200; got {} errors (first: {first}){}",
+                    probe.errors,
+                    if first.starts_with("HTTP 429") {
+                        "; API Gateway throttled the probe: lower PERF_REQUESTS or raise ThrottlingRateLimit/ThrottlingBurstLimit"
+                    } else {
+                        ""
+                    }
                 )),
             };
             self.record(name, Some(probe.p50), outcome);

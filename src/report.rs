@@ -374,7 +374,11 @@ fn endpoint_tests(md: &mut String, results: &endpoint::Results) {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} |",
-                p.mode,
+                match p.mode {
+                    "concurrent" =>
+                        format!("concurrent ({} at a time)", p.requests.min(endpoint::CONCURRENCY)),
+                    mode => mode.to_owned(),
+                },
                 p.requests,
                 p.errors,
                 millis(p.p50),
@@ -441,7 +445,7 @@ mod tests {
                     "performance: concurrent /health",
                     Passed,
                     Some(66.0),
-                    "20 requests: p50 66 ms, p95 120 ms, max 131 ms",
+                    "20 requests, 20 at a time: p50 66 ms, p95 120 ms, max 131 ms",
                 ),
             ],
             probes: vec![

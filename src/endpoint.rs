@@ -27,8 +27,8 @@ pub const CONCURRENCY: usize = 20;
 /// The longest detail kept for one check: the report is a table, one line per check.
 const DETAIL_LIMIT: usize = 300;
 
-/// What to test, and where.
-#[derive(Debug, Clone)]
+/// What to test, and where. Its `Debug` never shows the client key.
+#[derive(Clone)]
 pub struct Plan {
     /// The API's base URL with its stage, without `/v1` (the stack's `ApiUrl`).
     pub base_url: String,
@@ -47,6 +47,21 @@ pub struct Plan {
     pub warmup: Duration,
     /// Limit of one request; chat completions get three times as long.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("base_url", &self.base_url)
+            .field("expected_models", &self.expected_models)
+            .field("chat", &self.chat)
+            .field("auth", &self.auth)
+            .field("client_key", &self.client_key.as_ref().map(|_| "***"))
+            .field("perf_requests", &self.perf_requests)
+            .field("warmup", &self.warmup)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Plan {
@@ -834,7 +849,14 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_has_no_trailing_slash() {
-        assert_eq!(Plan::new(" http://h:1/prod/ ").base_url, "http://h:1/prod");
+    fn a_plan_has_no_trailing_slash_and_hides_its_key() {
+        let mut plan = Plan::new(" http://h:1/prod/ ");
+        assert_eq!(plan.base_url, "http://h:1/prod");
+        plan.client_key = Some("client-secret-key".into());
+        let shown = format!("{plan:?}");
+        assert!(
+            shown.contains("client_key: Some(\"***\")") && !shown.contains("client-secret"),
+            "{shown}"
+        );
     }
 }

@@ -206,6 +206,18 @@ async fn passthrough(status: StatusCode, response: reqwest::Response) -> ApiErro
 }
 
 fn upstream_error(status: StatusCode, body: &[u8]) -> ApiError {
+    // OpenAI refusing the proxy's own key is the operator's problem, not the client's,
+    // and its message quotes part of that key: never relay it.
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return ApiError::server(
+            StatusCode::BAD_GATEWAY,
+            "upstream_auth_failed",
+            format!(
+                "The upstream OpenAI API refused the proxy's API key (HTTP {}): the operator must update openai_api_key in the proxy's secret.",
+                status.as_u16()
+            ),
+        );
+    }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().and_then(|v| v.get("error"));
     let message = error

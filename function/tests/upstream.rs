@@ -152,6 +152,23 @@ async fn client_errors_pass_through_once_with_their_status_and_shape() {
 }
 
 #[tokio::test]
+async fn openai_refusing_the_proxys_key_is_a_502_that_never_quotes_the_key() {
+    let (server, base) = upstream().await;
+    let refused = ResponseTemplate::new(401).set_body_json(serde_json::json!({
+        "error": {"message": "Incorrect API key provided: sk-test-****cdef. You can find your API key at https://platform.openai.com/account/api-keys.",
+                  "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}));
+    Mock::given(method("POST")).respond_with(refused).expect(1).mount(&server).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    let error = reply.error();
+    assert_eq!(error["code"], "upstream_auth_failed");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("refused the proxy's API key"), "{message}");
+    assert!(!message.contains("sk-"), "{message}");
+}
+
+#[tokio::test]
 async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
     let (server, base) = upstream().await;
     let h = harness_without_retries(&base, CircuitBreaker::new(2, Duration::from_millis(300)));

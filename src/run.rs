@@ -472,7 +472,11 @@ impl Run {
     /// DEPLOYER_COMMAND=test: the endpoint tests against API_BASE_URL, or else the
     /// stack's `ApiUrl` (read with credentials; no template or artifact needed).
     async fn test(&mut self) -> Result<(), Failed> {
-        if self.config.api_base_url.is_none() {
+        if self.config.api_base_url.is_some() {
+            // No stack is consulted: the report names only the target.
+            self.report.stack.clear();
+            self.report.region = None;
+        } else {
             let ready = self
                 .prerequisites(Needs {
                     template: false,

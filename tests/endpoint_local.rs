@@ -187,3 +187,38 @@ async fn the_demos_test_upstream_passes_every_check_and_labels_its_answers() {
         "{results:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_command_with_authentication_never_prints_the_client_key() {
+    let base = Proxy {
+        auth: true,
+        ..Proxy::default()
+    }
+    .start()
+    .await;
+    let (code, stdout, report, outputs) = deployer(vec![
+        ("API_BASE_URL", base),
+        ("ENABLE_AUTHENTICATION", "true".into()),
+        ("TEST_CLIENT_API_KEY", CLIENT_KEY.into()),
+        ("GITHUB_ACTIONS", "true".into()),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("auth: valid key → 200"), "{stdout}");
+    // In Actions the runner is told to mask it before anything else is printed...
+    assert!(
+        stdout.starts_with(&format!("::add-mask::{CLIENT_KEY}\n")),
+        "{stdout}"
+    );
+    // ...and nothing else ever shows it.
+    let rest = stdout.split_once('\n').unwrap().1;
+    for text in [rest, &report, &outputs] {
+        assert!(!text.contains(CLIENT_KEY), "{text}");
+    }
+    assert!(
+        report.contains("api_key=os.environ[\"PROXY_API_KEY\"]"),
+        "{report}"
+    );
+    // No stack was consulted, so the report names none.
+    assert!(!report.contains("| Stack |"), "{report}");
+}

@@ -60,6 +60,10 @@ pub struct Report {
     pub notes: Vec<String>,
     /// The endpoint tests, when they ran.
     pub endpoint: Option<endpoint::Results>,
+    /// A mapped model id and whether client keys are required, for the client snippet
+    /// when no endpoint test says so.
+    pub model: Option<String>,
+    pub auth: Option<bool>,
 }
 
 impl Report {
@@ -263,8 +267,9 @@ impl Report {
         let results = self.endpoint.as_ref();
         let model = results
             .and_then(|r| r.model.as_deref())
+            .or(self.model.as_deref())
             .unwrap_or("<a model id of your MODEL_MAPPINGS>");
-        let key = match results.map(|r| r.auth) {
+        let key = match results.map(|r| r.auth).or(self.auth) {
             Some(true) => {
                 "os.environ[\"PROXY_API_KEY\"],  # a client key listed in the secret's client_api_keys"
             }
@@ -656,6 +661,31 @@ mod tests {
         assert!(md.contains("import os\n\nfrom openai import OpenAI"), "{md}");
         assert!(md.contains("api_key=os.environ[\"PROXY_API_KEY\"]"), "{md}");
         assert!(md.contains(&format!("base_url=\"{API}/v1\"")), "{md}");
+    }
+
+    #[test]
+    fn without_endpoint_tests_the_snippet_uses_what_the_deploy_knew() {
+        let mut report = deployed();
+        report.endpoint = None;
+        let md = report.markdown();
+        assert!(
+            md.contains("model=\"<a model id of your MODEL_MAPPINGS>\""),
+            "{md}"
+        );
+        assert!(
+            md.contains("os.environ.get(\"PROXY_API_KEY\", \"unused\")"),
+            "{md}"
+        );
+        report.model = Some("my-model".into());
+        report.auth = Some(false);
+        let md = report.markdown();
+        assert!(md.contains("model=\"my-model\""), "{md}");
+        assert!(
+            md.contains("api_key=\"unused\",  # authentication is off"),
+            "{md}"
+        );
+        assert!(!md.contains("import os"), "{md}");
+        assert!(!md.contains("### Endpoint tests"), "{md}");
     }
 
     #[test]

@@ -451,6 +451,13 @@ impl Run {
         } else {
             "deployed".into()
         };
+        let expected = match endpoint::mapped_ids(self.config.model_mappings.as_deref()) {
+            Some(ids) => ids,
+            None => endpoint::secret_model_ids(&ready.aws, &secret_arn).await,
+        };
+        // For the report's client snippet, whether or not the tests run.
+        self.report.model = expected.first().cloned();
+        self.report.auth = Some(self.config.enable_authentication);
         if !self.config.run_endpoint_tests {
             self.report
                 .notes
@@ -458,10 +465,6 @@ impl Run {
             return Ok(());
         }
         let base = self.endpoint_target()?;
-        let expected = match endpoint::mapped_ids(self.config.model_mappings.as_deref()) {
-            Some(ids) => ids,
-            None => endpoint::secret_model_ids(&ready.aws, &secret_arn).await,
-        };
         let tested = self.endpoint_phase(&base, expected).await;
         if tested.is_err() {
             self.report.headline = format!("{}, but the endpoint tests failed", self.report.headline);

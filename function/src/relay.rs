@@ -47,7 +47,12 @@ pub fn sse(
     futures_util::stream::unfold(Some(relay), |relay| async move {
         let mut relay = relay?;
         match tokio::time::timeout(relay.idle_timeout, relay.events.next()).await {
-            Ok(None) => None,
+            // A complete answer ends with [DONE] (which ends the relay above); a clean
+            // close before it is a truncated answer the client must hear about.
+            Ok(None) => Some((
+                relay.fail("The upstream stream ended before the answer was complete."),
+                None,
+            )),
             Ok(Some(Ok(event))) if event.data.trim() == "[DONE]" => {
                 Some((Bytes::from_static(b"data: [DONE]\n\n"), None))
             }

@@ -157,7 +157,11 @@ async fn openai_refusing_the_proxys_key_is_a_502_that_never_quotes_the_key() {
     let refused = ResponseTemplate::new(401).set_body_json(serde_json::json!({
         "error": {"message": "Incorrect API key provided: sk-test-****cdef. You can find your API key at https://platform.openai.com/account/api-keys.",
                   "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}));
-    Mock::given(method("POST")).respond_with(refused).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(refused)
+        .expect(1)
+        .mount(&server)
+        .await;
     let h = harness(&base, Settings::default());
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
@@ -310,6 +314,33 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_event_and_done() {
     assert_eq!(error["error"]["code"], "upstream_stream_error");
     assert_eq!(events[2], "data: [DONE]");
     assert_eq!(h.request_logs()[0]["error_type"], "upstream_stream_error");
+}
+
+#[tokio::test]
+async fn a_stream_closed_cleanly_without_done_ends_with_an_error_event_and_done() {
+    let (server, base) = upstream().await;
+    let chunk =
+        serde_json::json!({"model": "gpt-4o-mini", "choices": [{"delta": {"content": "Hi"}}]}).to_string();
+    Mock::given(method("POST"))
+        .respond_with(sse(&[&chunk]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    let mut request = chat_request("amazon.nova-lite-v1:0");
+    request["stream"] = true.into();
+    let text = h.chat(request).await.text();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 3, "{text}");
+    let error: serde_json::Value = serde_json::from_str(events[1].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], "upstream_stream_error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ended before the answer was complete")
+    );
+    assert_eq!(events[2], "data: [DONE]");
 }
 
 #[tokio::test]

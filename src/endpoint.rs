@@ -110,6 +110,9 @@ pub struct Probe {
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     pub base_url: String,
+    /// Every request carries `x-request-id: <run_id>-<n>`: the proxy logs it, so the
+    /// tests' log lines are found by this prefix.
+    pub run_id: String,
     /// The model id the chat tests used.
     pub model: Option<String>,
     pub auth: bool,
@@ -145,6 +148,7 @@ impl Results {
 
 /// One answer, read whole.
 struct Reply {
+    request_id: String,
     status: u16,
     headers: HeaderMap,
     body: String,
@@ -156,13 +160,14 @@ impl Reply {
         serde_json::from_str(&self.body).ok()
     }
 
-    /// "HTTP 500: {body}" in one line, for the actual side of a failure.
+    /// "HTTP 500 (x-request-id …): {body}" in one line, for the actual side of a failure.
     fn said(&self) -> String {
         let body = self.body.trim();
+        let status = format!("HTTP {} (x-request-id {})", self.status, self.request_id);
         if body.is_empty() {
-            format!("HTTP {} with an empty body", self.status)
+            format!("{status} with an empty body")
         } else {
-            format!("HTTP {}: {}", self.status, excerpt(body, 160))
+            format!("{status}: {}", excerpt(body, 160))
         }
     }
 
@@ -187,6 +192,8 @@ struct Tester<'a> {
     ui: &'a Ui,
     client: reqwest::Client,
     results: Results,
+    /// Requests sent so far: the last part of the next request id.
+    sent: std::cell::Cell<u32>,
 }
 
 /// Runs every check of `plan` against its target. Never fails as a whole: each problem
@@ -207,9 +214,11 @@ pub async fn run(plan: &Plan, ui: &Ui) -> Results {
         client: client.unwrap_or_default(),
         results: Results {
             base_url: plan.base_url.clone(),
+            run_id: run_id(),
             auth: plan.auth,
             ..Results::default()
         },
+        sent: std::cell::Cell::new(0),
     };
     tester.all().await;
     tester.results
@@ -228,12 +237,16 @@ impl Tester<'_> {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, String> {
+        self.sent.set(self.sent.get() + 1);
+        let request_id = format!("{}-{}", self.results.run_id, self.sent.get());
+        let request = request.header("x-request-id", &request_id);
         let started = Instant::now();
         let response = request.send().await.map_err(|e| transport(&e, self.plan))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.map_err(|e| transport(&e, self.plan))?;
         Ok(Reply {
+            request_id,
             status,
             headers,
             body,
@@ -724,6 +737,17 @@ impl Tester<'_> {
     }
 }
 
+/// `deployer-` and eight hex digits, different for every run (a request id the proxy
+/// accepts: letters, digits and `-`).
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
+    format!("deployer-{:08x}", (mixed ^ (mixed >> 29)) as u32)
+}
+
 /// Percentiles by nearest rank over the answered requests.
 fn probe(mode: &'static str, replies: &[Result<Reply, String>]) -> (Probe, Option<String>) {
     let mut millis: Vec<f64> = replies.iter().flatten().map(|r| r.millis).collect();
@@ -816,6 +840,7 @@ mod tests {
 
     fn reply(status: u16, millis: f64) -> Result<Reply, String> {
         Ok(Reply {
+            request_id: "deployer-0000000a-1".into(),
             status,
             headers: HeaderMap::new(),
             body: String::new(),

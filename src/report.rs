@@ -429,6 +429,7 @@ mod tests {
         use Verdict::Passed;
         Results {
             base_url: base.into(),
+            run_id: "deployer-3f2a9c1e".into(),
             model: Some("amazon.nova-lite-v1:0".into()),
             auth: false,
             checks: vec![
@@ -571,6 +572,7 @@ mod tests {
             (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]"),
             (r"\| \d+\.\d \|", "| [s] |"),
             (r"\*\*\d+\.\d\*\*", "**[s]**"),
+            (r"deployer-[0-9a-f]{8}", "deployer-[run]"),
         ]}, {
             insta::assert_snapshot!(name, text);
         });
@@ -634,7 +636,7 @@ mod tests {
             "chat completion",
             Verdict::Failed,
             Some(1204.0),
-            "expected HTTP 200 with a chat.completion for model amazon.nova-lite-v1:0; got HTTP 502: {\"error\":{\"message\":\"The upstream OpenAI API failed with HTTP 500 after 3 attempts. Retry shortly.\",\"type\":\"server_error\",\"param\":null,\"code\":\"upstream_error\"}}",
+            "expected HTTP 200 with a chat.completion for model amazon.nova-lite-v1:0; got HTTP 502 (x-request-id deployer-3f2a9c1e-4): {\"error\":{\"message\":\"The upstream OpenAI API failed with HTTP 500 after 3 attempts. Retry shortly.\",\"type\":\"server_error\",\"param\":null,\"code\":\"upstream_error\"}}",
         );
         results.checks[3] = check(
             "streaming chat",
@@ -648,7 +650,7 @@ mod tests {
         report.error = Some(format!(
             "endpoint tests against {API}: 7 passed, 2 failed, 1 skipped; first: models list: expected the list to contain amazon.nova-lite-v1:0, my-model; missing my-model (listed: amazon.nova-lite-v1:0)"
         ));
-        report.fix = Some("each failed test in the report says what it expected and what it got; the function's log group /aws/lambda/openai-lambda-proxy has the matching request lines (look for the test's time); run the tests alone with DEPLOYER_COMMAND=test".into());
+        report.fix = Some("each failed test in the report says what it expected and what it got; the function's log group /aws/lambda/openai-lambda-proxy has their request lines (x-request-id deployer-3f2a9c1e-<n>); run the tests alone with DEPLOYER_COMMAND=test".into());
         snapshot("failed_endpoint_tests", &report.markdown());
         snapshot("failed_endpoint_tests_short", &report.short());
     }

@@ -550,7 +550,8 @@ impl Run {
             Err(Failed {
                 message: format!("endpoint tests against {base}: {}{first}", results.summary()),
                 fix: Some(format!(
-                    "each failed test in the report says what it expected and what it got; {logs} has the matching request lines (look for the test's time); run the tests alone with DEPLOYER_COMMAND=test"
+                    "each failed test in the report says what it expected and what it got; {logs} has their request lines (x-request-id {}-<n>); run the tests alone with DEPLOYER_COMMAND=test",
+                    results.run_id
                 )),
             })
         };

@@ -78,11 +78,13 @@ async fn a_500_on_chat_fails_both_chat_checks_and_nothing_else() {
         ["chat completion", "streaming chat"],
         "{results:#?}"
     );
+    let chat = detail(&results, "chat completion");
+    let sent = format!("got HTTP 500 (x-request-id {}-", results.run_id);
     assert!(
-        detail(&results, "chat completion").starts_with(
-            "expected HTTP 200 with a chat.completion for model amazon.nova-lite-v1:0; got HTTP 500: {\"error\""
-        ),
-        "{results:#?}"
+        chat.starts_with(&format!(
+            "expected HTTP 200 with a chat.completion for model amazon.nova-lite-v1:0; {sent}"
+        )) && chat.contains("): {\"error\":{\"message\":\"The server had an error"),
+        "{chat}"
     );
     assert!(
         detail(&results, "streaming chat").starts_with(
@@ -126,7 +128,8 @@ async fn an_unhealthy_answer_is_retried_then_reported_and_the_rest_still_runs() 
     );
     let health = detail(&results, "health");
     assert!(
-        health.contains("got HTTP 503: {\"message\":\"Service Unavailable\"} (after ")
+        health.contains("got HTTP 503 (x-request-id deployer-")
+            && health.contains("): {\"message\":\"Service Unavailable\"} (after ")
             && !health.contains("(after 1 attempts)"),
         "retried: {health}"
     );

@@ -41,6 +41,27 @@ async fn every_check_passes_against_the_proxy_and_its_upstream() {
 }
 
 #[tokio::test]
+async fn every_request_carries_a_request_id_of_the_run_which_the_proxy_logs() {
+    let (router, logs) = Proxy::default().router_logged(&upstream().await);
+    let base = format!("http://{}", serve(router).await);
+    let results = run(&plan(&base)).await;
+    assert!(results.passed(), "{results:#?}");
+    let ids: Vec<String> = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|line| line["request_id"].as_str().map(str::to_owned))
+        .collect();
+    // 8 checks with one request each (health answered at once), 5 + 5 probe requests.
+    assert_eq!(ids.len(), 18, "{ids:?}");
+    let expected: Vec<String> = (1..=18).map(|n| format!("{}-{n}", results.run_id)).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|id| id.rsplit('-').next().unwrap().parse::<u32>().unwrap());
+    assert_eq!(sorted, expected);
+}
+
+#[tokio::test]
 async fn with_authentication_on_the_key_is_sent_and_its_absence_refused() {
     let base = Proxy {
         auth: true,

@@ -87,6 +87,11 @@ impl Default for Proxy {
 impl Proxy {
     /// The proxy's router with this configuration, in front of `upstream`.
     pub fn router(&self, upstream: &str) -> Router {
+        self.router_logged(upstream).0
+    }
+
+    /// The router, and the JSON log lines it writes.
+    pub fn router_logged(&self, upstream: &str) -> (Router, Arc<Mutex<Vec<String>>>) {
         let digest: String = sha2::Sha256::digest(CLIENT_KEY.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -121,8 +126,8 @@ impl Proxy {
             ..Settings::default()
         };
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let app = AppState::new(settings, store, upstream, Sink::Memory(logs), false);
-        openai_proxy_function::router(Arc::new(app))
+        let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), false);
+        (openai_proxy_function::router(Arc::new(app)), logs)
     }
 
     /// Serves the proxy in front of a fresh upstream; returns its base URL.
@@ -184,6 +189,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d+(\.\d+)? ms", "[ms] ms"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+        (r"deployer-[0-9a-f]{8}-\d+", "[request id]"),
         (r"\(after \d+ attempts\)", "(after [n] attempts)"),
         (r"after \d+ attempts", "after [n] attempts"),
     ]

@@ -9,13 +9,15 @@
 #      CloudFormation change set, stack (endpoint tests off: the emulator's API Gateway
 #      does not invoke functions)
 #   5. start the function in local HTTP mode, reading the secret the deployer wrote
-#   6. DEPLOYER_COMMAND=test against it, and print the report and its path
+#   6. DEPLOYER_COMMAND=test against it; run the report's OpenAI Python SDK snippet as is
+#   7. print the report and its path
 #
 # Everything it started is stopped at the end, also on failure or Ctrl-C.
 #
 # Environment: OPENAI_API_KEY (use OpenAI itself; needs a network), MODEL_MAPPINGS,
-# REPORT_FILE (default $TMPDIR/openai-lambda-proxy-demo/report.md), and any other
-# deployer variable (`openai-proxy-deployer --help`), e.g. PERF_REQUESTS.
+# DEMO_DIR (reports and logs; default $TMPDIR/openai-lambda-proxy-demo), REPORT_FILE
+# (default $DEMO_DIR/report.md), and any other deployer variable
+# (`openai-proxy-deployer --help`), e.g. PERF_REQUESTS.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -158,6 +160,13 @@ DEPLOYER_COMMAND=test \
 if [[ -f "$report" ]]; then
   note="> **Demo** (\`make demo\`): deployed into the local AWS emulator; the function ran on this machine at $base; upstream: $upstream_label."
   { printf '%s\n\n' "$note"; cat "$report"; } >"$report.tmp" && mv "$report.tmp" "$report"
+fi
+
+# The report's copy-paste snippet, run as is: what a client of the proxy would do.
+if [[ $status -eq 0 ]] && "$python" -c 'import openai' 2>/dev/null; then
+  say "The report's Python snippet, run with the OpenAI SDK"
+  snippet=$(awk '/^```python$/ {on = 1; next} /^```$/ {on = 0} on' "$report")
+  env -u OPENAI_API_KEY -u OPENAI_BASE_URL "$python" -c "$snippet" || status=$?
 fi
 
 say "Report"

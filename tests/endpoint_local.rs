@@ -243,3 +243,52 @@ async fn the_test_command_with_authentication_never_prints_the_client_key() {
     // No stack was consulted, so the report names none.
     assert!(!report.contains("| Stack |"), "{report}");
 }
+
+/// The Python interpreter of the project's tools (`make setup`), which has the `openai` SDK.
+fn venv_python() -> String {
+    let venv =
+        std::env::var("VENV_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv").into());
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run `make setup` (or set VENV_DIR)"
+    );
+    python
+}
+
+/// The report's copy-paste snippet, run as is with the official OpenAI Python SDK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reports_python_snippet_runs_with_the_openai_sdk() {
+    let base = Proxy::default().start().await;
+    let results = run(&plan(&base)).await;
+    let report = openai_proxy_deployer::report::Report {
+        command: "test".into(),
+        status: Some(openai_proxy_deployer::report::Status::Succeeded),
+        endpoint: Some(results),
+        ..Default::default()
+    }
+    .markdown();
+    let code = report
+        .split_once("```python\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(code, _)| code.to_owned())
+        .unwrap_or_else(|| panic!("no python snippet in {report}"));
+    let python = venv_python();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", &code])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{ANSWER}\n"),
+        "{stderr}"
+    );
+}

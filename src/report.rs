@@ -300,13 +300,16 @@ impl Report {
         if let Some(api) = self.api_url() {
             let _ = writeln!(text, "API: {api}  (OpenAI base URL: {api}/v1)");
         }
+        let mut listed = false;
         if let Some(results) = &self.endpoint {
             let _ = writeln!(text, "endpoint tests: {}", results.summary());
             for check in results.failures() {
                 let _ = writeln!(text, "  ❌ {}: {}", check.name, check.detail);
+                listed = true;
             }
         }
-        if let Some(error) = &self.error {
+        // The failed tests just listed are the error; anything else is said here.
+        if let Some(error) = self.error.as_ref().filter(|_| !listed) {
             let _ = writeln!(text, "error: {error}");
         }
         if let Some(fix) = &self.fix {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::aws::Aws;
 use crate::ui::Ui;
 
-/// The browser origin of the CORS preflight.
+/// The browser origin of the CORS preflight when the proxy allows any origin.
 pub const ORIGIN: &str = "https://app.example.com";
 /// What the OpenAI SDKs ask for in a browser (the `x-stainless-*` family included).
 pub const PREFLIGHT_HEADERS: &str = "authorization, content-type, x-stainless-os";
@@ -42,6 +42,8 @@ pub struct Plan {
     pub client_key: Option<String>,
     /// Requests per performance probe (sequential, then concurrent); 0 skips it.
     pub perf_requests: usize,
+    /// The browser origin of the CORS preflight: one the proxy allows.
+    pub origin: String,
     /// How long the first request is retried (a fresh API Gateway deployment may need
     /// seconds before it answers).
     pub warmup: Duration,
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Plan {
             .field("auth", &self.auth)
             .field("client_key", &self.client_key.as_ref().map(|_| "***"))
             .field("perf_requests", &self.perf_requests)
+            .field("origin", &self.origin)
             .field("warmup", &self.warmup)
             .field("timeout", &self.timeout)
             .finish()
@@ -73,6 +76,7 @@ impl Plan {
             auth: false,
             client_key: None,
             perf_requests: 20,
+            origin: ORIGIN.to_owned(),
             warmup: Duration::from_secs(30),
             timeout: Duration::from_secs(30),
         }
@@ -578,11 +582,13 @@ impl Tester<'_> {
         let request = self
             .client
             .request(reqwest::Method::OPTIONS, self.url("/v1/chat/completions"))
-            .header(header::ORIGIN, ORIGIN)
+            .header(header::ORIGIN, &self.plan.origin)
             .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
             .header(header::ACCESS_CONTROL_REQUEST_HEADERS, PREFLIGHT_HEADERS);
-        let expected =
-            format!("expected a 2xx allowing origin {ORIGIN}, method POST and headers {PREFLIGHT_HEADERS}");
+        let expected = format!(
+            "expected a 2xx allowing origin {}, method POST and headers {PREFLIGHT_HEADERS}",
+            self.plan.origin
+        );
         let reply = match self.send(request).await {
             Ok(reply) => reply,
             Err(problem) => {
@@ -598,7 +604,7 @@ impl Tester<'_> {
                 .any(|item| item == "*" || item.eq_ignore_ascii_case(wanted))
         };
         let ok = (200..300).contains(&reply.status)
-            && (origin == "*" || origin == ORIGIN)
+            && (origin == "*" || origin == self.plan.origin)
             && allows(methods, "POST")
             && PREFLIGHT_HEADERS.split(", ").all(|h| allows(headers, h));
         let shown = |v: &str| {
@@ -780,6 +786,27 @@ fn probe(mode: &'static str, replies: &[Result<Reply, String>]) -> (Probe, Optio
     )
 }
 
+/// The origin a browser would send: the first of the template's `CorsAllowedOrigins`
+/// when it lists origins, else [`ORIGIN`] (any origin is allowed).
+pub fn browser_origin(cors_allowed_origins: Option<&str>) -> String {
+    cors_allowed_origins
+        .and_then(|list| list.split(',').map(str::trim).find(|o| !o.is_empty()))
+        .filter(|first| *first != "*")
+        .map_or_else(
+            || ORIGIN.to_owned(),
+            |first| first.trim_end_matches('/').to_owned(),
+        )
+}
+
+/// A template parameter's value in a PARAMETER_OVERRIDES object (strings and numbers).
+pub fn parameter_override(overrides: Option<&str>, name: &str) -> Option<String> {
+    let map: serde_json::Map<String, Value> = serde_json::from_str(overrides?).ok()?;
+    match map.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// The model ids a MODEL_MAPPINGS value maps, when it is set.
 pub fn mapped_ids(model_mappings: Option<&str>) -> Option<Vec<String>> {
     let map: serde_json::Map<String, Value> = serde_json::from_str(model_mappings?).ok()?;
@@ -865,6 +892,26 @@ mod tests {
 
     fn probe_of_nothing() -> (Probe, Option<String>) {
         probe("concurrent", &[])
+    }
+
+    #[test]
+    fn the_preflight_origin_is_one_the_proxy_allows() {
+        assert_eq!(browser_origin(None), ORIGIN);
+        assert_eq!(browser_origin(Some("*")), ORIGIN);
+        assert_eq!(
+            browser_origin(Some("https://a.example/, http://localhost:3000")),
+            "https://a.example"
+        );
+        let overrides = Some(r#"{"CorsAllowedOrigins":"https://b.example","MemorySize":1024}"#);
+        assert_eq!(
+            parameter_override(overrides, "CorsAllowedOrigins").as_deref(),
+            Some("https://b.example")
+        );
+        assert_eq!(
+            parameter_override(overrides, "MemorySize").as_deref(),
+            Some("1024")
+        );
+        assert_eq!(parameter_override(overrides, "Stage"), None);
     }
 
     #[test]

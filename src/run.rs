@@ -465,7 +465,13 @@ impl Run {
             return Ok(());
         }
         let base = self.endpoint_target()?;
-        let tested = self.endpoint_phase(&base, expected).await;
+        // The origins the deployed stack allows (the parameter may come from an earlier deploy).
+        let cors = stack::describe(&ready.aws, &self.config.stack_name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|info| info.parameters.get("CorsAllowedOrigins").cloned());
+        let tested = self.endpoint_phase(&base, expected, cors.as_deref()).await;
         if tested.is_err() {
             self.report.headline = format!("{}, but the endpoint tests failed", self.report.headline);
         }
@@ -475,6 +481,8 @@ impl Run {
     /// DEPLOYER_COMMAND=test: the endpoint tests against API_BASE_URL, or else the
     /// stack's `ApiUrl` (read with credentials; no template or artifact needed).
     async fn test(&mut self) -> Result<(), Failed> {
+        let mut cors =
+            endpoint::parameter_override(self.config.parameter_overrides.as_deref(), "CorsAllowedOrigins");
         if self.config.api_base_url.is_some() {
             // No stack is consulted: the report names only the target.
             self.report.stack.clear();
@@ -498,10 +506,13 @@ impl Run {
             };
             self.report.stack_status = Some(info.status.clone());
             self.report.outputs = info.outputs;
+            if let Some(deployed) = info.parameters.get("CorsAllowedOrigins") {
+                cors = Some(deployed.clone());
+            }
         }
         let base = self.endpoint_target()?;
         let expected = endpoint::mapped_ids(self.config.model_mappings.as_deref()).unwrap_or_default();
-        self.endpoint_phase(&base, expected).await?;
+        self.endpoint_phase(&base, expected, cors.as_deref()).await?;
         self.report.status = Some(Status::Succeeded);
         self.report.headline = "the proxy answers as it should".into();
         Ok(())
@@ -519,7 +530,13 @@ impl Run {
             })
     }
 
-    async fn endpoint_phase(&mut self, base: &str, expected_models: Vec<String>) -> Result<(), Failed> {
+    /// `cors`: the stack's `CorsAllowedOrigins`, when known.
+    async fn endpoint_phase(
+        &mut self,
+        base: &str,
+        expected_models: Vec<String>,
+        cors: Option<&str>,
+    ) -> Result<(), Failed> {
         self.ui.phase(&format!("Endpoint tests: {base}"));
         let started = Instant::now();
         let mut plan = endpoint::Plan::new(base);
@@ -532,6 +549,7 @@ impl Run {
             .as_ref()
             .map(|key| key.expose().to_owned());
         plan.perf_requests = usize::try_from(self.config.perf_requests).unwrap_or(usize::MAX);
+        plan.origin = endpoint::browser_origin(cors);
         let results = endpoint::run(&plan, &self.ui).await;
         self.record("endpoint tests", started, results.passed());
         let outcome = if results.passed() {

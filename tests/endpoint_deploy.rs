@@ -59,16 +59,15 @@ fn artifact(dir: &std::path::Path, stack: &str) -> String {
     path.display().to_string()
 }
 
-/// Deploys a new stack whose endpoint tests target `proxy_models`' proxy.
-async fn deploy(label: &str, proxy_models: Vec<&'static str>) -> (i32, String, String, String) {
+/// Deploys a new stack whose endpoint tests target `proxy`, with `more` variables.
+async fn deploy_with(
+    label: &str,
+    proxy: Proxy,
+    more: Vec<(&'static str, String)>,
+) -> (i32, String, String, String) {
     let stack = unique(label);
     let dir = tempfile::tempdir().unwrap();
-    let base = Proxy {
-        models: proxy_models,
-        ..Proxy::default()
-    }
-    .start()
-    .await;
+    let base = proxy.start().await;
     let mut vars = aws_env(&stack);
     vars.extend([
         ("DEPLOYER_COMMAND", "deploy".to_owned()),
@@ -76,7 +75,16 @@ async fn deploy(label: &str, proxy_models: Vec<&'static str>) -> (i32, String, S
         ("OPENAI_API_KEY", "sk-test-endpoint-deploy-0123456789".into()),
         ("API_BASE_URL", base),
     ]);
+    vars.extend(more);
     deployer(vars).await
+}
+
+async fn deploy(label: &str, proxy_models: Vec<&'static str>) -> (i32, String, String, String) {
+    let proxy = Proxy {
+        models: proxy_models,
+        ..Proxy::default()
+    };
+    deploy_with(label, proxy, Vec::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,4 +136,18 @@ async fn the_test_command_without_api_base_url_needs_the_stack() {
     );
     assert!(report.contains("set API_BASE_URL"), "{report}");
     assert!(!report.contains("### Endpoint tests"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preflight_comes_from_an_origin_the_stack_allows() {
+    let proxy = Proxy {
+        models: SECRET_MODELS.to_vec(),
+        cors: Some(vec!["https://mine.example".into()]),
+        ..Proxy::default()
+    };
+    let overrides = r#"{"CorsAllowedOrigins":"https://mine.example"}"#.to_owned();
+    let (code, stdout, report, _) =
+        deploy_with("cors", proxy, vec![("PARAMETER_OVERRIDES", overrides)]).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(report.contains("| CORS preflight | ✅ |"), "{report}");
 }

@@ -292,3 +292,37 @@ async fn the_reports_python_snippet_runs_with_the_openai_sdk() {
         "{stderr}"
     );
 }
+
+/// With CorsAllowedOrigins listing origins, the preflight comes from one of them: from
+/// the stack's parameter, or PARAMETER_OVERRIDES when only API_BASE_URL is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_cors_origins_are_preflighted_from_an_allowed_origin() {
+    let base = Proxy {
+        cors: Some(vec!["https://mine.example".into()]),
+        ..Proxy::default()
+    }
+    .start()
+    .await;
+    let (code, stdout, _, _) = deployer(vec![
+        ("API_BASE_URL", base.clone()),
+        (
+            "PARAMETER_OVERRIDES",
+            r#"{"CorsAllowedOrigins":"https://mine.example,https://other.example"}"#.into(),
+        ),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("✅ CORS preflight"), "{stdout}");
+
+    // The fixed origin is not among them: exactly the preflight fails.
+    let results = run(&plan(&base)).await;
+    assert_eq!(
+        names(&results, Verdict::Failed),
+        ["CORS preflight"],
+        "{results:#?}"
+    );
+    assert!(
+        detail(&results, "CORS preflight").contains("got HTTP 200 with allow-origin (none)"),
+        "{results:#?}"
+    );
+}

@@ -73,6 +73,8 @@ pub async fn upstream() -> String {
 pub struct Proxy {
     pub models: Vec<&'static str>,
     pub auth: bool,
+    /// CORS_ALLOWED_ORIGINS as a list; `None` is `*`.
+    pub cors: Option<Vec<String>>,
 }
 
 impl Default for Proxy {
@@ -80,6 +82,7 @@ impl Default for Proxy {
         Self {
             models: MODELS.to_vec(),
             auth: false,
+            cors: None,
         }
     }
 }
@@ -123,6 +126,7 @@ impl Proxy {
         let upstream = Upstream::new(policy, CircuitBreaker::new(5, Duration::from_secs(30))).unwrap();
         let settings = Settings {
             auth_enabled: self.auth,
+            cors_origins: self.cors.clone(),
             ..Settings::default()
         };
         let logs = Arc::new(Mutex::new(Vec::new()));

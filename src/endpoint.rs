@@ -564,7 +564,17 @@ impl Tester<'_> {
                 .collect();
             let done = events.last() == Some(&"[DONE]");
             let other_model = chunks.iter().find(|c| c["model"] != model);
+            // The proxy reports a failure mid-stream as an error event (then [DONE]).
+            let error_event = events
+                .iter()
+                .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+                .find(|e| e.get("error").is_some());
             match (chunks.len(), done, other_model) {
+                _ if let Some(error) = error_event => Err(format!(
+                    "{expected}; got an error event after {} chunks: {}",
+                    chunks.len(),
+                    excerpt(&error.to_string(), 160)
+                )),
                 (0, _, _) => Err(format!(
                     "{expected}; got no chat.completion.chunk in {} events",
                     events.len()

@@ -98,6 +98,25 @@ async fn a_500_on_chat_fails_both_chat_checks_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn a_stream_cut_short_upstream_fails_the_streaming_check_only() {
+    let upstream = upstream_with(true).await;
+    let base = format!("http://{}", serve(Proxy::default().router(&upstream)).await);
+    let results = run(&plan(&base)).await;
+    assert_eq!(
+        names(&results, Verdict::Failed),
+        ["streaming chat"],
+        "{results:#?}"
+    );
+    let stream = detail(&results, "streaming chat");
+    assert!(
+        stream.starts_with(
+            "expected HTTP 200, SSE chunks for model amazon.nova-lite-v1:0, then data: [DONE]; got an error event after 3 chunks: {\"error\""
+        ),
+        "{stream}"
+    );
+}
+
+#[tokio::test]
 async fn an_unhealthy_answer_is_retried_then_reported_and_the_rest_still_runs() {
     fn unhealthy(_: &axum::http::Method, path: &str, _: &[u8]) -> Option<axum::response::Response> {
         use axum::response::IntoResponse;

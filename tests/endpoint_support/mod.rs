@@ -38,36 +38,45 @@ pub async fn serve(router: Router) -> SocketAddr {
 /// An OpenAI-like chat completions endpoint: a JSON answer, or SSE chunks and `[DONE]`,
 /// always naming the upstream's own model (the proxy must put the requested id back).
 pub async fn upstream() -> String {
-    async fn chat(body: axum::Json<Value>) -> Response {
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": "chatcmpl-canned", "object": "chat.completion.chunk", "created": 1,
-                   "model": "gpt-4o-mini-2024-07-18",
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
-        if body["stream"] == true {
-            let mut text = String::new();
-            for c in [
-                chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-                chunk(json!({"content": ANSWER}), Value::Null),
-                chunk(json!({}), json!("stop")),
-            ] {
-                text.push_str(&format!("data: {c}\n\n"));
-            }
-            text.push_str("data: [DONE]\n\n");
-            ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
-        } else {
-            axum::Json(json!({
-                "id": "chatcmpl-canned", "object": "chat.completion", "created": 1,
-                "model": "gpt-4o-mini-2024-07-18",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
-            }))
-            .into_response()
-        }
-    }
+    upstream_with(false).await
+}
+
+/// `truncated`: streams end without `[DONE]`, as when the upstream connection drops.
+pub async fn upstream_with(truncated: bool) -> String {
+    let chat = move |body: axum::Json<Value>| async move { chat(body, truncated) };
     let address = serve(Router::new().route("/v1/chat/completions", post(chat))).await;
     format!("http://{address}/v1")
+}
+
+fn chat(body: axum::Json<Value>, truncated: bool) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-canned", "object": "chat.completion.chunk", "created": 1,
+               "model": "gpt-4o-mini-2024-07-18",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    if body["stream"] == true {
+        let mut text = String::new();
+        for c in [
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": ANSWER}), Value::Null),
+            chunk(json!({}), json!("stop")),
+        ] {
+            text.push_str(&format!("data: {c}\n\n"));
+        }
+        if !truncated {
+            text.push_str("data: [DONE]\n\n");
+        }
+        ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
+    } else {
+        axum::Json(json!({
+            "id": "chatcmpl-canned", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+        }))
+        .into_response()
+    }
 }
 
 pub struct Proxy {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod endpoint;
 pub mod params;
 pub mod prereq;
+pub mod publish;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use openai_proxy_deployer::config::{self, Config};
+use openai_proxy_deployer::publish;
 use openai_proxy_deployer::report::Status;
-use openai_proxy_deployer::run::{self, Run};
+use openai_proxy_deployer::run::Run;
 use openai_proxy_deployer::ui::Ui;
 
 fn main() -> ExitCode {
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
     let ui = Ui::from_env();
     let mut run = Run::new(config, ui);
     runtime.block_on(run.execute());
-    run::publish(&run.report, &run.config, &ui);
+    publish::publish(&run.report, &run.config, &ui);
     match run.report.status() {
         Status::Succeeded | Status::NoChanges => ExitCode::SUCCESS,
         Status::Failed => ExitCode::FAILURE,

@@ -2,7 +2,6 @@
 //! that fails ends the run, and the report says what it left behind.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::types::ChangeSetType;
@@ -16,6 +15,7 @@ use crate::config::{Command, Config};
 use crate::endpoint;
 use crate::params;
 use crate::prereq::{self, Needs, Ready};
+use crate::publish::env_nonempty;
 use crate::report::{Phase, Report, Status, Upload};
 use crate::secret;
 use crate::stack::{self, Plan, Poll, Prepared, Settled};
@@ -885,60 +885,6 @@ pub fn command_name(command: Command) -> &'static str {
         Command::Test => "test",
         Command::Destroy => "destroy",
         Command::SetupSecrets => "setup-secrets",
-    }
-}
-
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// Writes the report where it is wanted; returns the path given as `report-path`.
-pub fn publish(report: &Report, config: &Config, ui: &Ui) -> Option<String> {
-    let markdown = report.markdown();
-    let mut report_path = config.report_file.clone();
-    if report_path.is_none()
-        && let Some(tmp) = env_nonempty("RUNNER_TEMP")
-    {
-        report_path = Some(
-            Path::new(&tmp)
-                .join("openai-proxy-deployer-report.md")
-                .display()
-                .to_string(),
-        );
-    }
-    if let Some(path) = &report_path
-        && let Err(e) = std::fs::write(path, &markdown)
-    {
-        ui.warn(&format!("could not write the report to {path} ({e})"));
-        report_path = None;
-    }
-    if let Some(summary) = env_nonempty("GITHUB_STEP_SUMMARY") {
-        append(&summary, &markdown, ui);
-    }
-    if let Some(outputs) = env_nonempty("GITHUB_OUTPUT") {
-        let lines: String = report
-            .outputs(report_path.as_deref())
-            .into_iter()
-            .map(|(k, v)| format!("{k}={}\n", v.replace(['\n', '\r'], " ")))
-            .collect();
-        append(&outputs, &lines, ui);
-    }
-    print!("\n{}", report.short());
-    if let Some(path) = &report_path {
-        println!("report: {path}");
-    }
-    report_path
-}
-
-fn append(path: &str, text: &str, ui: &Ui) {
-    use std::io::Write;
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
-    if let Err(e) = written {
-        ui.warn(&format!("could not write to {path} ({e})"));
     }
 }
 

@@ -11,6 +11,7 @@ pub struct Aws {
     pub region: String,
     /// The endpoint is plain HTTP (a local emulator): requests cannot be TLS.
     pub plain_http: bool,
+    pub apigateway: aws_sdk_apigateway::Client,
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
@@ -47,6 +48,7 @@ impl Aws {
         Self {
             region,
             plain_http: sdk.endpoint_url().is_some_and(|url| url.starts_with("http://")),
+            apigateway: aws_sdk_apigateway::Client::new(sdk),
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
@@ -124,6 +126,7 @@ pub(crate) mod mocked {
         Aws {
             region: "us-east-1".into(),
             plain_http: false,
+            apigateway: aws_sdk_apigateway::Client::new(&sdk),
             cloudformation,
             lambda,
             s3: aws_sdk_s3::Client::new(&sdk),

@@ -1,6 +1,7 @@
 //! The CI-native deployer of the OpenAI-compatible Lambda proxy. Configured only by
 //! environment variables; see [`config::VARIABLES`].
 
+pub mod api;
 pub mod artifact;
 pub mod aws;
 pub mod bucket;

@@ -8,6 +8,7 @@ use aws_sdk_cloudformation::types::ChangeSetType;
 use aws_smithy_types::DateTime;
 use tokio::time::Instant;
 
+use crate::api;
 use crate::artifact::Artifact;
 use crate::bucket;
 use crate::code::{self, Verified};
@@ -631,6 +632,9 @@ impl Run {
                 self.ui.step(&status);
                 let info = stack::describe(&ready.aws, &stack).await?;
                 self.finish_stack(ready, info).await?;
+                if matches!(cs.kind, ChangeSetType::Update) && api::needs_redeploy(&cs.changes) {
+                    self.redeploy_routes(ready).await?;
+                }
                 Ok(false)
             }
             Settled::TimedOut(status) => {
@@ -659,6 +663,27 @@ impl Run {
                 "stack {stack} disappeared while it was being deployed"
             ))),
         }
+    }
+
+    /// Routes changed without a new deployment resource: deploy the stage so it serves them.
+    async fn redeploy_routes(&mut self, ready: &Ready) -> Result<(), Failed> {
+        let (Some(api_id), Some(stage)) = (
+            self.report.outputs.get("ApiId"),
+            self.report.outputs.get("StageName"),
+        ) else {
+            self.ui.warn(
+                "routes changed but the stack has no ApiId/StageName outputs: deploy its API stage by hand",
+            );
+            return Ok(());
+        };
+        let id = api::redeploy(&ready.aws, api_id, stage).await?;
+        self.ui.step(&format!(
+            "routes changed: deployed them to stage {stage} (deployment {id})"
+        ));
+        self.report.notes.push(format!(
+            "the changed routes were deployed to stage {stage} (deployment {id})"
+        ));
+        Ok(())
     }
 
     async fn finish_stack(&mut self, ready: &Ready, info: Option<stack::StackInfo>) -> Result<(), Failed> {

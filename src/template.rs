@@ -117,6 +117,17 @@ mod tests {
     }
 
     #[test]
+    fn the_proxys_template_fits_inline() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let body = read(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            body.len() <= MAX_INLINE_BYTES,
+            "template.yaml is {} bytes, over CloudFormation's inline limit the deployer relies on",
+            body.len()
+        );
+    }
+
+    #[test]
     fn passed_parameters_missing_from_the_template_and_required_ones_unpassed_are_named() {
         let t = template(&[("Stage", Some("prod")), ("VpcId", None)]);
         let passed = BTreeMap::from([

@@ -242,6 +242,51 @@ fn a_parameter_change_reaches_the_function() {
 }
 
 #[test]
+fn a_route_change_is_deployed_to_the_stage() {
+    let case = Case::new("routes");
+    let bin = case.bootstrap("bootstrap", 62, "r");
+    let first = assert_ok(case.deploy(&bin));
+    assert!(!first.text.contains("routes changed"), "{}", first.text);
+    let aws = aws();
+    let info = runtime()
+        .block_on(openai_proxy_deployer::stack::describe(&aws, &case.stack))
+        .unwrap()
+        .unwrap();
+    let (api, stage) = (&info.outputs["ApiId"], &info.outputs["StageName"]);
+    let deployment = |aws: &Aws| {
+        runtime()
+            .block_on(
+                aws.apigateway
+                    .get_stage()
+                    .rest_api_id(api)
+                    .stage_name(stage)
+                    .send(),
+            )
+            .unwrap()
+            .deployment_id()
+            .unwrap()
+            .to_owned()
+    };
+    let before = deployment(&aws);
+    // A new timeout changes the STREAM integrations' TimeoutInMillis: a route change.
+    let out = assert_ok({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("LAMBDA_TIMEOUT", "120");
+        cmd
+    });
+    assert!(
+        out.text.contains("routes changed: deployed them to stage"),
+        "{}",
+        out.text
+    );
+    assert_ne!(
+        deployment(&aws),
+        before,
+        "the stage still serves the old deployment"
+    );
+}
+
+#[test]
 fn code_changed_out_of_band_is_put_back() {
     let case = Case::new("oob");
     let bin = case.bootstrap("bootstrap", 62, "the real one");

@@ -18,6 +18,7 @@ const POLICY: &str = "docs/iam-policy.json";
 
 /// The deployer's SDK clients (src/aws.rs `Aws` fields) and their IAM service prefixes.
 const CLIENTS: &[(&str, &str)] = &[
+    ("apigateway", "apigateway"),
     ("cloudformation", "cloudformation"),
     ("lambda", "lambda"),
     ("s3", "s3"),
@@ -27,6 +28,9 @@ const CLIENTS: &[(&str, &str)] = &[
 
 /// SDK operations whose IAM action is not the operation's own name.
 const ACTION_OF: &[(&str, &[&str])] = &[
+    // API Gateway's IAM actions are HTTP verbs on resource paths.
+    ("apigateway.create_deployment", &["apigateway:POST"]),
+    ("apigateway.get_stage", &["apigateway:GET"]),
     ("s3.head_bucket", &["s3:ListBucket"]),
     ("s3.head_object", &["s3:GetObject"]),
     ("s3.list_objects_v2", &["s3:ListBucket"]),

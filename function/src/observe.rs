@@ -127,9 +127,25 @@ fn now_ms() -> u128 {
         .unwrap_or_default()
 }
 
-/// One EMF document: request and error counts, latency and tokens, by `Model` and in
-/// total (the empty dimension set).
+/// The function's name, which Lambda sets in the environment: every metric carries it,
+/// so two stacks in one account and region never add into each other's alarms.
+fn function_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "local".to_owned())
+    })
+}
+
+/// One EMF document: request and error counts, latency and tokens, per function in
+/// total and by `Model`.
 pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
+    emf_for(function_name(), record, timestamp_ms)
+}
+
+fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     let is_error = record.status >= 500
         || record
             .error_type
@@ -141,6 +157,7 @@ pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
         json!({"Name": "Latency", "Unit": "Milliseconds"}),
     ];
     let mut doc = json!({
+        "FunctionName": function,
         "Model": record.model.as_deref().unwrap_or("none"),
         "Requests": 1,
         "Errors": u8::from(is_error),
@@ -164,7 +181,7 @@ pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
         "Timestamp": timestamp_ms,
         "CloudWatchMetrics": [{
             "Namespace": METRICS_NAMESPACE,
-            "Dimensions": [["Model"], []],
+            "Dimensions": [["FunctionName"], ["FunctionName", "Model"]],
             "Metrics": metrics,
         }],
     });
@@ -187,9 +204,21 @@ mod tests {
             total_tokens: Some(7),
             ..Default::default()
         };
-        let doc: serde_json::Value = serde_json::from_str(&emf(&record, 42)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&emf_for("proxy-prod", &record, 42)).unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
+        // Every dimension set is per function, and every dimension has its value.
+        for set in directive["Dimensions"].as_array().unwrap() {
+            let set = set.as_array().unwrap();
+            assert_eq!(set[0], "FunctionName");
+            for dimension in set {
+                assert!(
+                    doc[dimension.as_str().unwrap()].is_string(),
+                    "{dimension} has no value"
+                );
+            }
+        }
+        assert_eq!(doc["FunctionName"], "proxy-prod");
         for metric in directive["Metrics"].as_array().unwrap() {
             let name = metric["Name"].as_str().unwrap();
             assert!(

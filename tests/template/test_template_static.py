@@ -423,8 +423,18 @@ def check_dashboard(template: dict[str, Any]) -> None:
     assert '"p50"' in stats and '"p99"' in stats
     alarms = next(w for w in body["widgets"] if w["type"] == "alarm")["properties"]["alarms"]
     assert len(alarms) == len(resources_of(template, "AWS::CloudWatch::Alarm"))
+    # The proxy's metrics are per function (observe.rs's dimension sets all start with
+    # FunctionName): the alarm and every proxy panel must select this stack's function.
+    source = (ROOT / "function" / "src" / "observe.rs").read_text()
+    assert '"Dimensions": [["FunctionName"], ["FunctionName", "Model"]]' in source
     upstream = template["Resources"]["UpstreamErrorsAlarm"]["Properties"]
-    assert upstream["MetricName"] in emitted and "Dimensions" not in upstream, "the proxy's totals have no dimensions"
+    assert upstream["MetricName"] in emitted
+    assert upstream.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}], upstream.get("Dimensions")
+    for row in metrics:
+        plain = [x for x in row if isinstance(x, str)]
+        if plain and plain[0] == "OpenAILambdaProxy":
+            assert plain[2:4] == ["FunctionName", "x"], f"{row} does not select the stack's function"
+    assert "{OpenAILambdaProxy,FunctionName,Model} FunctionName=" in body_template, "tokens by model are not this function's"
     assert len(variables) == len(alarms)
 
 
@@ -543,7 +553,12 @@ def _secret_output(t: dict[str, Any]) -> None:
 
 def _unknown_metric(t: dict[str, Any]) -> None:
     sub = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    sub[0] = sub[0].replace('["OpenAILambdaProxy", "PromptTokens"]', '["OpenAILambdaProxy", "InputTokens"]')
+    sub[0] = sub[0].replace('["OpenAILambdaProxy", "PromptTokens",', '["OpenAILambdaProxy", "InputTokens",')
+
+
+def _proxy_metric_of_every_function(t: dict[str, Any]) -> None:
+    sub = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    sub[0] = sub[0].replace('["OpenAILambdaProxy", "Requests", "FunctionName", "${Function}"]', '["OpenAILambdaProxy", "Requests"]')
 
 
 def _data_trace(t: dict[str, Any]) -> None:
@@ -567,6 +582,8 @@ BROKEN = {
     "buffered URI in stream mode": (check_routes, _set(["Resources", "ProxyMethod", "Properties", "Integration", "Uri"], {"Fn::Sub": BUFFERED_URI})),
     "body logging on": (check_stage, _data_trace),
     "a metric the proxy never writes": (check_dashboard, _unknown_metric),
+    "a proxy panel summing every stack's function": (check_dashboard, _proxy_metric_of_every_function),
+    "the proxy-errors alarm of every function": (check_dashboard, _drop(["Resources", "UpstreamErrorsAlarm", "Properties", "Dimensions"])),
     "no DashboardUrl": (check_outputs, _drop(["Outputs", "DashboardUrl"])),
 }
 

@@ -42,9 +42,15 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
     let request_id = sane_id(request.headers(), REQUEST_ID)
         .or_else(|| correlation_id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let apigw_request_id = match request.extensions().get::<lambda_http::request::RequestContext>() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV1(context)) => context.request_id.clone(),
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    };
     let log: LogHandle = Arc::new(Mutex::new(RequestLog {
         request_id: request_id.clone(),
         correlation_id,
+        apigw_request_id,
         method: request.method().to_string(),
         path: request.uri().path().to_owned(),
         ..Default::default()

@@ -48,6 +48,9 @@ pub struct RequestLog {
     pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// API Gateway's own request id (its access log's `requestId`), to join the two logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apigw_request_id: Option<String>,
     pub method: String,
     pub path: String,
     pub status: u16,

@@ -308,3 +308,17 @@ async fn logged_responses_keep_their_exact_length_so_content_length_is_sent() {
         "a buffered answer must not turn into a chunked one"
     );
 }
+
+#[tokio::test]
+async fn log_lines_carry_api_gateways_request_id_to_join_its_access_log() {
+    let event = lambda_http::request::from_str(include_str!("data/apigw_rest_get_models.json")).unwrap();
+    let (parts, body) = event.into_parts();
+    let request = Request::from_parts(parts, Body::from(body.to_vec()));
+    let h = harness("http://127.0.0.1:9/v1", Settings::default());
+    h.send(request).await;
+    let line = &h.request_logs()[0];
+    assert_eq!(line["apigw_request_id"], "c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    // Outside API Gateway there is none, and the field is left out.
+    h.get("/health").await;
+    assert!(h.request_logs()[1].get("apigw_request_id").is_none());
+}

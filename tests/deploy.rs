@@ -213,13 +213,42 @@ fn a_code_only_change_updates_the_function() {
     let case = Case::new("code");
     let v1 = case.bootstrap("v1", 62, "v1");
     let v2 = case.bootstrap("v2", 62, "v2 with other code");
-    assert_ok(case.deploy(&v1));
-    let out = run(case.deploy(&v2));
+    assert_ok({
+        let mut cmd = case.deploy(&v1);
+        cmd.env("GITHUB_SHA", "1111111111111111111111111111111111111111");
+        cmd
+    });
+    // A commit that changes nothing leaves the stack, and its commit tag, alone.
+    let noop = assert_ok({
+        let mut cmd = case.deploy(&v1);
+        cmd.env("GITHUB_SHA", "2222222222222222222222222222222222222222");
+        cmd
+    });
+    assert!(noop.text.contains("no changes"), "{}", noop.text);
+    let commit_tag = |aws: &Aws| {
+        let info = runtime()
+            .block_on(openai_proxy_deployer::stack::describe(aws, &case.stack))
+            .unwrap()
+            .unwrap();
+        info.tags["openai-lambda-proxy:commit"].clone()
+    };
+    let aws = aws();
+    assert_eq!(commit_tag(&aws), "1111111111111111111111111111111111111111");
+    let out = run({
+        let mut cmd = case.deploy(&v2);
+        cmd.env("GITHUB_SHA", "3333333333333333333333333333333333333333");
+        cmd
+    });
     assert!(out.ok, "{}", out.text);
     assert!(out.text.contains("to modify"), "{}", out.text);
     assert_eq!(
-        function_config(&aws(), &case.stack).code_sha256().unwrap(),
+        function_config(&aws, &case.stack).code_sha256().unwrap(),
         code_sha256_of(&v2)
+    );
+    assert_eq!(
+        commit_tag(&aws),
+        "3333333333333333333333333333333333333333",
+        "the deploying commit is not tagged"
     );
 }
 

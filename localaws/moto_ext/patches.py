@@ -55,8 +55,8 @@ def _keep_lambda_architectures() -> None:
 
 
 def _outputs_after_change_set() -> None:
-    """ExecuteChangeSet applies the resources but leaves the stack's outputs, template
-    and parameters as they were before (empty for a CREATE change set), so outputs never
+    """ExecuteChangeSet applies the resources but leaves the stack's outputs, template,
+    parameters and tags as they were before (empty for a CREATE change set), so outputs never
     resolve and the next identical change set is not recognised as empty."""
     execute = CloudFormationBackend.execute_change_set
 
@@ -68,6 +68,9 @@ def _outputs_after_change_set() -> None:
         stack._parse_template()
         stack.description = stack.template_dict.get("Description")
         stack.parameters = change_set.parameters
+        # Stack tags: an UPDATE change set carries the stack's new tags (moto kept the old).
+        if change_set.tags is not None:
+            stack.tags = change_set.tags
         stack.output_map = stack._create_output_map()
         for export in stack.exports:
             self.exports[export.name] = export

@@ -308,6 +308,16 @@ impl Report {
                 listed = true;
             }
         }
+        if !self.failed_resources.is_empty() {
+            let _ = writeln!(text, "failed resources:");
+            for e in &self.failed_resources {
+                let _ = writeln!(
+                    text,
+                    "  ❌ {} ({}) {}: {}",
+                    e.logical_id, e.resource_type, e.status, e.reason
+                );
+            }
+        }
         // The failed tests just listed are the error; anything else is said here.
         if let Some(error) = self.error.as_ref().filter(|_| !listed) {
             let _ = writeln!(text, "error: {error}");
@@ -623,6 +633,13 @@ mod tests {
         let md = report.markdown();
         assert!(!md.contains("### Use it"), "no snippet for a failed deploy");
         snapshot("failed_deploy", &md);
+        let short = report.short();
+        assert!(
+            short.contains(
+                "  ❌ Function (AWS::Lambda::Function) UPDATE_FAILED: Resource handler returned message"
+            ),
+            "the log's last lines name the failed resource:\n{short}"
+        );
     }
 
     #[test]

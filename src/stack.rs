@@ -421,6 +421,9 @@ pub enum Settled {
     TimedOut(String),
 }
 
+/// How long the wait may stay silent before it says the stack is still working.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// Streams new stack events (once each) until the stack settles or `deadline` passes.
 /// Events are printed and appended to `events`; only those at or after `since` count.
 pub async fn wait(
@@ -434,11 +437,16 @@ pub async fn wait(
 ) -> Result<Settled, String> {
     let mut seen: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
     let mut interval = poll.first;
+    let started = Instant::now();
+    // Quiet stretches (a VPC function's network interfaces, a slow replacement) still
+    // show progress.
+    let mut last_output = started;
     loop {
         // Events first, so the ones that explain a final status are printed before it.
         for event in new_events(aws, stack, since, &mut seen).await? {
             ui.step(&event.line());
             events.push(event);
+            last_output = Instant::now();
         }
         let status = match aws
             .cloudformation
@@ -471,6 +479,13 @@ pub async fn wait(
         }
         if Instant::now() + interval > deadline {
             return Ok(Settled::TimedOut(status));
+        }
+        if last_output.elapsed() >= HEARTBEAT {
+            ui.step(&format!(
+                "… still {status} after {} s",
+                started.elapsed().as_secs()
+            ));
+            last_output = Instant::now();
         }
         tokio::time::sleep(interval).await;
         interval = poll.next(interval);

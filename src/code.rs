@@ -2,8 +2,6 @@
 //! code was changed out of band (console edits, another pipeline), CloudFormation sees
 //! no difference and leaves it: this puts the right code back.
 
-use std::time::Duration;
-
 use aws_sdk_lambda::types::LastUpdateStatus;
 use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
@@ -107,7 +105,7 @@ async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) 
             ));
         }
         tokio::time::sleep(interval).await;
-        interval = (interval * 3 / 2).min(poll.max).max(Duration::from_millis(1));
+        interval = poll.next(interval);
     }
 }
 
@@ -120,6 +118,8 @@ mod tests {
     };
     use aws_sdk_lambda::types::error::ResourceConflictException;
     use aws_smithy_mocks::mock;
+
+    use std::time::Duration;
 
     use super::*;
     use crate::aws::mocked::aws;
@@ -139,6 +139,12 @@ mod tests {
             .code_sha256(sha)
             .last_update_status(status)
             .build()
+    }
+
+    /// Verifies function "f" against [`artifact`], uploaded as s3://b/k.
+    async fn verify_mocked(aws: &Aws) -> Result<Verified, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        verify(aws, "f", &artifact(), "b", "k", fast(), deadline).await
     }
 
     fn fast() -> Poll {
@@ -171,8 +177,7 @@ mod tests {
             .output(|| UpdateFunctionCodeOutput::builder().build())
             .build();
         let aws = aws(&[], &[&configs, &updates]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let verified = verify(&aws, "f", &artifact(), "b", "k", fast(), deadline).await;
+        let verified = verify_mocked(&aws).await;
         assert_eq!(verified.unwrap(), Verified::Updated);
         assert_eq!(updates.num_calls(), 3);
     }
@@ -184,16 +189,7 @@ mod tests {
         let updates =
             mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
         let aws = aws(&[], &[&configs, &updates]);
-        let verified = verify(
-            &aws,
-            "f",
-            &artifact(),
-            "b",
-            "k",
-            fast(),
-            Instant::now() + Duration::from_secs(5),
-        )
-        .await;
+        let verified = verify_mocked(&aws).await;
         assert_eq!(verified.unwrap(), Verified::Matches);
         assert_eq!(updates.num_calls(), 0);
     }
@@ -213,17 +209,7 @@ mod tests {
         let updates =
             mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
         let aws = aws(&[], &[&configs, &updates]);
-        let err = verify(
-            &aws,
-            "f",
-            &artifact(),
-            "b",
-            "k",
-            fast(),
-            Instant::now() + Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+        let err = verify_mocked(&aws).await.unwrap_err();
         assert!(err.contains("failed: Unzipped size must be smaller"), "{err}");
     }
 }

@@ -17,6 +17,19 @@ pub struct Needs {
     pub artifact: bool,
 }
 
+impl Needs {
+    /// destroy, setup-secrets, test: a region and working credentials.
+    pub const CREDENTIALS: Self = Self {
+        template: false,
+        artifact: false,
+    };
+    /// deploy and validate: also the template and the function artifact.
+    pub const STACK_CHANGE: Self = Self {
+        template: true,
+        artifact: true,
+    };
+}
+
 pub struct Ready {
     pub aws: Aws,
     pub account: String,

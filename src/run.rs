@@ -154,6 +154,16 @@ impl Run {
         }
     }
 
+    /// deploy and validate: the checked artifact is moved out of `Ready`, not copied.
+    async fn prerequisites_for_change(&mut self) -> Result<(Ready, Artifact), Failed> {
+        let mut ready = self.prerequisites(Needs::STACK_CHANGE).await?;
+        let artifact = ready
+            .artifact
+            .take()
+            .expect("Needs::STACK_CHANGE loads the artifact");
+        Ok((ready, artifact))
+    }
+
     async fn secret_phase(&mut self, ready: &Ready) -> Result<String, Failed> {
         self.ui.phase("Secret");
         let started = Instant::now();
@@ -172,12 +182,7 @@ impl Run {
     }
 
     async fn setup_secrets(&mut self) -> Result<(), Failed> {
-        let ready = self
-            .prerequisites(Needs {
-                template: false,
-                artifact: false,
-            })
-            .await?;
+        let ready = self.prerequisites(Needs::CREDENTIALS).await?;
         if self.config.openai_api_key.is_none() && self.config.model_mappings.is_none() {
             return Err(Failed {
                 message: "setup-secrets has nothing to write".into(),
@@ -400,13 +405,7 @@ impl Run {
     }
 
     async fn deploy(&mut self) -> Result<(), Failed> {
-        let ready = self
-            .prerequisites(Needs {
-                template: true,
-                artifact: true,
-            })
-            .await?;
-        let artifact = ready.artifact.clone().expect("deploy loads the artifact");
+        let (ready, artifact) = self.prerequisites_for_change().await?;
         let secret_arn = self.secret_phase(&ready).await?;
         let (bucket_name, key) = self.upload_phase(&ready, &artifact).await?;
 
@@ -489,12 +488,7 @@ impl Run {
             self.report.stack.clear();
             self.report.region = None;
         } else {
-            let ready = self
-                .prerequisites(Needs {
-                    template: false,
-                    artifact: false,
-                })
-                .await?;
+            let ready = self.prerequisites(Needs::CREDENTIALS).await?;
             let stack = self.config.stack_name.clone();
             let Some(info) = stack::describe(&ready.aws, &stack).await? else {
                 return Err(Failed {
@@ -703,13 +697,7 @@ impl Run {
     }
 
     async fn validate(&mut self) -> Result<(), Failed> {
-        let ready = self
-            .prerequisites(Needs {
-                template: true,
-                artifact: true,
-            })
-            .await?;
-        let artifact = ready.artifact.clone().expect("validate loads the artifact");
+        let (ready, artifact) = self.prerequisites_for_change().await?;
         let secret_arn = self.secret_arn_for_validation(&ready).await;
         let bucket_name = self
             .config
@@ -795,12 +783,7 @@ impl Run {
     }
 
     async fn destroy(&mut self) -> Result<(), Failed> {
-        let ready = self
-            .prerequisites(Needs {
-                template: false,
-                artifact: false,
-            })
-            .await?;
+        let ready = self.prerequisites(Needs::CREDENTIALS).await?;
         let stack = self.config.stack_name.clone();
         self.ui.phase(&format!("Deleting stack {stack}"));
         let started = Instant::now();

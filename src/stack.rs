@@ -188,7 +188,7 @@ impl Default for Poll {
 }
 
 impl Poll {
-    fn next(&self, current: Duration) -> Duration {
+    pub fn next(&self, current: Duration) -> Duration {
         (current * 3 / 2).min(self.max)
     }
 }
@@ -723,6 +723,20 @@ mod tests {
                 .build()
         }
 
+        /// Waits on stack "s", counting every event, printing plainly.
+        async fn settle(aws: &Aws, deadline: Instant) -> Result<Settled, String> {
+            wait(
+                aws,
+                "s",
+                DateTime::from_secs(0),
+                fast(),
+                deadline,
+                &Ui::plain(),
+                &mut Vec::new(),
+            )
+            .await
+        }
+
         fn fast() -> Poll {
             Poll {
                 first: Duration::from_millis(1),
@@ -793,16 +807,7 @@ mod tests {
                 .then_output(|| DescribeStackEventsOutput::builder().build());
             let aws = aws(&[&statuses, &events], &[]);
             let deadline = Instant::now() + Duration::from_millis(30);
-            let settled = wait(
-                &aws,
-                "s",
-                DateTime::from_secs(0),
-                fast(),
-                deadline,
-                &Ui::plain(),
-                &mut Vec::new(),
-            )
-            .await;
+            let settled = settle(&aws, deadline).await;
             assert_eq!(settled.unwrap(), Settled::TimedOut("CREATE_IN_PROGRESS".into()));
             assert!(statuses.num_calls() >= 2, "polled {} times", statuses.num_calls());
         }
@@ -819,16 +824,7 @@ mod tests {
                 .then_output(|| DescribeStackEventsOutput::builder().build());
             let aws = aws(&[&statuses, &events], &[]);
             let deadline = Instant::now() + Duration::from_secs(30);
-            let settled = wait(
-                &aws,
-                "s",
-                DateTime::from_secs(0),
-                fast(),
-                deadline,
-                &Ui::plain(),
-                &mut Vec::new(),
-            )
-            .await;
+            let settled = settle(&aws, deadline).await;
             assert_eq!(settled.unwrap(), Settled::Succeeded("UPDATE_COMPLETE".into()));
             assert_eq!(statuses.num_calls(), 3);
         }

@@ -63,13 +63,6 @@ pub enum ArtifactError {
 }
 
 impl Architecture {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Architecture::Arm64 => "arm64",
-            Architecture::X86_64 => "x86_64",
-        }
-    }
-
     fn cargo_lambda_flag(self) -> &'static str {
         match self {
             Architecture::Arm64 => "arm64",

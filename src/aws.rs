@@ -13,6 +13,8 @@ pub struct Aws {
     pub plain_http: bool,
     pub apigateway: aws_sdk_apigateway::Client,
     pub cloudformation: aws_sdk_cloudformation::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
@@ -50,6 +52,8 @@ impl Aws {
             plain_http: sdk.endpoint_url().is_some_and(|url| url.starts_with("http://")),
             apigateway: aws_sdk_apigateway::Client::new(sdk),
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
@@ -113,10 +117,18 @@ pub(crate) mod mocked {
     /// An `Aws` whose CloudFormation and Lambda clients answer from `cfn` and `lambda`;
     /// the other clients are never called in these tests.
     pub fn aws(cfn: &[&Rule], lambda: &[&Rule]) -> Aws {
+        with_alarms(cfn, lambda, &[])
+    }
+
+    /// Also a CloudWatch client answering from `cloudwatch`.
+    pub fn with_alarms(cfn: &[&Rule], lambda: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
         let cloudformation = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, cfn, |c| c
             .retry_config(fast_retries())
             .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new()));
         let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda, |c| c
+            .retry_config(fast_retries())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new()));
+        let cloudwatch = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, cloudwatch, |c| c
             .retry_config(fast_retries())
             .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new()));
         let sdk = aws_config::SdkConfig::builder()
@@ -128,6 +140,8 @@ pub(crate) mod mocked {
             plain_http: false,
             apigateway: aws_sdk_apigateway::Client::new(&sdk),
             cloudformation,
+            cloudwatch,
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             lambda,
             s3: aws_sdk_s3::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),

@@ -3,10 +3,11 @@
 //! [`VARIABLES`] is the one source of truth: `--help` prints it, its defaults are fed to
 //! envy before deserializing, and a test keeps it and [`Config`] in step.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 pub struct Variable {
     pub name: &'static str,
@@ -296,6 +297,48 @@ pub enum Architecture {
     X86_64,
 }
 
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Validate => "validate",
+            Command::Deploy => "deploy",
+            Command::Test => "test",
+            Command::Destroy => "destroy",
+            Command::SetupSecrets => "setup-secrets",
+        }
+    }
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dev => "dev",
+            Stage::Test => "test",
+            Stage::Prod => "prod",
+        }
+    }
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct Config {
     pub deployer_command: Command,
@@ -310,9 +353,13 @@ pub struct Config {
     pub stage: Stage,
     pub log_level: LogLevel,
     pub enable_authentication: bool,
-    pub parameter_overrides: Option<String>,
+    /// `PARAMETER_OVERRIDES`, as the strings CloudFormation takes (parsed once).
+    #[serde(default, deserialize_with = "settings::overrides")]
+    pub parameter_overrides: BTreeMap<String, String>,
     pub openai_api_key: Option<Secret>,
-    pub model_mappings: Option<String>,
+    /// `MODEL_MAPPINGS`: client model id -> OpenAI model (parsed once).
+    #[serde(default, deserialize_with = "settings::mappings")]
+    pub model_mappings: Option<BTreeMap<String, String>>,
     pub api_base_url: Option<String>,
     pub report_file: Option<String>,
     pub secret_name: Option<String>,
@@ -379,6 +426,9 @@ impl Config {
                 (None, None) => {}
             }
         }
+        if problems.is_empty() {
+            problems.extend(settings::problems(&known));
+        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -390,6 +440,96 @@ impl Config {
                 envy::Error::Custom(_) => "a variable could not be read (values are not shown)".to_owned(),
             }],
         })
+    }
+}
+
+/// The JSON settings, checked once (with messages that name the fix) and then parsed
+/// into the types the rest of the deployer uses.
+mod settings {
+    use super::*;
+
+    /// Parameters only the deployer may set: they must match what it uploaded.
+    pub const OWNED: &[&str] = &["CodeS3Bucket", "CodeS3Key"];
+
+    pub fn problems(known: &HashMap<&'static str, String>) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(raw) = known.get("PARAMETER_OVERRIDES")
+            && let Ok(serde_json::Value::Object(object)) = serde_json::from_str(raw)
+        {
+            for (key, value) in &object {
+                if OWNED.contains(&key.as_str()) {
+                    problems.push(format!(
+                        "PARAMETER_OVERRIDES sets {key}, which the deployer sets from the uploaded artifact: remove it and point FUNCTION_ARTIFACT at the code instead"
+                    ));
+                } else if scalar(value).is_none() {
+                    problems.push(format!(
+                        "PARAMETER_OVERRIDES.{key} must be a string, number, boolean or list of those, e.g. {{\"{key}\":\"value\"}}"
+                    ));
+                }
+            }
+        }
+        if let Some(raw) = known.get("MODEL_MAPPINGS")
+            && let Ok(serde_json::Value::Object(mappings)) = serde_json::from_str(raw)
+        {
+            if mappings.is_empty() {
+                problems.push("MODEL_MAPPINGS is empty: map at least one client model id, e.g. {\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}".into());
+            }
+            if let Some((id, _)) = mappings.iter().find(|(id, target)| {
+                id.trim().is_empty() || target.as_str().is_none_or(|t| t.trim().is_empty())
+            }) {
+                problems.push(format!(
+                    "MODEL_MAPPINGS[{id:?}] must map a non-empty model id to a non-empty OpenAI model name, e.g. {{\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}}"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// A JSON value as CloudFormation's parameter text: numbers and booleans as written,
+    /// lists joined by commas (`CommaDelimitedList`).
+    pub fn scalar(value: &Value) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Value::Array(_) | Value::Object(_) | Value::Null => None,
+                    other => scalar(other),
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|parts| parts.join(",")),
+            Value::Null | Value::Object(_) => None,
+        }
+    }
+
+    fn object<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<serde_json::Map<String, Value>>, D::Error> {
+        let Some(raw) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        // Checked before deserializing: a failure here is a bug, never shown with the value.
+        serde_json::from_str(&raw).map_err(|_| serde::de::Error::custom("not a JSON object"))
+    }
+
+    pub fn overrides<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        Ok(object(d)?
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), scalar(v)?)))
+            .collect())
+    }
+
+    pub fn mappings<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+        Ok(object(d)?.map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        }))
     }
 }
 

@@ -1,19 +1,25 @@
 //! The CI-native deployer of the OpenAI-compatible Lambda proxy. Configured only by
-//! environment variables; see [`config::VARIABLES`].
+//! environment variables (or the action's inputs); see [`config::VARIABLES`].
+//!
+//! Where things live: [`commands`] (one file per command, each a sequence of phases),
+//! [`config`] (variables and settings, parsed once), [`error`] (the one error type,
+//! with its fix), [`prereq`] (checks before anything is created), [`artifact`],
+//! [`template`] (reading, and preparing it for a deploy), [`s3`], [`secret`],
+//! [`cfn`] (stack, change sets, classification, events, waits), [`lambda_code`],
+//! [`endpoint`] (the endpoint tests), [`report`] (the report and where it goes).
 
-pub mod api;
 pub mod artifact;
 pub mod aws;
-pub mod bucket;
-pub mod code;
+pub mod cfn;
+pub mod commands;
 pub mod config;
 pub mod endpoint;
+pub mod error;
+pub mod lambda_code;
 pub mod params;
 pub mod prereq;
-pub mod publish;
 pub mod report;
-pub mod run;
+pub mod s3;
 pub mod secret;
-pub mod stack;
 pub mod template;
 pub mod ui;

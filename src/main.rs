@@ -1,9 +1,8 @@
 use std::process::ExitCode;
 
+use openai_proxy_deployer::commands::{self, Context};
 use openai_proxy_deployer::config::{self, Config};
-use openai_proxy_deployer::publish;
-use openai_proxy_deployer::report::Status;
-use openai_proxy_deployer::run::Run;
+use openai_proxy_deployer::report::{Status, publish};
 use openai_proxy_deployer::ui::Ui;
 
 fn main() -> ExitCode {
@@ -24,10 +23,11 @@ fn main() -> ExitCode {
         }
         None => {}
     }
+    let ui = Ui::from_env();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            publish::configuration_error(&e, &ui);
             return ExitCode::from(2);
         }
     };
@@ -38,11 +38,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ui = Ui::from_env();
-    let mut run = Run::new(config, ui);
-    runtime.block_on(run.execute());
-    publish::publish(&run.report, &run.config, &ui);
-    match run.report.status() {
+    let mut ctx = Context::new(config, ui);
+    runtime.block_on(commands::run(&mut ctx));
+    publish::publish(&ctx.report, &ctx.config, &ui);
+    match ctx.report.status() {
         Status::Succeeded | Status::NoChanges => ExitCode::SUCCESS,
         Status::Failed => ExitCode::FAILURE,
     }

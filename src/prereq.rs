@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::artifact::{self, Artifact};
 use crate::aws::{self, Aws};
+use crate::cfn::stack::{self, StackInfo};
 use crate::config::Config;
 use crate::params;
 use crate::template::{self, Template};
@@ -36,6 +37,9 @@ pub struct Ready {
     pub caller_arn: String,
     pub template: Option<Template>,
     pub artifact: Option<Artifact>,
+    /// Whether the stack should set API Gateway's account-wide logging role: when the
+    /// template asks, and the account has none (or this stack set it before).
+    pub manage_api_gateway_account: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +72,10 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     } else {
         None
     };
-    let template_body = if needs.template {
+    let loaded = if needs.template {
         let path = fallback(&config.template_file, BUNDLED_TEMPLATE, "TEMPLATE_FILE");
-        match template::read(&path) {
-            Ok(body) => Some((path, body)),
+        match template::load(&path) {
+            Ok(template) => Some(template),
             Err(e) => {
                 problems.push(e);
                 None
@@ -104,9 +108,9 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         }
     };
 
-    let template = match template_body {
-        Some((path, body)) => match template::validate(&aws, &path, body).await {
-            Ok(t) => Some(t),
+    let template = match loaded {
+        Some(template) => match template::validate(&aws, &template).await {
+            Ok(()) => Some(template),
             Err(e) => {
                 problems.push(e);
                 None
@@ -114,7 +118,21 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         },
         None => None,
     };
+    let mut manage_api_gateway_account = None;
     if let Some(template) = &template {
+        let existing = match stack::describe(&aws, &config.stack_name).await {
+            Ok(found) => found,
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        };
+        if template.parameters.contains_key(MANAGE_ACCOUNT) {
+            match account_logging(&aws, existing.as_ref()).await {
+                Ok(manage) => manage_api_gateway_account = Some(manage),
+                Err(e) => problems.push(e),
+            }
+        }
         // Values do not matter here, only which parameters are passed.
         let placeholder = params::Inputs {
             secret_arn: "",
@@ -123,10 +141,18 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
             architecture: artifact
                 .as_ref()
                 .map_or(crate::config::Architecture::Arm64, |a| a.architecture),
+            manage_api_gateway_account,
         };
-        match params::build(config, &placeholder) {
-            Ok(passed) => problems.extend(template.check_parameters(&passed)),
-            Err(e) => problems.extend(e),
+        let passed = params::build(config, &placeholder);
+        problems.extend(template.check_parameters(&passed));
+        let function = passed
+            .get("LambdaFunctionName")
+            .cloned()
+            .unwrap_or_else(|| config.lambda_function_name.clone());
+        if let Some(problem) =
+            leftover_log_group(&aws, &config.stack_name, &function, existing.as_ref()).await
+        {
+            problems.push(problem);
         }
     }
     if problems.is_empty() {
@@ -136,9 +162,69 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
             caller_arn,
             template,
             artifact,
+            manage_api_gateway_account,
         })
     } else {
         Err(unmet(problems, Some(account)))
+    }
+}
+
+const MANAGE_ACCOUNT: &str = "ManageApiGatewayAccount";
+
+/// API Gateway logs through one CloudWatch role per account and region. An account that
+/// has one keeps it (another stack or person set it); a fresh account gets one from this
+/// stack; a stack that set it before keeps managing it.
+async fn account_logging(aws: &Aws, existing: Option<&StackInfo>) -> Result<bool, String> {
+    if existing
+        .and_then(|s| s.parameters.get(MANAGE_ACCOUNT))
+        .is_some_and(|v| v == "true")
+    {
+        return Ok(true);
+    }
+    match aws.apigateway.get_account().send().await {
+        Ok(account) => Ok(account.cloudwatch_role_arn().is_none_or(str::is_empty)),
+        Err(e) => Err(format!(
+            "could not read API Gateway's account settings ({}): the deploying role needs apigateway:GET on arn:aws:apigateway:<region>::/account (docs/iam-policy.json), or set {MANAGE_ACCOUNT} in PARAMETER_OVERRIDES yourself",
+            aws::describe(&e)
+        )),
+    }
+}
+
+/// The function's log group, when it exists but is not the stack's: the stack creates
+/// it (to give it a retention), so CloudFormation would fail half-way with "already
+/// exists". Typically left by a deleted stack's function that logged once more.
+async fn leftover_log_group(
+    aws: &Aws,
+    stack: &str,
+    function: &str,
+    existing: Option<&StackInfo>,
+) -> Option<String> {
+    let name = format!("/aws/lambda/{function}");
+    if existing.and_then(|s| s.outputs.get("LogGroupName")) == Some(&name) {
+        return None;
+    }
+    let found = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&name)
+        .send()
+        .await;
+    match found {
+        Ok(out)
+            if out
+                .log_groups()
+                .iter()
+                .any(|g| g.log_group_name() == Some(name.as_str())) =>
+        {
+            Some(format!(
+                "log group {name} already exists outside stack {stack}, and the stack creates it: delete it (`aws logs delete-log-group --log-group-name {name}`) if its logs can go, import it into the stack (CloudFormation resource import), or set LAMBDA_FUNCTION_NAME to another name"
+            ))
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "could not look for a leftover log group {name} ({}): the deploying role needs logs:DescribeLogGroups (docs/iam-policy.json)",
+            aws::describe(&e)
+        )),
     }
 }
 

@@ -17,6 +17,18 @@ pub enum Action {
     Existing,
 }
 
+impl Action {
+    /// For the log and the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated (new version)",
+            Action::Unchanged => "unchanged (no new version)",
+            Action::Existing => "used as is",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub arn: String,
@@ -71,18 +83,12 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value, Strin
         None => return Err("OPENAI_API_KEY is not set and the secret holds no key: set OPENAI_API_KEY (e.g. from secrets.OPENAI_API_KEY) to create it".into()),
     }
     match &config.model_mappings {
-        Some(raw) => {
-            let mappings: Map<String, Value> = serde_json::from_str(raw).unwrap_or_default();
-            if mappings.is_empty() {
-                return Err("MODEL_MAPPINGS is empty: map at least one client model id, e.g. {\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}".into());
-            }
-            if let Some((id, _)) = mappings.iter().find(|(id, target)| {
-                id.trim().is_empty() || target.as_str().is_none_or(|t| t.trim().is_empty())
-            }) {
-                return Err(format!(
-                    "MODEL_MAPPINGS[{id:?}] must map a non-empty model id to a non-empty OpenAI model name, e.g. {{\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}}"
-                ));
-            }
+        // Checked (non-empty, strings) when the configuration was read.
+        Some(mappings) => {
+            let mappings = mappings
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
             value.insert("model_mappings".into(), Value::Object(mappings));
         }
         None => {

@@ -128,7 +128,7 @@ fn aws() -> Aws {
 
 fn stack_exists(aws: &Aws, stack: &str) -> bool {
     runtime()
-        .block_on(openai_proxy_deployer::stack::describe(aws, stack))
+        .block_on(openai_proxy_deployer::cfn::stack::describe(aws, stack))
         .unwrap()
         .is_some()
 }
@@ -227,7 +227,7 @@ fn a_code_only_change_updates_the_function() {
     assert!(noop.text.contains("no changes"), "{}", noop.text);
     let commit_tag = |aws: &Aws| {
         let info = runtime()
-            .block_on(openai_proxy_deployer::stack::describe(aws, &case.stack))
+            .block_on(openai_proxy_deployer::cfn::stack::describe(aws, &case.stack))
             .unwrap()
             .unwrap();
         info.tags["openai-lambda-proxy:commit"].clone()
@@ -278,7 +278,7 @@ fn a_route_change_is_deployed_to_the_stage() {
     assert!(!first.text.contains("routes changed"), "{}", first.text);
     let aws = aws();
     let info = runtime()
-        .block_on(openai_proxy_deployer::stack::describe(&aws, &case.stack))
+        .block_on(openai_proxy_deployer::cfn::stack::describe(&aws, &case.stack))
         .unwrap()
         .unwrap();
     let (api, stage) = (&info.outputs["ApiId"], &info.outputs["StageName"]);
@@ -463,7 +463,7 @@ fn termination_protection_is_turned_on_and_destroy_refuses_naming_the_fix() {
     });
     let aws = aws();
     let info = runtime()
-        .block_on(openai_proxy_deployer::stack::describe(&aws, &case.stack))
+        .block_on(openai_proxy_deployer::cfn::stack::describe(&aws, &case.stack))
         .unwrap()
         .unwrap();
     assert!(info.termination_protection);

@@ -8,8 +8,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod publish;
+
+use crate::cfn::classify::{ChangeSummary, ResourceChange};
+use crate::cfn::events::Event;
 use crate::endpoint::{self, Verdict, millis};
-use crate::stack::{ChangeSummary, Event, ResourceChange};
+use crate::secret;
 
 /// GitHub refuses step summaries over 1 MiB; stay well below it.
 pub const SUMMARY_LIMIT: usize = 1_000_000;
@@ -48,10 +52,11 @@ pub struct Report {
     pub status: Option<Status>,
     pub headline: String,
     pub phases: Vec<Phase>,
-    pub secret: Option<(String, String)>,
+    pub secret: Option<(String, secret::Action)>,
     pub upload: Option<Upload>,
     pub changes: Option<(ChangeSummary, Vec<ResourceChange>)>,
     pub stack_status: Option<String>,
+    pub stack_id: Option<String>,
     pub outputs: BTreeMap<String, String>,
     pub events: Vec<Event>,
     pub failed_resources: Vec<Event>,
@@ -64,6 +69,8 @@ pub struct Report {
     /// when no endpoint test says so.
     pub model: Option<String>,
     pub auth: Option<bool>,
+    /// The deploy was rolled back to the previous version.
+    pub rolled_back: bool,
 }
 
 impl Report {
@@ -146,7 +153,7 @@ impl Report {
                     "| `{}` | {} | {} | {} |",
                     e.logical_id,
                     e.resource_type,
-                    e.status,
+                    e.status.as_str(),
                     cell(&e.reason)
                 );
             }
@@ -188,17 +195,8 @@ impl Report {
                     format!("; ⚠️ replaces {}", summary.replacements.join(", "))
                 }
             );
-            md.push_str("<details><summary>Resource changes</summary>\n\n| Action | Resource | Type | Replacement |\n|---|---|---|---|\n");
-            for c in changes {
-                let _ = writeln!(
-                    md,
-                    "| {} | `{}` | {} | {} |",
-                    c.action,
-                    c.logical_id,
-                    c.resource_type,
-                    c.replacement.as_deref().unwrap_or("")
-                );
-            }
+            md.push_str("<details><summary>Resource changes</summary>\n\n");
+            md.push_str(&changes_table(changes));
             md.push_str("\n</details>\n\n");
         }
         if let Some(upload) = &self.upload {
@@ -217,7 +215,7 @@ impl Report {
             );
         }
         if let Some((arn, action)) = &self.secret {
-            let _ = writeln!(md, "### Secret\n\n`{arn}`: {action}\n");
+            let _ = writeln!(md, "### Secret\n\n`{arn}`: {}\n", action.as_str());
         }
         if !self.notes.is_empty() {
             for note in &self.notes {
@@ -314,7 +312,10 @@ impl Report {
                 let _ = writeln!(
                     text,
                     "  ❌ {} ({}) {}: {}",
-                    e.logical_id, e.resource_type, e.status, e.reason
+                    e.logical_id,
+                    e.resource_type,
+                    e.status.as_str(),
+                    e.reason
                 );
             }
         }
@@ -328,7 +329,9 @@ impl Report {
         text
     }
 
-    /// Step outputs, `name=value` lines for `$GITHUB_OUTPUT`.
+    /// Step outputs for `$GITHUB_OUTPUT`, by name. `report_path` only when the user
+    /// asked for a report file (a path inside the action's container means nothing to
+    /// the next step).
     pub fn outputs(&self, report_path: Option<&str>) -> Vec<(&'static str, String)> {
         let mut out = vec![(
             "status",
@@ -348,12 +351,54 @@ impl Report {
         push("function-name", self.outputs.get("FunctionName"));
         push("dashboard-url", self.outputs.get("DashboardUrl"));
         push("stack-status", self.stack_status.as_ref());
+        push("stack-id", self.stack_id.as_ref());
         push("secret-arn", self.secret.as_ref().map(|(arn, _)| arn));
+        let changes = self
+            .changes
+            .as_ref()
+            .filter(|_| self.status() != Status::NoChanges);
+        out.push(("has-changes", changes.is_some().to_string()));
+        if let Some((summary, changes)) = changes {
+            out.push((
+                "changes-markdown",
+                format!(
+                    "**{}**: {} to add, {} to modify, {} to remove\n\n{}",
+                    self.stack,
+                    summary.adds,
+                    summary.modifies,
+                    summary.removes,
+                    changes_table(changes)
+                ),
+            ));
+        }
+        if !self.outputs.is_empty() {
+            out.push((
+                "stack-outputs",
+                serde_json::to_string(&self.outputs).unwrap_or_default(),
+            ));
+        }
+        out.push(("rolled-back", self.rolled_back.to_string()));
         if let Some(path) = report_path {
             out.push(("report-path", path.to_owned()));
         }
         out
     }
+}
+
+/// The change set's resource changes as a markdown table.
+fn changes_table(changes: &[ResourceChange]) -> String {
+    let mut md = String::from("| Action | Resource | Type | Replacement |\n|---|---|---|---|\n");
+    for c in changes {
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {} |",
+            c.action.as_str(),
+            c.logical_id,
+            c.resource_type,
+            c.replacement.as_ref().map_or("", |r| r.as_str())
+        );
+    }
+    md
 }
 
 fn row(md: &mut String, label: &str, value: Option<&str>) {
@@ -416,15 +461,18 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_cloudformation::types::{ChangeAction, Replacement, ResourceAttribute, ResourceStatus};
+
     use crate::endpoint::{Check, Probe, Results};
 
     fn event(time: &str, logical_id: &str, kind: &str, status: &str, reason: &str) -> Event {
         Event {
             id: format!("{logical_id}-{status}-4f2a9c1e"),
-            time: time.into(),
+            time: aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)
+                .unwrap(),
             logical_id: logical_id.into(),
             resource_type: kind.into(),
-            status: status.into(),
+            status: ResourceStatus::from(status),
             reason: reason.into(),
         }
     }
@@ -511,7 +559,7 @@ mod tests {
             ],
             secret: Some((
                 "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openai-lambda-proxy/config-AbCdEf".into(),
-                "unchanged (no new version)".into(),
+                crate::secret::Action::Unchanged,
             )),
             upload: Some(Upload {
                 bucket: "openai-lambda-proxy-123456789012-eu-west-1".into(),
@@ -529,22 +577,25 @@ mod tests {
                 },
                 vec![
                     ResourceChange {
-                        action: "Modify".into(),
+                        action: ChangeAction::Modify,
                         logical_id: "Function".into(),
                         resource_type: "AWS::Lambda::Function".into(),
-                        replacement: Some("False".into()),
+                        replacement: Some(Replacement::False),
+                        scope: vec![ResourceAttribute::Properties],
                     },
                     ResourceChange {
-                        action: "Modify".into(),
+                        action: ChangeAction::Modify,
                         logical_id: "ApiDeployment".into(),
                         resource_type: "AWS::ApiGateway::Deployment".into(),
-                        replacement: Some("True".into()),
+                        replacement: Some(Replacement::True),
+                        scope: vec![ResourceAttribute::Properties],
                     },
                     ResourceChange {
-                        action: "Add".into(),
+                        action: ChangeAction::Add,
                         logical_id: "ErrorsAlarm".into(),
                         resource_type: "AWS::CloudWatch::Alarm".into(),
                         replacement: None,
+                        scope: vec![],
                     },
                 ],
             )),
@@ -583,6 +634,7 @@ mod tests {
     fn snapshot(name: &str, text: &str) {
         insta::with_settings!({filters => vec![
             (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]"),
+            (r"\b\d\d:\d\d:\d\d\b", "[time]"),
             (r"\| \d+\.\d \|", "| [s] |"),
             (r"\*\*\d+\.\d\*\*", "**[s]**"),
             (r"deployer-[0-9a-f]{8}", "deployer-[run]"),
@@ -626,7 +678,7 @@ mod tests {
         report.phases.truncate(4);
         report.phases[3].ok = false;
         report.events.insert(1, failure.clone());
-        report.events[2].status = "UPDATE_ROLLBACK_COMPLETE".into();
+        report.events[2].status = ResourceStatus::UpdateRollbackComplete;
         report.failed_resources = vec![failure];
         report.error = Some("stack openai-lambda-proxy ended in UPDATE_ROLLBACK_COMPLETE: Function Resource handler returned message: \"Error occurred while GetObject. S3 Error Code: NoSuchKey\"".into());
         report.fix = Some("CloudFormation rolled back to the previous version, which is still serving: fix the failed resources listed in the report and deploy again".into());
@@ -752,6 +804,17 @@ mod tests {
         assert_eq!(get("function-name"), Some("openai-lambda-proxy"));
         assert_eq!(get("stack-status"), Some("UPDATE_COMPLETE"));
         assert_eq!(get("report-path"), Some("/tmp/report.md"));
+        assert_eq!(get("has-changes"), Some("true"));
+        assert_eq!(get("rolled-back"), Some("false"));
+        assert!(
+            get("changes-markdown")
+                .is_some_and(|md| md.contains("| Modify | `Function` | AWS::Lambda::Function | False |"))
+        );
+        assert_eq!(
+            serde_json::from_str::<BTreeMap<String, String>>(get("stack-outputs").unwrap()).unwrap()["ApiUrl"],
+            API
+        );
+        assert!(report.outputs(None).iter().all(|(k, _)| *k != "report-path"));
         assert!(get("secret-arn").is_some_and(|arn| arn.starts_with("arn:aws:secretsmanager:")));
     }
 }

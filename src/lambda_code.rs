@@ -7,8 +7,9 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 
 use crate::artifact::Artifact;
-use crate::aws::{self, Aws};
-use crate::stack::Poll;
+use crate::aws::Aws;
+use crate::cfn::Poll;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -24,8 +25,9 @@ pub async fn verify(
     bucket: &str,
     key: &str,
     poll: Poll,
-    deadline: Instant,
-) -> Result<Verified, String> {
+    timeout: std::time::Duration,
+) -> Result<Verified> {
+    let deadline = Instant::now() + timeout;
     let current = code_sha256(aws, function).await?;
     if current == artifact.code_sha256 {
         return Ok(Verified::Matches);
@@ -49,37 +51,38 @@ pub async fn verify(
                 .with_max_times(8)
                 .with_jitter(),
         )
-        .when(|e| e.as_service_error().is_some_and(|s| s.is_resource_conflict_exception()))
+        .when(|e| {
+            e.as_service_error()
+                .is_some_and(|s| s.is_resource_conflict_exception())
+        })
         .await
-        .map_err(|e| {
-            format!(
-                "could not update the code of function {function} ({}): the deploying role needs lambda:UpdateFunctionCode",
-                aws::describe(&e)
-            )
-        })?;
+        .map_err(|e| Error::aws(format_args!("update the code of function {function}"), &e))?;
     wait_updated(aws, function, poll, deadline).await?;
     let now = code_sha256(aws, function).await?;
     if now != artifact.code_sha256 {
-        return Err(format!(
-            "function {function} still runs other code after the update (CodeSha256 {now}, expected {}): another deploy may be running; run this one again",
-            artifact.code_sha256
+        return Err(Error::new(
+            format!(
+                "function {function} still runs other code after the update (CodeSha256 {now}, expected {})",
+                artifact.code_sha256
+            ),
+            "another deploy may be running: run this one again when it has finished",
         ));
     }
     Ok(Verified::Updated)
 }
 
-async fn code_sha256(aws: &Aws, function: &str) -> Result<String, String> {
+async fn code_sha256(aws: &Aws, function: &str) -> Result<String> {
     let config = aws
         .lambda
         .get_function_configuration()
         .function_name(function)
         .send()
         .await
-        .map_err(|e| format!("could not read function {function} ({}): the deploying role needs lambda:GetFunctionConfiguration", aws::describe(&e)))?;
+        .map_err(|e| Error::aws(format_args!("read function {function}"), &e))?;
     Ok(config.code_sha256().unwrap_or_default().to_owned())
 }
 
-async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) -> Result<(), String> {
+async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) -> Result<()> {
     let mut interval = poll.first;
     loop {
         let config = aws
@@ -88,20 +91,26 @@ async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) 
             .function_name(function)
             .send()
             .await
-            .map_err(|e| format!("could not read function {function} ({}): the deploying role needs lambda:GetFunctionConfiguration", aws::describe(&e)))?;
+            .map_err(|e| Error::aws(format_args!("read function {function}"), &e))?;
         match config.last_update_status() {
             Some(LastUpdateStatus::Successful) | None => return Ok(()),
             Some(LastUpdateStatus::Failed) => {
-                return Err(format!(
-                    "the code update of function {function} failed: {}: fix what Lambda reports (often the artifact) and deploy again",
-                    config.last_update_status_reason().unwrap_or("no reason given")
+                return Err(Error::new(
+                    format!(
+                        "the code update of function {function} failed: {}",
+                        config.last_update_status_reason().unwrap_or("no reason given")
+                    ),
+                    "fix what Lambda reports (often the artifact) and deploy again",
                 ));
             }
             Some(_) => {}
         }
         if Instant::now() + interval > deadline {
-            return Err(format!(
-                "gave up waiting for the code update of function {function}: it is still in progress; raise WAIT_TIMEOUT"
+            return Err(Error::new(
+                format!(
+                    "gave up waiting for the code update of function {function}: it is still in progress"
+                ),
+                "raise WAIT_TIMEOUT",
             ));
         }
         tokio::time::sleep(interval).await;
@@ -142,16 +151,17 @@ mod tests {
     }
 
     /// Verifies function "f" against [`artifact`], uploaded as s3://b/k.
-    async fn verify_mocked(aws: &Aws) -> Result<Verified, String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        verify(aws, "f", &artifact(), "b", "k", fast(), deadline).await
-    }
-
-    fn fast() -> Poll {
-        Poll {
-            first: Duration::from_millis(1),
-            max: Duration::from_millis(2),
-        }
+    async fn verify_mocked(aws: &Aws) -> Result<Verified> {
+        verify(
+            aws,
+            "f",
+            &artifact(),
+            "b",
+            "k",
+            Poll::fast(),
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -210,6 +220,9 @@ mod tests {
             mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
         let aws = aws(&[], &[&configs, &updates]);
         let err = verify_mocked(&aws).await.unwrap_err();
-        assert!(err.contains("failed: Unzipped size must be smaller"), "{err}");
+        assert!(
+            err.cause.contains("failed: Unzipped size must be smaller"),
+            "{err}"
+        );
     }
 }

@@ -1,78 +1,91 @@
-//! The CloudFormation template: read from disk, validated by CloudFormation, and checked
-//! against the parameters the deployer passes.
+//! The CloudFormation template: read (YAML or JSON, CloudFormation's short-form tags
+//! included) into JSON once, its parameters checked against what the deployer passes,
+//! validated by CloudFormation, and prepared for a deploy ([`prepare`]).
+
+mod parse;
+pub mod prepare;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use crate::aws::{self, Aws};
 
-/// CloudFormation's limit for a template passed inline.
+/// CloudFormation's limit for a template passed inline; larger ones go through S3.
 pub const MAX_INLINE_BYTES: usize = 51_200;
 
 #[derive(Debug, Clone)]
 pub struct Template {
     pub path: PathBuf,
-    pub body: String,
-    /// Declared parameters and their defaults, as CloudFormation read them.
+    /// The whole template as JSON.
+    pub doc: Value,
+    /// Declared parameters and their defaults.
     pub parameters: BTreeMap<String, Option<String>>,
 }
 
-/// Reads the template; the error says what to do.
-pub fn read(path: &Path) -> Result<String, String> {
+/// Reads and parses the template; the error says what to do.
+pub fn load(path: &Path) -> Result<Template, String> {
     let shown = path.display();
-    let body = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             format!("template {shown} does not exist: set TEMPLATE_FILE to your CloudFormation template (default template.yaml at the repository root)")
         }
         _ => format!("template {shown} could not be read ({e}): check the path and its permissions"),
     })?;
-    if body.trim().is_empty() {
+    if text.trim().is_empty() {
         return Err(format!(
             "template {shown} is empty: set TEMPLATE_FILE to the proxy's template.yaml"
         ));
     }
-    if body.len() > MAX_INLINE_BYTES {
+    let doc = parse::to_json(&text).map_err(|e| {
+        format!(
+            "template {shown} is not valid YAML or JSON ({e}): fix it (run `cfn-lint {shown}` for details)"
+        )
+    })?;
+    if !doc.get("Resources").is_some_and(Value::is_object) {
         return Err(format!(
-            "template {shown} is {} bytes; CloudFormation accepts at most {MAX_INLINE_BYTES} inline: shorten it (descriptions, dashboard body)",
-            body.len()
+            "template {shown} has no Resources section: set TEMPLATE_FILE to the proxy's template.yaml"
         ));
     }
-    Ok(body)
+    let parameters = doc
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .map(|params| {
+            params
+                .iter()
+                .map(|(name, slot)| (name.clone(), slot.get("Default").map(prepare::text)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Template {
+        path: path.to_owned(),
+        doc,
+        parameters,
+    })
 }
 
-/// Asks CloudFormation to parse the template and list its parameters.
-pub async fn validate(aws: &Aws, path: &Path, body: String) -> Result<Template, String> {
-    let out = aws
-        .cloudformation
+/// Asks CloudFormation to check the template. One over the inline limit is checked when
+/// its change set is created, from S3 (nothing may be uploaded before the prerequisites
+/// pass).
+pub async fn validate(aws: &Aws, template: &Template) -> Result<(), String> {
+    let body = template.doc.to_string();
+    if body.len() > MAX_INLINE_BYTES {
+        return Ok(());
+    }
+    let shown = template.path.display();
+    aws.cloudformation
         .validate_template()
-        .template_body(&body)
+        .template_body(body)
         .send()
         .await
+        .map(|_| ())
         .map_err(|e| {
             let detail = aws::error_message(&e)
                 .map(str::to_owned)
                 .unwrap_or_else(|| aws::describe(&e));
-            format!(
-                "template {} is not valid: {detail}: fix it (run `cfn-lint {}` for details)",
-                path.display(),
-                path.display()
-            )
-        })?;
-    let parameters = out
-        .parameters()
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_owned(),
-                p.default_value().map(str::to_owned),
-            ))
+            format!("template {shown} is not valid: {detail}: fix it (run `cfn-lint {shown}` for details)")
         })
-        .collect();
-    Ok(Template {
-        path: path.to_owned(),
-        body,
-        parameters,
-    })
 }
 
 impl Template {
@@ -105,26 +118,15 @@ impl Template {
 mod tests {
     use super::*;
 
-    fn template(params: &[(&str, Option<&str>)]) -> Template {
+    pub(crate) fn template(params: &[(&str, Option<&str>)]) -> Template {
         Template {
             path: "template.yaml".into(),
-            body: String::new(),
+            doc: Value::Null,
             parameters: params
                 .iter()
                 .map(|(k, d)| ((*k).to_owned(), d.map(str::to_owned)))
                 .collect(),
         }
-    }
-
-    #[test]
-    fn the_proxys_template_fits_inline() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
-        let body = read(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            body.len() <= MAX_INLINE_BYTES,
-            "template.yaml is {} bytes, over CloudFormation's inline limit the deployer relies on",
-            body.len()
-        );
     }
 
     #[test]
@@ -140,5 +142,13 @@ mod tests {
         assert!(problems[1].contains("VpcId has no default"), "{problems:?}");
         let ok = BTreeMap::from([("VpcId".to_owned(), "vpc-1".to_owned())]);
         assert!(t.check_parameters(&ok).is_empty());
+    }
+
+    #[test]
+    fn the_proxys_template_loads_with_its_parameters_and_defaults() {
+        let t = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+        assert_eq!(t.parameters["Stage"].as_deref(), Some("prod"));
+        assert_eq!(t.parameters["OpenAIApiKeySecretArn"], None);
+        assert_eq!(t.parameters["MemorySize"].as_deref(), Some("512"));
     }
 }

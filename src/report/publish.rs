@@ -36,10 +36,11 @@ pub fn publish(report: &Report, config: &Config, ui: &Ui) -> Option<String> {
         append(&summary, &markdown, ui);
     }
     if let Some(outputs) = env_nonempty("GITHUB_OUTPUT") {
+        let asked = config.report_file.as_deref().and(report_path.as_deref());
         let lines: String = report
-            .outputs(report_path.as_deref())
+            .outputs(asked)
             .into_iter()
-            .map(|(k, v)| format!("{k}={}\n", v.replace(['\n', '\r'], " ")))
+            .map(|(k, v)| output_line(k, &v))
             .collect();
         append(&outputs, &lines, ui);
     }
@@ -48,6 +49,19 @@ pub fn publish(report: &Report, config: &Config, ui: &Ui) -> Option<String> {
         println!("report: {path}");
     }
     report_path
+}
+
+/// One `$GITHUB_OUTPUT` entry; a value with line breaks (the change set's markdown)
+/// uses the runner's heredoc form with a delimiter the value cannot contain.
+fn output_line(name: &str, value: &str) -> String {
+    if !value.contains(['\n', '\r']) {
+        return format!("{name}={value}\n");
+    }
+    let mut delimiter = format!("OPENAI_PROXY_{}", uuid::Uuid::new_v4().simple());
+    while value.contains(&delimiter) {
+        delimiter.push('_');
+    }
+    format!("{name}<<{delimiter}\n{value}\n{delimiter}\n")
 }
 
 fn append(path: &str, text: &str, ui: &Ui) {
@@ -59,5 +73,26 @@ fn append(path: &str, text: &str, ui: &Ui) {
         .and_then(|mut f| f.write_all(text.as_bytes()));
     if let Err(e) = written {
         ui.warn(&format!("could not write to {path} ({e})"));
+    }
+}
+
+/// A configuration the deployer refused (exit code 2): on stderr, and in Actions also as
+/// an error annotation, a short job summary and the `status` output, so the failure shows
+/// where people look.
+pub fn configuration_error(error: &crate::config::ConfigError, ui: &Ui) {
+    eprintln!("error: {error}");
+    ui.annotate_error("invalid configuration", &error.to_string());
+    if let Some(summary) = env_nonempty("GITHUB_STEP_SUMMARY") {
+        let lines: String = error.problems.iter().map(|p| format!("- {p}\n")).collect();
+        append(
+            &summary,
+            &format!(
+                "## OpenAI Lambda proxy\n\n❌ **invalid configuration**: nothing ran\n\n{lines}\nEvery input and variable is listed in the action's README (`openai-proxy-deployer --help`).\n"
+            ),
+            ui,
+        );
+    }
+    if let Some(outputs) = env_nonempty("GITHUB_OUTPUT") {
+        append(&outputs, "status=invalid-configuration\n", ui);
     }
 }

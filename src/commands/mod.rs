@@ -1,0 +1,187 @@
+//! The commands, one file each, as sequences of phases over a shared [`Context`]. Each
+//! phase is timed into the report; the first that fails ends the run, and the report
+//! says what it left behind.
+
+mod deploy;
+mod destroy;
+mod setup_secrets;
+mod test;
+mod validate;
+
+use tokio::time::Instant;
+
+use crate::artifact::Artifact;
+use crate::cfn::Poll;
+use crate::config::{Command, Config};
+use crate::error::{Error, Result};
+use crate::prereq::{self, Needs, Ready};
+use crate::report::publish::env_nonempty;
+use crate::report::{Phase, Report, Status};
+use crate::s3::{self, Bucket};
+use crate::secret;
+use crate::ui::Ui;
+
+/// What every command works with.
+pub struct Context {
+    pub config: Config,
+    pub ui: Ui,
+    pub poll: Poll,
+    pub report: Report,
+}
+
+impl Context {
+    pub fn new(config: Config, ui: Ui) -> Self {
+        let report = Report {
+            command: config.deployer_command.as_str().to_owned(),
+            stack: config.stack_name.clone(),
+            region: config.aws_region.clone(),
+            repository: env_nonempty("GITHUB_REPOSITORY"),
+            commit: env_nonempty("GITHUB_SHA"),
+            ..Report::default()
+        };
+        Self {
+            config,
+            ui,
+            poll: Poll::default(),
+            report,
+        }
+    }
+
+    /// How long one wait may take: `WAIT_TIMEOUT`, counted from each wait's start.
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.wait_timeout)
+    }
+
+    /// Starts a phase: its title in the log, its clock.
+    fn begin(&self, title: &str) -> Instant {
+        self.ui.phase(title);
+        Instant::now()
+    }
+
+    /// Ends a phase started with [`Self::begin`]: its time and result go into the report.
+    fn end<T>(&mut self, name: &'static str, started: Instant, result: Result<T>) -> Result<T> {
+        self.report.phases.push(Phase {
+            name,
+            seconds: started.elapsed().as_secs_f64(),
+            ok: result.is_ok(),
+        });
+        result
+    }
+
+    async fn prerequisites(&mut self, needs: Needs) -> Result<Ready> {
+        let started = self.begin("Checking prerequisites");
+        let checked = prereq::check(&self.config, needs).await;
+        let result = match checked {
+            Ok(ready) => {
+                self.report.account = Some(ready.account.clone());
+                self.report.region = Some(ready.aws.region.clone());
+                self.ui
+                    .step(&format!("account {} as {}", ready.account, ready.caller_arn));
+                if let Some(a) = &ready.artifact {
+                    self.ui.step(&format!(
+                        "artifact: {} bytes for {}",
+                        a.zip.len(),
+                        a.architecture.as_str()
+                    ));
+                }
+                Ok(ready)
+            }
+            Err(unmet) => {
+                self.report.account = unmet.account.clone();
+                self.report.headline = format!("{} prerequisite(s) not met", unmet.problems.len());
+                Err(Error::new(
+                    unmet.to_string(),
+                    "each line above names its fix; nothing was created or uploaded",
+                ))
+            }
+        };
+        self.end("prerequisites", started, result)
+    }
+
+    /// deploy and validate: the checked artifact is moved out of `Ready`, not copied.
+    async fn prerequisites_for_change(&mut self) -> Result<(Ready, Artifact)> {
+        let mut ready = self.prerequisites(Needs::STACK_CHANGE).await?;
+        let artifact = ready
+            .artifact
+            .take()
+            .expect("Needs::STACK_CHANGE loads the artifact");
+        Ok((ready, artifact))
+    }
+
+    async fn secret_phase(&mut self, ready: &Ready) -> Result<String> {
+        let started = self.begin("Secret");
+        let outcome = secret::apply(&ready.aws, &self.config)
+            .await
+            .map_err(|message| Error::new(message, ""));
+        let outcome = self.end("secret", started, outcome)?;
+        self.ui
+            .step(&format!("{}: {}", outcome.arn, outcome.action.as_str()));
+        self.report.secret = Some((outcome.arn.clone(), outcome.action));
+        Ok(outcome.arn)
+    }
+
+    /// The configured artifact bucket or the default one's name, for this account.
+    fn bucket_name(&self, ready: &Ready) -> String {
+        self.config
+            .artifact_bucket
+            .clone()
+            .unwrap_or_else(|| s3::default_name(&ready.account, &ready.aws.region))
+    }
+
+    async fn find_bucket(&self, ready: &Ready) -> Result<Option<Bucket>> {
+        s3::find(&ready.aws, self.config.artifact_bucket.as_deref(), &ready.account).await
+    }
+}
+
+/// Runs the configured command; the report holds the outcome.
+pub async fn run(ctx: &mut Context) {
+    // Before anything else can print: the runner hides these from every later line.
+    if let Some(key) = &ctx.config.openai_api_key {
+        ctx.ui.mask(key.expose());
+    }
+    if let Some(key) = &ctx.config.test_client_api_key {
+        ctx.ui.mask(key.expose());
+    }
+    let result = match ctx.config.deployer_command {
+        Command::Deploy => deploy::run(ctx).await,
+        Command::Validate => validate::run(ctx).await,
+        Command::Destroy => destroy::run(ctx).await,
+        Command::SetupSecrets => setup_secrets::run(ctx).await,
+        Command::Test => test::run(ctx).await,
+    };
+    if let Err(failed) = result {
+        ctx.report.status = Some(Status::Failed);
+        if ctx.report.headline.is_empty() {
+            ctx.report.headline = "failed".into();
+        }
+        ctx.ui
+            .annotate_error(&format!("{} failed", ctx.report.command), &failed.cause);
+        ctx.report.error = Some(failed.cause);
+        ctx.report.fix = Some(failed.fix).filter(|f| !f.is_empty());
+        note_what_stays(&mut ctx.report);
+    }
+}
+
+/// After a failure, says what earlier phases left in place, and that it is safe.
+fn note_what_stays(report: &mut Report) {
+    if let Some((arn, action)) = &report.secret
+        && matches!(action, secret::Action::Created | secret::Action::Updated)
+    {
+        report.notes.push(format!(
+            "the secret {arn} was {} and stays: the next run reuses it",
+            if *action == secret::Action::Created {
+                "created"
+            } else {
+                "updated"
+            }
+        ));
+    }
+    if let Some(upload) = &report.upload
+        && upload.uploaded
+    {
+        report.notes.push(format!(
+            "the artifact s3://{}/{} stays: its key is its content hash, so the next run reuses it",
+            upload.bucket, upload.key
+        ));
+    }
+}

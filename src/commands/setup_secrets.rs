@@ -1,0 +1,20 @@
+//! setup-secrets: creates or updates the proxy's secret, and nothing else.
+
+use super::Context;
+use crate::error::{Error, Result};
+use crate::prereq::Needs;
+use crate::report::Status;
+
+pub(super) async fn run(ctx: &mut Context) -> Result<()> {
+    let ready = ctx.prerequisites(Needs::CREDENTIALS).await?;
+    if ctx.config.openai_api_key.is_none() && ctx.config.model_mappings.is_none() {
+        return Err(Error::new(
+            "setup-secrets has nothing to write",
+            "set OPENAI_API_KEY (and optionally MODEL_MAPPINGS)",
+        ));
+    }
+    ctx.secret_phase(&ready).await?;
+    ctx.report.status = Some(Status::Succeeded);
+    ctx.report.headline = "secret ready".into();
+    Ok(())
+}

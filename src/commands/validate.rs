@@ -1,0 +1,201 @@
+//! validate: prerequisites, then the change set a deploy would make: computed,
+//! described and deleted, never executed. It never harms a stack: a stack that exists is
+//! only read, and the one CloudFormation makes (in REVIEW_IN_PROGRESS) for a CREATE
+//! change set is removed by its id, and only while it holds nothing.
+
+use aws_sdk_cloudformation::types::{ChangeSetType, StackStatus};
+
+use super::Context;
+use super::deploy::{describe_changes, tags};
+use crate::cfn::change_set::{self, Prepared, Source};
+use crate::cfn::request_token;
+use crate::cfn::stack::{self, Plan};
+use crate::error::{Error, Result};
+use crate::params;
+use crate::prereq::Ready;
+use crate::report::Status;
+use crate::s3;
+use crate::secret;
+use crate::template::{MAX_INLINE_BYTES, prepare};
+
+pub(super) async fn run(ctx: &mut Context) -> Result<()> {
+    let (ready, artifact) = ctx.prerequisites_for_change().await?;
+    let secret_arn = secret_arn_for_validation(ctx, &ready).await?;
+    let started = ctx.begin(&format!(
+        "Change set for stack {} (not executed)",
+        ctx.config.stack_name
+    ));
+    let result = change_set_phase(ctx, &ready, &artifact, &secret_arn).await;
+    match ctx.end("change set", started, result)? {
+        None => {
+            ctx.ui
+                .step("no changes: deploying this would leave the stack as it is");
+            ctx.report.status = Some(Status::NoChanges);
+            ctx.report.headline = "valid; deploying it would change nothing".into();
+        }
+        Some(()) => {
+            ctx.report.status = Some(Status::Succeeded);
+            ctx.report.headline = "valid; the change set below was computed and deleted, not executed".into();
+        }
+    }
+    Ok(())
+}
+
+/// Some(()) when the change set held changes (described in the report).
+async fn change_set_phase(
+    ctx: &mut Context,
+    ready: &Ready,
+    artifact: &crate::artifact::Artifact,
+    secret_arn: &str,
+) -> Result<Option<()>> {
+    let name = ctx.config.stack_name.clone();
+    let found = stack::describe(&ready.aws, &name).await?;
+    // A failed first create (ROLLBACK_COMPLETE) is deleted and created again by deploy:
+    // its change set is a CREATE, made on a stack name of its own so the failed stack is
+    // not touched.
+    let (kind, target) = match stack::plan(found.as_ref()) {
+        Plan::Create => (ChangeSetType::Create, name.clone()),
+        Plan::RecreateAfterFailedCreate => {
+            ctx.report.notes.push(format!(
+                "stack {name} is in ROLLBACK_COMPLETE: deploy would delete it and create it again; the change set below is that create"
+            ));
+            (ChangeSetType::Create, scratch_name(&name))
+        }
+        Plan::Update => (ChangeSetType::Update, name.clone()),
+        Plan::WaitForOther(status) | Plan::Stuck(status) => {
+            return Err(Error::new(
+                format!(
+                    "stack {name} is in {}; a change set cannot be made now",
+                    status.as_str()
+                ),
+                "validate again when the stack has settled",
+            ));
+        }
+    };
+    if let Some(info) = &found {
+        ctx.report.stack_status = Some(info.status.as_str().to_owned());
+        ctx.report.stack_id = Some(info.id.clone());
+        ctx.report.outputs = info.outputs.clone();
+    }
+    let bucket_name = ctx.bucket_name(ready);
+    let key = s3::function_key(&name, &artifact.sha256_hex);
+    let parameters = params::build(
+        &ctx.config,
+        &params::Inputs {
+            secret_arn,
+            bucket: &bucket_name,
+            key: &key,
+            architecture: artifact.architecture,
+            manage_api_gateway_account: ready.manage_api_gateway_account,
+        },
+    );
+    let template = ready.template.as_ref().expect("validate loads the template");
+    let prepared = prepare::prepare(template, &parameters);
+    // The template goes to the bucket when there is one (validate creates none); a
+    // first validate before any deploy passes a small template inline.
+    let url = match ctx.find_bucket(ready).await? {
+        Some(bucket) => {
+            let template_key = s3::template_key(&name, &prepared.sha256_hex);
+            s3::put(
+                &ready.aws,
+                &bucket,
+                &template_key,
+                prepared.body.as_bytes(),
+                "application/json",
+            )
+            .await?;
+            Some(s3::url(&ready.aws, &bucket.name, &template_key))
+        }
+        None if prepared.body.len() <= MAX_INLINE_BYTES => None,
+        None => {
+            return Err(Error::new(
+                format!(
+                    "the template is {} bytes, over CloudFormation's {MAX_INLINE_BYTES} inline, and artifact bucket {bucket_name} does not exist yet",
+                    prepared.body.len()
+                ),
+                "deploy once (it creates the bucket), or set ARTIFACT_BUCKET to a bucket of this account",
+            ));
+        }
+    };
+    let tags = tags(ctx);
+    let cs_name = change_set::unique_name("validate");
+    let request = change_set::Request {
+        stack: &target,
+        name: &cs_name,
+        kind: kind.clone(),
+        template: url.as_deref().map_or(Source::Body(&prepared.body), Source::Url),
+        parameters: &parameters,
+        tags: &tags,
+        rollback: None,
+    };
+    let prepared = change_set::create(&ready.aws, &request, ctx.poll, ctx.wait_timeout()).await;
+    let mut review_stack = None;
+    let result = match prepared {
+        Ok(Prepared::NoChanges) => Ok(None),
+        Ok(Prepared::Ready(cs)) => {
+            describe_changes(ctx, &cs);
+            change_set::delete(&ready.aws, &cs.stack_id, &cs.id).await;
+            review_stack = Some(cs.stack_id.clone());
+            Ok(Some(()))
+        }
+        Err(e) => Err(e),
+    };
+    // A CREATE change set, computed or not, leaves a REVIEW_IN_PROGRESS stack.
+    if kind == ChangeSetType::Create {
+        if review_stack.is_none()
+            && let Ok(Some(info)) = stack::describe(&ready.aws, &target).await
+        {
+            review_stack = Some(info.id);
+        }
+        if let Some(id) = review_stack {
+            remove_review_stack(ctx, ready, &id).await;
+        }
+    }
+    result
+}
+
+/// A name for the change set that stands for re-creating `stack`.
+fn scratch_name(stack: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let base: String = stack.chars().take(100).collect();
+    format!("{base}-validate-{}", &id[..8])
+}
+
+/// Deletes the stack a CREATE change set made, by its id, and only while it is still
+/// REVIEW_IN_PROGRESS (nothing was ever created in it): a stack someone created under
+/// that name meanwhile is never touched.
+async fn remove_review_stack(ctx: &mut Context, ready: &Ready, stack_id: &str) {
+    match stack::describe(&ready.aws, stack_id).await {
+        Ok(Some(info)) if info.status == StackStatus::ReviewInProgress => {
+            if let Err(e) = stack::delete(&ready.aws, stack_id, &request_token()).await {
+                ctx.report.notes.push(format!(
+                    "the empty stack {stack_id} that the change set made could not be deleted ({}): delete it by hand",
+                    e.cause
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The secret's full ARN when it exists; a well-formed stand-in (the template requires
+/// a full ARN) only when it does not exist yet, which is fine because validate never
+/// executes. Any other failure (a missing permission) is reported, never hidden.
+async fn secret_arn_for_validation(ctx: &Context, ready: &Ready) -> Result<String> {
+    let id = secret::id(&ctx.config);
+    match ready.aws.secrets.describe_secret().secret_id(&id).send().await {
+        Ok(found) => Ok(found.arn().unwrap_or(&id).to_owned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{}-000000",
+                ready.aws.region,
+                ready.account,
+                id.rsplit(':').next().unwrap_or(&id)
+            ))
+        }
+        Err(e) => Err(Error::aws(format_args!("describe secret {id}"), &e)),
+    }
+}

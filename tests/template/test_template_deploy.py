@@ -85,6 +85,8 @@ class Stack:
         self.name = f"proxy-{uuid.uuid4().hex[:10]}"
         self.parameters = dict(base)
         self.created = False
+        # The template as deployed; a test may rewrite it as the deployer does.
+        self.body = TEMPLATE_PATH.read_text()
 
     def change_set(self, **changes: str) -> dict[str, Any]:
         parameters = {**self.parameters, **changes}
@@ -93,7 +95,7 @@ class Stack:
             StackName=self.name,
             ChangeSetName=name,
             ChangeSetType="UPDATE" if self.created else "CREATE",
-            TemplateBody=TEMPLATE_PATH.read_text(),
+            TemplateBody=self.body,
             Capabilities=["CAPABILITY_IAM"],
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         )
@@ -206,6 +208,14 @@ def sids(aws, stack: Stack) -> set[str]:
     return {s["Sid"] for s in inline_statements(aws, stack)}
 
 
+def with_deployment_named(body: str, logical_id: str) -> str:
+    """The template with ApiDeployment renamed, as the deployer names it after a hash of the
+    API (the stage's Ref included)."""
+    renamed = body.replace("ApiDeployment", logical_id)
+    assert renamed != body
+    return renamed
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -226,7 +236,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     assert config["Environment"]["Variables"] == {
         "OPENAI_API_KEY_SECRET_ARN": secret_arn,
         "LOG_LEVEL": "INFO",
-        "ENABLE_AUTHENTICATION": "false",
+        "ENABLE_AUTHENTICATION": "true",
         "RESPONSE_MODE": "stream",
         "CORS_ALLOWED_ORIGINS": "*",
         "SECRET_CACHE_TTL_SECONDS": "300",
@@ -246,17 +256,13 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (50, 100)
     assert (settings["loggingLevel"], settings["dataTraceEnabled"], settings["metricsEnabled"]) == ("INFO", False, True)
     assert stage["cacheClusterEnabled"] is False and set(stage["methodSettings"]) == {"*/*"}
-    assert stage["deploymentId"] == stack.physical_id("StreamDeployment")
-    assert "BufferedDeployment" not in stack.logical_ids()
+    assert stage["deploymentId"] == stack.physical_id("ApiDeployment")
     access = aws["logs"].describe_log_groups(logGroupNamePrefix=outputs["AccessLogGroupName"])["logGroups"][0]
     assert stage["accessLogSettings"]["destinationArn"].rstrip(":*") == access["arn"].rstrip(":*")
     json.loads(stage["accessLogSettings"]["format"])
 
     for group in (outputs["LogGroupName"], outputs["AccessLogGroupName"], outputs["ExecutionLogGroupName"]):
         assert retention(aws, group) == 14, group
-
-    account = aws["apigateway"].get_account()
-    assert account["cloudwatchRoleArn"].split("/")[-1] == stack.physical_id("ApiGatewayLoggingRole")
 
     responses = {r["responseType"]: r for r in aws["apigateway"].get_gateway_responses(restApiId=api_id)["items"]}
     assert responses["THROTTLED"]["statusCode"] == "429"
@@ -337,29 +343,32 @@ def test_buffered_mode_with_models_cache_and_compression(aws, stack):
     models = stage["methodSettings"]["~1v1~1models/GET"]
     assert (models["cachingEnabled"], models["cacheTtlInSeconds"], models["cacheDataEncrypted"]) == (True, 300, True)
     assert stage["methodSettings"]["*/*"]["cachingEnabled"] is False, "nothing else is cached"
-    assert stage["deploymentId"] == stack.physical_id("BufferedDeployment")
-    assert "StreamDeployment" not in stack.logical_ids()
+    assert stage["deploymentId"] == stack.physical_id("ApiDeployment")
 
 
-def test_switching_response_mode_redeploys_the_api(aws, stack):
+def test_switching_response_mode_with_the_deployment_renamed_redeploys_the_api(aws, stack):
     streaming = stack.deploy()
-    stream_deployment = stack.physical_id("StreamDeployment")
+    stream_deployment = stack.physical_id("ApiDeployment")
 
+    stack.body = with_deployment_named(stack.body, "ApiDeploymentB0ffe4ed")
     buffered = stack.deploy(ResponseTransferMode="BUFFERED")
     assert buffered["ApiUrl"] == streaming["ApiUrl"]
     assert_routes(aws, buffered, "BUFFERED", 29_000)
     assert function_config(aws, buffered)["Environment"]["Variables"]["RESPONSE_MODE"] == "buffered"
     stage = aws["apigateway"].get_stage(restApiId=buffered["ApiId"], stageName="prod")
     deployments = {d["id"] for d in aws["apigateway"].get_deployments(restApiId=buffered["ApiId"])["items"]}
-    assert stage["deploymentId"] == stack.physical_id("BufferedDeployment") != stream_deployment
-    assert stage["deploymentId"] in deployments and stream_deployment not in deployments
+    assert stage["deploymentId"] == stack.physical_id("ApiDeploymentB0ffe4ed") != stream_deployment
+    assert deployments == {stage["deploymentId"]}, "the old deployment is deleted with its resource"
+    buffered_deployment = stage["deploymentId"]
     assert aws["apigateway"].get_rest_api(restApiId=buffered["ApiId"])["minimumCompressionSize"] == 1024
 
+    stack.body = with_deployment_named(TEMPLATE_PATH.read_text(), "ApiDeployment5747ea11")
     back = stack.deploy(ResponseTransferMode="STREAM")
     assert_routes(aws, back, "STREAM", 300_000)
     assert function_config(aws, back)["Environment"]["Variables"]["RESPONSE_MODE"] == "stream"
     assert "minimumCompressionSize" not in aws["apigateway"].get_rest_api(restApiId=back["ApiId"])
-    assert aws["apigateway"].get_stage(restApiId=back["ApiId"], stageName="prod")["deploymentId"] == stack.physical_id("StreamDeployment")
+    stage = aws["apigateway"].get_stage(restApiId=back["ApiId"], stageName="prod")
+    assert stage["deploymentId"] == stack.physical_id("ApiDeployment5747ea11") not in (stream_deployment, buffered_deployment)
 
 
 def test_authentication_on_then_off(aws, stack):
@@ -426,15 +435,30 @@ def test_tracing_kms_reserved_concurrency_and_alarm_email(aws, stack):
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=outputs["AlarmTopicArn"])["Subscriptions"] == []
 
 
-def test_existing_account_logging_role_is_left_alone(aws, stack):
-    before = aws["apigateway"].get_account().get("cloudwatchRoleArn")
-    stack.deploy(ManageApiGatewayAccount="false")
+def test_by_default_the_accounts_logging_role_is_left_alone(aws, stack):
+    theirs = aws["iam"].create_role(
+        RoleName=f"apigateway-logs-{uuid.uuid4().hex[:8]}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+    )["Role"]["Arn"]
+    aws["apigateway"].update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": theirs}])
+
+    stack.deploy()
     assert {"ApiGatewayLoggingRole", "ApiGatewayAccount"}.isdisjoint(stack.logical_ids())
-    assert aws["apigateway"].get_account().get("cloudwatchRoleArn") == before
+    assert aws["apigateway"].get_account()["cloudwatchRoleArn"] == theirs
+
+
+def test_a_stack_told_to_manage_the_account_sets_its_logging_role_before_the_stage(aws, stack):
+    outputs = stack.deploy(ManageApiGatewayAccount="true")
+
+    role = stack.physical_id("ApiGatewayLoggingRole")
+    assert aws["apigateway"].get_account()["cloudwatchRoleArn"].split("/")[-1] == role
+    # The stage names the account setting, which is what makes it wait for it.
+    stage = aws["apigateway"].get_stage(restApiId=outputs["ApiId"], stageName="prod")
+    assert stack.physical_id("ApiGatewayAccount") in stage["description"]
 
 
 def test_delete_removes_the_stack_but_keeps_the_account_logging_role(aws, stack):
-    outputs = stack.deploy()
+    outputs = stack.deploy(ManageApiGatewayAccount="true")
     logging_role = stack.physical_id("ApiGatewayLoggingRole")
     aws["cloudformation"].delete_stack(StackName=stack.name)
 
@@ -457,6 +481,7 @@ def test_delete_removes_the_stack_but_keeps_the_account_logging_role(aws, stack)
         ("LambdaTimeout", "901"),
         ("LogRetentionInDays", "10"),
         ("EnableAuthentication", "yes"),
+        ("ApiGatewayName", "my proxy api"),
         ("CorsAllowedOrigins", "app.example.com"),
     ],
 )

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, Callable
 
+import botocore.session
 import pytest
 
 from cfn_template import ROOT
@@ -75,6 +76,14 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def dependencies(template: dict[str, Any], name: str) -> set[str]:
+    """The resources CloudFormation creates before `name`: its DependsOn and every resource
+    its properties refer to."""
+    resource = template["Resources"][name]
+    referenced = refs_in(resource.get("Properties", {})) & set(template["Resources"])
+    return set(as_list(resource.get("DependsOn", []))) | referenced
+
+
 # ----------------------------------------------------------------------------- pins
 
 DESIGN_PARAMETERS = {
@@ -84,7 +93,7 @@ DESIGN_PARAMETERS = {
     "ApiGatewayName": ("openai-proxy-api", None),
     "Stage": ("prod", ["dev", "test", "prod"]),
     "LogLevel": ("INFO", ["DEBUG", "INFO", "WARNING", "ERROR"]),
-    "EnableAuthentication": ("false", ["true", "false"]),
+    "EnableAuthentication": ("true", ["true", "false"]),  # secure by default
     "CodeS3Bucket": (None, None),
     "CodeS3Key": (None, None),
     "Architecture": ("arm64", ["arm64", "x86_64"]),
@@ -96,6 +105,8 @@ DESIGN_PARAMETERS = {
     "CorsAllowedOrigins": ("*", None),
     "ReservedConcurrency": (-1, None),
     "SecretCacheTtlSeconds": (300, None),
+    # an account-wide setting is replaced only when asked (the deployer asks on a fresh account)
+    "ManageApiGatewayAccount": ("false", ["true", "false"]),
 }
 
 
@@ -249,6 +260,7 @@ def check_iam(template: dict[str, Any]) -> None:
     account = template["Resources"]["ApiGatewayAccount"]
     assert account["Condition"] == logging_role["Condition"] == "ManageAccount"
     assert account["Properties"] == {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLoggingRole", "Arn"]}}
+    assert template["Conditions"]["ManageAccount"] == {"Fn::Equals": [{"Ref": "ManageApiGatewayAccount"}, "true"]}
     assert not resources_of(template, "AWS::IAM::Policy") and not resources_of(template, "AWS::IAM::ManagedPolicy")
     permission = template["Resources"]["FunctionInvokePermission"]["Properties"]
     assert permission["Principal"] == "apigateway.amazonaws.com"
@@ -328,10 +340,16 @@ def check_routes(template: dict[str, Any]) -> None:
     # Every method of every path (OPTIONS preflight included) reaches the function.
     assert {("/", "ANY"), ("/{proxy+}", "ANY"), ("/v1/{proxy+}", "ANY"), ("/v1/models", "ANY"), ("/v1/models/{proxy+}", "ANY")} <= routes
     assert ("/v1/models", "GET") in routes
+    # One deployment, under the name the deployer renames with a hash of the API: it
+    # snapshots every method and gateway response, so it must wait for all of them.
     deployments = resources_of(template, "AWS::ApiGateway::Deployment")
-    assert {d.get("Condition") for d in deployments.values()} == {"IsStream", "IsBuffered"}
-    for deployment in deployments.values():
-        assert sorted(deployment["DependsOn"]) == sorted(methods), "a deployment snapshots every method"
+    assert list(deployments) == ["ApiDeployment"], "the deployer renames exactly ApiDeployment"
+    deployment = deployments["ApiDeployment"]
+    assert "Condition" not in deployment, "the stage always serves it"
+    responses = resources_of(template, "AWS::ApiGateway::GatewayResponse")
+    assert sorted(deployment["DependsOn"]) == sorted([*methods, *responses]), "a deployment snapshots every method and gateway response"
+    referring = {name for name, r in template["Resources"].items() if "ApiDeployment" in refs_in(r)}
+    assert referring == {"ApiStage"} and not any("ApiDeployment" in refs_in(o) for o in template["Outputs"].values())
     api = template["Resources"]["Api"]["Properties"]
     assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     assert api["MinimumCompressionSize"] == {
@@ -344,7 +362,7 @@ def check_routes(template: dict[str, Any]) -> None:
 def check_stage(template: dict[str, Any]) -> None:
     stage = template["Resources"]["ApiStage"]["Properties"]
     assert stage["StageName"] == {"Ref": "Stage"}
-    assert stage["DeploymentId"] == {"Fn::If": ["IsStream", {"Ref": "StreamDeployment"}, {"Ref": "BufferedDeployment"}]}
+    assert stage["DeploymentId"] == {"Ref": "ApiDeployment"}
     settings = [s for entry in stage["MethodSettings"] for s in if_branches(entry) if s != {"Ref": "AWS::NoValue"}]
     everything = settings[0]
     assert (everything["ResourcePath"], everything["HttpMethod"]) == ("/*", "*")
@@ -451,6 +469,21 @@ def check_outputs(template: dict[str, Any]) -> None:
         assert "Export" not in output, "exports would make two stacks in one account collide"
 
 
+def check_account_logging_setting(template: dict[str, Any]) -> None:
+    """When the stack sets the account's logging role: on a fresh account AWS needs an API
+    Gateway resource before the setting, and the stage may turn logging on only after it."""
+    assert dependencies(template, "ApiGatewayAccount") >= {"Api", "ApiGatewayLoggingRole"}
+    # The account setting is conditional, so the stage names it inside Fn::If ManageAccount
+    # (a DependsOn on a resource that may not exist is a template error).
+    stage = template["Resources"]["ApiStage"]
+    assert "ApiGatewayAccount" not in as_list(stage.get("DependsOn", []))
+    description = stage["Properties"]["Description"]
+    assert isinstance(description, dict) and "Fn::If" in description, "the stage does not wait for the account setting"
+    condition, when_managed, otherwise = description["Fn::If"]
+    assert condition == "ManageAccount"
+    assert "ApiGatewayAccount" in refs_in(when_managed) and "ApiGatewayAccount" not in refs_in(otherwise)
+
+
 def check_checkov_skips_have_reasons(template: dict[str, Any]) -> None:
     for name, resource in template["Resources"].items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
@@ -467,6 +500,7 @@ PINS: list[Callable[[dict[str, Any]], None]] = [
     check_function,
     check_routes,
     check_stage,
+    check_account_logging_setting,
     check_gateway_responses,
     check_dashboard,
     check_outputs,
@@ -493,6 +527,7 @@ def test_secret_arn_pattern_takes_arns_only(template):
         ("AlarmEmail", ["", "ops@example.com"], ["ops", "a b@example.com"]),
         ("SecretKmsKeyArn", ["", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"], ["alias/aws/secretsmanager"]),
         ("LambdaFunctionName", ["openai-lambda-proxy"], ["", "a" * 65, "has space"]),
+        ("ApiGatewayName", ["openai-proxy-api", "Team.API_v2", "a" * 128], ["", "my proxy api", "-api", "a/b", "a#b", "a" * 129]),
         ("CodeS3Bucket", ["my-artifacts.bucket"], ["Upper", "a"]),
         ("VpcSubnetIds", ["", "subnet-0123456789abcdef0"], ["subnet-XYZ", "sg-01234567"]),
         ("VpcSecurityGroupIds", ["", "sg-01234567"], ["subnet-01234567", "default"]),
@@ -504,6 +539,25 @@ def test_parameter_patterns(template, name, good, bad):
         assert re.fullmatch(pattern, value), value
     for value in bad:
         assert not re.fullmatch(pattern, value), value
+
+
+def test_api_name_takes_only_characters_a_log_group_name_allows(template):
+    """ApiGatewayName is part of the access log group's name: a name the parameter accepts
+    must never fail later at CreateLogGroup (pattern and length from the Logs API model)."""
+    log_group_name = botocore.session.get_session().get_service_model("logs").shape_for("LogGroupName").metadata
+    spec = template["Parameters"]["ApiGatewayName"]
+    access_group = template["Resources"]["AccessLogGroup"]["Properties"]["LogGroupName"]["Fn::Sub"]
+    assert "${ApiGatewayName}" in access_group
+    candidates = [f"a{chr(c)}b" for c in range(32, 127)] + ["aéb", "a\tb", "a" * 128, "a" * 129]
+    accepted = [name for name in candidates if re.fullmatch(spec["AllowedPattern"], name)]
+    assert "a-b" in accepted and "a" * 128 in accepted
+    for name in accepted:
+        for stage in template["Parameters"]["Stage"]["AllowedValues"]:
+            group = access_group.replace("${ApiGatewayName}", name).replace("${Stage}", stage)
+            assert re.fullmatch(log_group_name["pattern"], group), f"ApiGatewayName {name!r} makes log group {group!r}"
+            assert len(group) <= log_group_name["max"], group
+    # A rejected name gets a message that says what to do instead.
+    assert "log group" in spec["ConstraintDescription"] and "use hyphens" in spec["ConstraintDescription"]
 
 
 def test_no_literal_secret_in_the_template(template_text):
@@ -581,6 +635,10 @@ BROKEN = {
     "stage kept in the path": (check_function, _drop(["Resources", "Function", "Properties", "Environment", "Variables", "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"])),
     "buffered URI in stream mode": (check_routes, _set(["Resources", "ProxyMethod", "Properties", "Integration", "Uri"], {"Fn::Sub": BUFFERED_URI})),
     "body logging on": (check_stage, _data_trace),
+    "a deployment that does not wait for the gateway responses": (check_routes, _set(["Resources", "ApiDeployment", "DependsOn"], ["RootMethod", "ProxyMethod", "V1ProxyMethod", "ModelsAnyMethod", "ModelsGetMethod", "ModelsProxyMethod"])),
+    "a deployment per response mode": (check_routes, lambda t: t["Resources"].update(BufferedDeployment={**t["Resources"]["ApiDeployment"], "Condition": "IsBuffered"})),
+    "the account setting before any API exists": (check_account_logging_setting, _drop(["Resources", "ApiGatewayAccount", "DependsOn"])),
+    "the stage logging before the account setting": (check_account_logging_setting, _set(["Resources", "ApiStage", "Properties", "Description"], "OpenAI proxy")),
     "a metric the proxy never writes": (check_dashboard, _unknown_metric),
     "a proxy panel summing every stack's function": (check_dashboard, _proxy_metric_of_every_function),
     "the proxy-errors alarm of every function": (check_dashboard, _drop(["Resources", "UpstreamErrorsAlarm", "Properties", "Dimensions"])),

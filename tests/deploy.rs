@@ -187,7 +187,9 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
     assert!(second.ok, "{}", second.text);
     assert!(second.text.contains("no changes"), "{}", second.text);
     assert!(
-        second.text.contains("already there, not uploaded again"),
+        second
+            .text
+            .contains("already there (same SHA-256), not uploaded again"),
         "{}",
         second.text
     );
@@ -198,7 +200,8 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
     );
     // One object version: nothing was uploaded twice.
     let key = format!(
-        "openai-proxy-function/{}.zip",
+        "{}/function/{}.zip",
+        case.stack,
         artifact::load(&bin, None).unwrap().sha256_hex
     );
     let bucket = "openai-lambda-proxy-123456789012-us-east-1";
@@ -271,11 +274,10 @@ fn a_parameter_change_reaches_the_function() {
 }
 
 #[test]
-fn a_route_change_is_deployed_to_the_stage() {
+fn a_route_change_is_deployed_to_the_stage_by_cloudformation_itself() {
     let case = Case::new("routes");
     let bin = case.bootstrap("bootstrap", 62, "r");
-    let first = assert_ok(case.deploy(&bin));
-    assert!(!first.text.contains("routes changed"), "{}", first.text);
+    assert_ok(case.deploy(&bin));
     let aws = aws();
     let info = runtime()
         .block_on(openai_proxy_deployer::cfn::stack::describe(&aws, &case.stack))
@@ -303,16 +305,46 @@ fn a_route_change_is_deployed_to_the_stage() {
         cmd.env("LAMBDA_TIMEOUT", "120");
         cmd
     });
+    // A new deployment resource, named after the API's hash, replaces the old one
+    // inside the stack operation: no API Gateway call outside CloudFormation.
     assert!(
-        out.text.contains("routes changed: deployed them to stage"),
+        out.text.contains("Add     ApiDeployment") && out.text.contains("Remove  ApiDeployment"),
         "{}",
         out.text
     );
-    assert_ne!(
-        deployment(&aws),
-        before,
-        "the stage still serves the old deployment"
+    let now = deployment(&aws);
+    assert_ne!(now, before, "the stage still serves the old deployment");
+    let deployments = runtime()
+        .block_on(aws.apigateway.get_deployments().rest_api_id(api).send())
+        .unwrap();
+    let ids: Vec<&str> = deployments.items().iter().filter_map(|d| d.id()).collect();
+    assert_eq!(
+        ids,
+        [now.as_str()],
+        "the old deployment is deleted with the update"
     );
+    let resources = runtime()
+        .block_on(
+            aws.cloudformation
+                .describe_stack_resources()
+                .stack_name(&case.stack)
+                .send(),
+        )
+        .unwrap();
+    let physical = resources
+        .stack_resources()
+        .iter()
+        .find(|r| r.resource_type() == Some("AWS::ApiGateway::Deployment"))
+        .and_then(|r| r.physical_resource_id());
+    assert_eq!(physical, Some(now.as_str()), "the stage drifted from the stack");
+    // Changing nothing of the API keeps the deployment.
+    let again = assert_ok({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("LAMBDA_TIMEOUT", "120").env("LOG_LEVEL", "DEBUG");
+        cmd
+    });
+    assert!(!again.text.contains("ApiDeployment"), "{}", again.text);
+    assert_eq!(deployment(&aws), now);
 }
 
 #[test]

@@ -20,7 +20,9 @@ const POLICY: &str = "docs/iam-policy.json";
 const CLIENTS: &[(&str, &str)] = &[
     ("apigateway", "apigateway"),
     ("cloudformation", "cloudformation"),
+    ("cloudwatch", "cloudwatch"),
     ("lambda", "lambda"),
+    ("logs", "logs"),
     ("s3", "s3"),
     ("secrets", "secretsmanager"),
     ("sts", "sts"),
@@ -29,8 +31,7 @@ const CLIENTS: &[(&str, &str)] = &[
 /// SDK operations whose IAM action is not the operation's own name.
 const ACTION_OF: &[(&str, &[&str])] = &[
     // API Gateway's IAM actions are HTTP verbs on resource paths.
-    ("apigateway.create_deployment", &["apigateway:POST"]),
-    ("apigateway.get_stage", &["apigateway:GET"]),
+    ("apigateway.get_account", &["apigateway:GET"]),
     ("s3.head_bucket", &["s3:ListBucket"]),
     ("s3.head_object", &["s3:GetObject"]),
     ("s3.list_objects_v2", &["s3:ListBucket"]),

@@ -60,9 +60,9 @@ pub fn means_no_changes(reason: &str) -> bool {
 /// commit) causes when nothing else changed.
 pub fn only_tags(changes: &[ResourceChange]) -> bool {
     !changes.is_empty()
-        && changes.iter().all(|c| {
-            c.action == ChangeAction::Modify && c.scope.iter().all(|s| *s == ResourceAttribute::Tags)
-        })
+        && changes
+            .iter()
+            .all(|c| c.action == ChangeAction::Modify && c.scope == [ResourceAttribute::Tags])
 }
 
 /// The changes that make the stack serve something new: added or modified resources
@@ -161,6 +161,12 @@ mod tests {
             ..tags("Function")
         };
         assert!(!only_tags(&[both]));
+        // A modification that does not say what it touches is a real change.
+        let unscoped = ResourceChange {
+            scope: vec![],
+            ..tags("Function")
+        };
+        assert!(!only_tags(&[unscoped]));
     }
 
     #[test]

@@ -722,3 +722,92 @@ fn each_prerequisite_failure_names_its_fix() {
         );
     }
 }
+
+/// The objects of `prefix` in the shared artifact bucket, all versions.
+fn object_versions(aws: &Aws, prefix: &str) -> usize {
+    let listed = runtime().block_on(
+        aws.s3
+            .list_object_versions()
+            .bucket("openai-lambda-proxy-123456789012-us-east-1")
+            .prefix(prefix)
+            .send(),
+    );
+    listed.map(|l| l.versions().len()).unwrap_or(0)
+}
+
+#[test]
+fn a_template_over_cloudformations_inline_limit_deploys_from_s3() {
+    let case = Case::new("big");
+    let bin = case.bootstrap("bootstrap", 62, "big");
+    // The proxy's template with 60 KB more in its Metadata: over the 51,200 bytes
+    // CloudFormation accepts inline.
+    let template = std::fs::read_to_string(repo().join("template.yaml"))
+        .unwrap()
+        .replacen(
+            "\nMetadata:\n",
+            &format!("\nMetadata:\n  Padding: \"{}\"\n", "x".repeat(60_000)),
+            1,
+        );
+    assert!(template.len() > 110_000, "the padding was not added");
+    let path = case.dir.path().join("big.yaml");
+    std::fs::write(&path, &template).unwrap();
+    let out = assert_ok({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("TEMPLATE_FILE", &path);
+        cmd
+    });
+    assert!(out.text.contains("✅ deploy: deployed"), "{}", out.text);
+    assert!(out.text.contains("/template/"), "{}", out.text);
+}
+
+#[test]
+fn destroy_artifacts_removes_this_stacks_objects_and_keeps_the_shared_bucket_for_others() {
+    let mine = Case::new("art-a");
+    let theirs = Case::new("art-b");
+    assert_ok(mine.deploy(&mine.bootstrap("bootstrap", 62, "a")));
+    assert_ok(theirs.deploy(&theirs.bootstrap("bootstrap", 62, "b")));
+    let aws = aws();
+    assert!(object_versions(&aws, &format!("{}/", mine.stack)) >= 2);
+    let out = assert_ok({
+        let mut cmd = mine.deployer("destroy");
+        cmd.env("DESTROY_ARTIFACTS", "true");
+        cmd
+    });
+    assert!(
+        out.text.contains("deleted 2 object versions of stack"),
+        "{}",
+        out.text
+    );
+    assert_eq!(object_versions(&aws, &format!("{}/", mine.stack)), 0);
+    assert!(
+        object_versions(&aws, &format!("{}/", theirs.stack)) >= 2,
+        "another stack's code (its rollbacks read it) was deleted"
+    );
+    assert_ok(theirs.deployer("destroy"));
+}
+
+#[test]
+fn a_leftover_log_group_of_the_function_stops_the_deploy_before_anything_is_created() {
+    let case = Case::new("logs");
+    let bin = case.bootstrap("bootstrap", 62, "l");
+    let aws = aws();
+    let group = format!("/aws/lambda/{}", case.stack);
+    runtime()
+        .block_on(aws.logs.create_log_group().log_group_name(&group).send())
+        .unwrap();
+    let out = run(case.deploy(&bin));
+    assert!(!out.ok, "{}", out.text);
+    assert!(
+        out.text
+            .contains(&format!("log group {group} already exists outside stack")),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("aws logs delete-log-group"), "{}", out.text);
+    assert!(!stack_exists(&aws, &case.stack));
+    assert_eq!(
+        object_versions(&aws, &format!("{}/", case.stack)),
+        0,
+        "something was uploaded"
+    );
+}

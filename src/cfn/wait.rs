@@ -128,3 +128,177 @@ enum Read {
     Gone,
     Transient(Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::Client;
+    use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent};
+    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_types::DateTime;
+
+    use super::*;
+    use crate::aws::mocked::{aws, query_error};
+
+    fn stack(status: StackStatus) -> DescribeStacksOutput {
+        DescribeStacksOutput::builder()
+            .stacks(
+                Stack::builder()
+                    .stack_name("s")
+                    .stack_status(status)
+                    .creation_time(DateTime::from_secs(0))
+                    .build(),
+            )
+            .build()
+    }
+
+    fn event(id: &str, secs: i64, token: &str, status: ResourceStatus, reason: &str) -> StackEvent {
+        StackEvent::builder()
+            .event_id(id)
+            .stack_id("s")
+            .stack_name("s")
+            .timestamp(DateTime::from_secs(secs))
+            .logical_resource_id("Function")
+            .resource_type("AWS::Lambda::Function")
+            .resource_status(status)
+            .resource_status_reason(reason)
+            .client_request_token(token)
+            .build()
+    }
+
+    fn no_events() -> Rule {
+        mock!(Client::describe_stack_events).then_output(|| DescribeStackEventsOutput::builder().build())
+    }
+
+    async fn settle(aws: &Aws, timeout: Duration, events: &mut Vec<Event>) -> Result<Settled> {
+        let mut op = Operation::begin(aws, "s", "mine").await?;
+        Wait {
+            aws,
+            stack: "s",
+            poll: Poll::fast(),
+            timeout,
+            ui: &Ui::plain(),
+        }
+        .until_settled(&mut op, events)
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_update_that_rolls_back_ends_failed_with_only_this_operations_events_once_each() {
+        let statuses = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| stack(StackStatus::UpdateInProgress))
+            .output(|| stack(StackStatus::UpdateRollbackInProgress))
+            .output(|| stack(StackStatus::UpdateRollbackComplete))
+            .build();
+        // Newest first, as CloudFormation pages them. "old" was there before the
+        // operation began; "theirs" is another pipeline's, newer but with its own token.
+        let events = mock!(Client::describe_stack_events)
+            .sequence()
+            .output(|| {
+                DescribeStackEventsOutput::builder()
+                    .stack_events(event(
+                        "old",
+                        50,
+                        "earlier",
+                        ResourceStatus::DeleteFailed,
+                        "an old delete",
+                    ))
+                    .build()
+            })
+            .output(|| {
+                DescribeStackEventsOutput::builder()
+                    .stack_events(event(
+                        "theirs",
+                        102,
+                        "theirs",
+                        ResourceStatus::UpdateFailed,
+                        "not ours",
+                    ))
+                    .stack_events(event("2", 101, "mine", ResourceStatus::UpdateInProgress, ""))
+                    .stack_events(event(
+                        "old",
+                        50,
+                        "earlier",
+                        ResourceStatus::DeleteFailed,
+                        "an old delete",
+                    ))
+                    .build()
+            })
+            .output(|| {
+                DescribeStackEventsOutput::builder()
+                    .stack_events(event(
+                        "3",
+                        103,
+                        "mine",
+                        ResourceStatus::UpdateFailed,
+                        "Memory size 99 is invalid",
+                    ))
+                    .stack_events(event("2", 101, "mine", ResourceStatus::UpdateInProgress, ""))
+                    .build()
+            })
+            .output(|| DescribeStackEventsOutput::builder().build())
+            .repeatedly()
+            .build();
+        let aws = aws(&[&statuses, &events], &[]);
+        let mut seen = Vec::new();
+        let settled = settle(&aws, Duration::from_secs(30), &mut seen).await;
+        assert_eq!(
+            settled.unwrap(),
+            Settled::Failed(StackStatus::UpdateRollbackComplete)
+        );
+        assert_eq!(seen.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["2", "3"]);
+        let failed = crate::cfn::events::failures(&seen);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].reason, "Memory size 99 is invalid");
+    }
+
+    #[tokio::test]
+    async fn a_stack_that_never_settles_times_out_with_its_status() {
+        let statuses = mock!(Client::describe_stacks).then_output(|| stack(StackStatus::CreateInProgress));
+        let events = no_events();
+        let aws = aws(&[&statuses, &events], &[]);
+        let settled = settle(&aws, Duration::from_millis(30), &mut Vec::new()).await;
+        assert_eq!(settled.unwrap(), Settled::TimedOut(StackStatus::CreateInProgress));
+        assert!(statuses.num_calls() >= 2, "polled {} times", statuses.num_calls());
+    }
+
+    #[tokio::test]
+    async fn polls_that_fail_for_a_moment_are_tried_again_until_the_stack_settles() {
+        // Seven answers of 503 and throttling: more than the SDK's five attempts, so one
+        // poll fails outright; the wait goes on instead of failing the deploy.
+        let statuses = mock!(Client::describe_stacks)
+            .sequence()
+            .http_response(|| query_error(503, "ServiceUnavailable", "Service is unavailable"))
+            .times(4)
+            .http_response(|| query_error(400, "Throttling", "Rate exceeded"))
+            .times(3)
+            .output(|| stack(StackStatus::UpdateComplete))
+            .build();
+        let events = no_events();
+        let aws = aws(&[&statuses, &events], &[]);
+        let settled = settle(&aws, Duration::from_secs(30), &mut Vec::new()).await;
+        assert_eq!(settled.unwrap(), Settled::Succeeded(StackStatus::UpdateComplete));
+        assert_eq!(statuses.num_calls(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_denied_poll_ends_the_wait_with_the_permission_fix() {
+        let statuses = mock!(Client::describe_stacks).then_http_response(|| {
+            query_error(
+                403,
+                "AccessDenied",
+                "not authorized to perform cloudformation:DescribeStacks",
+            )
+        });
+        let events = no_events();
+        let aws = aws(&[&statuses, &events], &[]);
+        let err = settle(&aws, Duration::from_secs(30), &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(err.cause.contains("AccessDenied"), "{err}");
+        assert!(err.fix.contains("docs/iam-policy.json"), "{err}");
+        assert_eq!(statuses.num_calls(), 1);
+    }
+}

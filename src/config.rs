@@ -181,6 +181,12 @@ pub const VARIABLES: &[Variable] = &[
         "seconds to wait for the stack before giving up"
     ),
     var!(
+        "ROLLBACK_WINDOW_MINUTES",
+        Some("3"),
+        Kind::Number(0, 180),
+        "guarded deploys: minutes CloudFormation monitors an update, while the endpoint tests run and a failure rolls back; 0 turns the guard off"
+    ),
+    var!(
         "TERMINATION_PROTECTION",
         Some("false"),
         Kind::Bool,
@@ -368,6 +374,7 @@ pub struct Config {
     pub lambda_timeout: u64,
     pub artifact_bucket: Option<String>,
     pub wait_timeout: u64,
+    pub rollback_window_minutes: u64,
     pub termination_protection: bool,
     pub run_endpoint_tests: bool,
     pub test_chat_completion: bool,

@@ -5,6 +5,7 @@
 pub mod change_set;
 pub mod classify;
 pub mod events;
+pub mod guard;
 pub mod stack;
 pub mod wait;
 

@@ -29,6 +29,24 @@ pub struct Wait<'a> {
     pub ui: &'a Ui,
 }
 
+/// A wait that knows when CloudFormation's monitoring window ends says how much is left.
+pub struct WindowWait<'a> {
+    wait: Wait<'a>,
+    ends: Option<Instant>,
+}
+
+impl<'a> Wait<'a> {
+    pub fn with_window(self, ends: Option<Instant>) -> WindowWait<'a> {
+        WindowWait { wait: self, ends }
+    }
+}
+
+impl WindowWait<'_> {
+    pub async fn until_settled(&self, op: &mut Operation, events: &mut Vec<Event>) -> Result<Settled> {
+        self.wait.run(op, events, |_, _| false, self.ends).await
+    }
+}
+
 impl Wait<'_> {
     /// Streams the operation's new events (once each, into `events`) until the stack
     /// settles or the deadline passes.
@@ -42,7 +60,17 @@ impl Wait<'_> {
         &self,
         op: &mut Operation,
         events: &mut Vec<Event>,
+        ready: impl FnMut(&StackStatus, &[Event]) -> bool,
+    ) -> Result<Settled> {
+        self.run(op, events, ready, None).await
+    }
+
+    async fn run(
+        &self,
+        op: &mut Operation,
+        events: &mut Vec<Event>,
         mut ready: impl FnMut(&StackStatus, &[Event]) -> bool,
+        window_ends: Option<Instant>,
     ) -> Result<Settled> {
         let started = Instant::now();
         let deadline = started + self.timeout;
@@ -72,8 +100,16 @@ impl Wait<'_> {
                         return Ok(Settled::TimedOut(status));
                     }
                     if last_output.elapsed() >= HEARTBEAT {
+                        let left = window_ends
+                            .map(|end| {
+                                format!(
+                                    " (monitoring window: about {} s left)",
+                                    end.saturating_duration_since(Instant::now()).as_secs()
+                                )
+                            })
+                            .unwrap_or_default();
                         self.ui.step(&format!(
-                            "… still {} after {} s",
+                            "… still {} after {} s{left}",
                             status.as_str(),
                             started.elapsed().as_secs()
                         ));

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_cloudformation::types::ChangeSetType;
+use aws_sdk_cloudformation::types::{ChangeSetType, StackStatus};
 
 use super::Context;
 use crate::artifact::Artifact;
 use crate::cfn::change_set::{self, ChangeSet, Prepared, Source};
 use crate::cfn::classify::{self, Settled};
 use crate::cfn::events::{Operation, failures};
+use crate::cfn::guard;
 use crate::cfn::request_token;
 use crate::cfn::stack::{self, Plan, StackInfo};
 use crate::cfn::wait::Wait;
@@ -39,30 +40,35 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
 
     let started = ctx.begin(&format!("Stack {}", ctx.config.stack_name));
     let result = stack_phase(ctx, &ready, &uploaded).await;
-    let no_changes = ctx.end("stack", started, result)?;
-
-    if let Some(function) = ctx.report.outputs.get("FunctionName").cloned() {
-        let started = ctx.begin("Verifying the function code");
-        let verified = lambda_code::verify(
-            &ready.aws,
-            &function,
-            &artifact,
-            &uploaded.bucket,
-            &uploaded.code_key,
-            ctx.poll,
-            ctx.wait_timeout(),
-        )
-        .await;
-        match ctx.end("function code", started, verified)? {
-            Verified::Matches => ctx.ui.step("the function runs the uploaded artifact"),
-            Verified::Updated => {
-                ctx.ui.warn("the function's code had been changed outside this deployer; it was updated to the artifact");
-                ctx.report
-                    .notes
-                    .push("the function's code had been changed out of band and was updated".into());
-            }
+    let applied = ctx.end("stack", started, result)?;
+    let expected = match &ctx.config.model_mappings {
+        Some(mappings) => mappings.keys().cloned().collect(),
+        None => super::test::secret_model_ids(&ready.aws, &secret_arn).await?,
+    };
+    // For the report's client snippet, whether or not the tests run.
+    ctx.report.model = expected.first().cloned();
+    ctx.report.auth = Some(ctx.config.enable_authentication);
+    let cors = uploaded.parameters.get("CorsAllowedOrigins").cloned();
+    let tests = super::guarded::Tests {
+        expected,
+        cors: cors.clone(),
+    };
+    let no_changes = match applied {
+        Applied::Serving(guard) => {
+            super::guarded::finish(ctx, &ready, guard, &tests).await?;
+            verify_code(ctx, &ready, &artifact, &uploaded).await?;
+            ctx.report.status = Some(Status::Succeeded);
+            ctx.report.headline = if ctx.config.run_endpoint_tests {
+                "deployed: the new version passed its endpoint tests while CloudFormation monitored it".into()
+            } else {
+                "deployed: CloudFormation monitored the new version and no alarm fired".into()
+            };
+            return Ok(());
         }
-    }
+        Applied::NoChanges => true,
+        Applied::Done => false,
+    };
+    verify_code(ctx, &ready, &artifact, &uploaded).await?;
     ctx.report.status = Some(if no_changes {
         Status::NoChanges
     } else {
@@ -73,13 +79,6 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     } else {
         "deployed".into()
     };
-    let expected = match &ctx.config.model_mappings {
-        Some(mappings) => mappings.keys().cloned().collect(),
-        None => super::test::secret_model_ids(&ready.aws, &secret_arn).await?,
-    };
-    // For the report's client snippet, whether or not the tests run.
-    ctx.report.model = expected.first().cloned();
-    ctx.report.auth = Some(ctx.config.enable_authentication);
     if !ctx.config.run_endpoint_tests {
         ctx.report
             .notes
@@ -87,12 +86,70 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
         return Ok(());
     }
     let base = super::test::target(ctx)?;
-    let cors = uploaded.parameters.get("CorsAllowedOrigins").cloned();
-    let tested = super::test::endpoint_phase(ctx, &base, expected, cors.as_deref()).await;
+    let tested =
+        super::test::endpoint_phase(ctx, "endpoint tests", &base, tests.expected, cors.as_deref()).await;
     if tested.is_err() {
-        ctx.report.headline = format!("{}, but the endpoint tests failed", ctx.report.headline);
+        if no_changes {
+            ctx.report.headline = format!("{}, but the endpoint tests failed", ctx.report.headline);
+        } else if ctx.config.rollback_window_minutes == 0 {
+            ctx.report.headline =
+                "deployed, but the endpoint tests failed (ROLLBACK_WINDOW_MINUTES=0: the new version stays)"
+                    .into();
+        } else {
+            let stack = &ctx.config.stack_name;
+            ctx.report.headline =
+                "created, but the endpoint tests failed: a first create has no previous version to return to"
+                    .into();
+            ctx.report.notes.push(format!(
+                "the stack {stack} stays as created: fix the failure and deploy again, or remove it with DEPLOYER_COMMAND=destroy"
+            ));
+        }
     }
     tested
+}
+
+/// The function must run the artifact just uploaded; code changed out of band is put back.
+async fn verify_code(
+    ctx: &mut Context,
+    ready: &Ready,
+    artifact: &Artifact,
+    uploaded: &Uploaded,
+) -> Result<()> {
+    let Some(function) = ctx.report.outputs.get("FunctionName").cloned() else {
+        return Ok(());
+    };
+    let started = ctx.begin("Verifying the function code");
+    let verified = lambda_code::verify(
+        &ready.aws,
+        &function,
+        artifact,
+        &uploaded.bucket,
+        &uploaded.code_key,
+        ctx.poll,
+        ctx.wait_timeout(),
+    )
+    .await;
+    match ctx.end("function code", started, verified)? {
+        Verified::Matches => ctx.ui.step("the function runs the uploaded artifact"),
+        Verified::Updated => {
+            ctx.ui.warn(
+                "the function's code had been changed outside this deployer; it was updated to the artifact",
+            );
+            ctx.report
+                .notes
+                .push("the function's code had been changed out of band and was updated".into());
+        }
+    }
+    Ok(())
+}
+
+/// What the stack phase did.
+pub(super) enum Applied {
+    NoChanges,
+    /// Created or updated, and settled.
+    Done,
+    /// A guarded update: the new version serves while CloudFormation still monitors it.
+    Serving(super::guarded::Guard),
 }
 
 /// The artifact bucket, the function zip and the template prepared for this deploy.
@@ -168,10 +225,21 @@ async fn upload(ctx: &mut Context, ready: &Ready, artifact: &Artifact, secret_ar
     })
 }
 
-/// Returns whether there was nothing to change.
-async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> Result<bool> {
+async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> Result<Applied> {
     let stack = ctx.config.stack_name.clone();
     let (kind, previous) = settle_before_change(ctx, ready).await?;
+    // Every update is guarded unless the window is 0: the rollback configuration goes
+    // into the change set (ExecuteChangeSet takes none).
+    let window = ctx.config.rollback_window_minutes;
+    let triggers = if kind == ChangeSetType::Update && window > 0 {
+        let triggers = guard::triggers(&ready.aws, &stack).await?;
+        if let Some(firing) = guard::already_alarming(&triggers) {
+            return Err(firing);
+        }
+        Some(triggers)
+    } else {
+        None
+    };
     let tags = tags(ctx);
     let name = change_set::unique_name("deploy");
     let request = change_set::Request {
@@ -181,7 +249,7 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         template: Source::Url(&uploaded.template_url),
         parameters: &uploaded.parameters,
         tags: &tags,
-        rollback: None,
+        rollback: triggers.as_deref().map(|t| guard::configuration(t, window)),
     };
     let prepared = change_set::create(&ready.aws, &request, ctx.poll, ctx.wait_timeout()).await?;
     let cs = match prepared {
@@ -199,13 +267,16 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
             .step("no changes: the stack already matches the template, parameters and code");
         let info = stack::describe(&ready.aws, &stack).await?;
         finish_stack(ctx, ready, info).await?;
-        return Ok(true);
+        return Ok(Applied::NoChanges);
     };
     describe_changes(ctx, &cs);
     let token = request_token();
     let mut op = Operation::begin(&ready.aws, &cs.stack_id, &token).await?;
     change_set::execute(&ready.aws, &cs, &token).await?;
+    let executed = tokio::time::Instant::now();
     ctx.ui.group(&format!("Stack events of {stack}"));
+    let guarded = triggers.is_some();
+    let changes = cs.changes.clone();
     let settled = Wait {
         aws: &ready.aws,
         stack: &cs.stack_id,
@@ -213,15 +284,41 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         timeout: ctx.wait_timeout(),
         ui: &ctx.ui,
     }
-    .until_settled(&mut op, &mut ctx.report.events)
+    .until(&mut op, &mut ctx.report.events, |status, events| {
+        guarded
+            && *status == aws_sdk_cloudformation::types::StackStatus::UpdateInProgress
+            && guard::new_version_serves(&changes, events)
+    })
     .await;
     ctx.ui.end_group();
     match settled? {
+        Settled::Running(_) => {
+            ctx.ui
+                .step("the new version serves; CloudFormation monitors it now");
+            Ok(Applied::Serving(super::guarded::Guard {
+                stack_id: cs.stack_id.clone(),
+                op,
+                window: std::time::Duration::from_secs(window * 60),
+                executed,
+                triggers: triggers.unwrap_or_default(),
+            }))
+        }
+        settled => {
+            ended(ctx, ready, settled).await?;
+            Ok(Applied::Done)
+        }
+    }
+}
+
+/// A stack operation that ended: success records the stack; anything else is the
+/// error that says what happened and what to do.
+pub(super) async fn ended(ctx: &mut Context, ready: &Ready, settled: Settled) -> Result<()> {
+    let stack = ctx.config.stack_name.clone();
+    match settled {
         Settled::Succeeded(status) => {
             ctx.ui.step(status.as_str());
             let info = stack::describe(&ready.aws, &stack).await?;
-            finish_stack(ctx, ready, info).await?;
-            Ok(false)
+            finish_stack(ctx, ready, info).await
         }
         Settled::TimedOut(status) | Settled::Running(status) => {
             ctx.report.stack_status = Some(status.as_str().to_owned());
@@ -230,6 +327,16 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         Settled::Failed(status) => {
             ctx.report.stack_status = Some(status.as_str().to_owned());
             ctx.report.failed_resources = failures(&ctx.report.events);
+            if let Some(reason) = guard::alarm_rollback(&ctx.report.events) {
+                ctx.report.rolled_back = status == StackStatus::UpdateRollbackComplete;
+                ctx.report.headline =
+                    "rolled back: a rollback alarm fired on the new version; the previous version is serving"
+                        .into();
+                return Err(Error::new(
+                    format!("CloudFormation rolled stack {stack} back: {reason}"),
+                    "the alarm named above saw errors from the new version: read the function's log and the dashboard for them, fix the cause, and deploy again",
+                ));
+            }
             let first = ctx
                 .report
                 .failed_resources
@@ -238,12 +345,11 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
                 .unwrap_or_default();
             Err(Error::new(
                 format!("stack {stack} ended in {}{first}", status.as_str()),
-                if status == aws_sdk_cloudformation::types::StackStatus::UpdateRollbackComplete {
-                    "CloudFormation rolled back to the previous version, which is still serving: fix the failed resources listed in the report and deploy again".to_owned()
-                } else if status == aws_sdk_cloudformation::types::StackStatus::RollbackComplete {
-                    "fix the failed resources listed in the report and deploy again (a failed first create is deleted and recreated automatically)".to_owned()
-                } else {
-                    stack::stuck_fix(&status, &stack)
+                match status {
+                    StackStatus::UpdateRollbackComplete => "CloudFormation rolled back to the previous version, which is still serving: fix the failed resources listed in the report and deploy again".to_owned(),
+                    StackStatus::RollbackComplete => "fix the failed resources listed in the report and deploy again (a failed first create is deleted and recreated automatically)".to_owned(),
+                    StackStatus::UpdateRollbackFailed => guard::continue_rollback_fix(&stack, &ctx.report.failed_resources),
+                    other => stack::stuck_fix(&other, &stack),
                 },
             ))
         }
@@ -400,7 +506,7 @@ pub(super) fn describe_changes(ctx: &mut Context, cs: &ChangeSet) {
     ctx.report.changes = Some((summary, cs.changes.clone()));
 }
 
-async fn finish_stack(ctx: &mut Context, ready: &Ready, info: Option<StackInfo>) -> Result<()> {
+pub(super) async fn finish_stack(ctx: &mut Context, ready: &Ready, info: Option<StackInfo>) -> Result<()> {
     let Some(info) = info else {
         return Err(Error::new(
             format!("stack {} is gone after the deploy", ctx.config.stack_name),

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod destroy;
+mod guarded;
 mod setup_secrets;
 mod test;
 mod validate;

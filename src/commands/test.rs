@@ -40,7 +40,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
         .as_ref()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    endpoint_phase(ctx, &base, expected, cors.as_deref()).await?;
+    endpoint_phase(ctx, "endpoint tests", &base, expected, cors.as_deref()).await?;
     ctx.report.status = Some(Status::Succeeded);
     ctx.report.headline = "the proxy answers as it should".into();
     Ok(())
@@ -79,6 +79,7 @@ pub(super) async fn secret_model_ids(aws: &Aws, secret_arn: &str) -> Result<Vec<
 /// The endpoint tests as a phase. `cors`: the stack's `CorsAllowedOrigins`, when known.
 pub(super) async fn endpoint_phase(
     ctx: &mut Context,
+    phase: &'static str,
     base: &str,
     expected_models: Vec<String>,
     cors: Option<&str>,
@@ -118,5 +119,5 @@ pub(super) async fn endpoint_phase(
         ))
     };
     ctx.report.endpoint = Some(results);
-    ctx.end("endpoint tests", started, outcome)
+    ctx.end(phase, started, outcome)
 }

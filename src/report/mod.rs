@@ -63,8 +63,10 @@ pub struct Report {
     pub error: Option<String>,
     pub fix: Option<String>,
     pub notes: Vec<String>,
-    /// The endpoint tests, when they ran.
+    /// The endpoint tests, when they ran (after a rollback: of the restored version).
     pub endpoint: Option<endpoint::Results>,
+    /// The tests of a new version that failed them and was rolled back.
+    pub rejected: Option<endpoint::Results>,
     /// A mapped model id and whether client keys are required, for the client snippet
     /// when no endpoint test says so.
     pub model: Option<String>,
@@ -174,8 +176,20 @@ impl Report {
             }
             md.push('\n');
         }
+        if let Some(results) = &self.rejected {
+            endpoint_tests(
+                &mut md,
+                "Endpoint tests of the new version (rolled back)",
+                results,
+            );
+        }
         if let Some(results) = &self.endpoint {
-            endpoint_tests(&mut md, results);
+            let title = if self.rejected.is_some() {
+                "Endpoint tests of the previous version, after the rollback"
+            } else {
+                "Endpoint tests"
+            };
+            endpoint_tests(&mut md, title, results);
         }
         if let Some(api) = self.api_url()
             && self.status() != Status::Failed
@@ -407,10 +421,10 @@ fn row(md: &mut String, label: &str, value: Option<&str>) {
     }
 }
 
-fn endpoint_tests(md: &mut String, results: &endpoint::Results) {
+fn endpoint_tests(md: &mut String, title: &str, results: &endpoint::Results) {
     let _ = writeln!(
         md,
-        "### Endpoint tests\n\n{} `{}`: {}\n",
+        "### {title}\n\n{} `{}`: {}\n",
         if results.passed() { "✅" } else { "❌" },
         results.base_url,
         results.summary()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import datetime
 import functools
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ TRIGGER_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
 CANCELLED = "Stack update cancelled"
 CANNOT_CANCEL = "CancelUpdateStack cannot be called from current stack status"
 STACK_TYPE = "AWS::CloudFormation::Stack"
+
+_log = logging.getLogger(__name__)
 
 # The server is threaded: windows are opened, closed and rolled back under this lock.
 _lock = threading.RLock()
@@ -286,13 +289,16 @@ def _open_window(backend: CloudFormationBackend, execute: Any, change_set_name: 
         closes_at=utcnow(),
         changed=[(c.action, c.logical_resource_id, c.resource_type) for c in change_set.changes if c.action in ("Add", "Modify")],
     )
-    _event(stack, "UPDATE_IN_PROGRESS", "User Initiated", token=token)
+    started = utcnow()
     resource_map._ext_held_removals = ({c.logical_resource_id for c in change_set.changes if c.action == "Remove"}, window.removals)
     try:
         with _moto_events_silenced(stack):
             execute(backend, change_set_name, stack_name)
     finally:
         del resource_map._ext_held_removals
+    # Written once moto applied the update (a failure there is moto's error, as without a
+    # window), stamped with the time the update started.
+    _event(stack, "UPDATE_IN_PROGRESS", "User Initiated", token=token, at=started)
     for action, logical_id, resource_type in window.changed:
         physical = _physical_id(resource_map._parsed_resources.get(logical_id))
         if action == "Add":
@@ -330,7 +336,13 @@ def settle_due(now: datetime.datetime | None = None) -> None:
     """Closes every window that has run out. The caller holds the lock."""
     now = now or utcnow()
     for window in [w for w in _windows.values() if w.closes_at <= now]:
-        _close(window)
+        try:
+            _close(window)
+        except Exception:  # noqa: BLE001 - the request that closes it may be anyone's
+            # A failed cleanup leaves an update complete in AWS as well.
+            _log.exception("closing the monitoring window of %s failed", window.stack.name)
+            window.stack.status = "UPDATE_COMPLETE"
+            window.change_set.execution_status = "EXECUTE_COMPLETE"
 
 
 def _close(window: Window) -> None:
@@ -417,8 +429,15 @@ def roll_back(window: Window, reason: str, token: str | None) -> None:
 
     template = Stack.parse_template(previous.template) if isinstance(previous.template, str) else copy.deepcopy(previous.template)
     resource_map.input_parameters = copy.deepcopy(previous.input_parameters)
-    with _moto_events_silenced(stack):
-        resource_map.update(template, copy.deepcopy(previous.input_parameters) or None)
+    try:
+        with _moto_events_silenced(stack):
+            resource_map.update(template, copy.deepcopy(previous.input_parameters) or None)
+    except Exception as error:  # noqa: BLE001 - any resource that cannot be restored
+        _log.exception("rolling back %s failed", stack.name)
+        _event(stack, "UPDATE_ROLLBACK_FAILED", f"The emulator could not restore the previous resources: {error}", token=token)
+        stack.status = "UPDATE_ROLLBACK_FAILED"
+        window.change_set.execution_status = "EXECUTE_FAILED"
+        return
     for logical_id, _ in added:
         resource_map._parsed_resources.pop(logical_id, None)
         getattr(resource_map, "_ext_resolved", {}).pop(logical_id, None)
@@ -482,8 +501,9 @@ def _trigger_alarms_roll_back() -> None:
 
 
 def _busy_stacks_refuse_operations() -> None:
-    """A stack in its window is UPDATE_IN_PROGRESS: AWS refuses to update or delete it."""
-    for action in ("update_stack", "execute_change_set", "delete_stack"):
+    """A stack in its window is UPDATE_IN_PROGRESS: AWS refuses to update or delete it, or
+    to make a change set for it."""
+    for action in ("update_stack", "create_change_set", "execute_change_set", "delete_stack"):
         original = getattr(CloudFormationResponse, action)
 
         def refusing(self: CloudFormationResponse, _original: Any = original, _action: str = action) -> Any:

@@ -163,6 +163,11 @@ def test_update_with_a_window_holds_update_in_progress_then_cleans_up_and_comple
     done = {(e["LogicalResourceId"], e["ResourceStatus"]) for e in stack.events("deploy-2")}
     assert {("Function", "UPDATE_COMPLETE"), ("ExtraTopic", "CREATE_COMPLETE")} <= done
     assert not any(logical == "LegacyTopic" for logical, _ in done)
+    # Until the window closes, the stack takes no other operation.
+    with pytest.raises(botocore.exceptions.ClientError, match="is in UPDATE_IN_PROGRESS state and can not be updated"):
+        stack.change_set("UPDATE", Greeting="hola")
+    with pytest.raises(botocore.exceptions.ClientError, match="cannot be deleted while in status UPDATE_IN_PROGRESS"):
+        stack.cfn.delete_stack(StackName=stack.name)
 
     assert stack.wait() == "UPDATE_COMPLETE"
     assert stack.topics() == {"extra"}, "the removal happens in the cleanup after the window"

@@ -13,7 +13,7 @@ cancelled or rolled back by a trigger alarm during it, and writes per-resource e
 (`guarded_updates`). What stays unfaithful (test these with SDK mocks, not the
 emulator): outside such a window CloudFormation never rolls back (a failed resource is
 an error, not a rollback), records only stack-level events, and applies every change
-synchronously; a rollback never fails; API Gateway does not invoke the Lambda function,
+synchronously; a rollback is never made to fail; API Gateway does not invoke the Lambda function,
 and its deployments are not snapshots of the routes.
 
 `install()` must run before moto first builds its model map (its `get_model_list()` is

@@ -208,7 +208,12 @@ def effective_configuration(saved: dict[str, Any] | None, given: dict[str, Any] 
     saved = saved or {}
     given = given or {}
     triggers = given["RollbackTriggers"] if "RollbackTriggers" in given else saved.get("RollbackTriggers", [])
-    return {"RollbackTriggers": copy.deepcopy(triggers), "MonitoringTimeInMinutes": given.get("MonitoringTimeInMinutes", 0)}
+    config: dict[str, Any] = {}
+    if triggers or "RollbackTriggers" in given:
+        config["RollbackTriggers"] = copy.deepcopy(triggers)
+    if "MonitoringTimeInMinutes" in given:
+        config["MonitoringTimeInMinutes"] = given["MonitoringTimeInMinutes"]
+    return config
 
 
 def _rollback_configuration_is_accepted() -> None:

@@ -265,6 +265,21 @@ def test_trigger_alarm_already_in_alarm_rolls_the_update_back_before_anything_ch
     assert alarm_arn in stack.events("deploy-2")[1]["ResourceStatusReason"]
 
 
+def test_saved_triggers_guard_later_updates_until_an_empty_list_removes_them(stack):
+    alarm_arn = stack.create()["AlarmArn"]
+    stack.update(rollback=window(1, alarm_arn), Greeting="bonjour")
+    assert stack.wait() == "UPDATE_COMPLETE"
+    stack.aws["cloudwatch"].set_alarm_state(AlarmName=f"{stack.name}-errors", StateValue="ALARM", StateReason="failing")
+
+    # No triggers given: the stack's saved ones still apply, as AWS documents.
+    stack.update(rollback={"MonitoringTimeInMinutes": 0}, Greeting="hola")
+    assert (stack.status(), stack.greeting()) == ("UPDATE_ROLLBACK_COMPLETE", "bonjour")
+
+    stack.update(rollback=window(0), Greeting="hola")
+    assert (stack.status(), stack.greeting()) == ("UPDATE_COMPLETE", "hola")
+    assert stack.describe()["RollbackConfiguration"] == window(0)
+
+
 def test_cancel_outside_an_update_in_progress_is_refused(stack):
     stack.create()
     with pytest.raises(botocore.exceptions.ClientError, match="CancelUpdateStack cannot be called from current stack status"):

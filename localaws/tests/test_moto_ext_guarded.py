@@ -231,6 +231,28 @@ def test_cancel_in_the_window_restores_template_parameters_tags_and_resources(st
     assert (stack.status(), stack.greeting()) == ("UPDATE_COMPLETE", "hola")
 
 
+def test_a_resource_under_a_new_logical_id_replaces_the_old_one_only_when_the_window_closes(stack):
+    """How the deployer renames the API deployment: the old resource leaves the template
+    and a new one arrives. A rollback keeps the old one; the cleanup deletes it."""
+    renamed = TEMPLATE.replace("  LegacyTopic:", "  RenamedTopic:").replace("-legacy", "-renamed")
+    stack.create()
+
+    stack.update(template=renamed, rollback=window(LONG_WINDOW), Greeting="bonjour")
+    assert stack.topics() == {"legacy", "renamed"}
+    stack.cfn.cancel_update_stack(StackName=stack.name)
+    assert stack.wait() == "UPDATE_ROLLBACK_COMPLETE"
+    assert stack.topics() == {"legacy"}
+    listed = {r["LogicalResourceId"] for r in stack.cfn.describe_stack_resources(StackName=stack.name)["StackResources"]}
+    assert "LegacyTopic" in listed and "RenamedTopic" not in listed
+
+    stack.update(template=renamed, token="deploy-3", rollback=window(1), Greeting="bonjour")
+    assert stack.wait() == "UPDATE_COMPLETE"
+    assert stack.topics() == {"renamed"}
+    listed = {r["LogicalResourceId"] for r in stack.cfn.describe_stack_resources(StackName=stack.name)["StackResources"]}
+    assert "RenamedTopic" in listed and "LegacyTopic" not in listed
+    assert ("LegacyTopic", "DELETE_COMPLETE") in {(e["LogicalResourceId"], e["ResourceStatus"]) for e in stack.events("deploy-3")}
+
+
 def test_trigger_alarm_in_the_window_rolls_the_update_back_naming_the_alarm(stack):
     alarm_arn = stack.create()["AlarmArn"]
     stack.update(token="deploy-2", rollback=window(LONG_WINDOW, alarm_arn), Greeting="bonjour", CodeKey="v2.zip")

@@ -257,6 +257,8 @@ def _execute_with_monitoring_window() -> None:
             settle_due()
             change_set = self.describe_change_set(change_set_name)
             stack = self.stacks[change_set.stack_id]
+            if stack.stack_id in _windows:  # named by the change set's ARN alone
+                raise ValidationError(message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
             config = effective_configuration(getattr(stack, "rollback_configuration", None), getattr(change_set, "rollback_configuration", None))
             stack.rollback_configuration = config
             if change_set.change_set_type != "UPDATE":

@@ -136,6 +136,15 @@ def _tokens_on_events() -> None:
 
     Event.__init__ = init_with_token  # type: ignore[method-assign]
 
+    add_stack_event = Stack._add_stack_event
+
+    @functools.wraps(add_stack_event)
+    def add_in_time_order(self: Stack, *args: Any, **kwargs: Any) -> None:
+        add_stack_event(self, *args, **kwargs)
+        _after_the_last(self.events)
+
+    Stack._add_stack_event = add_in_time_order  # type: ignore[method-assign]
+
     for action in ("create_stack", "update_stack", "delete_stack", "execute_change_set"):
         original = getattr(CloudFormationResponse, action)
 
@@ -568,10 +577,14 @@ def _event(stack: Stack, status: str, reason: str | None = None, *, token: str |
         resource_properties=None,
     )
     event.client_request_token = token
-    # Strictly increasing timestamps, so a client can order and filter by them.
-    timestamp = at or event.timestamp
-    if stack.events and timestamp <= stack.events[-1].timestamp:
-        timestamp = stack.events[-1].timestamp + datetime.timedelta(milliseconds=1)
-    event.timestamp = timestamp
-    event.sendToSns(stack.account_id, stack.region_name, stack.notification_arns)
+    if at is not None:
+        event.timestamp = at
     stack.events.append(event)
+    _after_the_last(stack.events)
+    event.sendToSns(stack.account_id, stack.region_name, stack.notification_arns)
+
+
+def _after_the_last(events: list[Event]) -> None:
+    """Strictly increasing timestamps, so a client can order and filter events by them."""
+    if len(events) > 1 and events[-1].timestamp <= events[-2].timestamp:
+        events[-1].timestamp = events[-2].timestamp + datetime.timedelta(milliseconds=1)

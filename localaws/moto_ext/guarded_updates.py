@@ -89,6 +89,7 @@ class Window:
 
 
 def apply() -> None:
+    seconds_per_minute()  # a bad setting stops the emulator at start, not at the first deploy
     _tokens_on_events()
     _rollback_configuration_is_accepted()
     _execute_with_monitoring_window()
@@ -99,26 +100,25 @@ def apply() -> None:
     _windows_close_on_the_next_request()
 
 
+class SettingError(ValueError):
+    """An emulator setting the emulator cannot run with."""
+
+
 def seconds_per_minute() -> float:
-    """The emulator's minute, in seconds; a bad value falls back to the default with a
-    warning rather than failing every guarded update."""
+    """The emulator's minute, in real seconds."""
     raw = os.environ.get(SECONDS_PER_MINUTE_VARIABLE, "").strip()
     if not raw:
         return DEFAULT_SECONDS_PER_MINUTE
     try:
         value = float(raw)
-        if value < 0:
-            raise ValueError
-        return value
     except ValueError:
-        import warnings
-
-        warnings.warn(
-            f"{SECONDS_PER_MINUTE_VARIABLE}={raw!r} is not a non-negative number of seconds; "
-            f"using {DEFAULT_SECONDS_PER_MINUTE}",
-            stacklevel=2,
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SettingError(
+            f"{SECONDS_PER_MINUTE_VARIABLE}={raw!r} is not a number of seconds: set it to how many real "
+            f"seconds one minute of a monitoring window lasts (e.g. 0.5), or unset it for {DEFAULT_SECONDS_PER_MINUTE:g}"
         )
-        return DEFAULT_SECONDS_PER_MINUTE
+    return value
 
 
 # --- request plumbing -------------------------------------------------------------

@@ -340,3 +340,19 @@ def test_events_of_an_operation_carry_its_client_request_token(stack):
     stamps = [e["Timestamp"] for e in updated]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), "the operation's events are in time order"
     assert created[-1]["Timestamp"] < updated[0]["Timestamp"]
+
+
+@pytest.mark.parametrize("setting", ["fast", "-1", "inf"])
+def test_a_bad_seconds_per_minute_setting_stops_the_emulator_at_start_naming_the_fix(setting):
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = {**os.environ, "LOCALAWS_MONITORING_SECONDS_PER_MINUTE": setting}
+    started = subprocess.run(
+        [sys.executable, "-m", "localaws.server", "--host", "127.0.0.1", "--port", "0"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert started.returncode == 2
+    assert f"LOCALAWS_MONITORING_SECONDS_PER_MINUTE='{setting}' is not a number of seconds" in started.stderr
+    assert "e.g. 0.5" in started.stderr and "Traceback" not in started.stderr

@@ -274,7 +274,7 @@ def _execute_with_monitoring_window() -> None:
                 return execute(self, change_set_name, stack_name)
             triggers = [t["Arn"] for t in config.get("RollbackTriggers", [])]
             token = getattr(_request, "token", None)
-            refused = _trigger_reason(triggers, stack)
+            refused = _trigger_reason(triggers)
             if refused is not None:
                 _roll_back_before_any_change(stack, change_set, refused, token)
                 return None
@@ -385,7 +385,7 @@ def _close(window: Window) -> None:
 # --- rolling back -----------------------------------------------------------------
 
 
-def _trigger_reason(triggers: list[str], stack: Stack) -> str | None:
+def _trigger_reason(triggers: list[str]) -> str | None:
     """Why the triggers stop an update, or None. The wording is the one AWS writes
     (a real-AWS test pins its start: molecule-man/stack-assembly,
     tests/features/sync-rollback.feature)."""

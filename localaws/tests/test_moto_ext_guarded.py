@@ -287,6 +287,14 @@ def test_trigger_alarm_already_in_alarm_rolls_the_update_back_before_anything_ch
     assert alarm_arn in stack.events("deploy-2")[1]["ResourceStatusReason"]
 
 
+def test_a_trigger_alarm_that_does_not_exist_rolls_the_update_back_naming_it(stack):
+    missing = stack.create()["AlarmArn"] + "-gone"
+    stack.update(token="deploy-2", rollback=window(LONG_WINDOW, missing), Greeting="bonjour")
+
+    assert (stack.status(), stack.greeting()) == ("UPDATE_ROLLBACK_COMPLETE", "hello")
+    assert missing in stack.events("deploy-2")[1]["ResourceStatusReason"]
+
+
 def test_saved_triggers_guard_later_updates_until_an_empty_list_removes_them(stack):
     alarm_arn = stack.create()["AlarmArn"]
     stack.update(rollback=window(1, alarm_arn), Greeting="bonjour")

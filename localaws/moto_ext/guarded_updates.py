@@ -159,6 +159,21 @@ def _tokens_on_events() -> None:
 
 
 def _windows_close_on_the_next_request() -> None:
+    """Every HTTP request to the server (S3's too, which has its own dispatch) and every
+    action moto serves first closes the windows that have run out."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    serve = DomainDispatcherApplication.__call__
+
+    @functools.wraps(serve)
+    def settle_then_serve(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if _windows:
+            with _lock:
+                settle_due()
+        return serve(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = settle_then_serve  # type: ignore[method-assign]
+
     call_action = BaseResponse.call_action
 
     @functools.wraps(call_action)

@@ -11,7 +11,11 @@ from localaws import moto_ext
 
 
 def main() -> None:
-    moto_ext.install()
+    try:
+        moto_ext.install()
+    except moto_ext.guarded_updates.SettingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     from moto import server
 
     server.main(sys.argv[1:])

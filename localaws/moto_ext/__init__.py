@@ -8,16 +8,19 @@ value, and computes no stack outputs after a change set executes. This package c
 those gaps with moto's own service backends, so a stack deployed and updated through
 change sets in the local emulator looks like one in AWS. README's "Local AWS" lists them.
 
-What stays unfaithful (test these with SDK mocks, not the emulator): CloudFormation
-never rolls back, records no per-resource events (only stack-level ones), and applies
-every change synchronously; API Gateway does not invoke the Lambda function, and its
-deployments are not snapshots of the routes.
+An UPDATE executed with a RollbackConfiguration keeps its monitoring window, can be
+cancelled or rolled back by a trigger alarm during it, and writes per-resource events
+(`guarded_updates`). What stays unfaithful (test these with SDK mocks, not the
+emulator): outside such a window CloudFormation never rolls back (a failed resource is
+an error, not a rollback), records only stack-level events, and applies every change
+synchronously; a rollback is never made to fail; API Gateway does not invoke the Lambda function,
+and its deployments are not snapshots of the routes.
 
 `install()` must run before moto first builds its model map (its `get_model_list()` is
 cached): the launcher in `localaws.server` calls it before serving.
 """
 
-from . import models, patches, protection
+from . import guarded_updates, models, patches, protection
 
 _installed = False
 
@@ -34,6 +37,7 @@ def install() -> None:
         cached.cache_clear()
     patches.apply()
     protection.apply()
+    guarded_updates.apply()  # last: it wraps what the others patched
     _installed = True
 
 

@@ -127,7 +127,10 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
                 None
             }
         };
-        if template.parameters.contains_key(MANAGE_ACCOUNT) {
+        // The user's word (PARAMETER_OVERRIDES) wins, and then the account is not read.
+        if template.parameters.contains_key(MANAGE_ACCOUNT)
+            && !config.parameter_overrides.contains_key(MANAGE_ACCOUNT)
+        {
             match account_logging(&aws, existing.as_ref()).await {
                 Ok(manage) => manage_api_gateway_account = Some(manage),
                 Err(e) => problems.push(e),

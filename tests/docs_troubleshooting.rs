@@ -7,6 +7,8 @@
 //!   template.yaml for the proxy's part, so a reworded message fails here;
 //! - every message of the deployer's checks (`COVERED` files) is on the page, so a new
 //!   message without a documented cause and fix fails here;
+//! - every AWS call whose failure the deployer reports as `could not … (…)` is listed in
+//!   that message's section, and every call listed there still exists;
 //! - every error `code` the proxy (or API Gateway, through template.yaml) can answer is
 //!   on the page.
 
@@ -17,18 +19,22 @@ const DOC: &str = "docs/troubleshooting.md";
 const DEPLOYER_SECTION: &str = "\n## Deployer errors\n";
 const PROXY_SECTION: &str = "\n## The proxy's error responses\n";
 
-/// Deployer sources whose every message (a literal of the form "what: fix") must be on
-/// the page. run.rs (the commands, being extended) and report/ui (presentation) only
-/// have to keep the messages the page quotes.
+/// Deployer sources whose every message (a literal of the form "what: fix", or an
+/// `Error::new` cause) must be on the page. The commands and report/ui (presentation)
+/// only have to keep the messages the page quotes.
 const COVERED: &[&str] = &[
+    "src/config.rs",
     "src/prereq.rs",
     "src/artifact.rs",
-    "src/template.rs",
-    "src/params.rs",
+    "src/template/mod.rs",
+    "src/template/parse.rs",
     "src/secret.rs",
-    "src/bucket.rs",
-    "src/code.rs",
-    "src/stack.rs",
+    "src/s3.rs",
+    "src/lambda_code.rs",
+    "src/cfn/stack.rs",
+    "src/cfn/change_set.rs",
+    "src/cfn/wait.rs",
+    "src/error.rs",
     "src/main.rs",
 ];
 
@@ -37,6 +43,11 @@ const NOT_MESSAGES: &[&str] = &[
     // The secret's description in Secrets Manager.
     "openai-lambda-proxy configuration: OpenAI key, model mappings, timeouts",
 ];
+
+/// The failure of any AWS call (`Error::aws` in src/error.rs): one section explains it,
+/// with a table of the calls. Being that general, this quote documents no other message
+/// that happens to start with "could not".
+const AWS_CALL_QUOTE: &str = "could not … (…)";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -145,6 +156,64 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `--help`'s text in src/config.rs: the `VARIABLES` table (each variable's meaning,
+/// which README and action.yml also show) and `help()` (the usage lines). They describe
+/// settings and are never shown as errors, though some read "x (default: y)"; this
+/// cuts them out of the covered code. Panics when they cannot be found, so a rename
+/// cannot silently make every literal of config.rs count as a message again.
+fn without_help_text(file: &str, code: &str) -> String {
+    if file != "src/config.rs" {
+        return code.to_owned();
+    }
+    let cut = |code: &str, start: &str, end: &str| -> String {
+        let from = code
+            .find(start)
+            .unwrap_or_else(|| panic!("{file}: no {start:?} (update without_help_text)"));
+        let to = code[from..]
+            .find(end)
+            .unwrap_or_else(|| panic!("{file}: {start:?} does not end with {end:?}"))
+            + from;
+        format!("{}{}", &code[..from], &code[to..])
+    };
+    let code = cut(code, "pub const VARIABLES: &[Variable] = &[", "\n];");
+    cut(&code, "pub fn help() -> String {", "\n}")
+}
+
+/// The literal that opens the arguments after each `marker` (directly, or as the format
+/// string of `format!`/`format_args!`): an `Error::new` cause, an `Error::aws` doing.
+fn first_arguments(code: &str, marker: &str) -> Vec<String> {
+    code.match_indices(marker)
+        .filter_map(|(i, _)| {
+            let args = code[i + marker.len()..].trim_start();
+            let args = ["format!(", "format_args!("]
+                .iter()
+                .find_map(|f| args.strip_prefix(f))
+                .unwrap_or(args)
+                .trim_start();
+            if args.starts_with('"') {
+                literals(args).into_iter().next()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// How a message is quoted on the page: its placeholders (`{name}`, `{}`) as `…`.
+fn as_quoted(literal: &str) -> String {
+    let mut out = String::new();
+    let mut rest = literal;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        out.push('…');
+        rest = rest[open..]
+            .find('}')
+            .map_or("", |close| &rest[open + close + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The fixed pieces of a quoted message: the text between the `…` placeholders.
 fn pieces(quote: &str) -> Vec<&str> {
     quote
@@ -227,9 +296,24 @@ fn longest_piece(literal: &str) -> &str {
 }
 
 /// A literal of a covered file is a user-facing message when it reads "what: what to
-/// do"; short literals are names, formats and separators.
+/// do"; short literals are names, formats and separators. (`Error::new` causes, which
+/// carry their fix beside them, are messages too: see [`messages_of`].)
 fn is_message(literal: &str) -> bool {
     literal.len() >= 30 && literal.contains(": ") && !NOT_MESSAGES.contains(&literal)
+}
+
+/// The messages of a covered file: its "what: what to do" literals, and the cause of
+/// each `Error::new` unless it is only placeholders (a cause composed of others, such
+/// as `"{}; {cleanup}"`).
+fn messages_of(file: &str) -> Vec<String> {
+    let code = without_help_text(file, &product_code(&read(&root().join(file))));
+    let mut messages: Vec<String> = literals(&code).into_iter().filter(|l| is_message(l)).collect();
+    for cause in first_arguments(&code, "Error::new(") {
+        if !longest_piece(&cause).is_empty() && !messages.contains(&cause) {
+            messages.push(cause);
+        }
+    }
+    messages
 }
 
 #[test]
@@ -238,6 +322,7 @@ fn every_message_of_the_deployers_checks_is_documented() {
     let deployer = section(&doc, DEPLOYER_SECTION);
     let quotes: Vec<Vec<String>> = quoted(deployer)
         .iter()
+        .filter(|(q, _)| q != AWS_CALL_QUOTE)
         .map(|(q, _)| pieces(q).into_iter().map(str::to_owned).collect())
         .collect();
     // Prose wraps lines: compare with single spaces.
@@ -245,10 +330,7 @@ fn every_message_of_the_deployers_checks_is_documented() {
     let mut undocumented = Vec::new();
     let mut messages = 0;
     for file in COVERED {
-        for literal in literals(&product_code(&read(&root().join(file)))) {
-            if !is_message(&literal) {
-                continue;
-            }
+        for literal in messages_of(file) {
             messages += 1;
             let quoted = quotes.iter().any(|q| holds_in_order(&literal, q));
             let piece = longest_piece(&literal);
@@ -258,13 +340,61 @@ fn every_message_of_the_deployers_checks_is_documented() {
             }
         }
     }
-    // The covered files hold dozens of messages; none found means the extraction broke.
-    assert!(messages >= 40, "only {messages} messages found in {COVERED:?}");
+    // The covered files hold dozens of messages (about 60 when this was written, --help
+    // text left out); far fewer means the extraction broke.
+    assert!(messages >= 50, "only {messages} messages found in {COVERED:?}");
     assert!(
         undocumented.is_empty(),
         "{DOC} does not explain these deployer messages; add a `####` heading quoting \
          each (with … for the varying parts), its cause and its fix:\n  {}",
         undocumented.join("\n  ")
+    );
+}
+
+/// The section of the `####` heading that quotes `quote`, up to the next heading.
+fn heading_section<'a>(text: &'a str, quote: &str) -> &'a str {
+    let heading = format!("#### `{quote}`");
+    let from = text
+        .find(&heading)
+        .unwrap_or_else(|| panic!("{DOC}: no heading {heading:?}"))
+        + heading.len();
+    let rest = &text[from..];
+    rest.find("\n#").map_or(rest, |end| &rest[..end])
+}
+
+#[test]
+fn every_aws_call_the_deployer_makes_is_listed_under_could_not() {
+    let mut calls: Vec<String> = walk(&root().join("src"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .flat_map(|p| first_arguments(&product_code(&read(p)), "Error::aws("))
+        .map(|doing| format!("could not {} (…)", as_quoted(&doing)))
+        .collect();
+    calls.sort();
+    calls.dedup();
+    // The deployer talks to CloudFormation, S3, Lambda and Secrets Manager: none found
+    // means the extraction broke.
+    assert!(
+        calls.len() >= 15,
+        "only {} Error::aws calls found: {calls:?}",
+        calls.len()
+    );
+    let doc = doc();
+    let section = heading_section(section(&doc, DEPLOYER_SECTION), AWS_CALL_QUOTE);
+    let mut listed: Vec<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1))
+        .map(str::to_owned)
+        .collect();
+    listed.sort();
+    let unlisted: Vec<&String> = calls.iter().filter(|c| !listed.contains(c)).collect();
+    let gone: Vec<&String> = listed.iter().filter(|c| !calls.contains(c)).collect();
+    assert!(
+        unlisted.is_empty() && gone.is_empty(),
+        "{DOC}: the table under `{AWS_CALL_QUOTE}` must list every AWS call of src/ (each \
+         `Error::aws` doing), as `could not <doing, with … for placeholders> (…)` in its \
+         first column.\n  not listed: {unlisted:?}\n  listed but not in src/: {gone:?}"
     );
 }
 
@@ -394,6 +524,19 @@ fn the_extraction_helpers_do_what_the_tests_assume() {
     assert_eq!(
         longest_piece("could not list s3://{bucket} ({})"),
         "could not list s3://"
+    );
+    assert_eq!(
+        first_arguments(
+            "Error::new(format!(\n  \"a {x}: b\"), \"fix\"); Error::new(cause, f); Error::aws(format_args!(\"list s3://{name}/{p}\"), &e)",
+            "Error::new("
+        ),
+        ["a {x}: b"]
+    );
+    assert_eq!(as_quoted("list s3://{name}/{}"), "list s3://…/…");
+    let config = "pub const VARIABLES: &[Variable] = &[\n  var!(\"A\", \"x (default: y): z\")\n];\nlet m = \"keep: this\";\npub fn help() -> String {\n  \"u: v\"\n}\n";
+    assert_eq!(
+        literals(&without_help_text("src/config.rs", config)),
+        ["keep: this"]
     );
     assert_eq!(
         quoted("#### 404 `a`: `b … c`\ntext `d`\n"),

@@ -29,6 +29,7 @@ def apply() -> None:
     _rest_api_properties()
     _log_group_updates_in_place()
     _role_policies_follow_the_template()
+    _tags_only_change_sets()
 
 
 def _keep_lambda_architectures() -> None:
@@ -730,3 +731,53 @@ def _lambda_permission_identity() -> None:
 
     Permission.create_from_cloudformation_json = classmethod(create)
     Permission.delete = delete
+
+
+# Resource types of the proxy's template that take the stack's tags (AWS propagates stack
+# tags to every resource that supports tags).
+TAGGABLE_TYPES = {
+    "AWS::Lambda::Function",
+    "AWS::IAM::Role",
+    "AWS::Logs::LogGroup",
+    "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Stage",
+    "AWS::SNS::Topic",
+    "AWS::KMS::Key",
+    "AWS::CloudWatch::Alarm",
+    "AWS::SecretsManager::Secret",
+}
+
+
+def _tags_only_change_sets() -> None:
+    """moto called an UPDATE change set with the same template and parameters empty
+    ("didn't contain changes") even when it changes the stack's tags. In AWS new stack
+    tags reach every taggable resource: the change set is CREATE_COMPLETE and lists each
+    of them as a Modify whose Scope is only Tags (Replacement False)."""
+    from moto.cloudformation.models import Change, CloudFormationBackend
+
+    create = CloudFormationBackend.create_change_set
+
+    @functools.wraps(create)
+    def create_seeing_tags(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+        change_set_id, stack_id = create(self, *args, **kwargs)
+        change_set = self.change_sets[change_set_id]
+        stack = self.stacks.get(stack_id)
+        tags_differ = change_set.tags is not None and stack is not None and dict(change_set.tags) != dict(stack.tags or {})
+        if change_set.change_set_type == "UPDATE" and change_set.status == "FAILED" and tags_differ:
+            changes = []
+            for name, resource in (stack.template_dict.get("Resources") or {}).items():
+                parsed = stack.resource_map._parsed_resources.get(name)
+                if parsed is None or resource.get("Type") not in TAGGABLE_TYPES:
+                    continue
+                change = Change(action="Modify", logical_resource_id=name, resource_type=resource["Type"])
+                change.scope = ["Tags"]
+                change.replacement = "False"
+                changes.append(change)
+            if changes:
+                change_set.changes = changes
+                change_set.status = "CREATE_COMPLETE"
+                change_set.execution_status = "AVAILABLE"
+                change_set.status_reason = None
+        return change_set_id, stack_id
+
+    CloudFormationBackend.create_change_set = create_seeing_tags

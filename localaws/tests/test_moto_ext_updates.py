@@ -251,3 +251,33 @@ def test_validate_template_lists_parameters_and_capabilities(aws):
     assert parameters["FunctionName"] is None, "no default: none listed"
     assert answer["Capabilities"] == ["CAPABILITY_IAM"]
     assert "AWS::IAM::Role" in answer["CapabilitiesReason"]
+
+
+def test_a_change_of_stack_tags_alone_lists_every_taggable_resource_as_a_tags_modification(aws):
+    name = f"ext-tags-{uuid.uuid4().hex[:8]}"
+    cfn = aws["cloudformation"]
+    template = (pathlib.Path(__file__).parent / "extension_stack.yaml").read_text()
+    params: list[dict[str, str]] = []
+    first = cfn.create_change_set(
+        StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=template,
+        Parameters=params, Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": "commit", "Value": "1"}],
+    )
+    cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=first["Id"])
+    cfn.execute_change_set(ChangeSetName=first["Id"])
+    retagged = cfn.create_change_set(
+        StackName=name, ChangeSetName="c2", ChangeSetType="UPDATE", TemplateBody=template,
+        Parameters=params, Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": "commit", "Value": "2"}],
+    )
+    described = cfn.describe_change_set(ChangeSetName=retagged["Id"])
+    assert described["Status"] == "CREATE_COMPLETE", described.get("StatusReason")
+    changes = [c["ResourceChange"] for c in described["Changes"]]
+    assert changes, "no resource takes the new tags"
+    assert all(c["Action"] == "Modify" and c["Scope"] == ["Tags"] for c in changes), changes
+    assert any(c["ResourceType"] == "AWS::Lambda::Function" for c in changes), changes
+    # The same tags again: nothing to change.
+    same = cfn.create_change_set(
+        StackName=name, ChangeSetName="c3", ChangeSetType="UPDATE", TemplateBody=template,
+        Parameters=params, Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": "commit", "Value": "1"}],
+    )
+    assert cfn.describe_change_set(ChangeSetName=same["Id"])["Status"] == "FAILED"
+    cfn.delete_stack(StackName=name)

@@ -176,10 +176,44 @@ pub async fn cancel(aws: &Aws, stack: &str, token: &str) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_cloudformation::Client;
+    use aws_sdk_cloudformation::operation::cancel_update_stack::CancelUpdateStackOutput;
     use aws_sdk_cloudformation::types::{ChangeAction, ResourceAttribute, ResourceStatus};
+    use aws_smithy_mocks::mock;
     use aws_smithy_types::DateTime;
 
     use super::*;
+    use crate::aws::mocked::{aws, query_error};
+
+    #[tokio::test]
+    async fn a_cancel_after_the_window_closed_is_told_apart_from_a_denied_one() {
+        // AWS's answer once the update left UPDATE_IN_PROGRESS (the window closed).
+        let late = mock!(Client::cancel_update_stack).then_http_response(|| {
+            query_error(
+                400,
+                "ValidationError",
+                "Stack:arn:aws:cloudformation:us-east-1:1:stack/s/x is in UPDATE_COMPLETE_CLEANUP_IN_PROGRESS state and can not be updated. CancelUpdateStack cannot be called from current stack status",
+            )
+        });
+        assert_eq!(cancel(&aws(&[&late], &[]), "s", "t").await.unwrap(), false);
+        let ok = mock!(Client::cancel_update_stack).then_output(|| CancelUpdateStackOutput::builder().build());
+        assert!(cancel(&aws(&[&ok], &[]), "s", "t").await.unwrap());
+        let denied = mock!(Client::cancel_update_stack).then_http_response(|| {
+            query_error(403, "AccessDenied", "not authorized to perform: cloudformation:CancelUpdateStack")
+        });
+        let err = cancel(&aws(&[&denied], &[]), "s", "t").await.unwrap_err();
+        assert!(err.fix.contains("docs/iam-policy.json"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_rollback_says_to_continue_it_skipping_what_aws_names() {
+        let mut failed = event("Function", ResourceStatus::UpdateFailed);
+        failed.reason = "Resource handler returned message: \"The role defined for the function cannot be assumed by Lambda.\"".into();
+        let fix = continue_rollback_fix("s", &[failed]);
+        assert!(fix.contains("aws cloudformation continue-update-rollback --stack-name s"), "{fix}");
+        assert!(fix.contains("--resources-to-skip Function"), "{fix}");
+        assert!(fix.contains("never retries"), "{fix}");
+    }
 
     fn change(action: ChangeAction, id: &str) -> ResourceChange {
         ResourceChange {

@@ -199,3 +199,65 @@ async fn secret_arn_for_validation(ctx: &Context, ready: &Ready) -> Result<Strin
         Err(e) => Err(Error::aws(format_args!("describe secret {id}"), &e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::Client;
+    use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::types::Stack;
+    use aws_smithy_mocks::mock;
+    use aws_smithy_types::DateTime;
+
+    use super::*;
+    use crate::aws::mocked::aws;
+    use crate::config::Config;
+    use crate::ui::Ui;
+
+    async fn cleanup_of(status: StackStatus) -> usize {
+        let described = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("arn:aws:cloudformation:us-east-1:1:stack/s/new"))
+            .then_output(move || {
+                DescribeStacksOutput::builder()
+                    .stacks(
+                        Stack::builder()
+                            .stack_id("arn:aws:cloudformation:us-east-1:1:stack/s/new")
+                            .stack_name("s")
+                            .stack_status(status.clone())
+                            .creation_time(DateTime::from_secs(0))
+                            .build(),
+                    )
+                    .build()
+            });
+        let deleted = mock!(Client::delete_stack)
+            .match_requests(|r| r.stack_name() == Some("arn:aws:cloudformation:us-east-1:1:stack/s/new"))
+            .then_output(|| DeleteStackOutput::builder().build());
+        let ready = Ready {
+            aws: aws(&[&described, &deleted], &[]),
+            account: "1".into(),
+            caller_arn: String::new(),
+            template: None,
+            artifact: None,
+            manage_api_gateway_account: None,
+        };
+        let mut ctx = Context::new(Config::from_vars([]).unwrap(), Ui::plain());
+        remove_review_stack(&mut ctx, &ready, "arn:aws:cloudformation:us-east-1:1:stack/s/new").await;
+        deleted.num_calls()
+    }
+
+    #[tokio::test]
+    async fn the_stack_a_create_change_set_made_is_deleted_by_its_id_only_while_it_holds_nothing() {
+        assert_eq!(cleanup_of(StackStatus::ReviewInProgress).await, 1);
+        // Someone created the stack meanwhile: it is never touched.
+        assert_eq!(cleanup_of(StackStatus::CreateInProgress).await, 0);
+        assert_eq!(cleanup_of(StackStatus::CreateComplete).await, 0);
+    }
+
+    #[test]
+    fn a_failed_first_create_is_validated_on_a_stack_name_of_its_own() {
+        let name = scratch_name("openai-lambda-proxy");
+        assert!(name.starts_with("openai-lambda-proxy-validate-"), "{name}");
+        assert_ne!(name, scratch_name("openai-lambda-proxy"));
+        assert!(scratch_name(&"a".repeat(128)).len() <= 128);
+    }
+}

@@ -41,6 +41,10 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let started = ctx.begin(&format!("Stack {}", ctx.config.stack_name));
     let result = stack_phase(ctx, &ready, &uploaded).await;
     let applied = ctx.end("stack", started, result)?;
+    let applied_kind = match &applied {
+        Applied::Done { kind } => Some(kind.clone()),
+        _ => None,
+    };
     let expected = match &ctx.config.model_mappings {
         Some(mappings) => mappings.keys().cloned().collect(),
         None => super::test::secret_model_ids(&ready.aws, &secret_arn).await?,
@@ -66,8 +70,9 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
             return Ok(());
         }
         Applied::NoChanges => true,
-        Applied::Done => false,
+        Applied::Done { .. } => false,
     };
+    let created = matches!(applied_kind, Some(ChangeSetType::Create));
     verify_code(ctx, &ready, &artifact, &uploaded).await?;
     ctx.report.status = Some(if no_changes {
         Status::NoChanges
@@ -89,13 +94,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let tested =
         super::test::endpoint_phase(ctx, "endpoint tests", &base, tests.expected, cors.as_deref()).await;
     if tested.is_err() {
-        if no_changes {
-            ctx.report.headline = format!("{}, but the endpoint tests failed", ctx.report.headline);
-        } else if ctx.config.rollback_window_minutes == 0 {
-            ctx.report.headline =
-                "deployed, but the endpoint tests failed (ROLLBACK_WINDOW_MINUTES=0: the new version stays)"
-                    .into();
-        } else {
+        if created {
             let stack = &ctx.config.stack_name;
             ctx.report.headline =
                 "created, but the endpoint tests failed: a first create has no previous version to return to"
@@ -103,6 +102,13 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
             ctx.report.notes.push(format!(
                 "the stack {stack} stays as created: fix the failure and deploy again, or remove it with DEPLOYER_COMMAND=destroy"
             ));
+        } else if no_changes {
+            ctx.report.headline = format!("{}, but the endpoint tests failed", ctx.report.headline);
+        } else {
+            ctx.report.headline = format!(
+                "deployed, but the endpoint tests failed (ROLLBACK_WINDOW_MINUTES={}: the new version stays)",
+                ctx.config.rollback_window_minutes
+            );
         }
     }
     tested
@@ -147,7 +153,7 @@ async fn verify_code(
 pub(super) enum Applied {
     NoChanges,
     /// Created or updated, and settled.
-    Done,
+    Done { kind: ChangeSetType },
     /// A guarded update: the new version serves while CloudFormation still monitors it.
     Serving(super::guarded::Guard),
 }
@@ -229,7 +235,8 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
     let stack = ctx.config.stack_name.clone();
     let (kind, previous) = settle_before_change(ctx, ready).await?;
     // Every update is guarded unless the window is 0: the rollback configuration goes
-    // into the change set (ExecuteChangeSet takes none).
+    // into the change set (ExecuteChangeSet takes none). A stack keeps the triggers it was
+    // given for later operations, so an unguarded update passes an empty list.
     let window = ctx.config.rollback_window_minutes;
     let triggers = if kind == ChangeSetType::Update && window > 0 {
         let triggers = guard::triggers(&ready.aws, &stack).await?;
@@ -240,6 +247,11 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
     } else {
         None
     };
+    let rollback = match (&kind, &triggers) {
+        (_, Some(triggers)) => Some(guard::configuration(triggers, window)),
+        (ChangeSetType::Update, None) => Some(guard::configuration(&[], 0)),
+        _ => None,
+    };
     let tags = tags(ctx);
     let name = change_set::unique_name("deploy");
     let request = change_set::Request {
@@ -249,7 +261,7 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         template: Source::Url(&uploaded.template_url),
         parameters: &uploaded.parameters,
         tags: &tags,
-        rollback: triggers.as_deref().map(|t| guard::configuration(t, window)),
+        rollback,
     };
     let prepared = change_set::create(&ready.aws, &request, ctx.poll, ctx.wait_timeout()).await?;
     let cs = match prepared {
@@ -305,7 +317,7 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         }
         settled => {
             ended(ctx, ready, settled).await?;
-            Ok(Applied::Done)
+            Ok(Applied::Done { kind: cs.kind.clone() })
         }
     }
 }

@@ -181,6 +181,29 @@ def test_describe_alarms_for_metric_answers_the_alarms_on_that_metric(endpoint, 
     assert [a["AlarmName"] for a in answer.body["MetricAlarms"]] == [name]
 
 
+def test_put_metric_alarm_over_cbor_creates_the_alarm_the_query_api_reads(endpoint, cloudwatch):
+    name = f"cbor-{uuid.uuid4().hex[:8]}"
+    alarm = {
+        "AlarmName": name,
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Errors",
+        "Dimensions": [{"Name": "FunctionName", "Value": "proxy"}],
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 2,
+        "Threshold": 3.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "ActionsEnabled": False,
+        "TreatMissingData": "notBreaching",
+    }
+
+    answer = call(endpoint, "PutMetricAlarm", cbor2.dumps(alarm))
+
+    assert answer.status == 200, answer.raw
+    (stored,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert {k: stored[k] for k in alarm} == alarm
+
+
 def test_alarms_a_stack_creates_are_described_over_cbor(endpoint):
     cfn = boto3.client("cloudformation", region_name=REGION)
     stack = f"cbor-{uuid.uuid4().hex[:8]}"

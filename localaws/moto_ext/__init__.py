@@ -16,11 +16,14 @@ an error, not a rollback), records only stack-level events, and applies every ch
 synchronously; a rollback is never made to fail; API Gateway does not invoke the Lambda function,
 and its deployments are not snapshots of the routes.
 
+CloudWatch also answers the Smithy RPC v2 CBOR protocol current SDKs speak
+(`cloudwatch_cbor`), from the same backend.
+
 `install()` must run before moto first builds its model map (its `get_model_list()` is
 cached): the launcher in `localaws.server` calls it before serving.
 """
 
-from . import guarded_updates, models, patches, protection
+from . import cloudwatch_cbor, guarded_updates, models, patches, protection
 
 _installed = False
 
@@ -37,6 +40,7 @@ def install() -> None:
         cached.cache_clear()
     patches.apply()
     protection.apply()
+    cloudwatch_cbor.apply()
     guarded_updates.apply()  # last: it wraps what the others patched
     _installed = True
 

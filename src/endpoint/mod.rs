@@ -53,6 +53,10 @@ pub struct Plan {
     pub warmup: Duration,
     /// Limit of one request; chat completions get three times as long.
     pub timeout: Duration,
+    /// The API streams its answers (ResponseTransferMode STREAM, the default): the
+    /// streaming chat must arrive as it is generated. False for a BUFFERED API, whose
+    /// answers come whole by design; see [`streams`].
+    pub streaming: bool,
 }
 
 impl std::fmt::Debug for Plan {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for Plan {
             .field("origin", &self.origin)
             .field("warmup", &self.warmup)
             .field("timeout", &self.timeout)
+            .field("streaming", &self.streaming)
             .finish()
     }
 }
@@ -83,6 +88,7 @@ impl Plan {
             origin: ORIGIN.to_owned(),
             warmup: Duration::from_secs(30),
             timeout: Duration::from_secs(30),
+            streaming: true,
         }
     }
 }
@@ -218,7 +224,8 @@ async fn all(plan: &Plan, client: &Client, recorder: &mut Recorder<'_>) {
         }
         (Some(model), true, false) => {
             recorder.record(chat::NAME, chat::check(client, model).await);
-            recorder.record(stream::NAME, stream::check(client, model).await);
+            let outcome = stream::check(client, model, plan.streaming).await;
+            recorder.record(stream::NAME, outcome);
         }
     }
     recorder.record(cors::NAME, cors::check(client, &plan.origin).await);
@@ -318,6 +325,12 @@ pub fn browser_origin(cors_allowed_origins: Option<&str>) -> String {
         )
 }
 
+/// Whether an API with this `ResponseTransferMode` (the stack's parameter or output)
+/// streams its answers: unless it is BUFFERED (STREAM is the template's default).
+pub fn streams(response_transfer_mode: Option<&str>) -> bool {
+    !response_transfer_mode.is_some_and(|mode| mode.trim().eq_ignore_ascii_case("BUFFERED"))
+}
+
 /// A template parameter's value in a PARAMETER_OVERRIDES object (strings and numbers).
 pub fn parameter_override(overrides: Option<&str>, name: &str) -> Option<String> {
     let map: serde_json::Map<String, Value> = serde_json::from_str(overrides?).ok()?;
@@ -384,6 +397,12 @@ mod tests {
             Some("1024")
         );
         assert_eq!(parameter_override(overrides, "Stage"), None);
+    }
+
+    #[test]
+    fn only_a_buffered_api_is_not_expected_to_stream() {
+        assert!(streams(None) && streams(Some("STREAM")));
+        assert!(!streams(Some("BUFFERED")) && !streams(Some(" buffered")));
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub const UNKNOWN_MODEL: &str = "openai-proxy-deployer-no-such-model";
 /// (ThrottlingBurstLimit 100) is far above it, so a large PERF_REQUESTS is not throttled.
 pub const CONCURRENCY: usize = 20;
 /// The longest detail kept for one check: the report is a table, one line per check.
-const DETAIL_LIMIT: usize = 300;
+/// Room for the longest expected-and-got (a 160-character body excerpt, the request id
+/// with its 36-character run UUID, the content-type) uncut.
+const DETAIL_LIMIT: usize = 360;
 
 /// What to test, and where. Its `Debug` never shows the client key.
 #[derive(Clone)]
@@ -302,15 +304,11 @@ impl Recorder<'_> {
     }
 }
 
-/// `deployer-` and eight hex digits, different for every run (a request id the proxy
-/// accepts: letters, digits and `-`).
+/// `deployer-` and a random (v4) UUID: unique to the run, so its requests' log lines are
+/// found by this prefix. `<run_id>-<n>` stays within what the proxy keeps as the caller's
+/// request id (at most 128 letters, digits and `-_.:/+=`); it would replace anything else.
 fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
-    format!("deployer-{:08x}", (mixed ^ (mixed >> 29)) as u32)
+    format!("deployer-{}", uuid::Uuid::new_v4())
 }
 
 /// The origin a browser would send: the first of the template's `CorsAllowedOrigins`
@@ -403,6 +401,17 @@ mod tests {
     fn only_a_buffered_api_is_not_expected_to_stream() {
         assert!(streams(None) && streams(Some("STREAM")));
         assert!(!streams(Some("BUFFERED")) && !streams(Some(" buffered")));
+    }
+
+    #[test]
+    fn every_run_has_its_own_uuid() {
+        let (a, b) = (run_id(), run_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let uuid = id.strip_prefix("deployer-").expect("the deployer's prefix");
+            let uuid = uuid::Uuid::parse_str(uuid).unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(uuid.get_version(), Some(uuid::Version::Random), "{id}");
+        }
     }
 
     #[test]

@@ -218,7 +218,10 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d+(\.\d+)? ms", "[ms] ms"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
-        (r"deployer-[0-9a-f]{8}-\d+", "[request id]"),
+        (
+            r"deployer-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-\d+",
+            "[request id]",
+        ),
         (r"\(after \d+ attempts\)", "(after [n] attempts)"),
         (r"after \d+ attempts", "after [n] attempts"),
     ]

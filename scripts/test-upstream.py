@@ -5,7 +5,8 @@ It is not OpenAI and says so: every answer's text starts with "[local test upstr
 and its model is "local-test-upstream". It answers, in OpenAI's shapes:
 
   POST /v1/chat/completions   a chat.completion, or with "stream": true SSE
-                              chat.completion.chunk events and "data: [DONE]"
+                              chat.completion.chunk events (one a word, 20 ms apart)
+                              and "data: [DONE]"
   GET  /v1/models             the model list (one model)
   anything else               404 in OpenAI's error shape
 
@@ -30,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "local-test-upstream"
 LABEL = "[local test upstream]"
+# Between two events of a streamed answer.
+PACE_SECONDS = 0.02
 
 
 def reply_text(messages: list) -> str:
@@ -136,7 +139,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        for event in [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]:
+        for i, event in enumerate([f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]):
+            if i:
+                # Paced like a model generating tokens: the endpoint tests' streaming check
+                # fails an answer whose events all arrive at once (a buffered one).
+                time.sleep(PACE_SECONDS)
             data = event.encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()

@@ -116,6 +116,31 @@ async fn a_stream_cut_short_upstream_fails_the_streaming_check_only() {
     );
 }
 
+/// All of the answer's events in one piece once it is complete, with the right
+/// content-type: whether the head waits too (API Gateway's BUFFERED mode) or goes first
+/// (a streaming gateway in front of a function that buffers), it is not a stream.
+#[tokio::test]
+async fn a_stream_buffered_on_its_way_fails_the_streaming_check_only() {
+    for head_first in [false, true] {
+        let upstream = upstream().await;
+        let router = buffering(Proxy::default().router(&upstream), head_first);
+        let base = format!("http://{}", serve(router).await);
+        let results = run(&plan(&base)).await;
+        assert_eq!(
+            names(&results, Verdict::Failed),
+            ["streaming chat"],
+            "head first: {head_first}: {results:#?}"
+        );
+        let stream = detail(&results, "streaming chat");
+        assert!(
+            stream.starts_with(
+                "expected HTTP 200, SSE chunks for model amazon.nova-lite-v1:0, then data: [DONE]; got all 4 events at once, the first after "
+            ) && stream.contains(" ms: the answer was buffered on its way, not streamed ("),
+            "head first: {head_first}: {stream}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unhealthy_answer_is_retried_then_reported_and_the_rest_still_runs() {
     fn unhealthy(_: &axum::http::Method, path: &str, _: &[u8]) -> Option<axum::response::Response> {

@@ -32,7 +32,15 @@ async fn every_check_passes_against_the_proxy_and_its_upstream() {
         detail(&results, "chat completion"),
         format!("answer: \"{ANSWER}\"")
     );
-    assert_eq!(detail(&results, "streaming chat"), "3 chunks, then [DONE]");
+    // Three events paced by the upstream: the last arrives at least 2 × PACE after the first.
+    let stream = detail(&results, "streaming chat");
+    let spread: f64 = stream
+        .strip_prefix("3 chunks, then [DONE]; first event after ")
+        .and_then(|rest| rest.split_once(" ms, the last "))
+        .and_then(|(_, spread)| spread.strip_suffix(" ms later"))
+        .and_then(|spread| spread.parse().ok())
+        .unwrap_or_else(|| panic!("{stream}"));
+    assert!(spread >= 2.0 * PACE.as_millis() as f64, "{stream}");
     assert_eq!(results.probes.len(), 2);
     assert!(results.probes.iter().all(|p| p.requests == 5 && p.errors == 0));
     insta::with_settings!({filters => filters()}, {

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use openai_proxy_deployer::endpoint::{self, Plan, Results};
 use openai_proxy_deployer::report::Report;
 use openai_proxy_deployer::ui::Ui;
@@ -26,6 +27,8 @@ use sha2::Digest;
 pub const MODELS: [&str; 2] = ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"];
 pub const CLIENT_KEY: &str = "client-key-for-the-endpoint-tests";
 pub const ANSWER: &str = "ok from the canned upstream";
+/// Between two events of the canned upstream's streams.
+pub const PACE: Duration = Duration::from_millis(30);
 
 /// Serves `router` on a free local port until the test's runtime ends.
 pub async fn serve(router: Router) -> SocketAddr {
@@ -55,18 +58,31 @@ fn chat(body: axum::Json<Value>, truncated: bool) -> Response {
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
     if body["stream"] == true {
-        let mut text = String::new();
-        for c in [
+        let mut events: Vec<String> = [
             chunk(json!({"role": "assistant", "content": ""}), Value::Null),
             chunk(json!({"content": ANSWER}), Value::Null),
             chunk(json!({}), json!("stop")),
-        ] {
-            text.push_str(&format!("data: {c}\n\n"));
-        }
+        ]
+        .iter()
+        .map(|c| format!("data: {c}\n\n"))
+        .collect();
         if !truncated {
-            text.push_str("data: [DONE]\n\n");
+            events.push("data: [DONE]\n\n".into());
         }
-        ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
+        // Paced like a model generating tokens: the first event at once, then one every
+        // PACE. An answer that arrives whole cannot pass as streamed.
+        let paced =
+            futures_util::stream::iter(events.into_iter().enumerate()).then(|(i, event)| async move {
+                if i > 0 {
+                    tokio::time::sleep(PACE).await;
+                }
+                Ok::<_, std::convert::Infallible>(event)
+            });
+        (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(paced),
+        )
+            .into_response()
     } else {
         axum::Json(json!({
             "id": "chatcmpl-canned", "object": "chat.completion", "created": 1,
@@ -202,7 +218,10 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d+(\.\d+)? ms", "[ms] ms"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
-        (r"deployer-[0-9a-f]{8}-\d+", "[request id]"),
+        (
+            r"deployer-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-\d+",
+            "[request id]",
+        ),
         (r"\(after \d+ attempts\)", "(after [n] attempts)"),
         (r"after \d+ attempts", "after [n] attempts"),
     ]
@@ -234,6 +253,33 @@ pub fn broken(
             }
         }
         response
+    };
+    inner.layer(middleware::from_fn(layer))
+}
+
+/// Buffers every SSE answer of `inner` whole before passing it on, as API Gateway does in
+/// `BUFFERED` mode. `head_first`: the status and headers go at once and the body follows
+/// in one piece when complete (a streaming gateway in front of a function that buffers);
+/// otherwise the answer waits whole, with a content-length.
+pub fn buffering(inner: Router, head_first: bool) -> Router {
+    use axum::middleware::{self, Next};
+    let layer = move |request: Request<Body>, next: Next| async move {
+        let response = next.run(request).await;
+        let sse = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if !sse {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let whole = async move { axum::body::to_bytes(body, 1 << 20).await };
+        if head_first {
+            let once = futures_util::stream::once(whole);
+            Response::from_parts(parts, Body::from_stream(once))
+        } else {
+            Response::from_parts(parts, Body::from(whole.await.unwrap_or_default()))
+        }
     };
     inner.layer(middleware::from_fn(layer))
 }

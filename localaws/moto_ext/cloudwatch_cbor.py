@@ -41,7 +41,7 @@ from moto.core.model import OperationModel, Shape, StructureShape
 from moto.core.request import Request
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import BaseJSONSerializer, ResponseDict
-from moto.core.utils import get_service_model
+from moto.core.utils import camelcase_to_underscores, get_service_model, method_names_from_class
 
 PROTOCOL = "rpc-v2-cbor"
 CONTENT_TYPE = "application/cbor"
@@ -97,9 +97,17 @@ class CborCloudWatchResponse(CloudWatchResponse):
         self.params = _decode_input(request.get_data())
 
     def call_action(self) -> Any:
-        try:
-            return super().call_action()
-        except NotImplementedError:
+        # Only CloudWatch's own operations reach moto's dispatch, which would otherwise
+        # call any method of this class the path names.
+        if self._operation not in get_service_model("cloudwatch").operation_names:
+            return _error_response(
+                400,
+                UNKNOWN_OPERATION,
+                f"CloudWatch has no operation {self._operation!r} in the emulator's service model "
+                "(botocore's); check the operation name in the request path",
+                query_code=None,
+            )
+        if camelcase_to_underscores(self._operation) not in method_names_from_class(CloudWatchResponse):
             return _error_response(
                 400,
                 UNKNOWN_OPERATION,
@@ -107,6 +115,7 @@ class CborCloudWatchResponse(CloudWatchResponse):
                 "call an operation it serves (DescribeAlarms, SetAlarmState, PutMetricAlarm, ...) or test this one with an SDK mock",
                 query_code=None,
             )
+        return super().call_action()
 
     def serialized(self, action_result: ActionResult) -> Any:
         service_model = get_service_model("cloudwatch")

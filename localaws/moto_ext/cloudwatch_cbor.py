@@ -1,6 +1,6 @@
 """CloudWatch over the Smithy RPC v2 CBOR protocol, as the AWS SDKs now speak it.
 
-Current SDKs (aws-sdk-cloudwatch for Rust since 1.8x, among others) no longer send
+Current SDKs (aws-sdk-cloudwatch 1.140 for Rust, which the deployer uses) no longer send
 CloudWatch's query protocol: they POST a CBOR document to
 `/service/GraniteServiceVersion20100801/operation/<Operation>` with
 `Smithy-Protocol: rpc-v2-cbor`, and read a CBOR answer. moto 5.2 only routes `/` for

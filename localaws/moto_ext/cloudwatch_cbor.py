@@ -1,6 +1,6 @@
 """CloudWatch over the Smithy RPC v2 CBOR protocol, as the AWS SDKs now speak it.
 
-Current SDKs (aws-sdk-cloudwatch for Rust since 1.8x, among others) no longer send
+Current SDKs (aws-sdk-cloudwatch 1.140 for Rust, which the deployer uses) no longer send
 CloudWatch's query protocol: they POST a CBOR document to
 `/service/GraniteServiceVersion20100801/operation/<Operation>` with
 `Smithy-Protocol: rpc-v2-cbor`, and read a CBOR answer. moto 5.2 only routes `/` for
@@ -33,15 +33,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import cbor2
-from botocore.model import OperationNotFoundError
 from botocore.utils import parse_to_aware_datetime
 from moto.cloudwatch import urls
 from moto.cloudwatch.responses import CloudWatchResponse
-from moto.core.model import OperationModel, Shape, StructureShape
+from moto.core.model import Shape, StructureShape
 from moto.core.request import Request
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import BaseJSONSerializer, ResponseDict
-from moto.core.utils import get_service_model
+from moto.core.utils import camelcase_to_underscores, get_service_model, method_names_from_class
 
 PROTOCOL = "rpc-v2-cbor"
 CONTENT_TYPE = "application/cbor"
@@ -87,7 +86,7 @@ class CborCloudWatchResponse(CloudWatchResponse):
             self._operation = _operation_of(request)
             self.setup_class(request, full_url, headers)
         except ProtocolError as error:
-            return _error_response(error.status, error.shape_id, error.message, query_code=None)
+            return _error_response(error.status, error.shape_id, error.message)
         return self.call_action()
 
     def _get_action(self) -> str:
@@ -97,23 +96,27 @@ class CborCloudWatchResponse(CloudWatchResponse):
         self.params = _decode_input(request.get_data())
 
     def call_action(self) -> Any:
-        try:
-            return super().call_action()
-        except NotImplementedError:
+        # Only CloudWatch's own operations reach moto's dispatch, which would otherwise
+        # call any method of this class the path names.
+        if self._operation not in get_service_model("cloudwatch").operation_names:
+            return _error_response(
+                400,
+                UNKNOWN_OPERATION,
+                f"CloudWatch has no operation {self._operation!r} in the emulator's service model "
+                "(botocore's); check the operation name in the request path"
+            )
+        if camelcase_to_underscores(self._operation) not in method_names_from_class(CloudWatchResponse):
             return _error_response(
                 400,
                 UNKNOWN_OPERATION,
                 f"CloudWatch {self._operation} is not implemented by the local emulator (moto 5.2); "
-                "call an operation it serves (DescribeAlarms, SetAlarmState, PutMetricAlarm, ...) or test this one with an SDK mock",
-                query_code=None,
+                "call an operation it serves (DescribeAlarms, SetAlarmState, PutMetricAlarm, ...) or test this one with an SDK mock"
             )
+        return super().call_action()
 
     def serialized(self, action_result: ActionResult) -> Any:
         service_model = get_service_model("cloudwatch")
-        try:
-            operation_model = service_model.operation_model(self._operation)
-        except OperationNotFoundError:
-            operation_model = OperationModel({}, service_model)
+        operation_model = service_model.operation_model(self._operation)  # call_action checked it
         context = ActionContext(service_model, operation_model, CborSerializer, self)
         status, headers, body = action_result.execute_result(context)
         headers.update(self.response_headers)
@@ -169,10 +172,9 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def _error_response(status: int, shape_id: str, message: str, query_code: str | None) -> tuple[int, dict[str, str], bytes]:
+def _error_response(status: int, shape_id: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """An error of the protocol itself (no CloudWatch error shape, so no query code)."""
     headers = {"Smithy-Protocol": PROTOCOL, "Content-Type": CONTENT_TYPE}
-    if query_code:
-        headers["x-amzn-query-error"] = query_code
     return status, headers, cbor2.dumps({"__type": shape_id, "message": message})
 
 

@@ -261,11 +261,20 @@ def test_a_request_without_the_smithy_protocol_header_is_refused_in_cbor(endpoin
 
 
 def test_an_operation_the_emulator_lacks_is_named_in_a_cbor_error(endpoint):
-    answer = call(endpoint, "GetOTelEnrichment", cbor2.dumps({}))
+    answer = call(endpoint, "DescribeAlarmHistory", cbor2.dumps({}))
 
     assert answer.status == 400
     assert answer.body["__type"].endswith("#UnknownOperationException")
-    assert "GetOTelEnrichment" in answer.body["message"]
+    assert "DescribeAlarmHistory is not implemented by the local emulator" in answer.body["message"]
+
+
+def test_a_path_naming_no_cloudwatch_operation_is_refused_without_calling_a_handler_method(endpoint):
+    # `CallAction` would otherwise reach the response class's own call_action method.
+    answer = call(endpoint, "CallAction", cbor2.dumps({}))
+
+    assert answer.status == 400
+    assert answer.body["__type"].endswith("#UnknownOperationException")
+    assert "no operation 'CallAction'" in answer.body["message"]
 
 
 def test_timestamps_are_epoch_seconds_with_millisecond_resolution(endpoint, cloudwatch):

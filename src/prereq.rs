@@ -40,6 +40,9 @@ pub struct Ready {
     /// Whether the stack should set API Gateway's account-wide logging role: when the
     /// template asks, and the account has none (or this stack set it before).
     pub manage_api_gateway_account: Option<bool>,
+    /// What came from the action's image because the repository has none of its own
+    /// ("function", "template").
+    pub bundled: Vec<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +62,13 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     let mut problems = Vec::new();
     let unmet = |problems: Vec<String>, account| Unmet { problems, account };
 
+    let mut used_bundled = Vec::new();
     // Local checks first: they need no AWS and are the most common mistakes.
     let artifact = if needs.artifact {
-        let path = fallback(&config.function_artifact, BUNDLED_ARTIFACT, "FUNCTION_ARTIFACT");
+        let (path, bundled) = fallback(&config.function_artifact, BUNDLED_ARTIFACT, "FUNCTION_ARTIFACT");
+        if bundled {
+            used_bundled.push("function");
+        }
         match artifact::load(&path, config.architecture) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -73,7 +80,10 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         None
     };
     let loaded = if needs.template {
-        let path = fallback(&config.template_file, BUNDLED_TEMPLATE, "TEMPLATE_FILE");
+        let (path, bundled) = fallback(&config.template_file, BUNDLED_TEMPLATE, "TEMPLATE_FILE");
+        if bundled {
+            used_bundled.push("template");
+        }
         match template::load(&path) {
             Ok(template) => Some(template),
             Err(e) => {
@@ -166,6 +176,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
             template,
             artifact,
             manage_api_gateway_account,
+            bundled: used_bundled,
         })
     } else {
         Err(unmet(problems, Some(account)))
@@ -233,7 +244,7 @@ async fn leftover_log_group(
 
 /// The configured path, or the action image's bundled file when the configured one is
 /// the default and absent (a repository that deploys the stock proxy has neither).
-fn fallback(configured: &str, bundled_var: &str, var: &str) -> PathBuf {
+fn fallback(configured: &str, bundled_var: &str, var: &str) -> (PathBuf, bool) {
     let path = PathBuf::from(configured);
     let is_default = crate::config::VARIABLES
         .iter()
@@ -243,9 +254,9 @@ fn fallback(configured: &str, bundled_var: &str, var: &str) -> PathBuf {
         && let Ok(bundled) = std::env::var(bundled_var)
         && Path::new(&bundled).exists()
     {
-        return PathBuf::from(bundled);
+        return (PathBuf::from(bundled), true);
     }
-    path
+    (path, false)
 }
 
 fn looks_like_region(region: &str) -> bool {

@@ -44,6 +44,15 @@ impl Ui {
         }
     }
 
+    /// A notice annotation on the run's page (a plain line elsewhere).
+    pub fn notice(&self, message: &str) {
+        if self.github {
+            self.line(&format!("::notice::{}", escape(message)));
+        } else {
+            self.line(&format!("note: {message}"));
+        }
+    }
+
     /// An error annotation on the run's page; plain logs get the error in the report's
     /// short form instead, so it is printed once.
     pub fn annotate_error(&self, title: &str, message: &str) {

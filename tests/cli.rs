@@ -56,3 +56,30 @@ fn invalid_env_value_exits_2_naming_the_variable() {
             .contains("DEPLOYER_COMMAND must be one of validate")
     );
 }
+
+#[test]
+fn a_refused_configuration_in_actions_is_annotated_summarized_and_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.md");
+    let outputs = dir.path().join("outputs");
+    let out = deployer()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("STAGE", "production")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("::error title=invalid configuration::") && stdout.contains("STAGE must be one of"),
+        "{stdout}"
+    );
+    let summary = std::fs::read_to_string(summary).unwrap();
+    assert!(
+        summary.contains("invalid configuration") && summary.contains("STAGE must be one of"),
+        "{summary}"
+    );
+    let outputs = std::fs::read_to_string(outputs).unwrap();
+    assert_eq!(outputs, "status=invalid-configuration\n");
+}

@@ -115,7 +115,9 @@ async fn a_model_of_the_secret_the_api_does_not_list_fails_the_deploy_after_the_
         "{report}"
     );
     assert!(
-        report.contains("❌ **deploy**: deployed, but the endpoint tests failed"),
+        report.contains(
+            "❌ **deploy**: created, but the endpoint tests failed: a first create has no previous version to return to"
+        ),
         "{report}"
     );
     assert!(report.contains("| endpoint tests | ❌ |"), "{report}");

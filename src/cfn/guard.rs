@@ -195,11 +195,16 @@ mod tests {
                 "Stack:arn:aws:cloudformation:us-east-1:1:stack/s/x is in UPDATE_COMPLETE_CLEANUP_IN_PROGRESS state and can not be updated. CancelUpdateStack cannot be called from current stack status",
             )
         });
-        assert_eq!(cancel(&aws(&[&late], &[]), "s", "t").await.unwrap(), false);
-        let ok = mock!(Client::cancel_update_stack).then_output(|| CancelUpdateStackOutput::builder().build());
+        assert!(!cancel(&aws(&[&late], &[]), "s", "t").await.unwrap());
+        let ok =
+            mock!(Client::cancel_update_stack).then_output(|| CancelUpdateStackOutput::builder().build());
         assert!(cancel(&aws(&[&ok], &[]), "s", "t").await.unwrap());
         let denied = mock!(Client::cancel_update_stack).then_http_response(|| {
-            query_error(403, "AccessDenied", "not authorized to perform: cloudformation:CancelUpdateStack")
+            query_error(
+                403,
+                "AccessDenied",
+                "not authorized to perform: cloudformation:CancelUpdateStack",
+            )
         });
         let err = cancel(&aws(&[&denied], &[]), "s", "t").await.unwrap_err();
         assert!(err.fix.contains("docs/iam-policy.json"), "{err}");
@@ -210,7 +215,10 @@ mod tests {
         let mut failed = event("Function", ResourceStatus::UpdateFailed);
         failed.reason = "Resource handler returned message: \"The role defined for the function cannot be assumed by Lambda.\"".into();
         let fix = continue_rollback_fix("s", &[failed]);
-        assert!(fix.contains("aws cloudformation continue-update-rollback --stack-name s"), "{fix}");
+        assert!(
+            fix.contains("aws cloudformation continue-update-rollback --stack-name s"),
+            "{fix}"
+        );
         assert!(fix.contains("--resources-to-skip Function"), "{fix}");
         assert!(fix.contains("never retries"), "{fix}");
     }

@@ -52,10 +52,9 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     // For the report's client snippet, whether or not the tests run.
     ctx.report.model = expected.first().cloned();
     ctx.report.auth = Some(ctx.config.enable_authentication);
-    let cors = uploaded.parameters.get("CorsAllowedOrigins").cloned();
     let tests = super::guarded::Tests {
         expected,
-        cors: cors.clone(),
+        api: uploaded.parameters.clone(),
     };
     let no_changes = match applied {
         Applied::Serving(guard) => {
@@ -91,8 +90,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
         return Ok(());
     }
     let base = super::test::target(ctx)?;
-    let tested =
-        super::test::endpoint_phase(ctx, "endpoint tests", &base, tests.expected, cors.as_deref()).await;
+    let tested = super::test::endpoint_phase(ctx, "endpoint tests", &base, tests.expected, &tests.api).await;
     if tested.is_err() {
         if created {
             let stack = &ctx.config.stack_name;
@@ -153,7 +151,9 @@ async fn verify_code(
 pub(super) enum Applied {
     NoChanges,
     /// Created or updated, and settled.
-    Done { kind: ChangeSetType },
+    Done {
+        kind: ChangeSetType,
+    },
     /// A guarded update: the new version serves while CloudFormation still monitors it.
     Serving(super::guarded::Guard),
 }
@@ -317,7 +317,9 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         }
         settled => {
             ended(ctx, ready, settled).await?;
-            Ok(Applied::Done { kind: cs.kind.clone() })
+            Ok(Applied::Done {
+                kind: cs.kind.clone(),
+            })
         }
     }
 }
@@ -578,6 +580,7 @@ mod tests {
             template: None,
             artifact: None,
             manage_api_gateway_account: None,
+            bundled: Vec::new(),
         };
         let config = Config::from_vars([("STACK_NAME".to_owned(), "s".to_owned())]).unwrap();
         let mut ctx = Context::new(config, Ui::plain());

@@ -32,7 +32,8 @@ pub(in crate::commands) struct Guard {
 /// What the endpoint tests expect of this deploy.
 pub(in crate::commands) struct Tests {
     pub expected: Vec<String>,
-    pub cors: Option<String>,
+    /// The template parameters of this deploy (CORS origins, response mode).
+    pub api: std::collections::BTreeMap<String, String>,
 }
 
 /// Tests the new version inside the window; on failure cancels the update, waits for
@@ -51,14 +52,9 @@ pub(in crate::commands) async fn finish(
     }
     if ctx.config.run_endpoint_tests {
         let base = super::test::target(ctx)?;
-        let tested = super::test::endpoint_phase(
-            ctx,
-            "endpoint tests",
-            &base,
-            tests.expected.clone(),
-            tests.cors.as_deref(),
-        )
-        .await;
+        let tested =
+            super::test::endpoint_phase(ctx, "endpoint tests", &base, tests.expected.clone(), &tests.api)
+                .await;
         if let Err(failed) = tested {
             return roll_back(ctx, ready, guard, tests, &base, failed).await;
         }
@@ -194,7 +190,7 @@ async fn roll_back(
         "endpoint tests (previous version)",
         base,
         tests.expected.clone(),
-        tests.cors.as_deref(),
+        &tests.api,
     )
     .await;
     ctx.report.headline = format!(
@@ -211,8 +207,8 @@ async fn roll_back(
             failed.cause
         ),
         format!(
-            "{} The previous version {}.",
-            failed.fix,
+            "{}. The previous version {}.",
+            failed.fix.trim_end_matches('.'),
             if again.is_ok() {
                 "is serving and passed its tests: nothing is broken for your users"
             } else {

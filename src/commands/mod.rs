@@ -78,6 +78,14 @@ impl Context {
                 self.report.region = Some(ready.aws.region.clone());
                 self.ui
                     .step(&format!("account {} as {}", ready.account, ready.caller_arn));
+                if !ready.bundled.is_empty() {
+                    let what = ready.bundled.join(" and ");
+                    ctx_notice(&self.ui, &what);
+                    self.report.bundled = Some(format!(
+                        "{what} of openai-proxy-deployer {} (the repository has none of its own)",
+                        env!("CARGO_PKG_VERSION")
+                    ));
+                }
                 if let Some(a) = &ready.artifact {
                     self.ui.step(&format!(
                         "artifact: {} bytes for {}",
@@ -132,6 +140,14 @@ impl Context {
     async fn find_bucket(&self, ready: &Ready) -> Result<Option<Bucket>> {
         s3::find(&ready.aws, self.config.artifact_bucket.as_deref(), &ready.account).await
     }
+}
+
+/// Says that the action's bundled stock files are deployed, where people look.
+fn ctx_notice(ui: &crate::ui::Ui, what: &str) {
+    ui.notice(&format!(
+        "deploying the stock {what} bundled with openai-proxy-deployer {}: the repository has no {what} of its own at the configured path",
+        env!("CARGO_PKG_VERSION")
+    ));
 }
 
 /// Runs the configured command; the report holds the outcome.

@@ -1,6 +1,8 @@
 //! test: the endpoint tests against `API_BASE_URL`, or the stack's `ApiUrl` (read with
 //! credentials; no template or artifact needed). Deploy ends with the same phase.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::Context;
@@ -12,7 +14,8 @@ use crate::prereq::Needs;
 use crate::report::Status;
 
 pub(super) async fn run(ctx: &mut Context) -> Result<()> {
-    let mut cors = ctx.config.parameter_overrides.get("CorsAllowedOrigins").cloned();
+    // What the API serves: the deployed stack's parameters, else PARAMETER_OVERRIDES.
+    let mut api = ctx.config.parameter_overrides.clone();
     if ctx.config.api_base_url.is_some() {
         // No stack is consulted: the report names only the target.
         ctx.report.stack.clear();
@@ -29,9 +32,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
         ctx.report.stack_status = Some(info.status.as_str().to_owned());
         ctx.report.stack_id = Some(info.id.clone());
         ctx.report.outputs = info.outputs;
-        if let Some(deployed) = info.parameters.get("CorsAllowedOrigins") {
-            cors = Some(deployed.clone());
-        }
+        api = info.parameters;
     }
     let base = target(ctx)?;
     let expected = ctx
@@ -40,7 +41,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
         .as_ref()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    endpoint_phase(ctx, "endpoint tests", &base, expected, cors.as_deref()).await?;
+    endpoint_phase(ctx, "endpoint tests", &base, expected, &api).await?;
     ctx.report.status = Some(Status::Succeeded);
     ctx.report.headline = "the proxy answers as it should".into();
     Ok(())
@@ -76,13 +77,14 @@ pub(super) async fn secret_model_ids(aws: &Aws, secret_arn: &str) -> Result<Vec<
         .unwrap_or_default())
 }
 
-/// The endpoint tests as a phase. `cors`: the stack's `CorsAllowedOrigins`, when known.
+/// The endpoint tests as a phase. `api`: the template parameters the API was deployed
+/// with, as far as known (its CORS origins and response mode shape the tests).
 pub(super) async fn endpoint_phase(
     ctx: &mut Context,
     phase: &'static str,
     base: &str,
     expected_models: Vec<String>,
-    cors: Option<&str>,
+    api: &BTreeMap<String, String>,
 ) -> Result<()> {
     let started = ctx.begin(&format!("Endpoint tests: {base}"));
     let mut plan = endpoint::Plan::new(base);
@@ -95,7 +97,8 @@ pub(super) async fn endpoint_phase(
         .as_ref()
         .map(|key| key.expose().to_owned());
     plan.perf_requests = usize::try_from(ctx.config.perf_requests).unwrap_or(usize::MAX);
-    plan.origin = endpoint::browser_origin(cors);
+    plan.origin = endpoint::browser_origin(api.get("CorsAllowedOrigins").map(String::as_str));
+    plan.streaming = endpoint::streams(api.get("ResponseTransferMode").map(String::as_str));
     let results = endpoint::run(&plan, &ctx.ui).await;
     let outcome = if results.passed() {
         ctx.ui.step(&format!("endpoint tests: {}", results.summary()));

@@ -239,6 +239,7 @@ mod tests {
             template: None,
             artifact: None,
             manage_api_gateway_account: None,
+            bundled: Vec::new(),
         };
         let mut ctx = Context::new(Config::from_vars([]).unwrap(), Ui::plain());
         remove_review_stack(&mut ctx, &ready, "arn:aws:cloudformation:us-east-1:1:stack/s/new").await;

@@ -12,9 +12,6 @@ mod client;
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::aws::Aws;
 use crate::ui::Ui;
 use checks::{Outcome, auth, chat, cors, errors, health, models, perf, stream};
 use client::Client;
@@ -329,33 +326,6 @@ pub fn streams(response_transfer_mode: Option<&str>) -> bool {
     !response_transfer_mode.is_some_and(|mode| mode.trim().eq_ignore_ascii_case("BUFFERED"))
 }
 
-/// A template parameter's value in a PARAMETER_OVERRIDES object (strings and numbers).
-pub fn parameter_override(overrides: Option<&str>, name: &str) -> Option<String> {
-    let map: serde_json::Map<String, Value> = serde_json::from_str(overrides?).ok()?;
-    match map.get(name)? {
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// The model ids a MODEL_MAPPINGS value maps, when it is set.
-pub fn mapped_ids(model_mappings: Option<&str>) -> Option<Vec<String>> {
-    let map: serde_json::Map<String, Value> = serde_json::from_str(model_mappings?).ok()?;
-    Some(map.keys().cloned().collect())
-}
-
-/// The model ids the deployed secret maps; empty when it cannot be read (the tests then
-/// only ask for a non-empty list).
-pub async fn secret_model_ids(aws: &Aws, secret_arn: &str) -> Vec<String> {
-    let Ok(out) = aws.secrets.get_secret_value().secret_id(secret_arn).send().await else {
-        return Vec::new();
-    };
-    out.secret_string()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|v| Some(v.get("model_mappings")?.as_object()?.keys().cloned().collect()))
-        .unwrap_or_default()
-}
-
 /// A latency: tenths below 10 ms (a local target), whole milliseconds above.
 pub fn millis(ms: f64) -> String {
     if ms < 10.0 {
@@ -385,16 +355,6 @@ mod tests {
             browser_origin(Some("https://a.example/, http://localhost:3000")),
             "https://a.example"
         );
-        let overrides = Some(r#"{"CorsAllowedOrigins":"https://b.example","MemorySize":1024}"#);
-        assert_eq!(
-            parameter_override(overrides, "CorsAllowedOrigins").as_deref(),
-            Some("https://b.example")
-        );
-        assert_eq!(
-            parameter_override(overrides, "MemorySize").as_deref(),
-            Some("1024")
-        );
-        assert_eq!(parameter_override(overrides, "Stage"), None);
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct Report {
     pub auth: Option<bool>,
     /// The deploy was rolled back to the previous version.
     pub rolled_back: bool,
+    /// The action image's stock function and template were deployed (what, which version).
+    pub bundled: Option<String>,
 }
 
 impl Report {
@@ -139,6 +141,7 @@ impl Report {
             self.commit.as_deref().map(|c| &c[..c.len().min(12)]),
         );
         row(&mut md, "Stack status", self.stack_status.as_deref());
+        row(&mut md, "Bundled", self.bundled.as_deref());
         md.push('\n');
 
         if let Some(error) = &self.error {

@@ -1,0 +1,134 @@
+//! The built deployer against the local AWS emulator, for async tests (tests/guarded.rs):
+//! each case owns its stack, function and secret names, so tests run in parallel.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use openai_proxy_deployer::artifact;
+use openai_proxy_deployer::aws::Aws;
+use openai_proxy_deployer::cfn::stack::StackInfo;
+
+pub const KEY: &str = "sk-test-deployer-0123456789";
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
+}
+
+/// A Linux ELF executable header for `machine` (62 x86_64, 183 aarch64) and a payload:
+/// enough for the deployer, which reads the header, zips and uploads it.
+pub fn elf(machine: u16, payload: &str) -> Vec<u8> {
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4] = 2;
+    bytes[5] = 1;
+    bytes[6] = 1;
+    bytes[16] = 2;
+    bytes[18..20].copy_from_slice(&machine.to_le_bytes());
+    bytes.extend_from_slice(payload.as_bytes());
+    bytes
+}
+
+pub struct Case {
+    pub stack: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Case {
+    pub fn new(label: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            stack: format!("t-{label}-{}", &id[..8]),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// An executable `bootstrap` whose content (and so S3 key) is this case's own.
+    pub fn bootstrap(&self, name: &str, machine: u16, payload: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, elf(machine, &format!("{}:{payload}", self.stack))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    pub fn deployer(&self, command: &str) -> Command {
+        let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
+        cmd.env_clear()
+            .current_dir(self.dir.path())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("DEPLOYER_COMMAND", command)
+            .env("STACK_NAME", &self.stack)
+            .env("LAMBDA_FUNCTION_NAME", &self.stack)
+            .env("API_GATEWAY_NAME", &self.stack)
+            .env("TEMPLATE_FILE", repo().join("template.yaml"))
+            .env("ENABLE_AUTHENTICATION", "false")
+            .env("RUN_ENDPOINT_TESTS", "false");
+        cmd
+    }
+
+    pub fn deploy(&self, artifact: &Path) -> Command {
+        let mut cmd = self.deployer("deploy");
+        cmd.env("FUNCTION_ARTIFACT", artifact).env("OPENAI_API_KEY", KEY);
+        cmd
+    }
+}
+
+pub struct Output {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// Runs the deployer off the test's runtime, so servers on it keep answering.
+pub async fn run(mut cmd: Command) -> Output {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Output {
+        ok: out.status.success(),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+pub async fn aws() -> Aws {
+    // The test process has the emulator's variables from scripts/local-aws.sh run.
+    Aws::load(Some("us-east-1")).await.unwrap()
+}
+
+pub async fn stack_info(stack: &str) -> StackInfo {
+    openai_proxy_deployer::cfn::stack::describe(&aws().await, stack)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no stack {stack}"))
+}
+
+pub async fn function_config(
+    name: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    aws()
+        .await
+        .lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Lambda's CodeSha256 of the zip the deployer makes of `path`.
+pub fn code_sha256_of(path: &Path) -> String {
+    artifact::load(path, None).unwrap().code_sha256
+}

@@ -7,17 +7,18 @@ request it reads the CodeSha256 of the stack's Lambda function from the emulator
 
   the good version's code (--good-code-sha256)   forwards the request to the function
                                                  running on this machine (--target)
-  any other code (the demo's "bad" release)      answers POST /v1/chat/completions with
-                                                 HTTP 500 in OpenAI's error shape, as a
-                                                 broken release would; other requests
-                                                 are forwarded
+  any other code (the demo's "bad" release)      answers POST /v1/chat/completions for
+                                                 a mapped model (--models) with HTTP 500
+                                                 in OpenAI's error shape, as a release
+                                                 with a broken chat path would; other
+                                                 requests are forwarded
 
 Every request is logged on stderr with the version that answered it. Standard library
 plus boto3 (from the project's venv), which reads AWS_ENDPOINT_URL, AWS_REGION and the
 dummy credentials that scripts/local-aws.sh run sets. Usage:
 
   scripts/demo-gate.py --target http://127.0.0.1:PORT --function NAME \\
-      --good-code-sha256 BASE64 [--port 0] [--port-file PATH]
+      --good-code-sha256 BASE64 --models JSON [--port 0] [--port-file PATH]
 
 With --port 0 (the default) it picks a free port; --port-file receives the port once the
 server listens. It stops on SIGINT or SIGTERM.
@@ -54,10 +55,10 @@ HOP_BY_HOP = {
 
 
 class Gate:
-    def __init__(self, target: str, function: str, good: str) -> None:
+    def __init__(self, target: str, function: str, good: str, models: set[str]) -> None:
         parsed = urllib.parse.urlsplit(target)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        self.function, self.good = function, good
+        self.function, self.good, self.models = function, good, models
         self.lambda_ = boto3.client("lambda")
         self.lock = threading.Lock()
 
@@ -108,7 +109,7 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         version = "good" if code == self.gate.good else "bad"
-        if version == "bad" and self.command == "POST" and urllib.parse.urlsplit(self.path).path.rstrip("/") == "/v1/chat/completions":
+        if version == "bad" and self._is_mapped_chat(body):
             self._log(version, 500)
             self._json(
                 500,
@@ -123,6 +124,17 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         self._forward(version, body)
+
+    def _is_mapped_chat(self, body: bytes) -> bool:
+        """A chat completion for a mapped model: what the bad release breaks. Requests the
+        proxy rejects before calling OpenAI (malformed JSON, an unknown model) still pass."""
+        if self.command != "POST" or urllib.parse.urlsplit(self.path).path.rstrip("/") != "/v1/chat/completions":
+            return False
+        try:
+            model = json.loads(body).get("model")
+        except (ValueError, AttributeError):
+            return False
+        return model in self.gate.models
 
     def _forward(self, version: str, body: bytes) -> None:
         upstream = http.client.HTTPConnection(self.gate.host, self.gate.port, timeout=120)
@@ -171,12 +183,19 @@ def main() -> int:
     parser.add_argument("--target", required=True, help="the function running locally, e.g. http://127.0.0.1:8080")
     parser.add_argument("--function", required=True, help="the stack's Lambda function name")
     parser.add_argument("--good-code-sha256", required=True, help="CodeSha256 of the good version")
+    parser.add_argument("--models", required=True, help="MODEL_MAPPINGS (JSON object): the models whose chat completions the bad version fails")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", help="write the port here once listening")
     args = parser.parse_args()
 
-    Handler.gate = Gate(args.target, args.function, args.good_code_sha256)
+    try:
+        models = json.loads(args.models)
+    except ValueError as e:
+        parser.error(f"--models is not JSON ({e}): pass MODEL_MAPPINGS, e.g. '{{\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}}'")
+    if not isinstance(models, dict) or not models:
+        parser.error("--models must be a non-empty JSON object of client model id -> OpenAI model id")
+    Handler.gate = Gate(args.target, args.function, args.good_code_sha256, set(models))
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     port = server.server_address[1]

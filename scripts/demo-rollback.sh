@@ -10,7 +10,8 @@
 #      gate (scripts/demo-gate.py) in front of it: the emulator's API Gateway does not
 #      invoke Lambda, so the gate plays API Gateway in front of the deployed code
 #      (forwards while the stack's function has the good code, answers chat completions
-#      with HTTP 500 while it has any other); the endpoint tests pass through it
+#      for the mapped models with HTTP 500 while it has any other); the endpoint tests
+#      pass through it
 #   5. deploy a bad version (the same bootstrap with bytes appended: still an ELF, another
 #      CodeSha256) with the endpoint tests on, through the gate: they fail inside the
 #      monitoring window, the deployer cancels the update, CloudFormation rolls back, the
@@ -100,18 +101,19 @@ start_function "$secret_arn"
 
 say "Starting the gate: it plays API Gateway in front of the deployed code"
 "$python" "$root/scripts/demo-gate.py" --target "$base" --function "$function_name" \
-  --good-code-sha256 "$good_code" --port-file "$out_dir/gate-port" 2>"$out_dir/gate.log" &
+  --good-code-sha256 "$good_code" --models "$models" --port-file "$out_dir/gate-port" 2>"$out_dir/gate.log" &
 pids+=($!)
 wait_port_file "$out_dir/gate-port" "${pids[-1]}" "the gate" "$out_dir/gate.log"
 gate="http://127.0.0.1:$(cat "$out_dir/gate-port")"
 cat <<EOF
 gate: $gate (log $out_dir/gate.log)
-  The emulator's API Gateway does not invoke Lambda, so this gate stands in for the
-  path API Gateway -> the stack's Lambda function. On each request it reads the
-  function's CodeSha256 from the emulator: while it is the good version's
-  ($good_code) it forwards to the function running on this machine ($base);
-  while it is any other (the bad release) it answers chat completions with
-  HTTP 500 in OpenAI's error shape, as a broken release would.
+  What it stands for: API Gateway in front of the stack's Lambda function. The
+  emulator's API Gateway does not invoke Lambda, so on each request the gate reads
+  the function's CodeSha256 from the emulator. While it is the good version's
+  ($good_code), the gate forwards to the function running on this
+  machine ($base); while it is any other (the bad release), it answers chat
+  completions for the mapped models with HTTP 500 in OpenAI's error shape, as a
+  release with a broken chat path would.
 EOF
 
 say "Endpoint tests of the good version: DEPLOYER_COMMAND=test API_BASE_URL=$gate"
@@ -173,4 +175,5 @@ if [[ ${#problems[@]} -eq 0 ]]; then
 fi
 echo "demo-rollback FAILED: the rollback did not happen as designed:" >&2
 printf '  - %s\n' "${problems[@]}" >&2
+echo "the deploy's output above and its report ($report) say what it did instead" >&2
 exit 1

@@ -74,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
     gate: Gate
 
     def log_message(self, fmt: str, *args) -> None:
-        pass  # one line per request, written by _answer
+        pass  # one line per request, written by _log with the version that answered
 
     def _log(self, version: str, status: int) -> None:
         sys.stderr.write(f"gate: {version} {self.command} {self.path} {status}\n")
@@ -89,39 +89,22 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _error(self, version: str, status: int, message: str) -> None:
+        self._log(version, status)
+        self._json(status, {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
             code = self.gate.deployed_code()
         except (BotoCoreError, ClientError) as e:  # named to the client, never a traceback
-            self._log("unknown", 502)
-            self._json(
-                502,
-                {
-                    "error": {
-                        "message": f"demo gate: could not read the code of function {self.gate.function} from the emulator ({e})",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            self._error("unknown", 502, f"demo gate: could not read the code of function {self.gate.function} from the emulator ({e})")
             return
         version = "good" if code == self.gate.good else "bad"
         if version == "bad" and self._is_mapped_chat(body):
-            self._log(version, 500)
-            self._json(
-                500,
-                {
-                    "error": {
-                        "message": "The server had an error while processing your request.",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            # What OpenAI-compatible servers answer when the handler fails.
+            self._error(version, 500, "The server had an error while processing your request.")
             return
         self._forward(version, body)
 
@@ -146,8 +129,7 @@ class Handler(BaseHTTPRequestHandler):
             response = upstream.getresponse()
         except OSError as e:
             upstream.close()
-            self._log(version, 502)
-            self._json(502, {"error": {"message": f"demo gate: the local function did not answer ({e})", "type": "server_error", "param": None, "code": None}})
+            self._error(version, 502, f"demo gate: the local function did not answer ({e})")
             return
         try:
             self.send_response(response.status, response.reason)

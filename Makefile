@@ -70,6 +70,12 @@ test-function-sdk:
 demo: setup ## the whole product locally, no AWS account: build, deploy into the emulator, endpoint tests, report
 	scripts/demo.sh
 
+# The guard at work: a good deploy, then a bad one that the endpoint tests catch inside
+# CloudFormation's monitoring window and that is rolled back; prints that deploy's report.
+.PHONY: demo-rollback
+demo-rollback: setup ## make demo's deploy, then a bad release rolled back by the guarded deploy; prints its report
+	scripts/demo-rollback.sh
+
 # Not part of `make test`: load runs want a quiet machine. Needs wrk, nginx and oha
 # (docs/benchmarks.md says how to install them); prints a markdown report.
 .PHONY: bench-function

@@ -26,6 +26,7 @@ def apply() -> None:
     _lambda_permission_identity()
     _conditional_resources_are_not_listed()
     _updates_follow_resolved_properties()
+    _depends_on_comes_first()
     _rest_api_properties()
     _log_group_updates_in_place()
     _role_policies_follow_the_template()
@@ -275,6 +276,34 @@ def _updates_follow_resolved_properties() -> None:
                 self._parsed_resources.pop(logical_id, None)
 
     parsing.ResourceMap.update = update_and_reconcile
+
+
+def _depends_on_comes_first() -> None:
+    """moto orders a CreateStack by DependsOn, but a change set adds resources in template
+    order and creates whatever a `Ref` or `Fn::GetAtt` names on the spot, ignoring that
+    resource's DependsOn: a Stage listed before the methods of its Deployment (as in the
+    deployer's JSON template, whose keys are sorted) created the Deployment of an API
+    without methods. CloudFormation creates what a resource depends on first."""
+    from moto.cloudformation import parsing
+
+    create = parsing.parse_and_create_resource
+    creating: set[tuple[int, str]] = set()
+
+    @functools.wraps(create)
+    def create_after_dependencies(logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str) -> Any:
+        depends_on = resource_json.get("DependsOn") or []
+        key = (id(resources_map), logical_id)
+        if key not in creating:  # a DependsOn cycle is the template's error, not a hang
+            creating.add(key)
+            try:
+                for dependency in [depends_on] if isinstance(depends_on, str) else depends_on:
+                    if dependency in resources_map._resource_json_map:
+                        _ = resources_map[dependency]
+            finally:
+                creating.discard(key)
+        return create(logical_id, resource_json, resources_map, account_id, region_name)
+
+    parsing.parse_and_create_resource = create_after_dependencies
 
 
 def _rest_api_properties() -> None:

@@ -4,6 +4,7 @@ as the deployer deploys."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import uuid
@@ -146,3 +147,38 @@ def test_delete_stack_removes_what_the_extension_created(aws, stack):
         aws["apigateway"].get_api_key(apiKey=outputs["ApiKeyId"])
     subscriptions = aws["sns"].list_subscriptions()["Subscriptions"]
     assert outputs["SubscriptionArn"] not in {s["SubscriptionArn"] for s in subscriptions}
+
+
+def test_a_resource_created_through_a_ref_waits_for_what_it_depends_on(aws, stack):
+    # The deployer uploads its template as JSON with sorted keys, so a Stage can come
+    # before the methods its Deployment depends on; CloudFormation still creates them first.
+    method = {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "RestApiId": {"Ref": "Api"},
+            "ResourceId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+            "HttpMethod": "GET",
+            "AuthorizationType": "NONE",
+            "Integration": {"Type": "MOCK", "RequestTemplates": {"application/json": '{"statusCode": 200}'}},
+        },
+    }
+    template = {
+        "Resources": {
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": stack}},
+            "AStage": {
+                "Type": "AWS::ApiGateway::Stage",
+                "Properties": {"RestApiId": {"Ref": "Api"}, "DeploymentId": {"Ref": "Deployment"}, "StageName": "v1"},
+            },
+            "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ZMethod"], "Properties": {"RestApiId": {"Ref": "Api"}}},
+            "ZMethod": method,
+        },
+        "Outputs": {"ApiId": {"Value": {"Ref": "Api"}}},
+    }
+    cfn = aws["cloudformation"]
+    cfn.create_change_set(StackName=stack, ChangeSetName="create", ChangeSetType="CREATE", TemplateBody=json.dumps(template))
+    cfn.execute_change_set(StackName=stack, ChangeSetName="create")
+
+    (desc,) = cfn.describe_stacks(StackName=stack)["Stacks"]
+    assert desc["StackStatus"] == "CREATE_COMPLETE"
+    api_id = desc["Outputs"][0]["OutputValue"]
+    assert aws["apigateway"].get_stage(restApiId=api_id, stageName="v1")["deploymentId"]

@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # root, python and out_dir are set by the sourcing script
+# What the demos share (scripts/demo.sh, scripts/demo-rollback.sh); sourced, not run.
+#
+# The sourcing script sets `root` (the repository), `python` (the venv's) and `out_dir`
+# (reports and logs) first. Inside the emulator, demo_inside sets bin_dir, function_bin,
+# deployer, arch and models; start_upstream sets key, upstream_url and upstream_label;
+# start_function sets base. Every process they start is stopped when the script exits.
+
+say() { printf '\n==> %s\n' "$*"; }
+
+free_port() {
+  "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL PID SECONDS: until URL answers (any HTTP status), while PID lives.
+wait_http() {
+  local url=$1 pid=$2 seconds=$3
+  for _ in $(seq 1 $((seconds * 5))); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if "$python" - "$url" <<'PY' 2>/dev/null; then
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=1).read()
+except urllib.error.HTTPError:
+    pass
+PY
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# wait_port_file FILE PID WHAT LOG: until a server started as PID wrote its port to FILE.
+wait_port_file() {
+  local file=$1 pid=$2 what=$3 log=$4
+  for _ in $(seq 1 100); do
+    [[ -s "$file" ]] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "error: $what did not start; its log ($log) ends with:" >&2
+  tail -n 20 "$log" >&2
+  exit 1
+}
+
+# build_then_run_inside SCRIPT: outside the emulator. Checks the venv, builds the function
+# and the deployer for this host (debug), then runs SCRIPT --inside-local-aws in a private
+# emulator (scripts/local-aws.sh run), which it replaces this process with.
+build_then_run_inside() {
+  local script=$1 started target
+  started=$(date +%s)
+  if [[ ! -x "$python" ]] || ! "$python" -c 'import moto' 2>/dev/null; then
+    echo "error: the Python tools are not installed in ${python%/bin/python}; run 'make setup' first (make demo does)" >&2
+    exit 1
+  fi
+  mkdir -p "$out_dir"
+  say "Building the function and the deployer for this host (debug)"
+  (cd "$root" && cargo build --locked -p openai-proxy-function -p openai-proxy-deployer --bins)
+  target=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
+    "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  # exec: a signal to this process reaches the emulator's runner, which stops it.
+  DEMO_STARTED=$started DEMO_BIN_DIR="$target/debug" exec "$root/scripts/local-aws.sh" run "$script" --inside-local-aws
+}
+
+pids=()
+# shellcheck disable=SC2329 # run by the EXIT trap
+stop_started() {
+  local pid
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+# demo_inside: inside the emulator (AWS_ENDPOINT_URL points at it). Stops what the demo
+# starts on exit, also on Ctrl-C; sets what every deploy needs.
+demo_inside() {
+  trap stop_started EXIT
+  trap 'echo "interrupted: stopping what the demo started" >&2; exit 130' INT TERM
+  bin_dir=$DEMO_BIN_DIR
+  function_bin="$bin_dir/openai-proxy-function"
+  deployer="$bin_dir/openai-proxy-deployer"
+  case "$(uname -m)" in
+    x86_64 | amd64) arch=x86_64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) echo "error: no Lambda architecture for $(uname -m)" >&2; exit 1 ;;
+  esac
+  models=${MODEL_MAPPINGS:-'{"amazon.nova-lite-v1:0":"gpt-4o-mini","amazon.nova-pro-v1:0":"gpt-4o-mini","amazon.nova-micro-v1:0":"gpt-4o-mini"}'}
+}
+
+# start_upstream: OpenAI when OPENAI_API_KEY is set, else the local test upstream.
+start_upstream() {
+  upstream_url=
+  if [[ -n "${OPENAI_API_KEY:-}" ]]; then
+    key=$OPENAI_API_KEY
+    upstream_label="OpenAI (OPENAI_API_KEY is set)"
+  else
+    # Shaped like a key so the deployer accepts it; nothing ever sends it to OpenAI.
+    key="sk-demo-local-test-upstream-not-a-real-key"
+    upstream_label="the local test upstream (scripts/test-upstream.py), not OpenAI: set OPENAI_API_KEY to use OpenAI"
+    say "Starting the local OpenAI-compatible test upstream"
+    rm -f "$out_dir/upstream-port"
+    "$python" "$root/scripts/test-upstream.py" --port-file "$out_dir/upstream-port" \
+      2>"$out_dir/upstream.log" &
+    pids+=($!)
+    wait_port_file "$out_dir/upstream-port" "${pids[-1]}" "the test upstream" "$out_dir/upstream.log"
+    upstream_url="http://127.0.0.1:$(cat "$out_dir/upstream-port")/v1"
+    echo "test upstream: $upstream_url"
+  fi
+  echo "upstream: $upstream_label"
+}
+
+# deploy ARTIFACT [VAR=VALUE...]: the deployer's deploy of ARTIFACT into the emulator,
+# with the demo's key and models; the VARs add to or override its settings.
+deploy() {
+  local artifact=$1
+  shift
+  env DEPLOYER_COMMAND=deploy \
+    TEMPLATE_FILE="$root/template.yaml" \
+    FUNCTION_ARTIFACT="$artifact" \
+    ARCHITECTURE="$arch" \
+    OPENAI_API_KEY="$key" \
+    MODEL_MAPPINGS="$models" \
+    "$@" \
+    "$deployer"
+}
+
+# output NAME FILE: the last value of step output NAME in a $GITHUB_OUTPUT file.
+output() {
+  sed -n "s/^$1=//p" "$2" | tail -n 1
+}
+
+# start_function SECRET_ARN: the function in local HTTP mode, configured by the secret the
+# deployer wrote into the emulator.
+start_function() {
+  local secret_arn=$1 port
+  say "Starting the function in local HTTP mode (its configuration: the secret in the emulator)"
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  env -u OPENAI_API_KEY \
+    PROXY_LISTEN_ADDR="127.0.0.1:$port" \
+    OPENAI_API_KEY_SECRET_ARN="$secret_arn" \
+    ${upstream_url:+OPENAI_BASE_URL="$upstream_url"} \
+    LOG_LEVEL=INFO \
+    "$function_bin" >"$out_dir/function.log" 2>&1 &
+  pids+=($!)
+  if ! wait_http "$base/health" "${pids[-1]}" 30; then
+    echo "error: the function did not start; its log ($out_dir/function.log) ends with:" >&2
+    tail -n 20 "$out_dir/function.log" >&2
+    exit 1
+  fi
+  echo "function: $base (OpenAI base URL $base/v1), secret $secret_arn, log $out_dir/function.log"
+}

@@ -11,6 +11,9 @@ use crate::upstream::{RetryPolicy, Upstream};
 
 pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
 
+/// Silence on a stream after which the client gets a keep-alive comment.
+pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// Settings read from plain environment variables (the secret holds the rest).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +22,8 @@ pub struct Settings {
     pub cors_origins: Option<Vec<String>>,
     pub secret_cache_ttl: Duration,
     pub log_level: Level,
+    /// [`STREAM_KEEP_ALIVE`]; tests shorten it.
+    pub stream_keep_alive: Duration,
 }
 
 impl Default for Settings {
@@ -28,6 +33,7 @@ impl Default for Settings {
             cors_origins: None,
             secret_cache_ttl: DEFAULT_SECRET_CACHE_TTL,
             log_level: Level::Info,
+            stream_keep_alive: STREAM_KEEP_ALIVE,
         }
     }
 }
@@ -94,6 +100,7 @@ impl Settings {
                 cors_origins,
                 secret_cache_ttl,
                 log_level,
+                stream_keep_alive: STREAM_KEEP_ALIVE,
             })
         } else {
             Err(problems)

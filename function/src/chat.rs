@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::middleware::MAX_BODY_BYTES;
 use crate::observe::LogHandle;
 use crate::relay;
+use crate::relayed;
 use crate::routes::config_unavailable;
 use crate::upstream::Failure;
 
@@ -57,33 +58,48 @@ pub async fn completions(
         .clone();
     log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
     request.insert("model".into(), Value::String(upstream_model));
+    // Usage is asked for on every stream, so token metrics count all traffic; the
+    // relay drops the usage chunk again when the client did not ask for it.
+    let hide_usage = stream && !force_usage(&mut request);
     let upstream_body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
 
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let result = app
         .upstream
-        .chat_completions(&config, upstream_body, deadline)
+        .post(&config, "chat/completions", upstream_body, stream, deadline)
         .await;
+    let secret = config.openai_api_key.expose();
     let answer = match result {
         Ok(answer) => answer,
         Err(failure) => {
             let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
             record.attempts = failure.attempts();
-            if let Failure::Status { status, .. } = &failure {
+            if let Failure::Status { status, headers, .. } = &failure {
                 record.upstream_status = Some(status.as_u16());
+                record.upstream_request_id = relayed::request_id(headers);
             }
-            return Err(failure_to_error(failure));
+            return Err(failure_to_error(failure, secret));
         }
     };
     let status = answer.response.status();
+    let headers = relayed::headers(answer.response.headers());
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.attempts = answer.attempts;
         record.upstream_status = Some(status.as_u16());
         record.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
+        record.upstream_request_id = relayed::request_id(answer.response.headers());
     }
     if !status.is_success() {
-        return Err(passthrough(status, answer.response).await);
+        let upstream_headers = answer.response.headers().clone();
+        let body = answer.response.bytes().await.unwrap_or_default();
+        return Err(relayed::error(
+            status,
+            &upstream_headers,
+            &body,
+            secret,
+            answer.attempts,
+        ));
     }
     let is_sse = answer
         .response
@@ -91,18 +107,46 @@ pub async fn completions(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    if stream && is_sse {
-        let body = relay::sse(answer.response, model, config.timeouts.openai_api, log);
-        return Ok((
+    let mut response = if stream && is_sse {
+        let options = relay::Options {
+            model,
+            idle_timeout: config.timeouts.stream_idle,
+            keep_alive: app.settings.stream_keep_alive,
+            hide_usage,
+        };
+        let body = relay::sse(answer.response, options, log);
+        (
             [
                 (header::CONTENT_TYPE, "text/event-stream"),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
             Body::from_stream(body),
         )
-            .into_response());
+            .into_response()
+    } else {
+        complete(answer.response, &model, &config, deadline, &log).await?
+    };
+    response.headers_mut().extend(headers);
+    Ok(response)
+}
+
+/// Sets `stream_options.include_usage`; true when the client had asked for it.
+fn force_usage(request: &mut Map<String, Value>) -> bool {
+    let options = request
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !options.is_object() {
+        *options = Value::Object(Map::new());
     }
-    complete(answer.response, &model, &config, deadline, &log).await
+    let Value::Object(options) = options else {
+        return false;
+    };
+    let asked = options
+        .get("include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    options.insert("include_usage".into(), Value::Bool(true));
+    asked
 }
 
 /// The request as a JSON object whose required fields have the right types. Unknown
@@ -198,76 +242,6 @@ async fn complete(
     Ok(axum::Json(answer).into_response())
 }
 
-/// An upstream 4xx (other than 408/429): the client's problem, relayed with its status
-/// in OpenAI's shape.
-async fn passthrough(status: StatusCode, response: reqwest::Response) -> ApiError {
-    let body = response.bytes().await.unwrap_or_default();
-    upstream_error(status, &body)
-}
-
-fn upstream_error(status: StatusCode, body: &[u8]) -> ApiError {
-    // OpenAI refusing the proxy's own key is the operator's problem, not the client's,
-    // and its message quotes part of that key: never relay it.
-    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        return ApiError::server(
-            StatusCode::BAD_GATEWAY,
-            "upstream_auth_failed",
-            format!(
-                "The upstream OpenAI API refused the proxy's API key (HTTP {}): the operator must update openai_api_key in the proxy's secret.",
-                status.as_u16()
-            ),
-        );
-    }
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().and_then(|v| v.get("error"));
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("The upstream OpenAI API answered HTTP {}.", status.as_u16()));
-    let mut api = ApiError::new(status, kind_of(error), message);
-    api.param = error
-        .and_then(|e| e.get("param"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    api.code = error
-        .and_then(|e| e.get("code"))
-        .and_then(Value::as_str)
-        .and_then(known_code);
-    api
-}
-
-/// Upstream error types and codes become `'static` only when we know them; anything
-/// else is reported generically rather than echoed.
-fn kind_of(error: Option<&Value>) -> &'static str {
-    match error.and_then(|e| e.get("type")).and_then(Value::as_str) {
-        Some("invalid_request_error") => "invalid_request_error",
-        Some("authentication_error") => "authentication_error",
-        Some("permission_error") => "permission_error",
-        Some("not_found_error") => "not_found_error",
-        Some("rate_limit_error") => "rate_limit_error",
-        Some("insufficient_quota") => "insufficient_quota",
-        Some("server_error") => "server_error",
-        _ => "upstream_error",
-    }
-}
-
-fn known_code(code: &str) -> Option<&'static str> {
-    const CODES: &[&str] = &[
-        "invalid_api_key",
-        "model_not_found",
-        "context_length_exceeded",
-        "rate_limit_exceeded",
-        "insufficient_quota",
-        "invalid_value",
-        "invalid_type",
-        "missing_required_parameter",
-        "unsupported_parameter",
-        "content_filter",
-    ];
-    CODES.iter().find(|c| **c == code).copied()
-}
-
 fn upstream_broken(message: &str) -> ApiError {
     ApiError::server(StatusCode::BAD_GATEWAY, "upstream_error", message)
 }
@@ -280,7 +254,7 @@ fn upstream_timeout() -> ApiError {
     )
 }
 
-fn failure_to_error(failure: Failure) -> ApiError {
+fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
     match failure {
         Failure::CircuitOpen { retry_after } => ApiError::server(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -288,19 +262,17 @@ fn failure_to_error(failure: Failure) -> ApiError {
             "The upstream OpenAI API is failing; the proxy is not sending requests to it for a short while. Retry after the indicated delay.",
         )
         .with_retry_after(retry_after),
-        Failure::Status { status, retry_after, body, attempts } if status == StatusCode::TOO_MANY_REQUESTS => {
-            let mut error = upstream_error(status, &body);
-            if error.kind == "upstream_error" {
-                error.kind = "rate_limit_error";
-            }
-            error.message = format!("{} (after {attempts} attempts)", error.message);
-            error.with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
+        Failure::Status {
+            status,
+            retry_after,
+            headers,
+            body,
+            attempts,
+        } => {
+            let mut error = relayed::error(status, &headers, &body, secret, attempts);
+            error.retry_after = retry_after;
+            error
         }
-        Failure::Status { status, attempts, .. } => ApiError::server(
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            format!("The upstream OpenAI API failed with HTTP {} after {attempts} attempts. Retry shortly.", status.as_u16()),
-        ),
         Failure::Timeout { .. } => upstream_timeout(),
         Failure::Connect { attempts } => ApiError::server(
             StatusCode::BAD_GATEWAY,
@@ -336,13 +308,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_upstream_codes_are_not_echoed() {
-        let error = upstream_error(
-            StatusCode::BAD_REQUEST,
-            br#"{"error":{"message":"m","type":"weird","code":"zz"}}"#,
+    fn usage_is_forced_and_the_clients_own_choice_remembered() {
+        let mut request = parse(br#"{"model":"m","messages":[{}],"stream":true}"#).unwrap();
+        assert!(!force_usage(&mut request));
+        assert_eq!(
+            request["stream_options"],
+            serde_json::json!({"include_usage": true})
         );
-        assert_eq!((error.kind, error.code), ("upstream_error", None));
-        let error = upstream_error(StatusCode::UNPROCESSABLE_ENTITY, b"not json");
-        assert_eq!(error.message, "The upstream OpenAI API answered HTTP 422.");
+        let mut request =
+            parse(br#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true,"x":1}}"#).unwrap();
+        assert!(force_usage(&mut request));
+        assert_eq!(
+            request["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod middleware;
 pub mod observe;
 pub mod relay;
+pub mod relayed;
 pub mod routes;
 pub mod runtime;
 pub mod upstream;

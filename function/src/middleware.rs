@@ -65,7 +65,7 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.status = response.status().as_u16();
         if let Some(ErrorKind(kind)) = response.extensions().get::<ErrorKind>() {
-            record.error_type.get_or_insert_with(|| (*kind).to_owned());
+            record.error_type.get_or_insert_with(|| kind.to_string());
         }
     }
     let (parts, inner) = response.into_parts();

@@ -58,6 +58,9 @@ pub struct RequestLog {
     pub model: Option<String>,
     pub upstream_model: Option<String>,
     pub upstream_status: Option<u16>,
+    /// OpenAI's own request id (`x-upstream-request-id`), to quote to OpenAI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_request_id: Option<String>,
     pub upstream_ms: Option<f64>,
     pub attempts: u32,
     pub stream: bool,

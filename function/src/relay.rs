@@ -3,10 +3,14 @@
 //! being relayed. A failure mid-stream becomes an OpenAI-shaped error event followed by
 //! `[DONE]`, so SDKs end the stream cleanly. Dropping the stream (client gone) drops
 //! the upstream response, which stops reading it.
+//!
+//! Slow models think for minutes between events: the relay waits up to the stream idle
+//! timeout, and meanwhile sends an SSE comment (`: keep-alive`) every keep-alive interval
+//! so that nothing between it and the client closes the quiet connection.
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -19,17 +23,42 @@ use crate::observe::LogHandle;
 
 type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
 
+/// An SSE comment: ignored by every SSE parser, but traffic on the connection.
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// How the relay treats the stream.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The model id the client asked for, written into every event that names one.
+    pub model: String,
+    /// Longest silence from the upstream before the stream is cut off.
+    pub idle_timeout: Duration,
+    /// Silence after which a keep-alive comment goes to the client.
+    pub keep_alive: Duration,
+    /// The proxy asked for usage on the client's behalf: the usage-only chunk is
+    /// recorded but not relayed, and the other chunks' `"usage": null` is dropped.
+    pub hide_usage: bool,
+}
+
 struct Relay {
     events: Events,
-    model: String,
-    idle_timeout: Duration,
+    options: Options,
     log: LogHandle,
+    last_event: Instant,
+}
+
+enum Step {
+    /// Bytes for the client; the relay goes on.
+    Send(Bytes),
+    /// Nothing for the client (a dropped usage chunk); the relay goes on.
+    Skip,
+    /// The last bytes for the client.
+    End(Bytes),
 }
 
 pub fn sse(
     response: reqwest::Response,
-    model: String,
-    idle_timeout: Duration,
+    options: Options,
     log: LogHandle,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let events: Events = Box::pin(
@@ -40,41 +69,59 @@ pub fn sse(
     );
     let relay = Relay {
         events,
-        model,
-        idle_timeout,
+        options,
         log,
+        last_event: Instant::now(),
     };
     futures_util::stream::unfold(Some(relay), |relay| async move {
         let mut relay = relay?;
-        match tokio::time::timeout(relay.idle_timeout, relay.events.next()).await {
-            // A complete answer ends with [DONE] (which ends the relay above); a clean
-            // close before it is a truncated answer the client must hear about.
-            Ok(None) => Some((
-                relay.fail("The upstream stream ended before the answer was complete."),
-                None,
-            )),
-            Ok(Some(Ok(event))) if event.data.trim() == "[DONE]" => {
-                Some((Bytes::from_static(b"data: [DONE]\n\n"), None))
+        loop {
+            match relay.step().await {
+                Step::Send(bytes) => return Some((bytes, Some(relay))),
+                Step::Skip => continue,
+                Step::End(bytes) => return Some((bytes, None)),
             }
-            Ok(Some(Ok(event))) => {
-                let frame = relay.rewrite(&event);
-                Some((frame, Some(relay)))
-            }
-            Ok(Some(Err(reason))) => {
-                tracing::warn!(reason = %reason, "upstream stream failed");
-                Some((
-                    relay.fail("The upstream stream broke before the answer was complete."),
-                    None,
-                ))
-            }
-            Err(_) => Some((relay.fail("The upstream stream stalled and was cut off."), None)),
         }
     })
     .map(Ok)
 }
 
 impl Relay {
-    fn rewrite(&mut self, event: &eventsource_stream::Event) -> Bytes {
+    async fn step(&mut self) -> Step {
+        let idle_left = self
+            .options
+            .idle_timeout
+            .saturating_sub(self.last_event.elapsed());
+        if idle_left.is_zero() {
+            return Step::End(self.fail("The upstream stream stalled and was cut off."));
+        }
+        let wait = self.options.keep_alive.min(idle_left);
+        let next = match tokio::time::timeout(wait, self.events.next()).await {
+            Err(_) if wait < idle_left => return Step::Send(Bytes::from_static(KEEP_ALIVE)),
+            Err(_) => return Step::End(self.fail("The upstream stream stalled and was cut off.")),
+            Ok(next) => next,
+        };
+        self.last_event = Instant::now();
+        match next {
+            // A complete answer ends with [DONE]; a clean close before it is a truncated
+            // answer the client must hear about.
+            None => Step::End(self.fail("The upstream stream ended before the answer was complete.")),
+            Some(Ok(event)) if event.data.trim() == "[DONE]" => {
+                Step::End(Bytes::from_static(b"data: [DONE]\n\n"))
+            }
+            Some(Ok(event)) => match self.rewrite(&event) {
+                Some(frame) => Step::Send(frame),
+                None => Step::Skip,
+            },
+            Some(Err(reason)) => {
+                tracing::warn!(reason = %reason, "upstream stream failed");
+                Step::End(self.fail("The upstream stream broke before the answer was complete."))
+            }
+        }
+    }
+
+    /// The event for the client, or `None` when it is not relayed.
+    fn rewrite(&mut self, event: &eventsource_stream::Event) -> Option<Bytes> {
         let mut out = String::with_capacity(event.data.len() + 16);
         if !event.event.is_empty() && event.event != "message" {
             out.push_str("event: ");
@@ -84,13 +131,23 @@ impl Relay {
         let data = match serde_json::from_str::<Value>(&event.data) {
             Ok(Value::Object(mut chunk)) => {
                 if chunk.contains_key("model") {
-                    chunk.insert("model".into(), Value::String(self.model.clone()));
+                    chunk.insert("model".into(), Value::String(self.options.model.clone()));
                 }
                 if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
                     self.log
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .record_usage(usage);
+                    let usage_only = chunk
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(Vec::is_empty);
+                    if self.options.hide_usage && usage_only {
+                        return None;
+                    }
+                }
+                if self.options.hide_usage && chunk.get("usage").is_some_and(Value::is_null) {
+                    chunk.remove("usage");
                 }
                 if chunk.contains_key("error") {
                     self.note_error("upstream_stream_error");
@@ -106,7 +163,7 @@ impl Relay {
             out.push('\n');
         }
         out.push('\n');
-        Bytes::from(out)
+        Some(Bytes::from(out))
     }
 
     fn note_error(&self, kind: &str) {

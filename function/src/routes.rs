@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router, middleware};
@@ -48,6 +48,24 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
+/// The response headers browser scripts may read: ids, retry advice, OpenAI's limits.
+const EXPOSED_HEADERS: [&str; 14] = [
+    REQUEST_ID,
+    "retry-after",
+    crate::error::RETRY_AFTER_MS,
+    crate::error::SHOULD_RETRY,
+    crate::relayed::UPSTREAM_REQUEST_ID,
+    "openai-processing-ms",
+    "openai-version",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "x-ratelimit-reset",
+];
+
 fn cors(app: &App) -> CorsLayer {
     let origins = match &app.settings.cors_origins {
         None => AllowOrigin::any(),
@@ -58,7 +76,7 @@ fn cors(app: &App) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         // Browser SDKs send their own headers (x-stainless-*): echo whatever is asked.
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([HeaderName::from_static(REQUEST_ID), header::RETRY_AFTER])
+        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(Duration::from_secs(600))
 }
 

@@ -44,6 +44,9 @@ pub struct Timeouts {
     pub openai_api: Duration,
     pub secrets_manager: Duration,
     pub lambda: Duration,
+    /// Longest silence between two events of a streamed answer (slow models think
+    /// for minutes before they write).
+    pub stream_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -52,6 +55,7 @@ impl Default for Timeouts {
             openai_api: Duration::from_secs(30),
             secrets_manager: Duration::from_secs(10),
             lambda: Duration::from_secs(300),
+            stream_idle: Duration::from_secs(300),
         }
     }
 }
@@ -198,6 +202,7 @@ fn timeouts(value: Option<&Value>) -> Result<Timeouts, InvalidConfig> {
         ("openai_api_timeout", &mut timeouts.openai_api),
         ("secrets_manager_timeout", &mut timeouts.secrets_manager),
         ("lambda_timeout", &mut timeouts.lambda),
+        ("stream_idle_timeout", &mut timeouts.stream_idle),
     ] {
         match map.get(name) {
             None | Some(Value::Null) => {}
@@ -273,7 +278,8 @@ mod tests {
         let doc = serde_json::json!({
             "openai_api_key": "sk-abc",
             "model_mappings": {"amazon.nova-lite-v1:0": "gpt-4o-mini"},
-            "timeout_settings": {"openai_api_timeout": 12, "secrets_manager_timeout": 3, "lambda_timeout": 300},
+            "timeout_settings": {"openai_api_timeout": 12, "secrets_manager_timeout": 3, "lambda_timeout": 300,
+                                 "stream_idle_timeout": 600},
             "client_api_keys": ["a".repeat(64)],
         });
         let config = ProxyConfig::from_json(&doc.to_string(), "http://localhost:9/v1/").unwrap();
@@ -281,6 +287,7 @@ mod tests {
         assert_eq!(config.model_mappings["amazon.nova-lite-v1:0"], "gpt-4o-mini");
         assert_eq!(config.timeouts.openai_api, Duration::from_secs(12));
         assert_eq!(config.timeouts.secrets_manager, Duration::from_secs(3));
+        assert_eq!(config.timeouts.stream_idle, Duration::from_secs(600));
         assert_eq!(config.openai_base_url, "http://localhost:9/v1");
         assert_eq!(config.client_api_keys, vec![[0xaa; 32]]);
     }
@@ -292,6 +299,7 @@ mod tests {
         let config = ProxyConfig::from_json(&doc.to_string(), "http://ignored/v1").unwrap();
         assert_eq!(config.openai_base_url, "https://proxy.example/v1");
         assert_eq!(config.model_mappings, default_mappings());
+        assert_eq!(config.timeouts.stream_idle, Duration::from_secs(300));
     }
 
     #[test]

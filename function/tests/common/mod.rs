@@ -70,7 +70,17 @@ pub fn harness_with(
     policy: RetryPolicy,
     breaker: CircuitBreaker,
 ) -> Harness {
-    let config = ProxyConfig::from_json(&config_json(base_url).to_string(), "http://unused/v1").unwrap();
+    harness_with_config(config_json(base_url), settings, policy, breaker)
+}
+
+/// A harness whose configuration document is `config` (e.g. [`config_json`], changed).
+pub fn harness_with_config(
+    config: serde_json::Value,
+    settings: Settings,
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> Harness {
+    let config = ProxyConfig::from_json(&config.to_string(), "http://unused/v1").unwrap();
     let store = ConfigStore::new(
         ConfigSource::Fixed(Arc::new(config)),
         "http://unused/v1",

@@ -4,13 +4,15 @@
 pub mod app;
 pub mod auth;
 pub mod breaker;
-pub mod chat;
 pub mod config;
+pub mod endpoint;
 pub mod error;
+pub mod forward;
 pub mod middleware;
 pub mod observe;
 pub mod relay;
 pub mod relayed;
+pub mod rewrite;
 pub mod routes;
 pub mod runtime;
 pub mod upstream;

@@ -71,10 +71,16 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    /// Chat and embeddings count `prompt_tokens`/`completion_tokens`; the Responses API
+    /// `input_tokens`/`output_tokens`.
     pub fn record_usage(&mut self, usage: &serde_json::Value) {
         let get = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
-        self.prompt_tokens = get("prompt_tokens").or(self.prompt_tokens);
-        self.completion_tokens = get("completion_tokens").or(self.completion_tokens);
+        self.prompt_tokens = get("prompt_tokens")
+            .or_else(|| get("input_tokens"))
+            .or(self.prompt_tokens);
+        self.completion_tokens = get("completion_tokens")
+            .or_else(|| get("output_tokens"))
+            .or(self.completion_tokens);
         self.total_tokens = get("total_tokens").or(self.total_tokens);
     }
 }

@@ -1,8 +1,13 @@
 //! Relays the upstream's server-sent events as they arrive, one event at a time, with
 //! `model` rewritten to the id the client asked for. Nothing is buffered beyond the event
-//! being relayed. A failure mid-stream becomes an OpenAI-shaped error event followed by
-//! `[DONE]`, so SDKs end the stream cleanly. Dropping the stream (client gone) drops
-//! the upstream response, which stops reading it.
+//! being relayed. Dropping the stream (client gone) drops the upstream response, which
+//! stops reading it.
+//!
+//! Two dialects: chat completion streams end with `data: [DONE]`, and a failure mid-
+//! stream becomes an OpenAI-shaped error event followed by `[DONE]`, so SDKs end the
+//! stream cleanly. Responses API streams have no `[DONE]`: they end with the
+//! `response.completed`, `response.failed` or `response.incomplete` event, and a failure
+//! becomes the API's own `error` event.
 //!
 //! Slow models think for minutes between events: the relay waits up to the stream idle
 //! timeout, and meanwhile sends an SSE comment (`: keep-alive`) every keep-alive interval
@@ -12,14 +17,13 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use crate::error::ApiError;
+use crate::observe::LogHandle;
+use crate::rewrite::Fields;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use serde_json::Value;
-
-use crate::error::ApiError;
-use crate::observe::LogHandle;
 
 type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
 
@@ -38,7 +42,19 @@ pub struct Options {
     /// The proxy asked for usage on the client's behalf: the usage-only chunk is
     /// recorded but not relayed, and the other chunks' `"usage": null` is dropped.
     pub hide_usage: bool,
+    pub dialect: Dialect,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Chat completion chunks, ended by `[DONE]`.
+    Chat,
+    /// Responses API events, ended by the response's final event.
+    Responses,
+}
+
+/// The Responses API events after which nothing more comes.
+const FINAL_RESPONSE_EVENTS: [&str; 3] = ["response.completed", "response.failed", "response.incomplete"];
 
 struct Relay {
     events: Events,
@@ -103,14 +119,15 @@ impl Relay {
         };
         self.last_event = Instant::now();
         match next {
-            // A complete answer ends with [DONE]; a clean close before it is a truncated
-            // answer the client must hear about.
+            // A complete answer ends with [DONE] (or a final response event); a clean
+            // close before it is a truncated answer the client must hear about.
             None => Step::End(self.fail("The upstream stream ended before the answer was complete.")),
             Some(Ok(event)) if event.data.trim() == "[DONE]" => {
                 Step::End(Bytes::from_static(b"data: [DONE]\n\n"))
             }
             Some(Ok(event)) => match self.rewrite(&event) {
-                Some(frame) => Step::Send(frame),
+                Some((frame, false)) => Step::Send(frame),
+                Some((frame, true)) => Step::End(frame),
                 None => Step::Skip,
             },
             Some(Err(reason)) => {
@@ -120,42 +137,46 @@ impl Relay {
         }
     }
 
-    /// The event for the client, or `None` when it is not relayed.
-    fn rewrite(&mut self, event: &eventsource_stream::Event) -> Option<Bytes> {
+    /// The event for the client, or `None` when it is not relayed; whether it is the
+    /// last one.
+    fn rewrite(&mut self, event: &eventsource_stream::Event) -> Option<(Bytes, bool)> {
         let mut out = String::with_capacity(event.data.len() + 16);
         if !event.event.is_empty() && event.event != "message" {
             out.push_str("event: ");
             out.push_str(&event.event);
             out.push('\n');
         }
-        let data = match serde_json::from_str::<Value>(&event.data) {
-            Ok(Value::Object(mut chunk)) => {
-                if chunk.contains_key("model") {
-                    chunk.insert("model".into(), Value::String(self.options.model.clone()));
-                }
-                if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+        let mut last = false;
+        let data = match Fields::parse(&event.data) {
+            Some(mut chunk) => {
+                if let Some(usage) = chunk.usage() {
                     self.log
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .record_usage(usage);
-                    let usage_only = chunk
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(Vec::is_empty);
+                        .record_usage(&usage);
+                    let usage_only = chunk.raw("choices") == Some("[]");
                     if self.options.hide_usage && usage_only {
                         return None;
                     }
                 }
-                if self.options.hide_usage && chunk.get("usage").is_some_and(Value::is_null) {
+                if self.options.hide_usage && chunk.raw("usage") == Some("null") {
                     chunk.remove("usage");
                 }
-                if chunk.contains_key("error") {
+                if chunk.get("error").is_some() {
                     self.note_error("upstream_stream_error");
                 }
-                Value::Object(chunk).to_string()
+                if self.options.dialect == Dialect::Responses {
+                    let kind = chunk
+                        .raw("type")
+                        .and_then(|t| serde_json::from_str::<String>(t).ok());
+                    last = kind.is_some_and(|k| FINAL_RESPONSE_EVENTS.contains(&k.as_str()));
+                }
+                let mut data = String::with_capacity(event.data.len() + self.options.model.len());
+                chunk.write_with_model(&self.options.model, &mut data);
+                data
             }
-            // Not JSON: relay as it came.
-            _ => event.data.clone(),
+            // Not a JSON object: relay as it came.
+            None => event.data.clone(),
         };
         for line in data.split('\n') {
             out.push_str("data: ");
@@ -163,7 +184,7 @@ impl Relay {
             out.push('\n');
         }
         out.push('\n');
-        Some(Bytes::from(out))
+        Some((Bytes::from(out), last))
     }
 
     fn note_error(&self, kind: &str) {
@@ -172,7 +193,17 @@ impl Relay {
 
     fn fail(&self, message: &str) -> Bytes {
         self.note_error("upstream_stream_error");
-        let error = ApiError::server(StatusCode::BAD_GATEWAY, "upstream_stream_error", message);
-        Bytes::from(format!("data: {}\n\ndata: [DONE]\n\n", error.to_json()))
+        match self.options.dialect {
+            Dialect::Chat => {
+                let error = ApiError::server(StatusCode::BAD_GATEWAY, "upstream_stream_error", message);
+                Bytes::from(format!("data: {}\n\ndata: [DONE]\n\n", error.to_json()))
+            }
+            Dialect::Responses => {
+                let error = serde_json::json!({
+                    "type": "error", "code": "upstream_stream_error", "message": message, "param": null,
+                });
+                Bytes::from(format!("event: error\ndata: {error}\n\n"))
+            }
+        }
     }
 }

@@ -13,18 +13,21 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use crate::app::App;
 use crate::config::source::LoadError;
 use crate::error::ApiError;
+use crate::forward;
 use crate::middleware::{MAX_BODY_BYTES, REQUEST_ID, authenticate, body_limit, request_log};
 use crate::observe::LogHandle;
 
 /// The routing table: every path the proxy serves, with its handlers. [`router`] serves
 /// exactly these, and the OpenAPI test reads the paths from here, so a route added here
 /// and not to `docs/openapi.yaml` fails the tests.
-fn routes() -> [(&'static str, MethodRouter<App>); 4] {
+fn routes() -> [(&'static str, MethodRouter<App>); 6] {
     [
         ("/health", get(health)),
         ("/v1/models", get(list_models)),
         ("/v1/models/{model}", get(get_model)),
-        ("/v1/chat/completions", post(crate::chat::completions)),
+        ("/v1/chat/completions", post(forward::chat_completions)),
+        ("/v1/embeddings", post(forward::embeddings)),
+        ("/v1/responses", post(forward::responses)),
     ]
 }
 

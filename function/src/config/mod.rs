@@ -22,6 +22,7 @@ pub const DEFAULT_MODEL_MAPPINGS: &[(&str, &str)] = &[
     ("amazon.nova-lite-v1:0", "gpt-4o-mini"),
     ("amazon.nova-pro-v1:0", "gpt-4o-mini"),
     ("amazon.nova-micro-v1:0", "gpt-4o-mini"),
+    ("amazon.titan-embed-text-v2:0", "text-embedding-3-small"),
 ];
 
 #[derive(Clone, PartialEq, Eq)]
@@ -343,7 +344,11 @@ mod tests {
     #[test]
     fn key_from_the_environment_gets_default_mappings_and_names_the_variable() {
         let config = ProxyConfig::from_key("sk-env", BASE).unwrap();
-        assert_eq!(config.model_mappings.len(), 3);
+        assert_eq!(config.model_mappings.len(), 4);
+        assert_eq!(
+            config.model_mappings["amazon.titan-embed-text-v2:0"],
+            "text-embedding-3-small"
+        );
         let message = ProxyConfig::from_key("  ", BASE).unwrap_err().to_string();
         assert_eq!(message, "field `OPENAI_API_KEY` is empty");
     }

@@ -1,5 +1,6 @@
-//! `POST /v1/chat/completions`: validate, map the model, call the upstream, and answer
-//! with the model id the client asked for.
+//! `POST /v1/chat/completions`, `/v1/embeddings` and `/v1/responses`: check the request,
+//! map the model, call the upstream, and answer with the model id the client asked
+//! for, whole or as a relayed event stream.
 
 use std::time::{Duration, Instant};
 
@@ -13,21 +14,50 @@ use serde_json::{Map, Value};
 
 use crate::app::App;
 use crate::config::ProxyConfig;
+use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::middleware::MAX_BODY_BYTES;
 use crate::observe::LogHandle;
 use crate::relay;
 use crate::relayed;
+use crate::rewrite::Fields;
 use crate::routes::config_unavailable;
 use crate::upstream::Failure;
 
 /// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
-pub async fn completions(
+type RequestBody = Result<Bytes, BytesRejection>;
+
+pub async fn chat_completions(
     State(app): State<App>,
     Extension(log): Extension<LogHandle>,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    forward(Endpoint::ChatCompletions, app, log, body).await
+}
+
+pub async fn embeddings(
+    State(app): State<App>,
+    Extension(log): Extension<LogHandle>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    forward(Endpoint::Embeddings, app, log, body).await
+}
+
+pub async fn responses(
+    State(app): State<App>,
+    Extension(log): Extension<LogHandle>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    forward(Endpoint::Responses, app, log, body).await
+}
+
+async fn forward(
+    endpoint: Endpoint,
+    app: App,
+    log: LogHandle,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = body.map_err(|rejection| {
@@ -37,13 +67,13 @@ pub async fn completions(
             ApiError::invalid_request("The request body could not be read.")
         }
     })?;
-    let mut request = parse(&body)?;
+    let mut request = endpoint.parse(&body)?;
     let model = request
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = endpoint.streams() && request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model = Some(model.clone());
@@ -58,15 +88,16 @@ pub async fn completions(
         .clone();
     log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
     request.insert("model".into(), Value::String(upstream_model));
-    // Usage is asked for on every stream, so token metrics count all traffic; the
-    // relay drops the usage chunk again when the client did not ask for it.
-    let hide_usage = stream && !force_usage(&mut request);
+    // Usage is asked for on every chat stream, so token metrics count all traffic; the
+    // relay drops the usage chunk again when the client did not ask for it. (Responses
+    // streams always end with their usage.)
+    let hide_usage = stream && endpoint == Endpoint::ChatCompletions && !force_usage(&mut request);
     let upstream_body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
 
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let result = app
         .upstream
-        .post(&config, "chat/completions", upstream_body, stream, deadline)
+        .post(&config, endpoint.upstream_path(), upstream_body, stream, deadline)
         .await;
     let secret = config.openai_api_key.expose();
     let answer = match result {
@@ -113,6 +144,10 @@ pub async fn completions(
             idle_timeout: config.timeouts.stream_idle,
             keep_alive: app.settings.stream_keep_alive,
             hide_usage,
+            dialect: match endpoint {
+                Endpoint::Responses => relay::Dialect::Responses,
+                _ => relay::Dialect::Chat,
+            },
         };
         let body = relay::sse(answer.response, options, log);
         (
@@ -149,67 +184,9 @@ fn force_usage(request: &mut Map<String, Value>) -> bool {
     asked
 }
 
-/// The request as a JSON object whose required fields have the right types. Unknown
-/// fields are kept and forwarded untouched.
-fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_request(format!(
-            "We could not parse the JSON body of your request ({}). Send a JSON object with `model` and `messages`.",
-            json_problem(&e)
-        ))
-    })?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::invalid_request(
-            "The request body must be a JSON object.",
-        ));
-    };
-    match map.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => {}
-        None | Some(Value::Null) => {
-            return Err(ApiError::invalid_request("You must provide a model parameter.").with_param("model"));
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_request("`model` must be a non-empty string.").with_param("model"));
-        }
-    }
-    match map.get("messages") {
-        Some(Value::Array(list)) if !list.is_empty() => {
-            if list.iter().any(|m| !m.is_object()) {
-                return Err(
-                    ApiError::invalid_request("Each entry of `messages` must be an object.")
-                        .with_param("messages"),
-                );
-            }
-        }
-        Some(Value::Array(_)) => {
-            return Err(ApiError::invalid_request("`messages` must not be empty.").with_param("messages"));
-        }
-        None | Some(Value::Null) => {
-            return Err(
-                ApiError::invalid_request("Missing required parameter: 'messages'.").with_param("messages"),
-            );
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_request("`messages` must be an array.").with_param("messages"));
-        }
-    }
-    if map.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
-        return Err(ApiError::invalid_request("`stream` must be a boolean.").with_param("stream"));
-    }
-    Ok(map)
-}
-
-fn json_problem(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Eof => "unexpected end of input",
-        serde_json::error::Category::Syntax => "syntax error",
-        serde_json::error::Category::Data => "wrong data type",
-        serde_json::error::Category::Io => "read error",
-    }
-}
-
 /// A non-streamed answer: read it (within the deadline), put the requested model id
-/// back, note the token usage.
+/// back, note the token usage. Only the top-level fields are parsed: the rest goes out
+/// as OpenAI wrote it.
 async fn complete(
     response: reqwest::Response,
     model: &str,
@@ -229,17 +206,15 @@ async fn complete(
         }
         Err(_) => return Err(upstream_timeout()),
     };
-    let mut answer: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| upstream_broken("The upstream answered with invalid JSON."))?;
-    if let Some(map) = answer.as_object_mut() {
-        if map.contains_key("model") {
-            map.insert("model".into(), Value::String(model.to_owned()));
-        }
-        if let Some(usage) = map.get("usage") {
-            log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(usage);
-        }
+    let invalid = || upstream_broken("The upstream answered with invalid JSON.");
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    let fields = Fields::parse(text).ok_or_else(invalid)?;
+    if let Some(usage) = fields.usage() {
+        log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(&usage);
     }
-    Ok(axum::Json(answer).into_response())
+    let mut out = String::with_capacity(text.len() + model.len());
+    fields.write_with_model(model, &mut out);
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 fn upstream_broken(message: &str) -> ApiError {
@@ -286,25 +261,8 @@ fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parse_names_the_bad_parameter() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("{", None),
-            ("[]", None),
-            (r#"{"messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
-            (r#"{"model":5,"messages":[]}"#, Some("model")),
-            (r#"{"model":"m"}"#, Some("messages")),
-            (r#"{"model":"m","messages":"hi"}"#, Some("messages")),
-            (r#"{"model":"m","messages":[]}"#, Some("messages")),
-            (r#"{"model":"m","messages":[1]}"#, Some("messages")),
-            (r#"{"model":"m","messages":[{}],"stream":"yes"}"#, Some("stream")),
-        ];
-        for (body, param) in cases {
-            let error = parse(body.as_bytes()).expect_err(body);
-            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{body}");
-            assert_eq!(error.param.as_deref(), *param, "{body}");
-        }
-        assert!(parse(br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"x":1}"#).is_ok());
+    fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+        Endpoint::ChatCompletions.parse(body)
     }
 
     #[test]

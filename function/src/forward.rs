@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::app::App;
+use crate::auth::{self, Client};
 use crate::config::ProxyConfig;
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
@@ -32,31 +33,35 @@ type RequestBody = Result<Bytes, BytesRejection>;
 pub async fn chat_completions(
     State(app): State<App>,
     Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
     body: RequestBody,
 ) -> Result<Response, ApiError> {
-    forward(Endpoint::ChatCompletions, app, log, body).await
+    forward(Endpoint::ChatCompletions, app, log, client.map(|c| c.0), body).await
 }
 
 pub async fn embeddings(
     State(app): State<App>,
     Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
     body: RequestBody,
 ) -> Result<Response, ApiError> {
-    forward(Endpoint::Embeddings, app, log, body).await
+    forward(Endpoint::Embeddings, app, log, client.map(|c| c.0), body).await
 }
 
 pub async fn responses(
     State(app): State<App>,
     Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
     body: RequestBody,
 ) -> Result<Response, ApiError> {
-    forward(Endpoint::Responses, app, log, body).await
+    forward(Endpoint::Responses, app, log, client.map(|c| c.0), body).await
 }
 
 async fn forward(
     endpoint: Endpoint,
     app: App,
     log: LogHandle,
+    client: Option<Client>,
     body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -81,9 +86,11 @@ async fn forward(
     }
 
     let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
+    // A model the client's key may not use is answered as if it did not exist.
     let upstream_model = config
         .model_mappings
         .get(&model)
+        .filter(|_| auth::may_use(client.as_ref(), &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?
         .clone();
     log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());

@@ -132,7 +132,9 @@ pub async fn body_limit(request: Request, next: Next) -> Response {
 }
 
 /// Client keys, when authentication is enabled. `/health` and CORS preflight stay open.
-pub async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+/// The client found goes into the request (handlers check its models) and its name
+/// into the log line.
+pub async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
     if !app.settings.auth_enabled || request.method() == Method::OPTIONS || request.uri().path() == "/health"
     {
         return next.run(request).await;
@@ -154,8 +156,12 @@ pub async fn authenticate(State(app): State<App>, request: Request, next: Next) 
         )
         .into_response();
     }
-    if !auth::is_authorised(key, &config.client_api_keys) {
+    let Some(client) = auth::client(key, &config) else {
         return ApiError::unauthorized("Incorrect API key provided.").into_response();
+    };
+    if let (Some(name), Some(log)) = (&client.key().name, request.extensions().get::<LogHandle>()) {
+        log.lock().unwrap_or_else(|p| p.into_inner()).client = Some(name.clone());
     }
+    request.extensions_mut().insert(client);
     next.run(request).await
 }

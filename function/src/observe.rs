@@ -51,6 +51,9 @@ pub struct RequestLog {
     /// API Gateway's own request id (its access log's `requestId`), to join the two logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apigw_request_id: Option<String>,
+    /// The client key's name (named `client_api_keys` entries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     pub method: String,
     pub path: String,
     pub status: u16,
@@ -152,7 +155,8 @@ fn function_name() -> &'static str {
 }
 
 /// One EMF document: request and error counts, latency and tokens, per function in
-/// total and by `Model`.
+/// total, by `Model`, and by `Client` for requests with a named client key (who spends
+/// what).
 pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
     emf_for(function_name(), record, timestamp_ms)
 }
@@ -189,11 +193,16 @@ fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
             doc[name] = json!(v);
         }
     }
+    let mut dimensions = vec![json!(["FunctionName"]), json!(["FunctionName", "Model"])];
+    if let Some(client) = &record.client {
+        doc["Client"] = json!(client);
+        dimensions.push(json!(["FunctionName", "Client"]));
+    }
     doc["_aws"] = json!({
         "Timestamp": timestamp_ms,
         "CloudWatchMetrics": [{
             "Namespace": METRICS_NAMESPACE,
-            "Dimensions": [["FunctionName"], ["FunctionName", "Model"]],
+            "Dimensions": dimensions,
             "Metrics": metrics,
         }],
     });
@@ -241,6 +250,31 @@ mod tests {
         assert_eq!(doc["TotalTokens"], 7);
         assert_eq!(doc["Errors"], 0);
         assert_eq!(doc["Model"], "amazon.nova-lite-v1:0");
+    }
+
+    #[test]
+    fn a_named_client_is_a_dimension_and_an_unnamed_one_is_not() {
+        let named = RequestLog {
+            status: 200,
+            client: Some("web-app".into()),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&emf_for("f", &named, 1)).unwrap();
+        assert_eq!(doc["Client"], "web-app");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][2],
+            json!(["FunctionName", "Client"])
+        );
+        let unnamed: serde_json::Value =
+            serde_json::from_str(&emf_for("f", &RequestLog::default(), 1)).unwrap();
+        assert!(unnamed.get("Client").is_none());
+        assert_eq!(
+            unnamed["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

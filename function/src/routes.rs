@@ -11,6 +11,7 @@ use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::app::App;
+use crate::auth::{self, Client};
 use crate::config::source::LoadError;
 use crate::error::ApiError;
 use crate::forward;
@@ -91,20 +92,32 @@ fn model_object(id: &str) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "openai-lambda-proxy"})
 }
 
-async fn list_models(State(app): State<App>) -> Result<impl IntoResponse, ApiError> {
+/// The models the client may use: all mapped ids, or those its named key lists.
+async fn list_models(
+    State(app): State<App>,
+    client: Option<Extension<Client>>,
+) -> Result<impl IntoResponse, ApiError> {
     let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
-    let data: Vec<_> = config.model_mappings.keys().map(|id| model_object(id)).collect();
+    let client = client.map(|c| c.0);
+    let data: Vec<_> = config
+        .model_mappings
+        .keys()
+        .filter(|id| auth::may_use(client.as_ref(), id))
+        .map(|id| model_object(id))
+        .collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
 async fn get_model(
     State(app): State<App>,
     Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
     Path(model): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model.clone());
     let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
-    if config.model_mappings.contains_key(&model) {
+    let client = client.map(|c| c.0);
+    if config.model_mappings.contains_key(&model) && auth::may_use(client.as_ref(), &model) {
         Ok(Json(model_object(&model)))
     } else {
         Err(ApiError::model_not_found(&model))

@@ -25,6 +25,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 OPENAI_KEY = "sk-upstream-secret-0123456789abcdef"
 CLIENT_KEY = "client-key-for-the-sdk-tests"
+# A named key limited to one model (client_api_keys' object form).
+NAMED_KEY = "named-key-for-the-sdk-tests"
+NAMED_KEY_NAME = "web-app"
+NAMED_KEY_MODELS = ["amazon.nova-lite-v1:0"]
 MODELS = {
     "amazon.nova-lite-v1:0": "gpt-4o-mini",
     "amazon.nova-pro-v1:0": "gpt-4o",
@@ -281,7 +285,14 @@ def proxy(upstream, tmp_path_factory):
         "model_mappings": MODELS,
         "timeout_settings": {"openai_api_timeout": 10, "secrets_manager_timeout": 5, "lambda_timeout": 60},
         "openai_base_url": upstream.base_url,
-        "client_api_keys": [hashlib.sha256(CLIENT_KEY.encode()).hexdigest()],
+        "client_api_keys": [
+            hashlib.sha256(CLIENT_KEY.encode()).hexdigest(),
+            {
+                "name": NAMED_KEY_NAME,
+                "sha256": hashlib.sha256(NAMED_KEY.encode()).hexdigest(),
+                "models": NAMED_KEY_MODELS,
+            },
+        ],
     }
     config_file = tmp_path_factory.mktemp("proxy") / "config.json"
     config_file.write_text(json.dumps(config))

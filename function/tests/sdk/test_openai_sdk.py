@@ -9,7 +9,7 @@ import time
 
 import openai
 import pytest
-from conftest import ANSWER, CLIENT_KEY, EMBEDDING, MODELS, OPENAI_KEY
+from conftest import ANSWER, CLIENT_KEY, EMBEDDING, MODELS, NAMED_KEY, NAMED_KEY_MODELS, NAMED_KEY_NAME, OPENAI_KEY
 
 MODEL = "amazon.nova-lite-v1:0"
 EMBED_MODEL = "amazon.titan-embed-text-v2:0"
@@ -174,3 +174,25 @@ def test_the_stream_helper_of_responses_collects_the_final_response(client):
         final = stream.get_final_response()
     assert "".join(deltas) == "".join(ANSWER)
     assert final.model == MODEL and final.output_text == "".join(ANSWER)
+
+
+def test_a_named_key_sees_only_its_models_and_is_logged_by_name(proxy, upstream):
+    named = openai.OpenAI(base_url=proxy.base_url, api_key=NAMED_KEY, max_retries=0)
+    assert [m.id for m in named.models.list()] == NAMED_KEY_MODELS
+    before = len(upstream.requests)
+    with pytest.raises(openai.NotFoundError) as caught:
+        named.chat.completions.create(model="amazon.nova-pro-v1:0", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.code == "model_not_found"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(upstream.requests) == before, "a model the key may not use must not reach the upstream"
+    assert named.chat.completions.create(**hello()).model == MODEL
+
+    def logged() -> list[dict]:
+        lines = [json.loads(line) for line in list(proxy.stdout) if line.strip()]
+        return [line for line in lines if line.get("client") == NAMED_KEY_NAME]
+
+    deadline = time.monotonic() + 10
+    while len(logged()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [line["status"] for line in logged()][-3:] == [200, 404, 200]
+    assert NAMED_KEY not in "".join(proxy.stdout) + "".join(proxy.stderr)

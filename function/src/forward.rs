@@ -12,17 +12,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use crate::app::App;
+use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth::{self, Client};
 use crate::config::ProxyConfig;
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::middleware::MAX_BODY_BYTES;
 use crate::observe::LogHandle;
 use crate::relay;
 use crate::relayed;
 use crate::rewrite::Fields;
-use crate::routes::config_unavailable;
 use crate::upstream::Failure;
 
 /// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
@@ -85,7 +83,7 @@ async fn forward(
         record.stream = stream;
     }
 
-    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
+    let config = app.load_config().await?;
     // A model the client's key may not use is answered as if it did not exist.
     let upstream_model = config
         .model_mappings

@@ -13,13 +13,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::app::App;
+use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth;
 use crate::error::{ApiError, ErrorKind};
 use crate::observe::{LogHandle, RequestLog};
-
-/// Lambda's synchronous payload limit.
-pub const MAX_BODY_BYTES: usize = 6_000_000;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -139,9 +136,9 @@ pub async fn authenticate(State(app): State<App>, mut request: Request, next: Ne
     {
         return next.run(request).await;
     }
-    let config = match app.config.get().await {
+    let config = match app.load_config().await {
         Ok(config) => config,
-        Err(error) => return crate::routes::config_unavailable(&app, &error).into_response(),
+        Err(error) => return error.into_response(),
     };
     let Some(key) = auth::presented_key(request.headers()) else {
         return ApiError::unauthorized(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Json};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router, middleware};
@@ -11,11 +11,11 @@ use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::app::App;
+use crate::app::MAX_BODY_BYTES;
 use crate::auth::{self, Client};
-use crate::config::source::LoadError;
 use crate::error::ApiError;
 use crate::forward;
-use crate::middleware::{MAX_BODY_BYTES, REQUEST_ID, authenticate, body_limit, request_log};
+use crate::middleware::{REQUEST_ID, authenticate, body_limit, request_log};
 use crate::observe::LogHandle;
 
 /// The routing table: every path the proxy serves, with its handlers. [`router`] serves
@@ -97,7 +97,7 @@ async fn list_models(
     State(app): State<App>,
     client: Option<Extension<Client>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
+    let config = app.load_config().await?;
     let client = client.map(|c| c.0);
     let data: Vec<_> = config
         .model_mappings
@@ -115,7 +115,7 @@ async fn get_model(
     Path(model): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model.clone());
-    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
+    let config = app.load_config().await?;
     let client = client.map(|c| c.0);
     if config.model_mappings.contains_key(&model) && auth::may_use(client.as_ref(), &model) {
         Ok(Json(model_object(&model)))
@@ -130,17 +130,4 @@ async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {
 
 async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::method_not_allowed(method.as_str(), uri.path())
-}
-
-/// The configuration could not be loaded: the details go to the log, the client learns
-/// that nothing was sent upstream and that retrying is right.
-pub fn config_unavailable(app: &App, error: &LoadError) -> ApiError {
-    tracing::error!(source = %app.config.source_name(), error = %error, "configuration unavailable");
-    ApiError::server(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "configuration_unavailable",
-        "The proxy could not load its configuration, so the request was not sent upstream. Retry shortly; \
-         if this persists, the operator should check the proxy's logs.",
-    )
-    .with_retry_after(Duration::from_secs(1))
 }

@@ -352,9 +352,17 @@ fn assert_documented(spec: &Value, op: &Value, case: &str, reply: &Reply) {
     let errors = if content_type == "application/json" {
         schema_errors(spec, &media["schema"], &reply.json())
     } else if content_type == "text/event-stream" {
-        let schema = media
-            .get("x-event-data-schema")
-            .unwrap_or_else(|| panic!("event stream without x-event-data-schema: {ctx}"));
+        // Each event's schema; its `data` holds JSON of `contentSchema` (or is `[DONE]`).
+        let data = &resolve(spec, &media["schema"])["properties"]["data"];
+        let schema = data
+            .get("contentSchema")
+            .or_else(|| {
+                data["anyOf"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|s| s.get("contentSchema"))
+            })
+            .unwrap_or_else(|| panic!("event stream without a data contentSchema: {ctx}"));
         let text = reply.text();
         // Each event: optional `event:` line, then `data:` lines.
         let data: Vec<String> = text

@@ -183,6 +183,14 @@ def _handler(upstream: Upstream):
             upstream.requests.append(
                 {"path": self.path, "authorization": self.headers.get("authorization"), "body": body}
             )
+            try:
+                self._answer(body)
+            except (TypeError, AttributeError, ValueError):
+                # What OpenAI does with a body it cannot use (the fuzz run sends many).
+                self._json(400, {"error": {"message": "Invalid request body.", "type": "invalid_request_error",
+                                           "param": None, "code": None}})
+
+        def _answer(self, body: dict) -> None:
             if self.path == "/v1/embeddings":
                 self._json(200, _embeddings(body))
                 return

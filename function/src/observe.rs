@@ -193,18 +193,18 @@ fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
             doc[name] = json!(v);
         }
     }
-    let mut dimensions = vec![json!(["FunctionName"]), json!(["FunctionName", "Model"])];
-    if let Some(client) = &record.client {
+    let mut directive = json!({
+        "Namespace": METRICS_NAMESPACE,
+        "Dimensions": [["FunctionName"], ["FunctionName", "Model"]],
+        "Metrics": metrics,
+    });
+    if let (Some(client), Some(dimensions)) = (&record.client, directive["Dimensions"].as_array_mut()) {
         doc["Client"] = json!(client);
         dimensions.push(json!(["FunctionName", "Client"]));
     }
     doc["_aws"] = json!({
         "Timestamp": timestamp_ms,
-        "CloudWatchMetrics": [{
-            "Namespace": METRICS_NAMESPACE,
-            "Dimensions": dimensions,
-            "Metrics": metrics,
-        }],
+        "CloudWatchMetrics": [directive],
     });
     doc.to_string()
 }

@@ -59,10 +59,16 @@ test-template:
 	$(PY) -m pytest -q tests/template
 
 # The proxy binary (built if needed, started by the tests) against the official openai
-# Python SDK, and docs/openapi.yaml through an OpenAPI validator.
+# Python SDK, docs/openapi.yaml through an OpenAPI validator, and a bounded schemathesis
+# run of the document against the binary (about a minute).
 .PHONY: test-function-sdk
 test-function-sdk:
 	$(PY) -m pytest -q function/tests/sdk
+
+# A longer schemathesis hunt: FUZZ_MAX_EXAMPLES examples per operation and phase.
+.PHONY: fuzz-openapi
+fuzz-openapi: setup ## schemathesis against the local proxy and a fake upstream, longer than make test's run
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-500} $(PY) -m pytest -q function/tests/sdk/test_openapi_fuzz.py
 
 # The main job on a fresh machine: build, deploy into a private local AWS, run the
 # function locally from the deployed secret, run the endpoint tests, print the report.

@@ -4,12 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
+
 use crate::breaker::CircuitBreaker;
-use crate::config::ConfigStore;
+use crate::config::{ConfigStore, ProxyConfig};
+use crate::error::ApiError;
 use crate::observe::{Level, Logger, Sink};
 use crate::upstream::{RetryPolicy, Upstream};
 
+/// Lambda's synchronous payload limit: larger request bodies are refused unread.
+pub const MAX_BODY_BYTES: usize = 6_000_000;
+
 pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Silence on a stream after which the client gets a keep-alive comment.
+pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Settings read from plain environment variables (the secret holds the rest).
 #[derive(Debug, Clone)]
@@ -19,6 +28,8 @@ pub struct Settings {
     pub cors_origins: Option<Vec<String>>,
     pub secret_cache_ttl: Duration,
     pub log_level: Level,
+    /// [`STREAM_KEEP_ALIVE`]; tests shorten it.
+    pub stream_keep_alive: Duration,
 }
 
 impl Default for Settings {
@@ -28,6 +39,7 @@ impl Default for Settings {
             cors_origins: None,
             secret_cache_ttl: DEFAULT_SECRET_CACHE_TTL,
             log_level: Level::Info,
+            stream_keep_alive: STREAM_KEEP_ALIVE,
         }
     }
 }
@@ -94,6 +106,7 @@ impl Settings {
                 cors_origins,
                 secret_cache_ttl,
                 log_level,
+                stream_keep_alive: STREAM_KEEP_ALIVE,
             })
         } else {
             Err(problems)
@@ -129,6 +142,24 @@ impl AppState {
             upstream,
             logger,
         }
+    }
+}
+
+impl AppState {
+    /// The current configuration, or the 503 a request gets when it cannot be loaded:
+    /// the details go to the log, the client learns that nothing was sent upstream and
+    /// that retrying is right.
+    pub async fn load_config(&self) -> Result<Arc<ProxyConfig>, ApiError> {
+        self.config.get().await.map_err(|error| {
+            tracing::error!(source = %self.config.source_name(), error = %error, "configuration unavailable");
+            ApiError::server(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "configuration_unavailable",
+                "The proxy could not load its configuration, so the request was not sent upstream. Retry shortly; \
+                 if this persists, the operator should check the proxy's logs.",
+            )
+            .with_retry_after(Duration::from_secs(1))
+        })
     }
 }
 

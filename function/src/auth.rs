@@ -3,7 +3,43 @@
 
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use std::sync::Arc;
+
+use crate::config::{ClientKey, ProxyConfig};
+
+/// The authenticated client of a request, put into its extensions by the
+/// authentication layer (absent when authentication is off: every model is allowed).
+#[derive(Clone)]
+pub struct Client {
+    config: Arc<ProxyConfig>,
+    index: usize,
+}
+
+impl Client {
+    pub fn key(&self) -> &ClientKey {
+        &self.config.client_api_keys[self.index]
+    }
+}
+
+/// Whether the request's client (if authentication named one) may use `model`.
+pub fn may_use(client: Option<&Client>, model: &str) -> bool {
+    client.is_none_or(|c| c.key().may_use(model))
+}
+
+/// The client whose key `key` is, from `config`'s keys.
+pub fn client(key: &str, config: &Arc<ProxyConfig>) -> Option<Client> {
+    let found = authorise(key, &config.client_api_keys)?;
+    let index = config
+        .client_api_keys
+        .iter()
+        .position(|k| std::ptr::eq(k, found))?;
+    Some(Client {
+        config: config.clone(),
+        index,
+    })
+}
 
 /// The key the client presented, if any.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -22,14 +58,19 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// True when `key` hashes to one of `digests`. Every digest is compared, in constant
-/// time, so timing tells nothing about which (or whether a prefix) matched.
-pub fn is_authorised(key: &str, digests: &[[u8; 32]]) -> bool {
+/// The configured key `key` hashes to, if any. Every digest is compared, in constant
+/// time, and the match is selected without branching, so timing tells nothing about
+/// which (or whether a prefix) matched.
+pub fn authorise<'a>(key: &str, keys: &'a [ClientKey]) -> Option<&'a ClientKey> {
     let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    digests
-        .iter()
-        .fold(subtle::Choice::from(0), |found, d| found | d.ct_eq(&hash))
-        .into()
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u64;
+    for (i, candidate) in keys.iter().enumerate() {
+        let matches = candidate.digest.ct_eq(&hash);
+        index.conditional_assign(&(i as u64), matches);
+        found |= matches;
+    }
+    bool::from(found).then(|| &keys[index as usize])
 }
 
 #[cfg(test)]
@@ -37,8 +78,12 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn digest(key: &str) -> [u8; 32] {
-        Sha256::digest(key.as_bytes()).into()
+    fn client(key: &str, name: &str) -> ClientKey {
+        ClientKey {
+            name: Some(name.to_owned()),
+            digest: Sha256::digest(key.as_bytes()).into(),
+            models: None,
+        }
     }
 
     #[test]
@@ -53,11 +98,15 @@ mod tests {
     }
 
     #[test]
-    fn only_a_key_whose_digest_is_listed_passes() {
-        let digests = [digest("alpha"), digest("beta")];
-        assert!(is_authorised("beta", &digests));
-        assert!(!is_authorised("gamma", &digests));
-        assert!(!is_authorised("bet", &digests));
-        assert!(!is_authorised("beta", &[]));
+    fn only_a_key_whose_digest_is_listed_passes_and_is_told_apart() {
+        let keys = [client("alpha", "a"), client("beta", "b"), client("gamma", "c")];
+        let name = |key: &str| authorise(key, &keys).and_then(|k| k.name.as_deref());
+        assert_eq!(
+            (name("alpha"), name("beta"), name("gamma")),
+            (Some("a"), Some("b"), Some("c"))
+        );
+        assert_eq!(name("delta"), None);
+        assert_eq!(name("bet"), None);
+        assert!(authorise("beta", &[]).is_none());
     }
 }

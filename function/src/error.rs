@@ -2,10 +2,11 @@
 //! Every error the proxy answers goes through [`ApiError`], so clients written for
 //! OpenAI parse ours without special cases.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -13,21 +14,29 @@ use serde::Serialize;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    pub kind: &'static str,
-    pub param: Option<String>,
-    pub code: Option<&'static str>,
+    /// OpenAI's `type`: the proxy's own, or the upstream's as it came.
+    pub kind: Cow<'static, str>,
+    pub param: Option<Box<str>>,
+    pub code: Option<Cow<'static, str>>,
+    /// For 429 and 503 answers: how long to wait (the default is one second).
     pub retry_after: Option<Duration>,
+    /// Upstream headers relayed with the error (rate limits, OpenAI's request id).
+    pub headers: Box<HeaderMap>,
 }
 
+/// How long a client should wait before retrying a 429 or 503 that names no delay.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, kind: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
-            kind,
+            kind: kind.into(),
             param: None,
             code: None,
             retry_after: None,
+            headers: Box::default(),
         }
     }
 
@@ -39,13 +48,13 @@ impl ApiError {
         Self::new(status, "server_error", message).with_code(code)
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = Some(code);
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = Some(code.into());
         self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
-        self.param = Some(param.into());
+        self.param = Some(param.into().into_boxed_str());
         self
     }
 
@@ -60,7 +69,8 @@ impl ApiError {
             "invalid_request_error",
             format!(
                 "Unknown request URL: {path}. Supported: GET /health, GET /v1/models, \
-                 GET /v1/models/{{model}}, POST /v1/chat/completions."
+                 GET /v1/models/{{model}}, POST /v1/chat/completions, POST /v1/embeddings, \
+                 POST /v1/responses."
             ),
         )
         .with_code("unknown_url")
@@ -106,13 +116,25 @@ impl ApiError {
         serde_json::to_value(self.envelope()).unwrap_or_default()
     }
 
+    /// True when no retry can change the answer: the SDKs read `x-should-retry: false`
+    /// and give up at once instead of retrying (and multiplying upstream calls).
+    pub fn is_final(&self) -> bool {
+        let status = self.status.as_u16();
+        let retryable_status = matches!(status, 408 | 409 | 429) || status >= 500;
+        !retryable_status
+            || matches!(
+                self.code.as_deref(),
+                Some("upstream_auth_failed" | "model_not_found")
+            )
+    }
+
     fn envelope(&self) -> Envelope<'_> {
         Envelope {
             error: Body {
                 message: &self.message,
-                kind: self.kind,
+                kind: &self.kind,
                 param: self.param.as_deref(),
-                code: self.code,
+                code: self.code.as_deref(),
             },
         }
     }
@@ -132,22 +154,82 @@ struct Body<'a> {
     code: Option<&'a str>,
 }
 
+pub const SHOULD_RETRY: &str = "x-should-retry";
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.envelope())).into_response();
-        if let Some(after) = self.retry_after {
+        let headers = response.headers_mut();
+        headers.extend(*self.headers.clone());
+        let waits = matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        );
+        if let Some(after) = self.retry_after.or(waits.then_some(DEFAULT_RETRY_AFTER)) {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            let millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+            headers.insert(RETRY_AFTER_MS, HeaderValue::from(millis.max(1)));
         }
-        response
-            .extensions_mut()
-            .insert(ErrorKind(self.code.unwrap_or(self.kind)));
+        if self.is_final() {
+            headers.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
+        }
+        let kind = self.code.unwrap_or(self.kind);
+        response.extensions_mut().insert(ErrorKind(kind));
         response
     }
 }
 
 /// Put on error responses so the request log can name the error type.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorKind(pub &'static str);
+#[derive(Debug, Clone)]
+pub struct ErrorKind(pub Cow<'static, str>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_a_retry_can_fix_leave_retrying_to_the_client() {
+        let final_ = |e: ApiError| e.into_response().headers().get(SHOULD_RETRY).cloned();
+        assert_eq!(final_(ApiError::invalid_request("bad")).unwrap(), "false");
+        assert_eq!(final_(ApiError::model_not_found("m")).unwrap(), "false");
+        assert_eq!(
+            final_(ApiError::server(
+                StatusCode::BAD_GATEWAY,
+                "upstream_auth_failed",
+                "k"
+            ))
+            .unwrap(),
+            "false"
+        );
+        for status in [408, 409, 429, 500, 502, 503, 504] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(final_(ApiError::new(status, "t", "m")), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_and_unavailability_say_how_long_to_wait_in_both_units() {
+        let response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "m").into_response();
+        assert_eq!(
+            (
+                &response.headers()["retry-after"],
+                &response.headers()["retry-after-ms"]
+            ),
+            (&HeaderValue::from(1), &HeaderValue::from(1000))
+        );
+        let response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "m")
+            .with_retry_after(Duration::from_millis(1500))
+            .into_response();
+        assert_eq!(
+            (
+                &response.headers()["retry-after"],
+                &response.headers()["retry-after-ms"]
+            ),
+            (&HeaderValue::from(2), &HeaderValue::from(1500))
+        );
+        let response = ApiError::invalid_request("m").into_response();
+        assert!(!response.headers().contains_key("retry-after"));
+    }
+}

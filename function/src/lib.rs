@@ -1,17 +1,43 @@
 //! The OpenAI-compatible proxy. One router serves both runtimes: lambda_http inside
 //! AWS Lambda, and a plain HTTP server on localhost everywhere else.
+//!
+//! A request's path, top-down; each module uses only modules declared after it here
+//! (`tests/layering.rs` holds the code to that):
+//! `runtime` serves `routes` (the routing table) → `middleware` (request id and log
+//! line, body limit, client keys) → `forward` (the OpenAI endpoints: `endpoint` checks
+//! the request, `relay` streams the answer, `rewrite` puts the client's model id back,
+//! `relayed` passes OpenAI's errors and headers on) → `auth` (who the client is, which
+//! models it may use) → `app` (process state) → `upstream` (OpenAI, with retries and
+//! the `breaker`) → `config`, `observe`, `error`.
+
+pub mod runtime;
+
+pub mod routes;
+
+pub mod middleware;
+
+pub mod forward;
+
+pub mod endpoint;
+
+pub mod relay;
+
+pub mod relayed;
+
+pub mod rewrite;
+
+pub mod auth;
 
 pub mod app;
-pub mod auth;
-pub mod breaker;
-pub mod chat;
-pub mod config;
-pub mod error;
-pub mod middleware;
-pub mod observe;
-pub mod relay;
-pub mod routes;
-pub mod runtime;
+
 pub mod upstream;
+
+pub mod breaker;
+
+pub mod config;
+
+pub mod observe;
+
+pub mod error;
 
 pub use routes::router;

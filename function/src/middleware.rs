@@ -13,13 +13,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::app::App;
+use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth;
 use crate::error::{ApiError, ErrorKind};
 use crate::observe::{LogHandle, RequestLog};
-
-/// Lambda's synchronous payload limit.
-pub const MAX_BODY_BYTES: usize = 6_000_000;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -65,7 +62,7 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.status = response.status().as_u16();
         if let Some(ErrorKind(kind)) = response.extensions().get::<ErrorKind>() {
-            record.error_type.get_or_insert_with(|| (*kind).to_owned());
+            record.error_type.get_or_insert_with(|| kind.to_string());
         }
     }
     let (parts, inner) = response.into_parts();
@@ -132,14 +129,16 @@ pub async fn body_limit(request: Request, next: Next) -> Response {
 }
 
 /// Client keys, when authentication is enabled. `/health` and CORS preflight stay open.
-pub async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+/// The client found goes into the request (handlers check its models) and its name
+/// into the log line.
+pub async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
     if !app.settings.auth_enabled || request.method() == Method::OPTIONS || request.uri().path() == "/health"
     {
         return next.run(request).await;
     }
-    let config = match app.config.get().await {
+    let config = match app.load_config().await {
         Ok(config) => config,
-        Err(error) => return crate::routes::config_unavailable(&app, &error).into_response(),
+        Err(error) => return error.into_response(),
     };
     let Some(key) = auth::presented_key(request.headers()) else {
         return ApiError::unauthorized(
@@ -154,8 +153,12 @@ pub async fn authenticate(State(app): State<App>, request: Request, next: Next) 
         )
         .into_response();
     }
-    if !auth::is_authorised(key, &config.client_api_keys) {
+    let Some(client) = auth::client(key, &config) else {
         return ApiError::unauthorized("Incorrect API key provided.").into_response();
+    };
+    if let (Some(name), Some(log)) = (&client.key().name, request.extensions().get::<LogHandle>()) {
+        log.lock().unwrap_or_else(|p| p.into_inner()).client = Some(name.clone());
     }
+    request.extensions_mut().insert(client);
     next.run(request).await
 }

@@ -51,6 +51,9 @@ pub struct RequestLog {
     /// API Gateway's own request id (its access log's `requestId`), to join the two logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apigw_request_id: Option<String>,
+    /// The client key's name (named `client_api_keys` entries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     pub method: String,
     pub path: String,
     pub status: u16,
@@ -58,6 +61,9 @@ pub struct RequestLog {
     pub model: Option<String>,
     pub upstream_model: Option<String>,
     pub upstream_status: Option<u16>,
+    /// OpenAI's own request id (`x-upstream-request-id`), to quote to OpenAI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_request_id: Option<String>,
     pub upstream_ms: Option<f64>,
     pub attempts: u32,
     pub stream: bool,
@@ -68,10 +74,16 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    /// Chat and embeddings count `prompt_tokens`/`completion_tokens`; the Responses API
+    /// `input_tokens`/`output_tokens`.
     pub fn record_usage(&mut self, usage: &serde_json::Value) {
         let get = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
-        self.prompt_tokens = get("prompt_tokens").or(self.prompt_tokens);
-        self.completion_tokens = get("completion_tokens").or(self.completion_tokens);
+        self.prompt_tokens = get("prompt_tokens")
+            .or_else(|| get("input_tokens"))
+            .or(self.prompt_tokens);
+        self.completion_tokens = get("completion_tokens")
+            .or_else(|| get("output_tokens"))
+            .or(self.completion_tokens);
         self.total_tokens = get("total_tokens").or(self.total_tokens);
     }
 }
@@ -143,7 +155,8 @@ fn function_name() -> &'static str {
 }
 
 /// One EMF document: request and error counts, latency and tokens, per function in
-/// total and by `Model`.
+/// total, by `Model`, and by `Client` for requests with a named client key (who spends
+/// what).
 pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
     emf_for(function_name(), record, timestamp_ms)
 }
@@ -180,13 +193,18 @@ fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
             doc[name] = json!(v);
         }
     }
+    let mut directive = json!({
+        "Namespace": METRICS_NAMESPACE,
+        "Dimensions": [["FunctionName"], ["FunctionName", "Model"]],
+        "Metrics": metrics,
+    });
+    if let (Some(client), Some(dimensions)) = (&record.client, directive["Dimensions"].as_array_mut()) {
+        doc["Client"] = json!(client);
+        dimensions.push(json!(["FunctionName", "Client"]));
+    }
     doc["_aws"] = json!({
         "Timestamp": timestamp_ms,
-        "CloudWatchMetrics": [{
-            "Namespace": METRICS_NAMESPACE,
-            "Dimensions": [["FunctionName"], ["FunctionName", "Model"]],
-            "Metrics": metrics,
-        }],
+        "CloudWatchMetrics": [directive],
     });
     doc.to_string()
 }
@@ -232,6 +250,31 @@ mod tests {
         assert_eq!(doc["TotalTokens"], 7);
         assert_eq!(doc["Errors"], 0);
         assert_eq!(doc["Model"], "amazon.nova-lite-v1:0");
+    }
+
+    #[test]
+    fn a_named_client_is_a_dimension_and_an_unnamed_one_is_not() {
+        let named = RequestLog {
+            status: 200,
+            client: Some("web-app".into()),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&emf_for("f", &named, 1)).unwrap();
+        assert_eq!(doc["Client"], "web-app");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][2],
+            json!(["FunctionName", "Client"])
+        );
+        let unnamed: serde_json::Value =
+            serde_json::from_str(&emf_for("f", &RequestLog::default(), 1)).unwrap();
+        assert!(unnamed.get("Client").is_none());
+        assert_eq!(
+            unnamed["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Json};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router, middleware};
@@ -11,20 +11,24 @@ use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::app::App;
-use crate::config::source::LoadError;
+use crate::app::MAX_BODY_BYTES;
+use crate::auth::{self, Client};
 use crate::error::ApiError;
-use crate::middleware::{MAX_BODY_BYTES, REQUEST_ID, authenticate, body_limit, request_log};
+use crate::forward;
+use crate::middleware::{REQUEST_ID, authenticate, body_limit, request_log};
 use crate::observe::LogHandle;
 
 /// The routing table: every path the proxy serves, with its handlers. [`router`] serves
 /// exactly these, and the OpenAPI test reads the paths from here, so a route added here
 /// and not to `docs/openapi.yaml` fails the tests.
-fn routes() -> [(&'static str, MethodRouter<App>); 4] {
+fn routes() -> [(&'static str, MethodRouter<App>); 6] {
     [
         ("/health", get(health)),
         ("/v1/models", get(list_models)),
         ("/v1/models/{model}", get(get_model)),
-        ("/v1/chat/completions", post(crate::chat::completions)),
+        ("/v1/chat/completions", post(forward::chat_completions)),
+        ("/v1/embeddings", post(forward::embeddings)),
+        ("/v1/responses", post(forward::responses)),
     ]
 }
 
@@ -48,6 +52,24 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
+/// The response headers browser scripts may read: ids, retry advice, OpenAI's limits.
+const EXPOSED_HEADERS: [&str; 14] = [
+    REQUEST_ID,
+    "retry-after",
+    crate::error::RETRY_AFTER_MS,
+    crate::error::SHOULD_RETRY,
+    crate::relayed::UPSTREAM_REQUEST_ID,
+    "openai-processing-ms",
+    "openai-version",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "x-ratelimit-reset",
+];
+
 fn cors(app: &App) -> CorsLayer {
     let origins = match &app.settings.cors_origins {
         None => AllowOrigin::any(),
@@ -58,7 +80,7 @@ fn cors(app: &App) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         // Browser SDKs send their own headers (x-stainless-*): echo whatever is asked.
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([HeaderName::from_static(REQUEST_ID), header::RETRY_AFTER])
+        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(Duration::from_secs(600))
 }
 
@@ -70,20 +92,32 @@ fn model_object(id: &str) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "openai-lambda-proxy"})
 }
 
-async fn list_models(State(app): State<App>) -> Result<impl IntoResponse, ApiError> {
-    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
-    let data: Vec<_> = config.model_mappings.keys().map(|id| model_object(id)).collect();
+/// The models the client may use: all mapped ids, or those its named key lists.
+async fn list_models(
+    State(app): State<App>,
+    client: Option<Extension<Client>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let config = app.load_config().await?;
+    let client = client.map(|c| c.0);
+    let data: Vec<_> = config
+        .model_mappings
+        .keys()
+        .filter(|id| auth::may_use(client.as_ref(), id))
+        .map(|id| model_object(id))
+        .collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
 async fn get_model(
     State(app): State<App>,
     Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
     Path(model): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model.clone());
-    let config = app.config.get().await.map_err(|e| config_unavailable(&app, &e))?;
-    if config.model_mappings.contains_key(&model) {
+    let config = app.load_config().await?;
+    let client = client.map(|c| c.0);
+    if config.model_mappings.contains_key(&model) && auth::may_use(client.as_ref(), &model) {
         Ok(Json(model_object(&model)))
     } else {
         Err(ApiError::model_not_found(&model))
@@ -96,17 +130,4 @@ async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {
 
 async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::method_not_allowed(method.as_str(), uri.path())
-}
-
-/// The configuration could not be loaded: the details go to the log, the client learns
-/// that nothing was sent upstream and that retrying is right.
-pub fn config_unavailable(app: &App, error: &LoadError) -> ApiError {
-    tracing::error!(source = %app.config.source_name(), error = %error, "configuration unavailable");
-    ApiError::server(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "configuration_unavailable",
-        "The proxy could not load its configuration, so the request was not sent upstream. Retry shortly; \
-         if this persists, the operator should check the proxy's logs.",
-    )
-    .with_retry_after(Duration::from_secs(1))
 }

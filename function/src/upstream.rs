@@ -1,14 +1,19 @@
 //! The upstream OpenAI API: one pooled client per process, retries with exponential
 //! backoff and jitter (honouring `retry-after`/`retry-after-ms`), and a circuit breaker.
-//! Retries happen only before anything has gone to the client, never past the deadline.
+//!
+//! Retries never bill twice: connect errors and 408/429/5xx answers are retried (nothing
+//! is generating), all within one deadline below the Lambda's; a non-streamed request
+//! that reached OpenAI and then timed out is not (the model may still be generating, and
+//! billing). A slow answer says nothing about OpenAI's health, so timeouts never count
+//! against the circuit breaker; connect errors and 5xx do.
 
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use backon::BackoffBuilder;
 use bytes::Bytes;
 
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{CircuitBreaker, Permit};
 use crate::config::ProxyConfig;
 
 #[derive(Debug, Clone)]
@@ -52,10 +57,11 @@ pub enum Failure {
     CircuitOpen {
         retry_after: Duration,
     },
-    /// Still failing after the retries: 429 or 5xx from upstream.
+    /// Still failing after the retries: 408, 429 or 5xx from upstream.
     Status {
         status: StatusCode,
         retry_after: Option<Duration>,
+        headers: HeaderMap,
         body: Bytes,
         attempts: u32,
     },
@@ -84,6 +90,8 @@ enum Attempt {
         failure: Failure,
         retry_after: Option<Duration>,
     },
+    /// Not retried: a non-streamed request timed out after it reached OpenAI.
+    Final(Failure),
 }
 
 impl Upstream {
@@ -106,19 +114,24 @@ impl Upstream {
         &self.breaker
     }
 
-    /// POSTs `body` to `{base}/chat/completions`. Each attempt waits at most the
-    /// configured OpenAI timeout for the response head; none starts after `deadline`.
-    pub async fn chat_completions(
+    /// POSTs `body` to `{base}/{endpoint}` (`chat/completions`, `embeddings`,
+    /// `responses`). Each attempt waits at most the configured OpenAI timeout for the
+    /// response head; none starts after `deadline`. `stream` says whether the answer is
+    /// streamed: a streamed request's head arrives before generation, so only a
+    /// streamed request that timed out is tried again.
+    pub async fn post(
         &self,
         config: &ProxyConfig,
+        endpoint: &str,
         body: Bytes,
+        stream: bool,
         deadline: Instant,
     ) -> Result<Answer, Failure> {
         let permit = self
             .breaker
             .try_acquire()
             .map_err(|retry_after| Failure::CircuitOpen { retry_after })?;
-        let url = format!("{}/chat/completions", config.openai_base_url);
+        let url = format!("{}/{endpoint}", config.openai_base_url);
         let started = Instant::now();
         let mut delays = backon::ExponentialBuilder::default()
             .with_min_delay(self.policy.min_delay)
@@ -138,15 +151,25 @@ impl Upstream {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone())
                 .send();
+            let timed_out = || {
+                let failure = Failure::Timeout { attempts };
+                if stream {
+                    Attempt::Retryable {
+                        failure,
+                        retry_after: None,
+                    }
+                } else {
+                    Attempt::Final(failure)
+                }
+            };
             let outcome = match tokio::time::timeout(per_attempt, request).await {
-                Err(_) => Attempt::Retryable {
-                    failure: Failure::Timeout { attempts },
+                Err(_) => timed_out(),
+                // Never connected (reqwest's connect timeout included): nothing was sent.
+                Ok(Err(e)) if e.is_connect() => Attempt::Retryable {
+                    failure: Failure::Connect { attempts },
                     retry_after: None,
                 },
-                Ok(Err(e)) if e.is_timeout() => Attempt::Retryable {
-                    failure: Failure::Timeout { attempts },
-                    retry_after: None,
-                },
+                Ok(Err(e)) if e.is_timeout() => timed_out(),
                 Ok(Err(_)) => Attempt::Retryable {
                     failure: Failure::Connect { attempts },
                     retry_after: None,
@@ -162,6 +185,7 @@ impl Upstream {
                         elapsed: started.elapsed(),
                     });
                 }
+                Attempt::Final(failure) => return Err(settle(permit, failure)),
                 Attempt::Retryable { failure, retry_after } => (failure, retry_after),
             };
             let next = match (delays.next(), retry_after) {
@@ -172,19 +196,27 @@ impl Upstream {
             };
             match next {
                 Some(delay) if Instant::now() + delay < deadline => tokio::time::sleep(delay).await,
-                _ => {
-                    // A rate limit says nothing about the upstream's health.
-                    let rate_limited = matches!(failure, Failure::Status { status, .. } if status == StatusCode::TOO_MANY_REQUESTS);
-                    if rate_limited {
-                        permit.succeeded()
-                    } else {
-                        permit.failed()
-                    }
-                    return Err(failure);
-                }
+                _ => return Err(settle(permit, failure)),
             }
         }
     }
+}
+
+/// Tells the breaker what a request that failed says about the upstream's health: a
+/// connect error or a 5xx is a failure; a rate limit, a 408 or a slow answer is not.
+fn settle(permit: Permit<'_>, failure: Failure) -> Failure {
+    let unhealthy = match &failure {
+        Failure::Connect { .. } => true,
+        Failure::Status { status, .. } => status.is_server_error(),
+        Failure::Timeout { .. } | Failure::CircuitOpen { .. } => false,
+    };
+    if unhealthy {
+        permit.failed();
+    } else {
+        // Undecided: a half-open probe's slot is freed, a closed breaker's count kept.
+        drop(permit);
+    }
+    failure
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -199,12 +231,14 @@ async fn classify(response: reqwest::Response, attempts: u32) -> Attempt {
         return Attempt::Done(response);
     }
     let retry_after = retry_after(response.headers());
+    let headers = response.headers().clone();
     // Read the (small) error body so the connection goes back to the pool.
     let body = response.bytes().await.unwrap_or_default();
     Attempt::Retryable {
         failure: Failure::Status {
             status,
             retry_after,
+            headers,
             body,
             attempts,
         },

@@ -352,20 +352,41 @@ fn assert_documented(spec: &Value, op: &Value, case: &str, reply: &Reply) {
     let errors = if content_type == "application/json" {
         schema_errors(spec, &media["schema"], &reply.json())
     } else if content_type == "text/event-stream" {
-        let schema = media
-            .get("x-event-data-schema")
-            .unwrap_or_else(|| panic!("event stream without x-event-data-schema: {ctx}"));
+        // Each event's schema; its `data` holds JSON of `contentSchema` (or is `[DONE]`).
+        let data = &resolve(spec, &media["schema"])["properties"]["data"];
+        let schema = data
+            .get("contentSchema")
+            .or_else(|| {
+                data["anyOf"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|s| s.get("contentSchema"))
+            })
+            .unwrap_or_else(|| panic!("event stream without a data contentSchema: {ctx}"));
         let text = reply.text();
-        let data: Vec<&str> = text
+        // Each event: optional `event:` line, then `data:` lines.
+        let data: Vec<String> = text
             .split("\n\n")
             .filter(|e| !e.is_empty())
             .map(|e| {
-                e.strip_prefix("data: ")
-                    .unwrap_or_else(|| panic!("not a data event: {e}"))
+                e.lines()
+                    .filter(|l| !l.starts_with("event: "))
+                    .map(|l| {
+                        l.strip_prefix("data: ")
+                            .unwrap_or_else(|| panic!("not a data event: {e}"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })
             .collect();
-        assert_eq!(data.last(), Some(&"[DONE]"), "{ctx}");
-        data[..data.len() - 1]
+        let events = if media.get("x-ends-with-done") == Some(&Value::Bool(true)) {
+            assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{ctx}");
+            &data[..data.len() - 1]
+        } else {
+            assert!(!data.iter().any(|d| d == "[DONE]"), "{ctx}");
+            &data[..]
+        };
+        events
             .iter()
             .flat_map(|d| schema_errors(spec, schema, &serde_json::from_str(d).unwrap()))
             .collect()
@@ -404,6 +425,48 @@ async fn upstream() -> (MockServer, String) {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
+        .mount(&server)
+        .await;
+    let embeddings = json!({"object": "list", "model": "text-embedding-3-small",
+                            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2]}],
+                            "usage": {"prompt_tokens": 2, "total_tokens": 2}});
+    Mock::given(method("POST"))
+        .and(path("/v1/embeddings"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(embeddings))
+        .mount(&server)
+        .await;
+    let response = |status: &str| {
+        json!({"id": "resp_1", "object": "response", "status": status, "model": "gpt-4o-mini", "output": [],
+               "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4}})
+    };
+    let events = [
+        (
+            "response.created",
+            json!({"type": "response.created", "sequence_number": 0, "response": response("in_progress")}),
+        ),
+        (
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "sequence_number": 1, "delta": "Hi"}),
+        ),
+        (
+            "response.completed",
+            json!({"type": "response.completed", "sequence_number": 2, "response": response("completed")}),
+        ),
+    ];
+    let sse: String = events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect();
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(response("completed")))
         .mount(&server)
         .await;
     let base = format!("{}/v1", server.uri());

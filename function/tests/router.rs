@@ -35,7 +35,14 @@ async fn models_lists_exactly_the_mapped_ids() {
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]);
+    assert_eq!(
+        ids,
+        [
+            "amazon.nova-lite-v1:0",
+            "amazon.nova-pro-v1:0",
+            "amazon.titan-embed-text-v2:0"
+        ]
+    );
     assert_eq!(body["data"][0]["object"], "model");
 
     let one = h.get("/v1/models/amazon.nova-pro-v1:0").await;

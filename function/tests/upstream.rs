@@ -74,26 +74,38 @@ async fn server_errors_are_retried_up_to_the_attempt_limit() {
 }
 
 #[tokio::test]
-async fn persistent_server_errors_become_a_502_after_exactly_three_attempts() {
+async fn persistent_server_errors_are_relayed_with_openais_status_after_exactly_three_attempts() {
     let (server, base) = upstream().await;
+    let failing = ResponseTemplate::new(500).set_body_json(serde_json::json!({
+        "error": {"message": "The server had an error while processing your request.", "type": "server_error",
+                  "param": null, "code": null}}));
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
+        .respond_with(failing)
         .expect(3)
         .mount(&server)
         .await;
     let h = harness(&base, Settings::default());
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     let error = reply.error();
-    assert_eq!(error["code"], "upstream_error");
-    assert!(error["message"].as_str().unwrap().contains("after 3 attempts"));
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("server_error"), None)
+    );
+    assert_eq!(
+        error["message"],
+        "The server had an error while processing your request."
+    );
+    assert!(!reply.headers.contains_key("x-should-retry"));
+    assert_eq!(h.request_logs()[0]["attempts"], 3);
 }
 
 #[tokio::test]
-async fn rate_limits_honour_retry_after_ms_then_pass_through_with_retry_after() {
+async fn rate_limits_honour_retry_after_ms_then_pass_through_with_both_retry_headers() {
     let (server, base) = upstream().await;
     let limited = ResponseTemplate::new(429)
         .insert_header("retry-after-ms", "300")
+        .insert_header("x-ratelimit-remaining-requests", "0")
         .set_body_json(serde_json::json!({"error": {"message": "Rate limit reached", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}));
     Mock::given(method("POST"))
         .respond_with(limited)
@@ -110,10 +122,16 @@ async fn rate_limits_honour_retry_after_ms_then_pass_through_with_retry_after() 
         started.elapsed()
     );
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(reply.headers["retry-after"], "1");
+    assert_eq!(
+        (&reply.headers["retry-after"], &reply.headers["retry-after-ms"]),
+        (&"1".parse().unwrap(), &"300".parse().unwrap())
+    );
+    assert_eq!(reply.headers["x-ratelimit-remaining-requests"], "0");
     let error = reply.error();
     assert_eq!(error["code"], "rate_limit_exceeded");
-    assert_eq!(error["type"], "rate_limit_error");
+    // OpenAI's own type for a request-count limit, unchanged.
+    assert_eq!(error["type"], "requests");
+    assert_eq!(error["message"], "Rate limit reached");
 }
 
 #[tokio::test]
@@ -184,14 +202,17 @@ async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
     for _ in 0..2 {
         assert_eq!(
             h.chat(chat_request("amazon.nova-lite-v1:0")).await.status,
-            StatusCode::BAD_GATEWAY
+            StatusCode::INTERNAL_SERVER_ERROR
         );
     }
-    // Open: no upstream call (the mock expects exactly 2), a 503 with Retry-After.
+    // Open: no upstream call (the mock expects exactly 2), a 503 that says how long
+    // the breaker stays open (300 ms).
     let fast = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(fast.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(fast.error()["code"], "upstream_unavailable");
-    assert!(fast.headers.contains_key("retry-after"));
+    assert_eq!(fast.headers["retry-after"], "1");
+    let wait_ms: u64 = fast.headers["retry-after-ms"].to_str().unwrap().parse().unwrap();
+    assert!((200..=300).contains(&wait_ms), "{wait_ms}");
     drop(failing);
 
     Mock::given(method("POST"))
@@ -213,7 +234,7 @@ async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
 }
 
 #[tokio::test]
-async fn a_slow_upstream_times_out_with_504() {
+async fn a_non_streamed_request_that_timed_out_is_not_retried_and_never_opens_the_breaker() {
     let (server, base) = upstream().await;
     // openai_api_timeout is 2 s in the test configuration.
     Mock::given(method("POST"))
@@ -222,12 +243,122 @@ async fn a_slow_upstream_times_out_with_504() {
                 .set_delay(Duration::from_secs(3))
                 .set_body_json(completion("x")),
         )
+        .expect(2)
         .mount(&server)
         .await;
-    let h = harness_without_retries(&base, CircuitBreaker::new(5, Duration::from_secs(30)));
+    // Three attempts allowed, and a breaker that opens on the first failure.
+    let h = harness_with(
+        &base,
+        Settings::default(),
+        fast_policy(),
+        CircuitBreaker::new(1, Duration::from_secs(30)),
+    );
+    for _ in 0..2 {
+        let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+        assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+        let error = reply.error();
+        assert_eq!(error["code"], "upstream_timeout");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("timeout_settings.openai_api_timeout"),
+            "{error}"
+        );
+    }
+    // One upstream call per client call (the mock expects exactly 2), the second not
+    // refused by the breaker.
+    assert_eq!(h.request_logs()[1]["attempts"], 1);
+}
+
+#[tokio::test]
+async fn connect_errors_are_retried_and_answer_502_unreachable() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    drop(listener);
+    let h = harness(&base, Settings::default());
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(reply.error()["code"], "upstream_timeout");
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.error()["code"], "upstream_unreachable");
+    assert_eq!(h.request_logs()[0]["attempts"], 3);
+}
+
+#[tokio::test]
+async fn upstream_errors_reach_the_client_unchanged_but_for_key_shaped_text() {
+    let (server, base) = upstream().await;
+    let refused = ResponseTemplate::new(403)
+        .insert_header("x-request-id", "req_upstream_403")
+        .set_body_json(serde_json::json!({
+            "error": {"message": "Project `proj_1` has no access to model `gpt-4o-mini` with key sk-proj-abcdefghijklmnop.",
+                      "type": "model_access_error", "param": "model", "code": "unsupported_country_region_territory"}}));
+    Mock::given(method("POST"))
+        .respond_with(refused)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let error = reply.error();
+    assert_eq!(
+        (
+            error["type"].as_str(),
+            error["code"].as_str(),
+            error["param"].as_str()
+        ),
+        (
+            Some("model_access_error"),
+            Some("unsupported_country_region_territory"),
+            Some("model")
+        )
+    );
+    assert_eq!(
+        error["message"],
+        "Project `proj_1` has no access to model `gpt-4o-mini` with key sk-***."
+    );
+    assert_eq!(reply.headers["x-should-retry"], "false");
+    assert_eq!(reply.headers["x-upstream-request-id"], "req_upstream_403");
+    assert_eq!(h.request_logs()[0]["upstream_request_id"], "req_upstream_403");
+}
+
+#[tokio::test]
+async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
+    let (server, base) = upstream().await;
+    let answer = ResponseTemplate::new(200)
+        .insert_header("x-ratelimit-limit-tokens", "150000")
+        .insert_header("x-ratelimit-remaining-tokens", "149990")
+        .insert_header("openai-processing-ms", "412")
+        .insert_header("openai-version", "2020-10-01")
+        .insert_header("openai-organization", "org-private")
+        .insert_header("x-request-id", "req_0123abcd")
+        .set_body_json(completion("gpt-4o-mini"));
+    Mock::given(method("POST"))
+        .respond_with(answer)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    let request = axum::http::Request::post("/v1/chat/completions")
+        .header("x-request-id", "client-chosen-id")
+        .body(axum::body::Body::from(
+            chat_request("amazon.nova-lite-v1:0").to_string(),
+        ))
+        .unwrap();
+    let reply = h.send(request).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    for (name, value) in [
+        ("x-ratelimit-limit-tokens", "150000"),
+        ("x-ratelimit-remaining-tokens", "149990"),
+        ("openai-processing-ms", "412"),
+        ("openai-version", "2020-10-01"),
+        ("x-upstream-request-id", "req_0123abcd"),
+        ("x-request-id", "client-chosen-id"),
+    ] {
+        assert_eq!(reply.headers[name], value, "{name}");
+    }
+    assert!(!reply.headers.contains_key("openai-organization"));
+    assert_eq!(h.request_logs()[0]["upstream_request_id"], "req_0123abcd");
 }
 
 #[tokio::test]
@@ -374,4 +505,89 @@ async fn logs_of_a_full_cycle_hold_neither_the_openai_key_nor_a_client_key() {
     for secret in [OPENAI_KEY, CLIENT_KEY, "wrong-client-key", "Say hello", "Hello!"] {
         assert!(!lines.contains(secret), "logs leak {secret:?}: {lines}");
     }
+}
+
+#[tokio::test]
+async fn usage_is_asked_for_on_every_stream_and_its_chunk_dropped_when_the_client_did_not_ask() {
+    let (server, base) = upstream().await;
+    let chunk = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+                                   "choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": null})
+    .to_string();
+    let usage = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [],
+                                   "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}})
+    .to_string();
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            serde_json::json!({"stream": true, "stream_options": {"include_usage": true}}),
+        ))
+        .respond_with(sse(&[&chunk, &usage, "[DONE]"]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    let mut request = chat_request("amazon.nova-lite-v1:0");
+    request["stream"] = true.into();
+    let text = h.chat(request).await.text();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert!(
+        events[0].contains("\"Hi\"") && !events[0].contains("usage"),
+        "{text}"
+    );
+    assert_eq!(events[1], "data: [DONE]");
+    // The metrics count the tokens all the same.
+    assert_eq!(h.request_logs()[0]["total_tokens"], 5);
+}
+
+fn streamed(model: &str) -> serde_json::Value {
+    let mut request = chat_request(model);
+    request["stream"] = true.into();
+    request
+}
+
+#[tokio::test]
+async fn a_silent_stream_gets_keep_alive_comments_and_is_not_cut_off_by_the_openai_timeout() {
+    // Events 2.5 s apart: longer than openai_api_timeout (2 s), within the stream idle
+    // timeout (default 300 s).
+    let (base, report) = sse_upstream(2, Duration::from_millis(2500), async {}).await;
+    let settings = Settings {
+        stream_keep_alive: Duration::from_millis(400),
+        ..Settings::default()
+    };
+    let h = harness(&base, settings);
+    let text = h.chat(streamed("amazon.nova-lite-v1:0")).await.text();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert!(events[0].contains("tok0"), "{text}");
+    let comments = events.iter().filter(|e| **e == ": keep-alive").count();
+    assert!((4..=7).contains(&comments), "{comments} keep-alives: {text}");
+    assert!(events[events.len() - 2].contains("tok1"), "{text}");
+    assert_eq!(events[events.len() - 1], "data: [DONE]");
+    assert_eq!(report.await.unwrap().sent, 2);
+}
+
+#[tokio::test]
+async fn a_stream_silent_for_longer_than_stream_idle_timeout_is_cut_off_with_an_error_event() {
+    let (base, _report) = sse_upstream(2, Duration::from_secs(5), async {}).await;
+    let mut config = config_json(&base);
+    config["timeout_settings"]["stream_idle_timeout"] = serde_json::json!(0.5);
+    let h = harness_with_config(
+        config,
+        Settings::default(),
+        fast_policy(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    );
+    let started = std::time::Instant::now();
+    let text = h.chat(streamed("amazon.nova-lite-v1:0")).await.text();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 3, "{text}");
+    assert!(
+        events[1].contains("stalled") && events[1].contains("upstream_stream_error"),
+        "{text}"
+    );
+    assert_eq!(events[2], "data: [DONE]");
 }

@@ -6,7 +6,7 @@
 pub mod source;
 mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ pub const DEFAULT_MODEL_MAPPINGS: &[(&str, &str)] = &[
     ("amazon.nova-lite-v1:0", "gpt-4o-mini"),
     ("amazon.nova-pro-v1:0", "gpt-4o-mini"),
     ("amazon.nova-micro-v1:0", "gpt-4o-mini"),
+    ("amazon.titan-embed-text-v2:0", "text-embedding-3-small"),
 ];
 
 #[derive(Clone, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub struct Timeouts {
     pub openai_api: Duration,
     pub secrets_manager: Duration,
     pub lambda: Duration,
+    /// Longest silence between two events of a streamed answer (slow models think
+    /// for minutes before they write).
+    pub stream_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -52,6 +56,7 @@ impl Default for Timeouts {
             openai_api: Duration::from_secs(30),
             secrets_manager: Duration::from_secs(10),
             lambda: Duration::from_secs(300),
+            stream_idle: Duration::from_secs(300),
         }
     }
 }
@@ -64,8 +69,25 @@ pub struct ProxyConfig {
     pub timeouts: Timeouts,
     /// Without a trailing slash.
     pub openai_base_url: String,
-    /// SHA-256 digests of the client keys accepted when authentication is enabled.
-    pub client_api_keys: Vec<[u8; 32]>,
+    /// The client keys accepted when authentication is enabled.
+    pub client_api_keys: Vec<ClientKey>,
+}
+
+/// One entry of `client_api_keys`: a plain SHA-256 hex digest, or
+/// `{"name": "web-app", "sha256": "<hex>", "models": ["amazon.nova-lite-v1:0"]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    /// Logged as `client` and the metrics' `Client` dimension; `None` for a plain digest.
+    pub name: Option<String>,
+    pub digest: [u8; 32],
+    /// The model ids this key may use; `None` means every mapped model.
+    pub models: Option<BTreeSet<String>>,
+}
+
+impl ClientKey {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|models| models.contains(model))
+    }
 }
 
 /// Why a configuration document was refused. Carries field names, never values.
@@ -119,7 +141,7 @@ impl ProxyConfig {
             })?,
             Some(_) => return Err(field("openai_base_url", "must be a string")),
         };
-        let client_api_keys = client_keys(doc.get("client_api_keys"))?;
+        let client_api_keys = client_keys(doc.get("client_api_keys"), &model_mappings)?;
         Ok(Self {
             openai_api_key,
             model_mappings,
@@ -198,6 +220,7 @@ fn timeouts(value: Option<&Value>) -> Result<Timeouts, InvalidConfig> {
         ("openai_api_timeout", &mut timeouts.openai_api),
         ("secrets_manager_timeout", &mut timeouts.secrets_manager),
         ("lambda_timeout", &mut timeouts.lambda),
+        ("stream_idle_timeout", &mut timeouts.stream_idle),
     ] {
         match map.get(name) {
             None | Some(Value::Null) => {}
@@ -224,24 +247,126 @@ fn base_url(raw: &str) -> Option<String> {
     (!host.is_empty() && !trimmed.contains(char::is_whitespace)).then(|| trimmed.to_owned())
 }
 
-fn client_keys(value: Option<&Value>) -> Result<Vec<[u8; 32]>, InvalidConfig> {
+const DIGEST_PROBLEM: &str =
+    "must be the SHA-256 hex digest (64 hex characters) of a client key, not the key itself";
+
+fn client_keys(
+    value: Option<&Value>,
+    mappings: &BTreeMap<String, String>,
+) -> Result<Vec<ClientKey>, InvalidConfig> {
     let list = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
-        Some(_) => return Err(field("client_api_keys", "must be a list of SHA-256 hex digests")),
+        Some(_) => {
+            return Err(field(
+                "client_api_keys",
+                "must be a list of SHA-256 hex digests or {\"name\", \"sha256\", \"models\"} objects",
+            ));
+        }
     };
-    list.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let digest = v.as_str().and_then(parse_sha256_hex);
-            digest.ok_or_else(|| {
-                field(
-                    format!("client_api_keys[{i}]"),
-                    "must be the SHA-256 hex digest (64 hex characters) of a client key, not the key itself",
-                )
-            })
-        })
-        .collect()
+    let mut names = BTreeSet::new();
+    let mut keys = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        let at = |suffix: &str| format!("client_api_keys[{i}]{suffix}");
+        let key = match entry {
+            Value::String(digest) => ClientKey {
+                name: None,
+                digest: parse_sha256_hex(digest).ok_or_else(|| field(at(""), DIGEST_PROBLEM))?,
+                models: None,
+            },
+            Value::Object(object) => named_key(object, mappings, &at)?,
+            _ => {
+                return Err(field(
+                    at(""),
+                    "must be a SHA-256 hex digest or a {\"name\", \"sha256\", \"models\"} object",
+                ));
+            }
+        };
+        if let Some(name) = &key.name
+            && !names.insert(name.clone())
+        {
+            return Err(field(
+                at(".name"),
+                "is used by another client key: names must be unique",
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+fn named_key(
+    object: &Map<String, Value>,
+    mappings: &BTreeMap<String, String>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<ClientKey, InvalidConfig> {
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !["name", "sha256", "models"].contains(&k.as_str()))
+    {
+        return Err(field(
+            at(&format!(".{unknown}")),
+            "is not a client key field: use name, sha256 and models",
+        ));
+    }
+    // The name becomes a log field and a CloudWatch dimension value.
+    let name = match object.get("name") {
+        Some(Value::String(name))
+            if !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)) =>
+        {
+            name.clone()
+        }
+        None | Some(Value::Null) => return Err(field(at(".name"), "is missing")),
+        Some(_) => {
+            return Err(field(
+                at(".name"),
+                "must be 1 to 64 characters of A-Z a-z 0-9 - _ . : @ (e.g. \"web-app\")",
+            ));
+        }
+    };
+    let digest = match object.get("sha256") {
+        Some(Value::String(digest)) => {
+            parse_sha256_hex(digest).ok_or_else(|| field(at(".sha256"), DIGEST_PROBLEM))?
+        }
+        None | Some(Value::Null) => return Err(field(at(".sha256"), "is missing")),
+        Some(_) => return Err(field(at(".sha256"), DIGEST_PROBLEM)),
+    };
+    let models = match object.get("models") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(list)) => {
+            let mut models = BTreeSet::new();
+            for (j, model) in list.iter().enumerate() {
+                match model.as_str() {
+                    Some(model) if mappings.contains_key(model) => {
+                        models.insert(model.to_owned());
+                    }
+                    Some(_) => {
+                        return Err(field(
+                            at(&format!(".models[{j}]")),
+                            "is not a model id of model_mappings",
+                        ));
+                    }
+                    None => return Err(field(at(&format!(".models[{j}]")), "must be a string")),
+                }
+            }
+            Some(models)
+        }
+        Some(_) => {
+            return Err(field(
+                at(".models"),
+                "must be a list of model ids of model_mappings",
+            ));
+        }
+    };
+    Ok(ClientKey {
+        name: Some(name),
+        digest,
+        models,
+    })
 }
 
 fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
@@ -273,7 +398,8 @@ mod tests {
         let doc = serde_json::json!({
             "openai_api_key": "sk-abc",
             "model_mappings": {"amazon.nova-lite-v1:0": "gpt-4o-mini"},
-            "timeout_settings": {"openai_api_timeout": 12, "secrets_manager_timeout": 3, "lambda_timeout": 300},
+            "timeout_settings": {"openai_api_timeout": 12, "secrets_manager_timeout": 3, "lambda_timeout": 300,
+                                 "stream_idle_timeout": 600},
             "client_api_keys": ["a".repeat(64)],
         });
         let config = ProxyConfig::from_json(&doc.to_string(), "http://localhost:9/v1/").unwrap();
@@ -281,8 +407,16 @@ mod tests {
         assert_eq!(config.model_mappings["amazon.nova-lite-v1:0"], "gpt-4o-mini");
         assert_eq!(config.timeouts.openai_api, Duration::from_secs(12));
         assert_eq!(config.timeouts.secrets_manager, Duration::from_secs(3));
+        assert_eq!(config.timeouts.stream_idle, Duration::from_secs(600));
         assert_eq!(config.openai_base_url, "http://localhost:9/v1");
-        assert_eq!(config.client_api_keys, vec![[0xaa; 32]]);
+        assert_eq!(
+            config.client_api_keys,
+            vec![ClientKey {
+                name: None,
+                digest: [0xaa; 32],
+                models: None
+            }]
+        );
     }
 
     #[test]
@@ -292,6 +426,7 @@ mod tests {
         let config = ProxyConfig::from_json(&doc.to_string(), "http://ignored/v1").unwrap();
         assert_eq!(config.openai_base_url, "https://proxy.example/v1");
         assert_eq!(config.model_mappings, default_mappings());
+        assert_eq!(config.timeouts.stream_idle, Duration::from_secs(300));
     }
 
     #[test]
@@ -333,9 +468,77 @@ mod tests {
     }
 
     #[test]
+    fn named_client_keys_sit_beside_plain_digests() {
+        let doc = serde_json::json!({
+            "openai_api_key": "sk-abc",
+            "client_api_keys": [
+                "b".repeat(64),
+                {"name": "web-app", "sha256": "c".repeat(64), "models": ["amazon.nova-lite-v1:0"]},
+                {"name": "batch", "sha256": "d".repeat(64)},
+            ],
+        });
+        let keys = ProxyConfig::from_json(&doc.to_string(), BASE)
+            .unwrap()
+            .client_api_keys;
+        assert_eq!(keys.len(), 3);
+        assert_eq!((keys[0].name.as_deref(), keys[0].models.is_none()), (None, true));
+        assert_eq!(keys[1].name.as_deref(), Some("web-app"));
+        assert!(keys[1].may_use("amazon.nova-lite-v1:0") && !keys[1].may_use("amazon.nova-pro-v1:0"));
+        assert!(keys[2].may_use("amazon.nova-pro-v1:0"));
+    }
+
+    #[test]
+    fn named_client_key_errors_name_the_field() {
+        let digest = "c".repeat(64);
+        let cases = [
+            (
+                serde_json::json!([{"sha256": digest}]),
+                "field `client_api_keys[0].name` is missing",
+            ),
+            (
+                serde_json::json!([{"name": "a b", "sha256": digest}]),
+                "field `client_api_keys[0].name` must be 1 to 64",
+            ),
+            (
+                serde_json::json!([{"name": "a"}]),
+                "field `client_api_keys[0].sha256` is missing",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": "sk-SECRET"}]),
+                "field `client_api_keys[0].sha256` must be the SHA-256",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": digest, "models": ["gpt-4o"]}]),
+                "field `client_api_keys[0].models[0]` is not a model id of model_mappings",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": digest, "key": "x"}]),
+                "field `client_api_keys[0].key` is not a client key field",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": digest}, {"name": "a", "sha256": "d".repeat(64)}]),
+                "field `client_api_keys[1].name` is used by another client key",
+            ),
+            (
+                serde_json::json!([7]),
+                "field `client_api_keys[0]` must be a SHA-256 hex digest or",
+            ),
+        ];
+        for (keys, expected) in cases {
+            let message = err(serde_json::json!({"openai_api_key": "sk-SECRET", "client_api_keys": keys}));
+            assert!(message.starts_with(expected), "{message}");
+            assert!(!message.contains("SECRET"), "{message}");
+        }
+    }
+
+    #[test]
     fn key_from_the_environment_gets_default_mappings_and_names_the_variable() {
         let config = ProxyConfig::from_key("sk-env", BASE).unwrap();
-        assert_eq!(config.model_mappings.len(), 3);
+        assert_eq!(config.model_mappings.len(), 4);
+        assert_eq!(
+            config.model_mappings["amazon.titan-embed-text-v2:0"],
+            "text-embedding-3-small"
+        );
         let message = ProxyConfig::from_key("  ", BASE).unwrap_err().to_string();
         assert_eq!(message, "field `OPENAI_API_KEY` is empty");
     }

@@ -21,7 +21,8 @@ pub fn config_json(base_url: &str) -> serde_json::Value {
     let digest = hex(&sha2::Sha256::digest(CLIENT_KEY.as_bytes()));
     serde_json::json!({
         "openai_api_key": OPENAI_KEY,
-        "model_mappings": {"amazon.nova-lite-v1:0": "gpt-4o-mini", "amazon.nova-pro-v1:0": "gpt-4o"},
+        "model_mappings": {"amazon.nova-lite-v1:0": "gpt-4o-mini", "amazon.nova-pro-v1:0": "gpt-4o",
+                           "amazon.titan-embed-text-v2:0": "text-embedding-3-small"},
         "timeout_settings": {"openai_api_timeout": 2, "secrets_manager_timeout": 2, "lambda_timeout": 30},
         "openai_base_url": base_url,
         "client_api_keys": [digest],
@@ -70,7 +71,17 @@ pub fn harness_with(
     policy: RetryPolicy,
     breaker: CircuitBreaker,
 ) -> Harness {
-    let config = ProxyConfig::from_json(&config_json(base_url).to_string(), "http://unused/v1").unwrap();
+    harness_with_config(config_json(base_url), settings, policy, breaker)
+}
+
+/// A harness whose configuration document is `config` (e.g. [`config_json`], changed).
+pub fn harness_with_config(
+    config: serde_json::Value,
+    settings: Settings,
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> Harness {
+    let config = ProxyConfig::from_json(&config.to_string(), "http://unused/v1").unwrap();
     let store = ConfigStore::new(
         ConfigSource::Fixed(Arc::new(config)),
         "http://unused/v1",

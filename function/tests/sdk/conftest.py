@@ -25,7 +25,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 OPENAI_KEY = "sk-upstream-secret-0123456789abcdef"
 CLIENT_KEY = "client-key-for-the-sdk-tests"
-MODELS = {"amazon.nova-lite-v1:0": "gpt-4o-mini", "amazon.nova-pro-v1:0": "gpt-4o"}
+# A named key limited to one model (client_api_keys' object form).
+NAMED_KEY = "named-key-for-the-sdk-tests"
+NAMED_KEY_NAME = "web-app"
+NAMED_KEY_MODELS = ["amazon.nova-lite-v1:0"]
+MODELS = {
+    "amazon.nova-lite-v1:0": "gpt-4o-mini",
+    "amazon.nova-pro-v1:0": "gpt-4o",
+    "amazon.titan-embed-text-v2:0": "text-embedding-3-small",
+}
+EMBEDDING = [0.0023064255, -0.009327292, 0.015797347]
 # What the upstream calls its model: the proxy must answer with the requested id instead.
 UPSTREAM_MODEL_ID = "gpt-4o-mini-2024-07-18"
 ANSWER = ["Hello", " from", " upstream"]
@@ -78,6 +87,79 @@ def _chunks(include_usage: bool) -> list[dict]:
     return out
 
 
+def _embeddings(body: dict) -> dict:
+    inputs = body.get("input")
+    count = len(inputs) if isinstance(inputs, list) else 1
+    if body.get("encoding_format") == "base64":
+        import base64
+        import struct
+
+        vector = base64.b64encode(struct.pack(f"<{len(EMBEDDING)}f", *EMBEDDING)).decode()
+    else:
+        vector = EMBEDDING
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 4, "total_tokens": 4},
+    }
+
+
+def _response(status: str) -> dict:
+    done = status == "completed"
+    text = "".join(ANSWER)
+    return {
+        "id": "resp_sdk",
+        "object": "response",
+        "created_at": 1764000000,
+        "status": status,
+        "model": UPSTREAM_MODEL_ID,
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_sdk",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ] if done else [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 9,
+            "output_tokens": 3,
+            "total_tokens": 12,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        } if done else None,
+    }
+
+
+def _response_events() -> list[tuple[str, dict]]:
+    events = [
+        ("response.created", {"type": "response.created", "response": _response("in_progress")}),
+        ("response.output_item.added", {
+            "type": "response.output_item.added", "output_index": 0,
+            "item": {"type": "message", "id": "msg_sdk", "status": "in_progress", "role": "assistant", "content": []},
+        }),
+        ("response.content_part.added", {
+            "type": "response.content_part.added", "item_id": "msg_sdk", "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []},
+        }),
+    ]
+    for piece in ANSWER:
+        events.append((
+            "response.output_text.delta",
+            {"type": "response.output_text.delta", "item_id": "msg_sdk", "output_index": 0,
+             "content_index": 0, "delta": piece, "logprobs": []},
+        ))
+    events.append(("response.completed", {"type": "response.completed", "response": _response("completed")}))
+    for number, (_, data) in enumerate(events):
+        data["sequence_number"] = number
+    return events
+
+
 def _handler(upstream: Upstream):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -101,6 +183,23 @@ def _handler(upstream: Upstream):
             upstream.requests.append(
                 {"path": self.path, "authorization": self.headers.get("authorization"), "body": body}
             )
+            try:
+                self._answer(body)
+            except (TypeError, AttributeError, ValueError):
+                # What OpenAI does with a body it cannot use (the fuzz run sends many).
+                self._json(400, {"error": {"message": "Invalid request body.", "type": "invalid_request_error",
+                                           "param": None, "code": None}})
+
+        def _answer(self, body: dict) -> None:
+            if self.path == "/v1/embeddings":
+                self._json(200, _embeddings(body))
+                return
+            if self.path == "/v1/responses":
+                if body.get("stream"):
+                    self._stream([f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in _response_events()])
+                else:
+                    self._json(200, _response("completed"))
+                return
             if self.path != "/v1/chat/completions":
                 self._json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
                 return
@@ -125,18 +224,20 @@ def _handler(upstream: Upstream):
                 )
             elif body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("transfer-encoding", "chunked")
-                self.end_headers()
-                events = [f"data: {json.dumps(c)}\n\n" for c in _chunks(include_usage)] + ["data: [DONE]\n\n"]
-                for event in events:
-                    data = event.encode()
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+                self._stream([f"data: {json.dumps(c)}\n\n" for c in _chunks(include_usage)] + ["data: [DONE]\n\n"])
             else:
                 self._json(200, _completion())
+
+        def _stream(self, events: list[str]) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for event in events:
+                data = event.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
 
     return Handler
 
@@ -192,7 +293,14 @@ def proxy(upstream, tmp_path_factory):
         "model_mappings": MODELS,
         "timeout_settings": {"openai_api_timeout": 10, "secrets_manager_timeout": 5, "lambda_timeout": 60},
         "openai_base_url": upstream.base_url,
-        "client_api_keys": [hashlib.sha256(CLIENT_KEY.encode()).hexdigest()],
+        "client_api_keys": [
+            hashlib.sha256(CLIENT_KEY.encode()).hexdigest(),
+            {
+                "name": NAMED_KEY_NAME,
+                "sha256": hashlib.sha256(NAMED_KEY.encode()).hexdigest(),
+                "models": NAMED_KEY_MODELS,
+            },
+        ],
     }
     config_file = tmp_path_factory.mktemp("proxy") / "config.json"
     config_file.write_text(json.dumps(config))

@@ -9,9 +9,10 @@ import time
 
 import openai
 import pytest
-from conftest import ANSWER, CLIENT_KEY, MODELS, OPENAI_KEY
+from conftest import ANSWER, CLIENT_KEY, EMBEDDING, MODELS, NAMED_KEY, NAMED_KEY_MODELS, NAMED_KEY_NAME, OPENAI_KEY
 
 MODEL = "amazon.nova-lite-v1:0"
+EMBED_MODEL = "amazon.titan-embed-text-v2:0"
 
 
 @pytest.fixture
@@ -129,3 +130,69 @@ def test_the_proxy_logs_no_keys(client, proxy):
     assert streamed_logged(), proxy.stdout
     logs = "".join(proxy.stdout) + "".join(proxy.stderr)
     assert OPENAI_KEY not in logs and CLIENT_KEY not in logs
+
+
+def test_embeddings_as_floats_and_as_base64(client, upstream):
+    before = len(upstream.requests)
+    result = client.embeddings.create(model=EMBED_MODEL, input=["one", "two"], encoding_format="float")
+    assert result.model == EMBED_MODEL
+    assert [e.index for e in result.data] == [0, 1]
+    assert result.data[0].embedding == EMBEDDING
+    assert result.usage.total_tokens == 4
+    # The SDK's default asks for base64 and decodes it itself.
+    decoded = client.embeddings.create(model=EMBED_MODEL, input="one")
+    assert decoded.data[0].embedding == pytest.approx(EMBEDDING, rel=1e-6)
+    sent = upstream.requests[before:]
+    assert [r["path"] for r in sent] == ["/v1/embeddings", "/v1/embeddings"]
+    assert {r["body"]["model"] for r in sent} == {MODELS[EMBED_MODEL]}
+    assert sent[1]["body"]["encoding_format"] == "base64"
+
+
+def test_responses_answer_with_the_requested_model(client, upstream):
+    before = len(upstream.requests)
+    response = client.responses.create(model=MODEL, input="Say hello")
+    assert response.model == MODEL
+    assert response.output_text == "".join(ANSWER)
+    assert response.usage.total_tokens == 12
+    assert upstream.requests[before]["body"]["model"] == MODELS[MODEL]
+
+
+def test_streamed_responses_end_on_completed_with_the_requested_model(client):
+    stream = client.responses.create(model=MODEL, input="Say hello", stream=True)
+    events = list(stream)
+    assert [e.type for e in events][0] == "response.created"
+    assert events[-1].type == "response.completed"
+    assert events[0].response.model == MODEL and events[-1].response.model == MODEL
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "".join(ANSWER)
+    assert events[-1].response.usage.total_tokens == 12
+
+
+def test_the_stream_helper_of_responses_collects_the_final_response(client):
+    with client.responses.stream(model=MODEL, input="Say hello") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == "".join(ANSWER)
+    assert final.model == MODEL and final.output_text == "".join(ANSWER)
+
+
+def test_a_named_key_sees_only_its_models_and_is_logged_by_name(proxy, upstream):
+    named = openai.OpenAI(base_url=proxy.base_url, api_key=NAMED_KEY, max_retries=0)
+    assert [m.id for m in named.models.list()] == NAMED_KEY_MODELS
+    before = len(upstream.requests)
+    with pytest.raises(openai.NotFoundError) as caught:
+        named.chat.completions.create(model="amazon.nova-pro-v1:0", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.code == "model_not_found"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(upstream.requests) == before, "a model the key may not use must not reach the upstream"
+    assert named.chat.completions.create(**hello()).model == MODEL
+
+    def logged() -> list[dict]:
+        lines = [json.loads(line) for line in list(proxy.stdout) if line.strip()]
+        return [line for line in lines if line.get("client") == NAMED_KEY_NAME]
+
+    deadline = time.monotonic() + 10
+    while len(logged()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [line["status"] for line in logged()][-3:] == [200, 404, 200]
+    assert NAMED_KEY not in "".join(proxy.stdout) + "".join(proxy.stderr)

@@ -1,0 +1,289 @@
+//! `POST /v1/chat/completions`, `/v1/embeddings` and `/v1/responses`: check the request,
+//! map the model, call the upstream, and answer with the model id the client asked
+//! for, whole or as a relayed event stream.
+
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use crate::app::{App, MAX_BODY_BYTES};
+use crate::auth::{self, Client};
+use crate::config::ProxyConfig;
+use crate::endpoint::Endpoint;
+use crate::error::ApiError;
+use crate::observe::LogHandle;
+use crate::relay;
+use crate::relayed;
+use crate::rewrite::Fields;
+use crate::upstream::Failure;
+
+/// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
+type RequestBody = Result<Bytes, BytesRejection>;
+
+pub async fn chat_completions(
+    State(app): State<App>,
+    Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    forward(Endpoint::ChatCompletions, app, log, client.map(|c| c.0), body).await
+}
+
+pub async fn embeddings(
+    State(app): State<App>,
+    Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    forward(Endpoint::Embeddings, app, log, client.map(|c| c.0), body).await
+}
+
+pub async fn responses(
+    State(app): State<App>,
+    Extension(log): Extension<LogHandle>,
+    client: Option<Extension<Client>>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    forward(Endpoint::Responses, app, log, client.map(|c| c.0), body).await
+}
+
+async fn forward(
+    endpoint: Endpoint,
+    app: App,
+    log: LogHandle,
+    client: Option<Client>,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(MAX_BODY_BYTES)
+        } else {
+            ApiError::invalid_request("The request body could not be read.")
+        }
+    })?;
+    let mut request = endpoint.parse(&body)?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let stream = endpoint.streams() && request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.model = Some(model.clone());
+        record.stream = stream;
+    }
+
+    let config = app.load_config().await?;
+    // A model the client's key may not use is answered as if it did not exist.
+    let upstream_model = config
+        .model_mappings
+        .get(&model)
+        .filter(|_| auth::may_use(client.as_ref(), &model))
+        .ok_or_else(|| ApiError::model_not_found(&model))?
+        .clone();
+    log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
+    request.insert("model".into(), Value::String(upstream_model));
+    // Usage is asked for on every chat stream, so token metrics count all traffic; the
+    // relay drops the usage chunk again when the client did not ask for it. (Responses
+    // streams always end with their usage.)
+    let hide_usage = stream && endpoint == Endpoint::ChatCompletions && !force_usage(&mut request);
+    let upstream_body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+
+    let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
+    let result = app
+        .upstream
+        .post(&config, endpoint.upstream_path(), upstream_body, stream, deadline)
+        .await;
+    let secret = config.openai_api_key.expose();
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(failure) => {
+            let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+            record.attempts = failure.attempts();
+            if let Failure::Status { status, headers, .. } = &failure {
+                record.upstream_status = Some(status.as_u16());
+                record.upstream_request_id = relayed::request_id(headers);
+            }
+            return Err(failure_to_error(failure, secret));
+        }
+    };
+    let status = answer.response.status();
+    let headers = relayed::headers(answer.response.headers());
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.attempts = answer.attempts;
+        record.upstream_status = Some(status.as_u16());
+        record.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
+        record.upstream_request_id = relayed::request_id(answer.response.headers());
+    }
+    if !status.is_success() {
+        let upstream_headers = answer.response.headers().clone();
+        let body = answer.response.bytes().await.unwrap_or_default();
+        return Err(relayed::error(
+            status,
+            &upstream_headers,
+            &body,
+            secret,
+            answer.attempts,
+        ));
+    }
+    let is_sse = answer
+        .response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut response = if stream && is_sse {
+        let options = relay::Options {
+            model,
+            idle_timeout: config.timeouts.stream_idle,
+            keep_alive: app.settings.stream_keep_alive,
+            hide_usage,
+            dialect: match endpoint {
+                Endpoint::Responses => relay::Dialect::Responses,
+                _ => relay::Dialect::Chat,
+            },
+        };
+        let body = relay::sse(answer.response, options, log);
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(body),
+        )
+            .into_response()
+    } else {
+        complete(answer.response, &model, &config, deadline, &log).await?
+    };
+    response.headers_mut().extend(headers);
+    Ok(response)
+}
+
+/// Sets `stream_options.include_usage`; true when the client had asked for it.
+fn force_usage(request: &mut Map<String, Value>) -> bool {
+    let options = request
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !options.is_object() {
+        *options = Value::Object(Map::new());
+    }
+    let Value::Object(options) = options else {
+        return false;
+    };
+    let asked = options
+        .get("include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    options.insert("include_usage".into(), Value::Bool(true));
+    asked
+}
+
+/// A non-streamed answer: read it (within the deadline), put the requested model id
+/// back, note the token usage. Only the top-level fields are parsed: the rest goes out
+/// as OpenAI wrote it.
+async fn complete(
+    response: reqwest::Response,
+    model: &str,
+    config: &ProxyConfig,
+    deadline: Instant,
+    log: &LogHandle,
+) -> Result<Response, ApiError> {
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .min(config.timeouts.openai_api);
+    let bytes = match tokio::time::timeout(remaining, response.bytes()).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Err(upstream_broken(
+                "The upstream connection broke while sending the answer.",
+            ));
+        }
+        Err(_) => return Err(upstream_timeout()),
+    };
+    let invalid = || upstream_broken("The upstream answered with invalid JSON.");
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    let fields = Fields::parse(text).ok_or_else(invalid)?;
+    if let Some(usage) = fields.usage() {
+        log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(&usage);
+    }
+    let mut out = String::with_capacity(text.len() + model.len());
+    fields.write_with_model(model, &mut out);
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+fn upstream_broken(message: &str) -> ApiError {
+    ApiError::server(StatusCode::BAD_GATEWAY, "upstream_error", message)
+}
+
+fn upstream_timeout() -> ApiError {
+    ApiError::server(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream_timeout",
+        "The upstream OpenAI API did not answer in time. Retry, or ask the operator to raise timeout_settings.openai_api_timeout.",
+    )
+}
+
+fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
+    match failure {
+        Failure::CircuitOpen { retry_after } => ApiError::server(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            "The upstream OpenAI API is failing; the proxy is not sending requests to it for a short while. Retry after the indicated delay.",
+        )
+        .with_retry_after(retry_after),
+        Failure::Status {
+            status,
+            retry_after,
+            headers,
+            body,
+            attempts,
+        } => {
+            let mut error = relayed::error(status, &headers, &body, secret, attempts);
+            error.retry_after = retry_after;
+            error
+        }
+        Failure::Timeout { .. } => upstream_timeout(),
+        Failure::Connect { attempts } => ApiError::server(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("The upstream OpenAI API could not be reached after {attempts} attempts. Retry shortly."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+        Endpoint::ChatCompletions.parse(body)
+    }
+
+    #[test]
+    fn usage_is_forced_and_the_clients_own_choice_remembered() {
+        let mut request = parse(br#"{"model":"m","messages":[{}],"stream":true}"#).unwrap();
+        assert!(!force_usage(&mut request));
+        assert_eq!(
+            request["stream_options"],
+            serde_json::json!({"include_usage": true})
+        );
+        let mut request =
+            parse(br#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true,"x":1}}"#).unwrap();
+        assert!(force_usage(&mut request));
+        assert_eq!(
+            request["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Named client keys (`{"name", "sha256", "models"}` beside plain digests): the name in
+//! the log line and the metrics, and a key's model list as its whole world.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use openai_proxy_function::app::Settings;
+use openai_proxy_function::breaker::CircuitBreaker;
+use serde_json::json;
+use sha2::Digest;
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WEB_KEY: &str = "web-app-key-0123456789";
+
+fn harness_with_named_key(base: &str) -> Harness {
+    let mut config = config_json(base);
+    let digest = hex(&sha2::Sha256::digest(WEB_KEY.as_bytes()));
+    config["client_api_keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "web-app", "sha256": digest, "models": ["amazon.nova-lite-v1:0"]}));
+    harness_with_config(
+        config,
+        Settings {
+            auth_enabled: true,
+            ..Settings::default()
+        },
+        fast_policy(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    )
+}
+
+async fn as_client(
+    h: &Harness,
+    key: &str,
+    request: axum::http::request::Builder,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let request = request.header("authorization", format!("Bearer {key}"));
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    h.send(request.body(body).unwrap()).await
+}
+
+fn model_ids(reply: &Reply) -> Vec<String> {
+    reply.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"model": "gpt-4o-mini"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness_with_named_key(&format!("{}/v1", server.uri()));
+
+    let listed = as_client(&h, WEB_KEY, Request::get("/v1/models"), None).await;
+    assert_eq!(model_ids(&listed), ["amazon.nova-lite-v1:0"]);
+    // A plain digest's key still sees every mapped model.
+    let all = as_client(&h, CLIENT_KEY, Request::get("/v1/models"), None).await;
+    assert_eq!(model_ids(&all).len(), 3);
+
+    let hidden = as_client(&h, WEB_KEY, Request::get("/v1/models/amazon.nova-pro-v1:0"), None).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!(hidden.error()["code"], "model_not_found");
+    // The same answer as for a model that does not exist at all.
+    let missing = as_client(&h, WEB_KEY, Request::get("/v1/models/no-such-model"), None).await;
+    assert_eq!(
+        hidden.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("amazon.nova-pro-v1:0", "X"),
+        missing.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-model", "X")
+    );
+
+    let post = || Request::post("/v1/chat/completions").header("content-type", "application/json");
+    let refused = as_client(&h, WEB_KEY, post(), Some(chat_request("amazon.nova-pro-v1:0"))).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert_eq!(refused.error()["code"], "model_not_found");
+    let served = as_client(&h, WEB_KEY, post(), Some(chat_request("amazon.nova-lite-v1:0"))).await;
+    assert_eq!(served.status, StatusCode::OK);
+    // Only the allowed model reached the upstream (the mock expects exactly one call).
+}
+
+#[tokio::test]
+async fn the_keys_name_is_in_the_log_line_and_a_metrics_dimension_never_the_key() {
+    let h = harness_with_named_key("http://127.0.0.1:9/v1");
+    as_client(&h, WEB_KEY, Request::get("/v1/models"), None).await;
+    as_client(&h, CLIENT_KEY, Request::get("/v1/models"), None).await;
+    let lines = h.log_lines();
+    let requests: Vec<_> = lines.iter().filter(|l| l.get("_aws").is_none()).collect();
+    assert_eq!(requests[0]["client"], "web-app");
+    assert!(requests[1].get("client").is_none(), "{}", requests[1]);
+    let metrics: Vec<_> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(metrics[0]["Client"], "web-app");
+    let dimensions = &metrics[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert!(
+        dimensions
+            .as_array()
+            .unwrap()
+            .contains(&json!(["FunctionName", "Client"]))
+    );
+    let all = h.logs.lock().unwrap().join("\n");
+    assert!(!all.contains(WEB_KEY) && !all.contains(CLIENT_KEY));
+}

@@ -25,9 +25,10 @@ pub(in crate::endpoint) const NAME: &str = "streaming chat";
 
 /// The least time between the first and the last event of a streamed answer. A buffered
 /// answer arrives in one burst: its few kilobytes fit in the sender's first TCP window, so
-/// its events are parsed within a millisecond of each other, even when the body comes in
-/// several reads. A model generating [`PROMPT`]'s 20-odd tokens takes 100 ms or more
-/// (OpenAI's small models generate at most ~200 tokens/s).
+/// its events arrive within a millisecond or so of each other, even when the body comes
+/// in several reads. A model generating [`PROMPT`]'s 20-odd tokens takes 100 ms or more
+/// (OpenAI's small models stream some 50 to 200 tokens a second): a real stream clears
+/// this with room to spare.
 const MIN_SPREAD: Duration = Duration::from_millis(20);
 
 /// Long enough to take measurable time to generate, short enough to cost a few tokens.

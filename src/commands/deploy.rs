@@ -209,22 +209,13 @@ async fn upload(ctx: &mut Context, ready: &Ready, artifact: &Artifact, secret_ar
     );
     let template = ready.template.as_ref().expect("deploy loads the template");
     let prepared = prepare::prepare(template, &parameters);
-    let template_key = s3::template_key(&stack, &prepared.sha256_hex);
-    s3::put(
-        &ready.aws,
-        &bucket,
-        &template_key,
-        prepared.body.as_bytes(),
-        "application/json",
-    )
-    .await?;
+    let template_url = super::store_template(&ready.aws, &bucket, &stack, &prepared).await?;
     ctx.ui.step(&format!(
-        "s3://{}/{template_key}: the template ({} bytes)",
-        bucket.name,
+        "{template_url}: the template ({} bytes)",
         prepared.body.len()
     ));
     Ok(Uploaded {
-        template_url: s3::url(&ready.aws, &bucket.name, &template_key),
+        template_url,
         bucket: bucket.name,
         code_key,
         parameters,
@@ -411,20 +402,9 @@ pub(super) async fn settle_before_change(
                 ctx.report
                     .notes
                     .push("the stack was in ROLLBACK_COMPLETE and was deleted and recreated".into());
-                let token = request_token();
-                let mut op = Operation::begin(&ready.aws, &stack, &token).await?;
-                stack::delete(&ready.aws, &stack, &token).await?;
-                ctx.ui.group(&format!("Deleting stack {stack}"));
-                let settled = Wait {
-                    aws: &ready.aws,
-                    stack: &stack,
-                    poll: ctx.poll,
-                    timeout: ctx.wait_timeout(),
-                    ui: &ctx.ui,
-                }
-                .until_settled(&mut op, &mut ctx.report.events)
-                .await;
-                ctx.ui.end_group();
+                let settled = ctx
+                    .delete_stack(&ready.aws, &stack, &format!("Deleting stack {stack}"))
+                    .await;
                 match settled? {
                     Settled::Gone => {}
                     Settled::TimedOut(status) | Settled::Running(status) => {

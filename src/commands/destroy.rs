@@ -5,10 +5,8 @@
 use super::Context;
 use super::deploy::timed_out;
 use crate::cfn::classify::Settled;
-use crate::cfn::events::{Operation, failures};
-use crate::cfn::request_token;
+use crate::cfn::events::failures;
 use crate::cfn::stack;
-use crate::cfn::wait::Wait;
 use crate::error::{Error, Result};
 use crate::prereq::Needs;
 use crate::report::Status;
@@ -112,20 +110,9 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
 
 async fn delete_stack(ctx: &mut Context, aws: &crate::aws::Aws, stack_id: &str) -> Result<()> {
     let name = ctx.config.stack_name.clone();
-    let token = request_token();
-    let mut op = Operation::begin(aws, stack_id, &token).await?;
-    stack::delete(aws, stack_id, &token).await?;
-    ctx.ui.group(&format!("Stack events of {name}"));
-    let settled = Wait {
-        aws,
-        stack: stack_id,
-        poll: ctx.poll,
-        timeout: ctx.wait_timeout(),
-        ui: &ctx.ui,
-    }
-    .until_settled(&mut op, &mut ctx.report.events)
-    .await;
-    ctx.ui.end_group();
+    let settled = ctx
+        .delete_stack(aws, stack_id, &format!("Stack events of {name}"))
+        .await;
     match settled? {
         Settled::Gone => Ok(()),
         Settled::TimedOut(status) | Settled::Running(status) => Err(timed_out(ctx, status.as_str())),

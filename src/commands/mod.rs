@@ -12,7 +12,11 @@ mod validate;
 use tokio::time::Instant;
 
 use crate::artifact::Artifact;
-use crate::cfn::Poll;
+use crate::aws::Aws;
+use crate::cfn::classify::Settled;
+use crate::cfn::events::Operation;
+use crate::cfn::wait::Wait;
+use crate::cfn::{self, Poll, request_token};
 use crate::config::{Command, Config};
 use crate::error::{Error, Result};
 use crate::prereq::{self, Needs, Ready};
@@ -20,6 +24,7 @@ use crate::report::publish::env_nonempty;
 use crate::report::{Phase, Report, Status};
 use crate::s3::{self, Bucket};
 use crate::secret;
+use crate::template::prepare::Prepared;
 use crate::ui::Ui;
 
 /// What every command works with.
@@ -140,6 +145,37 @@ impl Context {
     async fn find_bucket(&self, ready: &Ready) -> Result<Option<Bucket>> {
         s3::find(&ready.aws, self.config.artifact_bucket.as_deref(), &ready.account).await
     }
+
+    /// Waits for `op` on `stack` to end, its events (into the report) inside a log group.
+    async fn wait(&mut self, aws: &Aws, stack: &str, op: &mut Operation, title: &str) -> Result<Settled> {
+        self.ui.group(title);
+        let settled = Wait {
+            aws,
+            stack,
+            poll: self.poll,
+            timeout: self.wait_timeout(),
+            ui: &self.ui,
+        }
+        .until_settled(op, &mut self.report.events)
+        .await;
+        self.ui.end_group();
+        settled
+    }
+
+    /// Deletes `stack` (a name or id) and waits for the deletion to end.
+    async fn delete_stack(&mut self, aws: &Aws, stack: &str, title: &str) -> Result<Settled> {
+        let token = request_token();
+        let mut op = Operation::begin(aws, stack, &token).await?;
+        cfn::stack::delete(aws, stack, &token).await?;
+        self.wait(aws, stack, &mut op, title).await
+    }
+}
+
+/// Stores the prepared template under its content hash in `bucket`; its TemplateURL.
+async fn store_template(aws: &Aws, bucket: &Bucket, stack: &str, prepared: &Prepared) -> Result<String> {
+    let key = s3::template_key(stack, &prepared.sha256_hex);
+    s3::put(aws, bucket, &key, prepared.body.as_bytes(), "application/json").await?;
+    Ok(s3::url(aws, &bucket.name, &key))
 }
 
 /// Says that the action's bundled stock files are deployed, where people look.

@@ -94,18 +94,7 @@ async fn change_set_phase(
     // The template goes to the bucket when there is one (validate creates none); a
     // first validate before any deploy passes a small template inline.
     let url = match ctx.find_bucket(ready).await? {
-        Some(bucket) => {
-            let template_key = s3::template_key(&name, &prepared.sha256_hex);
-            s3::put(
-                &ready.aws,
-                &bucket,
-                &template_key,
-                prepared.body.as_bytes(),
-                "application/json",
-            )
-            .await?;
-            Some(s3::url(&ready.aws, &bucket.name, &template_key))
-        }
+        Some(bucket) => Some(super::store_template(&ready.aws, &bucket, &name, &prepared).await?),
         None if prepared.body.len() <= MAX_INLINE_BYTES => None,
         None => {
             return Err(Error::new(

@@ -89,7 +89,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         return Err(unmet(problems, None));
     }
     let Some(aws) = Aws::load(config.aws_region.as_deref()).await else {
-        problems.push("no AWS region is set: set AWS_REGION (e.g. AWS_REGION=us-east-1) or the action's `aws_region` input".into());
+        problems.push("no AWS region is set: set AWS_REGION (e.g. AWS_REGION=us-east-1) or the action's `aws-region` input".into());
         return Err(unmet(problems, None));
     };
 

@@ -1,9 +1,10 @@
 //! action.yml, the Dockerfile and the workflows against the deployer's variable table.
 //!
 //! `VARIABLES` (src/config.rs) is the single source of truth: every variable is an input
-//! of the action, mapped to the variable's name in `runs.env` so the deployer reads it,
-//! and documented with its default and its allowed values. A variable added to the table
-//! without an input (or an input left behind by a removed variable) fails here.
+//! of the action under its kebab-case id (`Variable::input_id`), which the deployer reads
+//! as the runner passes it (`INPUT_STACK-NAME`), so action.yml maps nothing in `runs.env`;
+//! every input is documented with its default and its allowed values. A variable added to
+//! the table without an input (or an input left behind by a removed variable) fails here.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -36,39 +37,35 @@ fn object<'a>(value: &'a Value, key: &str) -> &'a Map<String, Value> {
         .unwrap_or_else(|| panic!("action.yml: `{key}` is missing or not a mapping"))
 }
 
-/// The input id of a variable: its name in lower case; DEPLOYER_COMMAND is `command`.
 fn input_id(var: &Variable) -> String {
-    match var.name {
-        "DEPLOYER_COMMAND" => "command".to_owned(),
-        name => name.to_ascii_lowercase(),
-    }
+    var.input_id()
 }
 
 #[test]
-fn every_variable_is_an_input_mapped_to_its_name() {
+fn every_variable_is_a_kebab_case_input_and_nothing_is_mapped_through_runs_env() {
     let action = action();
     let inputs = object(&action, "inputs");
-    let env = object(&action["runs"], "env");
     let mut problems = Vec::new();
     for var in VARIABLES {
         let id = input_id(var);
         if !inputs.contains_key(&id) {
             problems.push(format!("{}: no input `{id}`", var.name));
         }
-        let want = format!("${{{{ inputs.{id} }}}}");
-        match env.get(var.name).and_then(Value::as_str) {
-            Some(got) if got == want => {}
-            Some(got) => problems.push(format!("runs.env.{}: `{got}`, want `{want}`", var.name)),
-            None => problems.push(format!("runs.env.{}: missing, want `{want}`", var.name)),
-        }
     }
     let ids: BTreeSet<String> = VARIABLES.iter().map(input_id).collect();
     for id in inputs.keys().filter(|id| !ids.contains(*id)) {
         problems.push(format!("input `{id}` is no deployer variable"));
     }
-    let names: BTreeSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
-    for key in env.keys().filter(|key| !names.contains(key.as_str())) {
-        problems.push(format!("runs.env.{key} is no deployer variable"));
+    for id in inputs
+        .keys()
+        .filter(|id| id.contains('_') || id.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        problems.push(format!("input `{id}` is not kebab-case"));
+    }
+    // runs.env loses to any job- or workflow-level variable of the same name, and the
+    // deployer reads INPUT_* itself: a mapping there could only hide the input.
+    if action["runs"].get("env").is_some() {
+        problems.push("runs.env is set; the deployer reads the inputs (INPUT_*) itself".to_owned());
     }
     assert!(
         problems.is_empty(),

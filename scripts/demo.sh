@@ -121,6 +121,7 @@ DEPLOYER_COMMAND=deploy \
   OPENAI_API_KEY="$key" \
   MODEL_MAPPINGS="$models" \
   RUN_ENDPOINT_TESTS=false \
+  ENABLE_AUTHENTICATION="${ENABLE_AUTHENTICATION:-false}" \
   REPORT_FILE="$out_dir/deploy-report.md" \
   GITHUB_OUTPUT="$out_dir/deploy-outputs" \
   "$deployer" || status=$?

@@ -114,9 +114,15 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var!(
         "ENABLE_AUTHENTICATION",
-        Some("false"),
+        Some("true"),
         Kind::Bool,
-        "require client API keys"
+        "require client API keys (a deploy stops when none is configured)"
+    ),
+    var!(
+        "CLIENT_API_KEYS",
+        None,
+        Kind::Secret,
+        "client API keys, one per line, name=key allowed; stored in the secret as SHA-256 digests (never printed)"
     ),
     var!(
         "PARAMETER_OVERRIDES",
@@ -329,6 +335,7 @@ pub struct Config {
     pub stage: Stage,
     pub log_level: LogLevel,
     pub enable_authentication: bool,
+    pub client_api_keys: Option<Secret>,
     pub parameter_overrides: Option<String>,
     pub openai_api_key: Option<Secret>,
     pub model_mappings: Option<String>,
@@ -415,12 +422,25 @@ impl Config {
         }
         // Values were checked above; envy's own messages echo values, so they must not
         // reach the user even in the unexpected case.
-        envy::from_iter(known.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| ConfigError {
-            problems: vec![match e {
-                envy::Error::MissingValue(field) => format!("{} is required", field.to_ascii_uppercase()),
-                envy::Error::Custom(_) => "a variable could not be read (values are not shown)".to_owned(),
-            }],
-        })
+        let mut config: Self =
+            envy::from_iter(known.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| ConfigError {
+                problems: vec![match e {
+                    envy::Error::MissingValue(field) => format!("{} is required", field.to_ascii_uppercase()),
+                    envy::Error::Custom(_) => {
+                        "a variable could not be read (values are not shown)".to_owned()
+                    }
+                }],
+            })?;
+        // The endpoint tests need a key the proxy accepts: the first client key, unless
+        // TEST_CLIENT_API_KEY names another.
+        if config.test_client_api_key.is_none() {
+            config.test_client_api_key = config
+                .client_api_keys
+                .as_ref()
+                .and_then(|keys| crate::secret::first_client_key(keys.expose()))
+                .map(|key| Secret(key.to_owned()));
+        }
+        Ok(config)
     }
 }
 
@@ -505,7 +525,7 @@ mod tests {
         assert_eq!(config.api_gateway_name, "openai-proxy-api");
         assert_eq!(config.stage, Stage::Prod);
         assert_eq!(config.log_level, LogLevel::Info);
-        assert!(!config.enable_authentication);
+        assert!(config.enable_authentication);
         assert_eq!(config.template_file, "template.yaml");
     }
 

@@ -1,6 +1,7 @@
 //! Prerequisites, checked before anything is created or uploaded: a region, working
-//! credentials, a valid template whose parameters match ours, and a function artifact
-//! for the right architecture. Every problem is gathered and reported together.
+//! credentials, a valid template whose parameters match ours, a function artifact for
+//! the right architecture, and (deploy, authentication on) a client key. Every problem
+//! is gathered and reported together.
 
 use std::path::{Path, PathBuf};
 
@@ -103,6 +104,14 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
             return Err(unmet(problems, None));
         }
     };
+
+    // Before anything is created: a deploy with authentication on must leave the proxy
+    // a client key to accept (validate never reads the secret: the plan role cannot).
+    if config.deployer_command == crate::config::Command::Deploy {
+        problems.extend(crate::secret::auth_problem(&aws, config).await);
+    } else if let Some(raw) = &config.client_api_keys {
+        problems.extend(crate::secret::client_keys(raw.expose()).err());
+    }
 
     let template = match template_body {
         Some((path, body)) => match template::validate(&aws, &path, body).await {

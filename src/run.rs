@@ -75,6 +75,24 @@ impl Run {
         if let Some(key) = &self.config.test_client_api_key {
             self.ui.mask(key.expose());
         }
+        if let Some(keys) = &self.config.client_api_keys {
+            for key in keys.expose().lines().map(str::trim).filter(|k| !k.is_empty()) {
+                self.ui.mask(key);
+                // `name=key`: the key alone may be printed elsewhere (never by us).
+                if let Some((_, named)) = key.split_once('=')
+                    && named.len() >= 16
+                {
+                    self.ui.mask(named);
+                }
+            }
+        }
+        if !self.config.enable_authentication
+            && matches!(self.config.deployer_command, Command::Deploy | Command::Validate)
+        {
+            let warning = "authentication is off (ENABLE_AUTHENTICATION=false): anyone with the API's URL can call it and spend your OpenAI key; set client keys (CLIENT_API_KEYS) and turn it on";
+            self.ui.warn(warning);
+            self.report.notes.push(format!("⚠️ {warning}"));
+        }
         let result = match self.config.deployer_command {
             Command::Deploy => self.deploy().await,
             Command::Validate => self.validate().await,

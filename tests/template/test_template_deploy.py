@@ -226,7 +226,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     assert config["Environment"]["Variables"] == {
         "OPENAI_API_KEY_SECRET_ARN": secret_arn,
         "LOG_LEVEL": "INFO",
-        "ENABLE_AUTHENTICATION": "false",
+        "ENABLE_AUTHENTICATION": "true",
         "RESPONSE_MODE": "stream",
         "CORS_ALLOWED_ORIGINS": "*",
         "SECRET_CACHE_TTL_SECONDS": "300",

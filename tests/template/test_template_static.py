@@ -84,7 +84,7 @@ DESIGN_PARAMETERS = {
     "ApiGatewayName": ("openai-proxy-api", None),
     "Stage": ("prod", ["dev", "test", "prod"]),
     "LogLevel": ("INFO", ["DEBUG", "INFO", "WARNING", "ERROR"]),
-    "EnableAuthentication": ("false", ["true", "false"]),
+    "EnableAuthentication": ("true", ["true", "false"]),
     "CodeS3Bucket": (None, None),
     "CodeS3Key": (None, None),
     "Architecture": ("arm64", ["arm64", "x86_64"]),

@@ -32,10 +32,11 @@ for arch in ${DIST_ARCHES:-amd64 arm64}; do
     *) fail "DIST_ARCHES: unknown architecture $arch (amd64 or arm64)" ;;
   esac
   echo "dist: the deployer for $arch ($triple, glibc $glibc)"
+  # cargo-lambda leaves each binary as <lambda-dir>/<name>/bootstrap.
   (cd "$root" && PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$target_dir/dist" \
     cargo lambda build --locked --profile release-cli --target "$triple.$glibc" \
-    --bin openai-proxy-deployer -p openai-proxy-deployer)
-  install -D -m 0755 "$target_dir/dist/$triple/release-cli/openai-proxy-deployer" \
+    --lambda-dir "$target_dir/dist/lambda-$arch" --bin openai-proxy-deployer -p openai-proxy-deployer)
+  install -D -m 0755 "$target_dir/dist/lambda-$arch/openai-proxy-deployer/bootstrap" \
     "$root/dist/$arch/openai-proxy-deployer"
 done
 ls -l "$root"/dist/*.zip "$root"/dist/*/openai-proxy-deployer

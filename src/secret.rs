@@ -58,11 +58,6 @@ const MIN_CLIENT_KEY_LEN: usize = 16;
 /// key when `name` is letters, digits, `.`, `_` or `-`; any other line is a key as is. A
 /// problem names the line, never its text.
 pub fn client_keys(raw: &str) -> Result<Vec<ClientKey>, String> {
-    let is_name = |n: &str| {
-        !n.is_empty()
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    };
     let mut keys = Vec::new();
     for (i, line) in raw.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let line = line.trim();

@@ -25,6 +25,7 @@ build: ## build both crates (debug)
 
 test: setup fmt-check clippy lint ## everything: formatting, lints, unit, integration and emulator tests
 	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws test-template test-function-sdk
+	$(MAKE) --no-print-directory test-arm64
 	@echo "make test: all checks passed"
 
 fmt: ## format the Rust code
@@ -69,6 +70,11 @@ test-function-sdk:
 .PHONY: fuzz-openapi
 fuzz-openapi: setup ## schemathesis against the local proxy and a fake upstream, longer than make test's run
 	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-500} $(PY) -m pytest -q function/tests/sdk/test_openapi_fuzz.py
+# The arm64 bootstrap.zip built as the release builds it (cargo-lambda, Zig), and that
+# binary run under qemu-user in Lambda mode through function/tests/lambda_mode.rs.
+.PHONY: test-arm64
+test-arm64: ## build the release arm64 bootstrap.zip and run it under qemu-aarch64-static in Lambda mode
+	scripts/test-arm64.sh
 
 # The main job on a fresh machine: build, deploy into a private local AWS, run the
 # function locally from the deployed secret, run the endpoint tests, print the report.

@@ -2,6 +2,9 @@
 # Installs the project's pinned tools: Python tools (requirements.txt) into a venv and
 # Node tools (tools/node/package-lock.json) into tools/node/node_modules. Each is
 # reused when already installed from the same lock file, so running this again is cheap.
+# Also what running the arm64 function here needs (scripts/test-arm64.sh): the Rust
+# target aarch64-unknown-linux-gnu, and Debian's qemu-user-static and libc6-arm64-cross
+# (installed with apt-get when missing). Any of them missing and not installable is an error.
 #
 #   VENV_DIR   where the venv lives (default: .venv in the repository)
 set -euo pipefail
@@ -47,5 +50,32 @@ setup_node() {
   echo "$want" > "$stamp"
 }
 
+# The aarch64 loader and glibc that qemu-user runs `bootstrap` with, and qemu itself.
+setup_arm64() {
+  local missing=()
+  command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+  [[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]] || missing+=(libc6-arm64-cross)
+  if ((${#missing[@]})); then
+    if ! command -v apt-get >/dev/null; then
+      echo "error: ${missing[*]} missing and no apt-get here: install qemu-user (qemu-aarch64-static) and an aarch64 glibc under /usr/aarch64-linux-gnu" >&2
+      exit 1
+    fi
+    local sudo=()
+    [[ $(id -u) == 0 ]] || sudo=(sudo)
+    echo "arm64 tools: apt-get install ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+    echo "arm64 tools: rustup target add aarch64-unknown-linux-gnu"
+    if ! rustup target add aarch64-unknown-linux-gnu; then
+      echo "error: could not install the Rust target aarch64-unknown-linux-gnu, which the arm64 tests need; run 'rustup target add aarch64-unknown-linux-gnu'" >&2
+      exit 1
+    fi
+  fi
+  echo "arm64 tools: qemu-aarch64-static, /usr/aarch64-linux-gnu and the Rust target present"
+}
+
 setup_python
 setup_node
+setup_arm64

@@ -2,6 +2,11 @@
 //!
 //! [`VARIABLES`] is the one source of truth: `--help` prints it, its defaults are fed to
 //! envy before deserializing, and a test keeps it and [`Config`] in step.
+//!
+//! Each variable is also an action input ([`Variable::input_id`]). The runner passes an
+//! input as `INPUT_<ID uppercased>` (hyphens kept: `INPUT_STACK-NAME`), in `runs.image`
+//! and `uses: docker://` steps alike, and that wins over the plain variable: a job's or
+//! workflow's `env:` of the same name must not beat what the step's `with:` says.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -110,9 +115,15 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var!(
         "ENABLE_AUTHENTICATION",
-        Some("false"),
+        Some("true"),
         Kind::Bool,
-        "require client API keys"
+        "require client API keys (a deploy stops when none is configured)"
+    ),
+    var!(
+        "CLIENT_API_KEYS",
+        None,
+        Kind::Secret,
+        "client API keys, one per line, name=key allowed; stored in the secret as SHA-256 digests (never printed)"
     ),
     var!(
         "PARAMETER_OVERRIDES",
@@ -231,6 +242,20 @@ pub const VARIABLES: &[Variable] = &[
 ];
 
 impl Variable {
+    /// The action input that sets this variable: the name in kebab-case
+    /// (`STACK_NAME` → `stack-name`), except `DEPLOYER_COMMAND`, which is `command`.
+    pub fn input_id(&self) -> String {
+        match self.name {
+            "DEPLOYER_COMMAND" => "command".to_owned(),
+            name => name.to_ascii_lowercase().replace('_', "-"),
+        }
+    }
+
+    /// The environment variable the runner sets for the input: `INPUT_STACK-NAME`.
+    pub fn input_env(&self) -> String {
+        format!("{INPUT_PREFIX}{}", self.input_id().to_ascii_uppercase())
+    }
+
     /// What is wrong with `value`, in words that never repeat a secret.
     fn check(&self, value: &str) -> Result<(), String> {
         let problem = match self.kind {
@@ -359,6 +384,7 @@ pub struct Config {
     pub stage: Stage,
     pub log_level: LogLevel,
     pub enable_authentication: bool,
+    pub client_api_keys: Option<Secret>,
     /// `PARAMETER_OVERRIDES`, as the strings CloudFormation takes (parsed once).
     #[serde(default, deserialize_with = "settings::overrides")]
     pub parameter_overrides: BTreeMap<String, String>,
@@ -412,21 +438,33 @@ impl Config {
         Self::from_vars(std::env::vars())
     }
 
-    /// Builds the config from `vars`, filling what is unset (or empty, as GitHub Actions
-    /// passes unset inputs) from [`VARIABLES`]. Every invalid value is reported at once.
+    /// Builds the config from `vars`: each variable from its action input (`INPUT_<ID>`)
+    /// when that is set, else from the variable itself, and what is unset (or empty, as
+    /// GitHub Actions passes inputs left out) from [`VARIABLES`]. Every invalid value,
+    /// and every `INPUT_*` that is no input, is reported at once.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let mut problems: Vec<String> = unknown_inputs(vars.keys()).collect();
         let mut known: HashMap<&'static str, String> = HashMap::new();
-        for (key, value) in vars {
-            if let Some(var) = VARIABLES.iter().find(|var| var.name == key)
-                && !value.trim().is_empty()
-            {
-                known.insert(var.name, value);
+        let mut from_input: Vec<&'static str> = Vec::new();
+        for var in VARIABLES {
+            let set = |key: &str| vars.get(key).filter(|v| !v.trim().is_empty());
+            if let Some(value) = set(&var.input_env()) {
+                known.insert(var.name, value.clone());
+                from_input.push(var.name);
+            } else if let Some(value) = set(var.name) {
+                known.insert(var.name, value.clone());
             }
         }
-        let mut problems = Vec::new();
         for var in VARIABLES {
             match (known.get(var.name), var.default) {
-                (Some(value), _) => problems.extend(var.check(value).err()),
+                (Some(value), _) => problems.extend(var.check(value).err().map(|problem| {
+                    if from_input.contains(&var.name) {
+                        format!("{problem} (set by the input `{}`)", var.input_id())
+                    } else {
+                        problem
+                    }
+                })),
                 (None, Some(default)) => {
                     known.insert(var.name, default.to_owned());
                 }
@@ -441,12 +479,25 @@ impl Config {
         }
         // Values were checked above; envy's own messages echo values, so they must not
         // reach the user even in the unexpected case.
-        envy::from_iter(known.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| ConfigError {
-            problems: vec![match e {
-                envy::Error::MissingValue(field) => format!("{} is required", field.to_ascii_uppercase()),
-                envy::Error::Custom(_) => "a variable could not be read (values are not shown)".to_owned(),
-            }],
-        })
+        let mut config: Self =
+            envy::from_iter(known.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| ConfigError {
+                problems: vec![match e {
+                    envy::Error::MissingValue(field) => format!("{} is required", field.to_ascii_uppercase()),
+                    envy::Error::Custom(_) => {
+                        "a variable could not be read (values are not shown)".to_owned()
+                    }
+                }],
+            })?;
+        // The endpoint tests need a key the proxy accepts: the first client key, unless
+        // TEST_CLIENT_API_KEY names another.
+        if config.test_client_api_key.is_none() {
+            config.test_client_api_key = config
+                .client_api_keys
+                .as_ref()
+                .and_then(|keys| crate::secret::first_client_key(keys.expose()))
+                .map(|key| Secret(key.to_owned()));
+        }
+        Ok(config)
     }
 }
 
@@ -538,11 +589,53 @@ mod settings {
                 .collect()
         }))
     }
+const INPUT_PREFIX: &str = "INPUT_";
+
+/// One problem per `INPUT_*` variable that matches no input, naming the closest input.
+/// A typo in a workflow's `with:` (or an input of another version of the action) would
+/// otherwise be ignored without a word, and the deploy would run with the default.
+fn unknown_inputs<'a>(keys: impl Iterator<Item = &'a String>) -> impl Iterator<Item = String> {
+    let mut unknown: Vec<&str> = keys
+        .filter_map(|key| key.strip_prefix(INPUT_PREFIX))
+        .filter(|id| {
+            !VARIABLES
+                .iter()
+                .any(|var| var.input_env()[INPUT_PREFIX.len()..] == **id)
+        })
+        .collect();
+    unknown.sort_unstable();
+    unknown.into_iter().map(|id| {
+        let given = id.to_ascii_lowercase().replace('_', "-");
+        let closest = VARIABLES
+            .iter()
+            .map(Variable::input_id)
+            .min_by_key(|candidate| edit_distance(&given, candidate))
+            .unwrap_or_default();
+        format!(
+            "{INPUT_PREFIX}{id} is no input of this action: did you mean `{closest}`? (inputs are the variables `openai-proxy-deployer --help` lists, in kebab-case)"
+        )
+    })
+}
+
+/// Levenshtein distance, for naming the input a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 pub fn help() -> String {
     let mut out = format!(
-        "{} {}\n{}\n\nUsage: openai-proxy-deployer [--help | --version]\n\nAll configuration comes from environment variables:\n\n",
+        "{} {}\n{}\n\nUsage: openai-proxy-deployer [--help | --version]\n\nAs a GitHub Action, each variable is also the input named like it in kebab-case\n(STACK_NAME: stack-name; DEPLOYER_COMMAND: command), which wins over the variable.\n\nAll configuration comes from environment variables:\n\n",
         env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
         env!("CARGO_PKG_DESCRIPTION"),
@@ -577,7 +670,7 @@ mod tests {
         assert_eq!(config.api_gateway_name, "openai-proxy-api");
         assert_eq!(config.stage, Stage::Prod);
         assert_eq!(config.log_level, LogLevel::Info);
-        assert!(!config.enable_authentication);
+        assert!(config.enable_authentication);
         assert_eq!(config.template_file, "template.yaml");
     }
 
@@ -656,6 +749,87 @@ mod tests {
         assert!(!err.contains("sk-live-secret"), "{err}");
         let config = Config::from_vars(vars(&[("OPENAI_API_KEY", "sk-live-secret")])).unwrap();
         assert!(!format!("{:?}", config.openai_api_key).contains("sk-live"));
+    }
+
+    #[test]
+    fn inputs_are_read_as_the_runner_passes_them_in_kebab_case() {
+        let config = Config::from_vars(vars(&[
+            ("INPUT_COMMAND", "validate"),
+            ("INPUT_STACK-NAME", "from-input"),
+            ("INPUT_PARAMETER-OVERRIDES", "{\"MemorySize\":\"1024\"}"),
+        ]))
+        .unwrap();
+        assert_eq!(config.deployer_command, Command::Validate);
+        assert_eq!(config.stack_name, "from-input");
+        assert_eq!(
+            config.parameter_overrides.as_deref(),
+            Some("{\"MemorySize\":\"1024\"}")
+        );
+    }
+
+    #[test]
+    fn an_input_wins_over_the_variable_of_the_same_name() {
+        let config = Config::from_vars(vars(&[
+            ("STAGE", "prod"),
+            ("INPUT_STAGE", "dev"),
+            ("AWS_REGION", "us-east-1"),
+            ("INPUT_AWS-REGION", "eu-west-2"),
+        ]))
+        .unwrap();
+        assert_eq!(config.stage, Stage::Dev);
+        assert_eq!(config.aws_region.as_deref(), Some("eu-west-2"));
+    }
+
+    #[test]
+    fn an_empty_input_leaves_the_variable_to_decide() {
+        let config = Config::from_vars(vars(&[("STAGE", "test"), ("INPUT_STAGE", "")])).unwrap();
+        assert_eq!(config.stage, Stage::Test);
+    }
+
+    #[test]
+    fn an_invalid_input_is_named_as_the_input() {
+        let err = Config::from_vars(vars(&[("INPUT_LOG-LEVEL", "loud")]))
+            .err()
+            .unwrap();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].starts_with("LOG_LEVEL must be one of"), "{err}");
+        assert!(
+            err.problems[0].ends_with("(set by the input `log-level`)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_input_that_is_no_input_is_refused_naming_the_closest_one() {
+        let err = Config::from_vars(vars(&[
+            ("INPUT_STACK_NAME", "old-snake-case"),
+            ("INPUT_STAGES", "dev"),
+            ("INPUT_COMMAND", "validate"),
+        ]))
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.problems,
+            [
+                "INPUT_STACK_NAME is no input of this action: did you mean `stack-name`? (inputs are the variables `openai-proxy-deployer --help` lists, in kebab-case)",
+                "INPUT_STAGES is no input of this action: did you mean `stage`? (inputs are the variables `openai-proxy-deployer --help` lists, in kebab-case)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_input_id_is_the_kebab_case_name() {
+        let ids: Vec<String> = VARIABLES.iter().map(Variable::input_id).collect();
+        assert!(ids.contains(&"command".to_owned()));
+        assert!(ids.contains(&"openai-api-key-secret-arn".to_owned()));
+        assert_eq!(
+            VARIABLES
+                .iter()
+                .find(|v| v.name == "STACK_NAME")
+                .unwrap()
+                .input_env(),
+            "INPUT_STACK-NAME"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ mod tests {
         assert_eq!(params["Subnets"], "a,b");
         assert_eq!(params["X"], "true");
         assert_eq!(params["LambdaFunctionName"], "openai-lambda-proxy");
-        assert_eq!(params["EnableAuthentication"], "false");
+        assert_eq!(params["EnableAuthentication"], "true");
         assert_eq!(params["Architecture"], "arm64");
         assert_eq!(params["CodeS3Key"], "k.zip");
     }

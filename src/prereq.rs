@@ -1,6 +1,7 @@
 //! Prerequisites, checked before anything is created or uploaded: a region, working
-//! credentials, a valid template whose parameters match ours, and a function artifact
-//! for the right architecture. Every problem is gathered and reported together.
+//! credentials, a valid template whose parameters match ours, a function artifact for
+//! the right architecture, and (deploy, authentication on) a client key. Every problem
+//! is gathered and reported together.
 
 use std::path::{Path, PathBuf};
 
@@ -103,7 +104,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         return Err(unmet(problems, None));
     }
     let Some(aws) = Aws::load(config.aws_region.as_deref()).await else {
-        problems.push("no AWS region is set: set AWS_REGION (e.g. AWS_REGION=us-east-1) or the action's `aws_region` input".into());
+        problems.push("no AWS region is set: set AWS_REGION (e.g. AWS_REGION=us-east-1) or the action's `aws-region` input".into());
         return Err(unmet(problems, None));
     };
 
@@ -117,6 +118,14 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
             return Err(unmet(problems, None));
         }
     };
+
+    // Before anything is created: a deploy with authentication on must leave the proxy
+    // a client key to accept (validate never reads the secret: the plan role cannot).
+    if config.deployer_command == crate::config::Command::Deploy {
+        problems.extend(crate::secret::auth_problem(&aws, config).await);
+    } else if let Some(raw) = &config.client_api_keys {
+        problems.extend(crate::secret::client_keys(raw.expose()).err());
+    }
 
     let template = match loaded {
         Some(template) => match template::validate(&aws, &template).await {

@@ -1,9 +1,10 @@
 //! The proxy's configuration secret in Secrets Manager: created or updated from
-//! `OPENAI_API_KEY`, `MODEL_MAPPINGS` and the timeouts, idempotently. Fields set by hand
-//! (`client_api_keys`, `openai_base_url`, ...) survive updates, and an unchanged value
-//! writes no new secret version.
+//! `OPENAI_API_KEY`, `MODEL_MAPPINGS`, `CLIENT_API_KEYS` (as SHA-256 digests) and the
+//! timeouts, idempotently. Fields set by hand (`openai_base_url`, client keys listed by
+//! hand, ...) survive updates, and an unchanged value writes no new secret version.
 
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::aws::{self, Aws};
 use crate::config::Config;
@@ -54,6 +55,143 @@ pub fn check_key(key: &str) -> Result<(), String> {
     }
 }
 
+/// One line of `CLIENT_API_KEYS`: the key's SHA-256 hex digest, and its name when the
+/// line was `name=key`. The key itself is dropped here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    pub name: Option<String>,
+    pub sha256: String,
+}
+
+/// Shorter keys are guessable; the function compares digests, so length is all we check.
+const MIN_CLIENT_KEY_LEN: usize = 16;
+
+/// The keys of `CLIENT_API_KEYS`, one per line (blank lines skipped). `name=key` names a
+/// key when `name` is letters, digits, `.`, `_` or `-`; any other line is a key as is. A
+/// problem names the line, never its text.
+pub fn client_keys(raw: &str) -> Result<Vec<ClientKey>, String> {
+    let mut keys = Vec::new();
+    for (i, line) in raw.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let line = line.trim();
+        let (name, key) = match line.split_once('=') {
+            Some((name, key)) if is_key_name(name) => (Some(name), key),
+            _ => (None, line),
+        };
+        if key.len() < MIN_CLIENT_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "CLIENT_API_KEYS line {}: a client key must be at least {MIN_CLIENT_KEY_LEN} printable characters without spaces (e.g. the output of `openssl rand -hex 32`, or `name=<key>` to name it)",
+                i + 1
+            ));
+        }
+        let sha256 = Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        keys.push(ClientKey {
+            name: name.map(str::to_owned),
+            sha256,
+        });
+    }
+    Ok(keys)
+}
+
+/// The first key of `CLIENT_API_KEYS` (without its name), for the endpoint tests.
+pub fn first_client_key(raw: &str) -> Option<&str> {
+    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(match line.split_once('=') {
+        Some((name, key)) if is_key_name(name) => key,
+        _ => line,
+    })
+}
+
+fn is_key_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The digest an entry of the secret's `client_api_keys` holds: a string, or an object's
+/// `sha256`.
+fn entry_digest(entry: &Value) -> Option<&str> {
+    entry
+        .as_str()
+        .or_else(|| entry.get("sha256").and_then(Value::as_str))
+}
+
+/// `existing` (the secret's `client_api_keys`, kept as set by hand) plus `keys`: a key
+/// already listed is left as it is; a named key replaces the entry of the same name (a
+/// rotated key), keeping that entry's other fields (`models`).
+fn merge_client_keys(existing: Option<&Value>, keys: &[ClientKey]) -> Value {
+    let mut list = existing.and_then(Value::as_array).cloned().unwrap_or_default();
+    for key in keys {
+        if list.iter().any(|e| entry_digest(e) == Some(key.sha256.as_str())) {
+            continue;
+        }
+        match &key.name {
+            None => list.push(Value::from(key.sha256.clone())),
+            Some(name) => {
+                let same_name = list
+                    .iter_mut()
+                    .find(|e| e.get("name").and_then(Value::as_str) == Some(name));
+                match same_name {
+                    Some(Value::Object(entry)) => {
+                        entry.insert("sha256".into(), Value::from(key.sha256.clone()));
+                    }
+                    _ => list.push(json!({"name": name, "sha256": key.sha256})),
+                }
+            }
+        }
+    }
+    Value::Array(list)
+}
+
+/// Whether `value` (a secret's JSON) lists at least one client key.
+pub fn has_client_keys(value: &Value) -> bool {
+    value
+        .get("client_api_keys")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().any(|e| entry_digest(e).is_some()))
+}
+
+/// With authentication on, a deploy needs a client key from `CLIENT_API_KEYS` or already
+/// in the secret: otherwise every request would be refused. The problem to report, if any.
+pub async fn auth_problem(aws: &Aws, config: &Config) -> Option<String> {
+    if !config.enable_authentication {
+        return None;
+    }
+    if let Some(raw) = &config.client_api_keys {
+        match client_keys(raw.expose()) {
+            Ok(keys) if !keys.is_empty() => return None,
+            Ok(_) => {}
+            Err(e) => return Some(e),
+        }
+    }
+    let id = id(config);
+    let current = aws.secrets.get_secret_value().secret_id(&id).send().await;
+    let listed = match current {
+        Ok(out) => out
+            .secret_string()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .is_some_and(|v| has_client_keys(&v)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(e) => {
+            return Some(format!(
+                "could not read secret {id} to look for client keys ({}): the deploying role needs secretsmanager:GetSecretValue on it (see docs/iam-policy.json)",
+                aws::describe(&e)
+            ));
+        }
+    };
+    (!listed).then(|| format!(
+        "authentication is on (ENABLE_AUTHENTICATION, default true) but no client API key is configured: CLIENT_API_KEYS is empty and the secret {id} lists none in client_api_keys, so the proxy would refuse every request. Fix: put one key per line (`name=key` names one) in a repository secret CLIENT_API_KEYS and pass it (input `client-api-keys: ${{{{ secrets.CLIENT_API_KEYS }}}}`), or set ENABLE_AUTHENTICATION=false (input `enable-authentication: false`) knowingly: anyone with the URL can then spend your OpenAI key"
+    ))
+}
+
 pub fn default_mappings() -> Map<String, Value> {
     [
         "amazon.nova-lite-v1:0",
@@ -97,6 +235,13 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value, Strin
                 .or_insert_with(|| Value::Object(default_mappings()));
         }
     }
+    if let Some(raw) = &config.client_api_keys {
+        let keys = client_keys(raw.expose())?;
+        if !keys.is_empty() {
+            let merged = merge_client_keys(value.get("client_api_keys"), &keys);
+            value.insert("client_api_keys".into(), merged);
+        }
+    }
     value.insert(
         "timeout_settings".into(),
         json!({
@@ -134,7 +279,9 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome, String> {
             ));
         }
     };
-    let writes = config.openai_api_key.is_some() || config.model_mappings.is_some();
+    let writes = config.openai_api_key.is_some()
+        || config.model_mappings.is_some()
+        || config.client_api_keys.is_some();
     if let (Some(arn), false) = (&arn, writes) {
         return Ok(Outcome {
             arn: arn.clone(),
@@ -225,6 +372,78 @@ mod tests {
         assert_eq!(remapped["model_mappings"], json!({"mine": "gpt-4o"}));
         assert_eq!(remapped["client_api_keys"], json!(["ab12"]));
         assert_eq!(remapped["openai_api_key"], KEY);
+    }
+
+    #[test]
+    fn client_keys_are_digested_one_per_line_and_name_equals_key_names_one() {
+        let keys =
+            client_keys("web-app=0123456789abcdef0123\n\n  plain-key-0123456789  \nab+c/d0123456789xyz==\n")
+                .unwrap();
+        let digest = |k: &str| -> String {
+            Sha256::digest(k.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        assert_eq!(
+            keys,
+            [
+                ClientKey {
+                    name: Some("web-app".into()),
+                    sha256: digest("0123456789abcdef0123")
+                },
+                ClientKey {
+                    name: None,
+                    sha256: digest("plain-key-0123456789")
+                },
+                // Not a name before the first `=`: the whole line is the key.
+                ClientKey {
+                    name: None,
+                    sha256: digest("ab+c/d0123456789xyz==")
+                },
+            ]
+        );
+        let err = client_keys("fine-key-0123456789\nweb=short").unwrap_err();
+        assert!(
+            err.starts_with("CLIENT_API_KEYS line 2: a client key must be at least 16"),
+            "{err}"
+        );
+        assert!(!err.contains("short"), "{err}");
+        assert_eq!(
+            first_client_key("\n web-app=0123456789abcdef0123\nother-key-0123456789"),
+            Some("0123456789abcdef0123")
+        );
+    }
+
+    #[test]
+    fn client_keys_join_those_set_by_hand_and_a_named_key_is_rotated_in_place() {
+        let digest = |k: &str| -> String {
+            Sha256::digest(k.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let mut by_hand = desired(None, &config(&[("OPENAI_API_KEY", KEY)])).unwrap();
+        by_hand["client_api_keys"] = json!([
+            "ab".repeat(32),
+            {"name": "web-app", "sha256": "cd".repeat(32), "models": ["amazon.nova-lite-v1:0"]},
+        ]);
+        let keys = "web-app=rotated-key-0123456789\nnew-unnamed-key-0123456789";
+        let value = desired(Some(&by_hand), &config(&[("CLIENT_API_KEYS", keys)])).unwrap();
+        assert_eq!(
+            value["client_api_keys"],
+            json!([
+                "ab".repeat(32),
+                {"name": "web-app", "sha256": digest("rotated-key-0123456789"), "models": ["amazon.nova-lite-v1:0"]},
+                digest("new-unnamed-key-0123456789"),
+            ])
+        );
+        assert!(!value.to_string().contains("rotated-key"), "{value}");
+        // The same keys again change nothing: no new secret version.
+        let again = desired(Some(&value), &config(&[("CLIENT_API_KEYS", keys)])).unwrap();
+        assert_eq!(again, value);
+        assert!(has_client_keys(&value));
+        assert!(!has_client_keys(&json!({"client_api_keys": []})));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! action.yml, the Dockerfile and the workflows against the deployer's variable table.
 //!
 //! `VARIABLES` (src/config.rs) is the single source of truth: every variable is an input
-//! of the action, mapped to the variable's name in `runs.env` so the deployer reads it,
-//! and documented with its default and its allowed values. A variable added to the table
-//! without an input (or an input left behind by a removed variable) fails here.
+//! of the action under its kebab-case id (`Variable::input_id`), which the deployer reads
+//! as the runner passes it (`INPUT_STACK-NAME`), so action.yml maps nothing in `runs.env`;
+//! every input is documented with its default and its allowed values. A variable added to
+//! the table without an input (or an input left behind by a removed variable) fails here.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -36,39 +37,35 @@ fn object<'a>(value: &'a Value, key: &str) -> &'a Map<String, Value> {
         .unwrap_or_else(|| panic!("action.yml: `{key}` is missing or not a mapping"))
 }
 
-/// The input id of a variable: its name in lower case; DEPLOYER_COMMAND is `command`.
 fn input_id(var: &Variable) -> String {
-    match var.name {
-        "DEPLOYER_COMMAND" => "command".to_owned(),
-        name => name.to_ascii_lowercase(),
-    }
+    var.input_id()
 }
 
 #[test]
-fn every_variable_is_an_input_mapped_to_its_name() {
+fn every_variable_is_a_kebab_case_input_and_nothing_is_mapped_through_runs_env() {
     let action = action();
     let inputs = object(&action, "inputs");
-    let env = object(&action["runs"], "env");
     let mut problems = Vec::new();
     for var in VARIABLES {
         let id = input_id(var);
         if !inputs.contains_key(&id) {
             problems.push(format!("{}: no input `{id}`", var.name));
         }
-        let want = format!("${{{{ inputs.{id} }}}}");
-        match env.get(var.name).and_then(Value::as_str) {
-            Some(got) if got == want => {}
-            Some(got) => problems.push(format!("runs.env.{}: `{got}`, want `{want}`", var.name)),
-            None => problems.push(format!("runs.env.{}: missing, want `{want}`", var.name)),
-        }
     }
     let ids: BTreeSet<String> = VARIABLES.iter().map(input_id).collect();
     for id in inputs.keys().filter(|id| !ids.contains(*id)) {
         problems.push(format!("input `{id}` is no deployer variable"));
     }
-    let names: BTreeSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
-    for key in env.keys().filter(|key| !names.contains(key.as_str())) {
-        problems.push(format!("runs.env.{key} is no deployer variable"));
+    for id in inputs
+        .keys()
+        .filter(|id| id.contains('_') || id.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        problems.push(format!("input `{id}` is not kebab-case"));
+    }
+    // runs.env loses to any job- or workflow-level variable of the same name, and the
+    // deployer reads INPUT_* itself: a mapping there could only hide the input.
+    if action["runs"].get("env").is_some() {
+        problems.push("runs.env is set; the deployer reads the inputs (INPUT_*) itself".to_owned());
     }
     assert!(
         problems.is_empty(),
@@ -165,8 +162,20 @@ fn every_description_names_the_default_and_the_allowed_values() {
     );
 }
 
+/// `[workspace.package]`'s `key = "value"` from Cargo.toml.
+fn workspace_field(key: &str) -> String {
+    let manifest = read(&root().join("Cargo.toml"));
+    let prefix = format!("{key} = \"");
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("Cargo.toml has no `{key} = \"...\"`"))
+        .to_owned()
+}
+
 #[test]
-fn outputs_include_the_deploy_results_and_the_image_is_the_dockerfile() {
+fn outputs_include_the_deploy_results_and_the_image_is_the_released_one_pinned_by_digest() {
     let action = action();
     let outputs: BTreeSet<&str> = object(&action, "outputs").keys().map(String::as_str).collect();
     // What deploy workflows rely on; the deployer may write more (all declared here).
@@ -178,10 +187,34 @@ fn outputs_include_the_deploy_results_and_the_image_is_the_dockerfile() {
     }
     let runs = object(&action, "runs");
     assert_eq!(runs.get("using").and_then(Value::as_str), Some("docker"));
-    assert_eq!(runs.get("image").and_then(Value::as_str), Some("Dockerfile"));
     assert!(
         runs.get("args").is_none() && runs.get("entrypoint").is_none(),
         "the image's ENTRYPOINT runs the deployer"
+    );
+    // docker://ghcr.io/<owner>/openai-lambda-proxy:<version>@sha256:<digest>, the owner
+    // the repository's, the version the crates': release.yml rewrites the line per tag.
+    let image = runs.get("image").and_then(Value::as_str).unwrap_or_default();
+    let repository = workspace_field("repository");
+    let owner = repository
+        .strip_prefix("https://github.com/")
+        .and_then(|r| r.split('/').next())
+        .expect("repository = \"https://github.com/<owner>/<name>\"");
+    let prefix = format!(
+        "docker://ghcr.io/{}/openai-lambda-proxy:{}@sha256:",
+        owner.to_ascii_lowercase(),
+        workspace_field("version")
+    );
+    let digest = image
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("runs.image is `{image}`, want `{prefix}<digest>`"));
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "runs.image's digest `{digest}` is not 64 lowercase hex digits"
+    );
+    let release = read(&root().join(".github/workflows/release.yml"));
+    assert!(
+        release.contains(r#"sed -i "s|^  image: .*|  image: $REFERENCE|" action.yml"#),
+        "release.yml no longer rewrites action.yml's `  image:` line"
     );
 }
 
@@ -204,21 +237,49 @@ fn the_image_bundles_the_stock_proxy_and_pins_its_bases() {
     }
 }
 
-/// The builder compiles with the workspace's `rust-version` and installs the Python build
-/// tools at the versions the project pins, each with the hashes of its wheels.
+/// What is tested is what ships: the image copies the binaries CI built (one stage, no
+/// RUN), and every build uses the toolchain rust-toolchain.toml pins.
 #[test]
-fn the_builder_uses_the_projects_toolchain_and_tool_pins() {
-    let manifest = read(&root().join("Cargo.toml"));
-    let rust_version = manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("rust-version = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("rust-version in [workspace.package]");
+fn the_image_runs_no_compiler_and_the_toolchain_is_pinned() {
     let dockerfile = read(&root().join("Dockerfile"));
-    assert!(
-        dockerfile.contains(&format!("FROM rust:{rust_version}-")),
-        "the builder image is not rust:{rust_version}-*: bump its tag and digest with rust-version"
+    let instructions: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        instructions.iter().filter(|i| **i == "FROM").count(),
+        1,
+        "the Dockerfile has one stage: {instructions:?}"
     );
+    assert!(
+        !instructions.contains(&"RUN"),
+        "the Dockerfile runs something: it should only copy what CI built"
+    );
+
+    let toolchain = read(&root().join("rust-toolchain.toml"));
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("rust-toolchain.toml: channel = \"X.Y.Z\"");
+    let version = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap()).collect() };
+    assert_eq!(
+        version(channel).len(),
+        3,
+        "channel `{channel}` is no exact version"
+    );
+    let floor = workspace_field("rust-version");
+    assert!(
+        version(channel) >= version(&floor),
+        "rust-toolchain.toml's {channel} is older than Cargo.toml's rust-version {floor}"
+    );
+    for needle in [
+        r#"components = ["rustfmt", "clippy"]"#,
+        r#"targets = ["aarch64-unknown-linux-gnu"]"#,
+    ] {
+        assert!(toolchain.contains(needle), "rust-toolchain.toml lacks {needle}");
+    }
 
     let lock = read(&root().join("requirements.txt"));
     let tools = read(&root().join("requirements-docker.txt"));
@@ -242,41 +303,37 @@ fn the_builder_uses_the_projects_toolchain_and_tool_pins() {
     );
 }
 
-/// The build context is an allowlist: every workspace member's manifest, sources and
-/// build script must be in it, or the action's image fails to build.
+/// The build context is an allowlist: everything the Dockerfile copies (for each
+/// platform) must be in it, and scripts/dist.sh must be what puts it in dist/.
 #[test]
-fn the_build_context_holds_every_workspace_member() {
-    let manifest = read(&root().join("Cargo.toml"));
-    let members = manifest
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("members = ["))
-        .and_then(|l| l.strip_suffix(']'))
-        .expect("[workspace] members = [...] on one line");
+fn the_build_context_holds_what_the_dockerfile_copies() {
+    let dockerfile = read(&root().join("Dockerfile"));
     let dockerignore = read(&root().join(".dockerignore"));
+    let dist = read(&root().join("scripts/dist.sh"));
     let allowed: BTreeSet<&str> = dockerignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
     let mut missing = Vec::new();
-    for member in members
-        .split(',')
-        .map(|m| m.trim().trim_matches('"'))
-        .filter(|m| !m.is_empty())
-    {
-        let prefix = if member == "." {
-            String::new()
-        } else {
-            format!("{member}/")
-        };
-        let mut needs = vec![format!("{prefix}Cargo.toml"), format!("{prefix}src/")];
-        if root().join(&prefix).join("build.rs").exists() {
-            needs.push(format!("{prefix}build.rs"));
-        }
-        missing.extend(needs.into_iter().filter(|n| !allowed.contains(n.as_str())));
-    }
-    for file in ["Cargo.lock", "template.yaml", "requirements-docker.txt"] {
-        if !allowed.contains(file) {
-            missing.push(file.to_owned());
+    for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .skip(1)
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        for source in &words[..words.len() - 1] {
+            for arch in ["amd64", "arm64"] {
+                let path = source.replace("${TARGETARCH}", arch);
+                if !allowed.contains(path.as_str()) {
+                    missing.push(path);
+                }
+            }
         }
     }
     assert!(missing.is_empty(), ".dockerignore leaves out {missing:?}");
+    for needle in [
+        "\"$root/dist/bootstrap.zip\"",
+        "\"$root/dist/$arch/openai-proxy-deployer\"",
+    ] {
+        assert!(dist.contains(needle), "scripts/dist.sh does not write {needle}");
+    }
 }
 
 fn workflows() -> Vec<PathBuf> {
@@ -331,6 +388,42 @@ fn workflows_pin_actions_by_commit_and_expand_nothing_inside_run() {
                     if !pinned {
                         problems.push(format!("{at}: `{uses}` is not pinned to a full commit SHA"));
                     }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "workflows:\n  {}", problems.join("\n  "));
+}
+
+/// Every job is bounded, and this repository's workflows run the code under test:
+/// `uses: ./` would start the image action.yml names, the last release.
+#[test]
+fn workflow_jobs_have_timeouts_and_never_run_the_released_action() {
+    let mut problems = Vec::new();
+    for path in workflows() {
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        let workflow = yaml(&path);
+        let jobs = workflow
+            .get("jobs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (job_id, job) in &jobs {
+            if job.get("timeout-minutes").and_then(Value::as_u64).is_none() {
+                problems.push(format!("{name}: jobs.{job_id} has no timeout-minutes"));
+            }
+            let steps = job
+                .get("steps")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for step in &steps {
+                if let Some(uses) = step.get("uses").and_then(Value::as_str)
+                    && (uses == "./" || uses.starts_with("docker://ghcr.io/"))
+                {
+                    problems.push(format!(
+                        "{name}: jobs.{job_id} uses `{uses}`, the released image, not this commit's code"
+                    ));
                 }
             }
         }

@@ -70,7 +70,9 @@ impl Case {
             .env("LAMBDA_FUNCTION_NAME", &self.stack)
             .env("API_GATEWAY_NAME", &self.stack)
             .env("TEMPLATE_FILE", repo().join("template.yaml"))
-            .env("RUN_ENDPOINT_TESTS", "false");
+            .env("RUN_ENDPOINT_TESTS", "false")
+            // These tests are about stacks; tests/client_keys.rs covers authentication.
+            .env("ENABLE_AUTHENTICATION", "false");
         cmd
     }
 

@@ -27,6 +27,8 @@ fn aws_env(stack: &str) -> Vec<(&'static str, String)> {
         ("STACK_NAME", stack.into()),
         ("LAMBDA_FUNCTION_NAME", stack.into()),
         ("API_GATEWAY_NAME", stack.into()),
+        // The proxies these tests stand up take no client key (tests/client_keys.rs).
+        ("ENABLE_AUTHENTICATION", "false".into()),
         (
             "TEMPLATE_FILE",
             format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR")),

@@ -119,7 +119,7 @@ async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sende
 
     let config = std::env::temp_dir().join(format!("proxy-config-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&config, common::config_json(base_url).to_string()).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_openai-proxy-function"))
+    let mut child = common::function_command()
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "proxy")

@@ -195,6 +195,24 @@ pub async fn run(ctx: &mut Context) {
     if let Some(key) = &ctx.config.test_client_api_key {
         ctx.ui.mask(key.expose());
     }
+    if let Some(keys) = &ctx.config.client_api_keys {
+        for key in keys.expose().lines().map(str::trim).filter(|k| !k.is_empty()) {
+            ctx.ui.mask(key);
+            // `name=key`: the key alone may be printed elsewhere (never by us).
+            if let Some((_, named)) = key.split_once('=')
+                && named.len() >= 16
+            {
+                ctx.ui.mask(named);
+            }
+        }
+    }
+    if !ctx.config.enable_authentication
+        && matches!(ctx.config.deployer_command, Command::Deploy | Command::Validate)
+    {
+        let warning = "authentication is off (ENABLE_AUTHENTICATION=false): anyone with the API's URL can call it and spend your OpenAI key; set client keys (CLIENT_API_KEYS) and turn it on";
+        ctx.ui.warn(warning);
+        ctx.report.notes.push(format!("⚠️ {warning}"));
+    }
     let result = match ctx.config.deployer_command {
         Command::Deploy => deploy::run(ctx).await,
         Command::Validate => validate::run(ctx).await,

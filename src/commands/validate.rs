@@ -91,19 +91,22 @@ async fn change_set_phase(
     );
     let template = ready.template.as_ref().expect("validate loads the template");
     let prepared = prepare::prepare(template, &parameters);
-    // The template goes to the bucket when there is one (validate creates none); a
-    // first validate before any deploy passes a small template inline.
-    let url = match ctx.find_bucket(ready).await? {
-        Some(bucket) => Some(super::store_template(&ready.aws, &bucket, &name, &prepared).await?),
-        None if prepared.body.len() <= MAX_INLINE_BYTES => None,
-        None => {
-            return Err(Error::new(
-                format!(
-                    "the template is {} bytes, over CloudFormation's {MAX_INLINE_BYTES} inline, and artifact bucket {bucket_name} does not exist yet",
-                    prepared.body.len()
-                ),
-                "deploy once (it creates the bucket), or set ARTIFACT_BUCKET to a bucket of this account",
-            ));
+    // Inline when it fits: validate then writes nothing (the plan role may not). A larger
+    // template goes to the artifact bucket under its content hash, when the bucket exists.
+    let url = if prepared.body.len() <= MAX_INLINE_BYTES {
+        None
+    } else {
+        match ctx.find_bucket(ready).await? {
+            Some(bucket) => Some(super::store_template(&ready.aws, &bucket, &name, &prepared).await?),
+            None => {
+                return Err(Error::new(
+                    format!(
+                        "the template is {} bytes, over CloudFormation's {MAX_INLINE_BYTES} inline, and artifact bucket {bucket_name} does not exist yet",
+                        prepared.body.len()
+                    ),
+                    "deploy once (it creates the bucket), or set ARTIFACT_BUCKET to a bucket of this account",
+                ));
+            }
         }
     };
     let tags = tags(ctx);
@@ -158,7 +161,7 @@ async fn remove_review_stack(ctx: &mut Context, ready: &Ready, stack_id: &str) {
         Ok(Some(info)) if info.status == StackStatus::ReviewInProgress => {
             if let Err(e) = stack::delete(&ready.aws, stack_id, &request_token()).await {
                 ctx.report.notes.push(format!(
-                    "the empty stack {stack_id} that the change set made could not be deleted ({}): delete it by hand",
+                    "the empty stack {stack_id} that the change set made (REVIEW_IN_PROGRESS, no resources) stays ({}): it is harmless, and the first deploy creates the stack in it; the plan role may not delete stacks",
                     e.cause
                 ));
             }

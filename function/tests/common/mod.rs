@@ -282,3 +282,32 @@ async fn read_request(reader: &mut tokio::net::tcp::OwnedReadHalf) -> String {
         }
     }
 }
+
+/// The function binary a test runs: the host build cargo made for this test, unless
+/// `OPENAI_PROXY_FUNCTION_BINARY` names another one (scripts/test-arm64.sh: the release
+/// arm64 `bootstrap`), started through `OPENAI_PROXY_FUNCTION_WRAPPER` when that is set
+/// (`qemu-aarch64-static -L /usr/aarch64-linux-gnu`).
+pub fn function_command() -> tokio::process::Command {
+    let binary = match std::env::var_os("OPENAI_PROXY_FUNCTION_BINARY") {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "OPENAI_PROXY_FUNCTION_BINARY={} is not a file",
+                path.display()
+            );
+            path
+        }
+        None => env!("CARGO_BIN_EXE_openai-proxy-function").into(),
+    };
+    let wrapper = std::env::var("OPENAI_PROXY_FUNCTION_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(words).arg(binary);
+            command
+        }
+        None => tokio::process::Command::new(binary),
+    }
+}

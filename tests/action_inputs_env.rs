@@ -1,0 +1,138 @@
+//! The built deployer configured the way GitHub passes a Docker action's inputs: as
+//! `INPUT_<ID>` variables, hyphens kept (`INPUT_STACK-NAME`), for `runs.image` actions and
+//! `uses: docker://...` steps alike. Runs against the local AWS emulator (`make test`).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
+}
+
+fn template() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")
+}
+
+/// A stack name no other test uses.
+fn unique(label: &str) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!(
+        "t-{label}-{:08x}",
+        (nanos as u64 ^ u64::from(std::process::id()) << 32) as u32
+    )
+}
+
+/// An x86_64 ELF header and a payload: enough for validate, which reads the header and
+/// hashes the file.
+fn bootstrap(dir: &Path, payload: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4..7].copy_from_slice(&[2, 1, 1]);
+    bytes[16] = 2;
+    bytes[18..20].copy_from_slice(&62u16.to_le_bytes());
+    bytes.extend_from_slice(payload.as_bytes());
+    let path = dir.join("bootstrap");
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The deployer with nothing but the AWS credentials of the emulator: as a container
+/// action sees it, every setting must come from an `INPUT_*` variable.
+fn deployer(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
+    cmd.env_clear()
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn action_inputs_alone_configure_the_deployer_so_validate_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("inputs");
+    let artifact = bootstrap(dir.path(), &stack);
+    let (code, text) = output(
+        deployer(dir.path())
+            .env("INPUT_COMMAND", "validate")
+            .env("INPUT_STACK-NAME", &stack)
+            .env("INPUT_AWS-REGION", "us-east-1")
+            .env("INPUT_TEMPLATE-FILE", template())
+            .env("INPUT_FUNCTION-ARTIFACT", &artifact)
+            .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
+            .env("INPUT_API-GATEWAY-NAME", &stack)
+            .env("INPUT_ENABLE-AUTHENTICATION", "false"),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("Change set for stack {stack} (not executed)")),
+        "{text}"
+    );
+    assert!(text.contains("✅ validate"), "{text}");
+}
+
+#[test]
+fn a_workflow_level_variable_loses_to_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("wins");
+    let decoy = unique("decoy");
+    let artifact = bootstrap(dir.path(), &stack);
+    // What a workflow's `env:` puts into every step, the action's among them.
+    let (code, text) = output(
+        deployer(dir.path())
+            .env("DEPLOYER_COMMAND", "deploy")
+            .env("STACK_NAME", &decoy)
+            .env("AWS_REGION", "eu-west-1")
+            .env("ENABLE_AUTHENTICATION", "false")
+            .env("TEMPLATE_FILE", template())
+            .env("FUNCTION_ARTIFACT", &artifact)
+            .env("INPUT_COMMAND", "validate")
+            .env("INPUT_STACK-NAME", &stack)
+            .env("INPUT_AWS-REGION", "us-east-1")
+            // The runner passes inputs a step left out as empty: those leave the variable.
+            .env("INPUT_TEMPLATE-FILE", "")
+            .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
+            .env("INPUT_API-GATEWAY-NAME", &stack),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("Change set for stack {stack} (not executed)")),
+        "{text}"
+    );
+    assert!(text.contains("✅ validate"), "{text}");
+    assert!(!text.contains(&decoy), "the workflow's STACK_NAME won: {text}");
+}
+
+#[test]
+fn an_input_the_action_does_not_have_stops_before_aws_naming_the_closest_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = output(
+        deployer(dir.path())
+            .env("INPUT_COMMAND", "validate")
+            .env("INPUT_STACK_NAME", "snake-case-of-an-old-version")
+            .env("INPUT_AWS-REGION", "us-east-1"),
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("INPUT_STACK_NAME is no input of this action: did you mean `stack-name`?"),
+        "{text}"
+    );
+    assert!(!text.contains("Checking prerequisites"), "{text}");
+}

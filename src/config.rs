@@ -589,6 +589,8 @@ mod settings {
                 .collect()
         }))
     }
+}
+
 const INPUT_PREFIX: &str = "INPUT_";
 
 /// One problem per `INPUT_*` variable that matches no input, naming the closest input.
@@ -761,10 +763,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.deployer_command, Command::Validate);
         assert_eq!(config.stack_name, "from-input");
-        assert_eq!(
-            config.parameter_overrides.as_deref(),
-            Some("{\"MemorySize\":\"1024\"}")
-        );
+        assert_eq!(config.parameter_overrides["MemorySize"], "1024");
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn secret(aws: &Aws, id: &str) -> Option<serde_json::Value> {
 
 fn stack_exists(aws: &Aws, stack: &str) -> bool {
     runtime()
-        .block_on(openai_proxy_deployer::stack::describe(aws, stack))
+        .block_on(openai_proxy_deployer::cfn::stack::describe(aws, stack))
         .unwrap()
         .is_some()
 }

@@ -198,7 +198,11 @@ fn the_plan_policy_can_change_nothing_and_read_no_secret() {
                 resources.iter().all(|r| r.ends_with("/*/template/*")),
                 "{POLICY}: s3:PutObject beyond the prepared templates: {resources:?}"
             );
-            assert_eq!(statement["Action"], Value::from(vec!["s3:PutObject"]), "{POLICY}: PutObject in its own statement");
+            assert_eq!(
+                statement["Action"],
+                Value::from(vec!["s3:PutObject"]),
+                "{POLICY}: PutObject in its own statement"
+            );
         }
     }
 }

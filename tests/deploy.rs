@@ -2,95 +2,14 @@
 //! starts one and sets AWS_ENDPOINT_URL). Each test owns its stack, function and secret
 //! names, so tests run in parallel against one emulator.
 
-use std::path::{Path, PathBuf};
+mod deploy_support;
+
+use std::path::Path;
 
 use assert_cmd::Command;
+use deploy_support::{Case, KEY, repo};
 use openai_proxy_deployer::artifact;
 use openai_proxy_deployer::aws::Aws;
-
-const KEY: &str = "sk-test-deployer-0123456789";
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A Linux ELF executable header for `machine` (62 x86_64, 183 aarch64) and a payload:
-/// enough for the deployer, which reads the header, zips and uploads it.
-fn elf(machine: u16, payload: &str) -> Vec<u8> {
-    let mut bytes = vec![0u8; 64];
-    bytes[..4].copy_from_slice(b"\x7fELF");
-    bytes[4] = 2;
-    bytes[5] = 1;
-    bytes[6] = 1;
-    bytes[16] = 2;
-    bytes[18..20].copy_from_slice(&machine.to_le_bytes());
-    bytes.extend_from_slice(payload.as_bytes());
-    bytes
-}
-
-struct Case {
-    stack: String,
-    dir: tempfile::TempDir,
-}
-
-impl Case {
-    fn new(label: &str) -> Self {
-        let suffix: String = uuid_like();
-        Self {
-            stack: format!("t-{label}-{suffix}"),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn bootstrap(&self, name: &str, machine: u16, payload: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.dir.path().join(name);
-        // The stack name makes the content, and so the S3 key, this test's own.
-        std::fs::write(&path, elf(machine, &format!("{}:{payload}", self.stack))).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    fn deployer(&self, command: &str) -> Command {
-        let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
-        cmd.env_clear()
-            .current_dir(self.dir.path())
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("DEPLOYER_COMMAND", command)
-            .env("STACK_NAME", &self.stack)
-            .env("LAMBDA_FUNCTION_NAME", &self.stack)
-            .env("API_GATEWAY_NAME", &self.stack)
-            .env("TEMPLATE_FILE", repo().join("template.yaml"))
-            .env("RUN_ENDPOINT_TESTS", "false")
-            // These tests are about stacks; tests/client_keys.rs covers authentication.
-            .env("ENABLE_AUTHENTICATION", "false");
-        cmd
-    }
-
-    fn deploy(&self, artifact: &Path) -> Command {
-        let mut cmd = self.deployer("deploy");
-        cmd.env("FUNCTION_ARTIFACT", artifact).env("OPENAI_API_KEY", KEY);
-        cmd
-    }
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!(
-        "{:08x}",
-        (nanos as u64 ^ (std::process::id() as u64) << 32) as u32
-    )
-}
 
 struct Output {
     ok: bool,

@@ -32,7 +32,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use lambda_http::http::{HeaderMap, HeaderValue, Method, header};
 use lambda_http::lambda_runtime::{Config, Context, Diagnostic, LambdaEvent, MetadataPrelude};
 use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
 use lambda_http::{Service, StreamAdapter};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::{BoxError, PooledClient, build_request};
@@ -43,12 +42,17 @@ const ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
 const ERROR_BODY: &str = "Lambda-Runtime-Function-Error-Body";
 const PRELUDE_DELIMITER: [u8; 8] = [0; 8];
 
-/// The Runtime API client: one pooled keep-alive connection whose writes leave at once.
-pub fn runtime_api_client(endpoint: lambda_http::http::Uri) -> PooledClient {
+/// Connections to the Runtime API send each write at once (`TCP_NODELAY`).
+pub fn runtime_api_connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector
+}
+
+/// The Runtime API client: one pooled keep-alive connection whose writes leave at once.
+pub fn runtime_api_client(endpoint: lambda_http::http::Uri) -> PooledClient {
     PooledClient::builder()
-        .with_connector(connector)
+        .with_connector(runtime_api_connector())
         .with_endpoint(endpoint)
         .with_pool_size(1)
         .build()
@@ -58,7 +62,6 @@ pub fn runtime_api_client(endpoint: lambda_http::http::Uri) -> PooledClient {
 pub async fn run(router: Router, endpoint: lambda_http::http::Uri) -> Result<(), BoxError> {
     let client = runtime_api_client(endpoint);
     let config = Arc::new(config_from_env());
-    let mut adapter = StreamAdapter::from(router);
     loop {
         let Invocation {
             request_id,
@@ -67,8 +70,9 @@ pub async fn run(router: Router, endpoint: lambda_http::http::Uri) -> Result<(),
         } = next_invocation(&client, &config).await?;
         let outcome = match event {
             Ok(event) => {
-                let adapter = adapter.ready().await.unwrap_or_else(|e: Infallible| match e {});
-                let call = adapter.call(LambdaEvent::new(event, context));
+                // The adapter lives for the call only: it is not `Send` across an await (it
+                // marks the body type as borrowed). A `Router` is always ready.
+                let call = StreamAdapter::from(router.clone()).call(LambdaEvent::new(event, context));
                 AssertUnwindSafe(call)
                     .catch_unwind()
                     .await

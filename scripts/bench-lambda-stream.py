@@ -130,7 +130,8 @@ def invoke(event, config, on_chunk=None):
     if not ok or not state["path"].endswith("/response"):
         sys.exit(f"the function posted no streamed response: {state.get('path')} {state.get('body', b'')[:200]!r}")
     if os.environ.get("BENCH_VERBOSE"):
-        print("POST head at %.4f" % state["post"], file=sys.stderr)
+        print("POST head after %.1f ms, complete after %.1f ms" % (
+            (state["post"] - started) * 1000, (state["end"] - started) * 1000), file=sys.stderr)
     return started, state["end"], state["body"]
 
 

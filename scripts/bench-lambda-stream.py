@@ -6,7 +6,8 @@ Runs the function binary in Lambda mode with RESPONSE_MODE=stream against a smal
 API written here, and measures:
 
 1. cold start to a complete streamed response: exec -> the Runtime API has read a
-   streamed GET /v1/models to its last chunk (BENCH_COLD_RUNS runs, default 30);
+   streamed GET /v1/models to its last chunk (BENCH_COLD_RUNS runs, default 30), and,
+   alternating with it for a reference under the same load, the same in buffered mode;
 2. relay delay per event: an upstream (also here) answers a streamed chat completion with
    an event every 5 ms (BENCH_EVENTS events, default 200); for each event, the time from
    the upstream writing it to the Runtime API reading it, p50/p99/max. Upstream and
@@ -15,7 +16,8 @@ API written here, and measures:
 
 Usage: scripts/bench-lambda-stream.py BOOTSTRAP   (a release build of the function:
 `cargo build --release -p openai-proxy-function`, or the bootstrap from bootstrap.zip).
-Prints a markdown table. Not a test: run it on a quiet machine.
+Prints a markdown table (BENCH_VERBOSE=1: each run's times and each event's delay on
+stderr). Not a test: run it on a quiet machine.
 """
 
 import http.server
@@ -64,7 +66,7 @@ def nodelay(handler):
     handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def invoke(event, config, on_chunk=None):
+def invoke(event, config, on_chunk=None, mode="stream"):
     """Runs the function for one invocation of `event`; returns (exec time, end of
     response time, body) in perf_counter seconds."""
     state = {"served": False}
@@ -95,7 +97,10 @@ def invoke(event, config, on_chunk=None):
             nodelay(self)
             state["post"] = time.perf_counter()
             body = b""
-            while True:
+            chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+            if not chunked:  # buffered mode
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            while chunked:
                 size = int(self.rfile.readline().split(b";")[0], 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b""):
@@ -118,7 +123,7 @@ def invoke(event, config, on_chunk=None):
            "AWS_LAMBDA_FUNCTION_NAME": "proxy", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
            "AWS_LAMBDA_LOG_GROUP_NAME": "g", "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
-           "RESPONSE_MODE": "stream", "PROXY_CONFIG_FILE": config}
+           "RESPONSE_MODE": mode, "PROXY_CONFIG_FILE": config}
     started = time.perf_counter()
     process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ok = done.wait(30)
@@ -189,14 +194,15 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-# 1. cold start to a complete streamed response
+# 1. cold start to a complete streamed response, and to a buffered one for reference
 config = config_file("http://127.0.0.1:9/v1")
-cold = []
+cold = {"stream": [], "buffered": []}
 for _ in range(cold_runs):
-    started, end, body = invoke(apigw_event("GET", "/v1/models"), config)
-    if b"bench-model" not in body:
-        sys.exit(f"unexpected streamed /v1/models: {body[:200]!r}")
-    cold.append((end - started) * 1000)
+    for mode, times in cold.items():
+        started, end, body = invoke(apigw_event("GET", "/v1/models"), config, mode=mode)
+        if b"bench-model" not in body:
+            sys.exit(f"unexpected {mode} /v1/models: {body[:200]!r}")
+        times.append((end - started) * 1000)
 os.unlink(config)
 
 # 2. relay delay per event
@@ -227,7 +233,8 @@ load = " ".join(open("/proc/loadavg").read().split()[:3])
 print(f"Lambda stream mode, {os.cpu_count()} cores, load average {load} after the runs.\n")
 print("| Lambda stream mode (local Runtime API) | p50 | p99 | max | target |")
 print("|---|---:|---:|---:|---|")
-print(f"| cold start from exec to a complete streamed GET /v1/models ({cold_runs} runs) "
-      f"| **{statistics.median(cold):.1f} ms** | {pct(cold, 0.99):.1f} ms | {max(cold):.1f} ms | ≤ 20 ms |")
+for mode, times in cold.items():
+    print(f"| cold start from exec to a complete {mode} GET /v1/models ({cold_runs} runs, modes alternating) "
+          f"| **{statistics.median(times):.1f} ms** | {pct(times, 0.99):.1f} ms | {max(times):.1f} ms | ≤ 20 ms |")
 print(f"| upstream writes an event → the Runtime API has read it ({events} events, one every 5 ms) "
       f"| {statistics.median(delays):.3f} ms | **{pct(delays, 0.99):.3f} ms** | {max(delays):.3f} ms | p99 ≤ 1 ms |")

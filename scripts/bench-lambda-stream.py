@@ -10,8 +10,9 @@ API written here, and measures:
    alternating with it for a reference under the same load, the same in buffered mode;
 2. relay delay per event: an upstream (also here) answers a streamed chat completion with
    an event every 5 ms (BENCH_EVENTS events, default 200); for each event, the time from
-   the upstream writing it to the Runtime API reading it, p50/p99/max. Upstream and
-   Runtime API share one clock (this process); the figure includes both loopback hops
+   the upstream writing it to the Runtime API reading it, p50/p99/max. The upstream runs
+   in a process of its own (no shared interpreter lock with the Runtime API's reader);
+   both read CLOCK_MONOTONIC (time.perf_counter). The figure includes both loopback hops
    and Python's own reading, so it bounds the function's delay from above.
 
 Usage: scripts/bench-lambda-stream.py BOOTSTRAP   (a release build of the function:
@@ -22,6 +23,7 @@ stderr). Not a test: run it on a quiet machine.
 
 import http.server
 import json
+import multiprocessing
 import os
 import re
 import socket
@@ -140,9 +142,10 @@ def invoke(event, config, on_chunk=None, mode="stream"):
     return started, state["end"], state["body"]
 
 
-def sse_upstream(sent):
-    """An upstream answering any POST with `events` SSE events, one every 5 ms; records
-    when each was written."""
+def sse_upstream(port, sent_times):
+    """An upstream process answering one POST with `events` SSE events, one every 5 ms;
+    puts the list of times each was written on `sent_times`."""
+    sent = {}
 
     class Upstream(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -172,10 +175,9 @@ def sse_upstream(sent):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             done = b"data: [DONE]\n\n"
             self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
+            sent_times.put([sent[n] for n in range(events)])
 
-    server = Quiet(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    Quiet(("127.0.0.1", port), Upstream).serve_forever()
 
 
 def config_file(base_url):
@@ -206,7 +208,7 @@ for _ in range(cold_runs):
 os.unlink(config)
 
 # 2. relay delay per event
-sent, arrived = {}, {}
+arrived = {}
 
 
 def on_chunk(at, chunk):
@@ -216,12 +218,27 @@ def on_chunk(at, chunk):
         arrived.setdefault(int(n), at)
 
 
-upstream = sse_upstream(sent)
-config = config_file(f"http://127.0.0.1:{upstream.server_address[1]}/v1")
+probe = socket.socket()
+probe.bind(("127.0.0.1", 0))
+upstream_port = probe.getsockname()[1]
+probe.close()
+# fork: the upstream needs nothing but the function above (spawn would rerun this script).
+context = multiprocessing.get_context("fork")
+sent_times = context.Queue()
+upstream = context.Process(target=sse_upstream, args=(upstream_port, sent_times), daemon=True)
+upstream.start()
+for _ in range(100):  # until it listens
+    try:
+        socket.create_connection(("127.0.0.1", upstream_port), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.05)
+config = config_file(f"http://127.0.0.1:{upstream_port}/v1")
 request = json.dumps({"model": "bench-model", "stream": True,
                       "messages": [{"role": "user", "content": "Say hello"}]})
 invoke(apigw_event("POST", "/v1/chat/completions", request), config, on_chunk)
-upstream.shutdown()
+sent = sent_times.get(timeout=30)
+upstream.terminate()
 os.unlink(config)
 if sorted(arrived) != list(range(events)):
     sys.exit(f"{len(arrived)} of {events} events reached the Runtime API")

@@ -35,6 +35,7 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::{Service, StreamAdapter};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::{BoxError, PooledClient, build_request};
+use tracing::Instrument;
 
 const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
@@ -63,39 +64,51 @@ pub async fn run(router: Router, endpoint: lambda_http::http::Uri) -> Result<(),
     let client = runtime_api_client(endpoint);
     let config = Arc::new(config_from_env());
     loop {
-        let Invocation {
-            request_id,
-            context,
-            event,
-        } = next_invocation(&client, &config).await?;
-        let outcome = match event {
-            Ok(event) => {
-                // The adapter lives for the call only: it is not `Send` across an await (it
-                // marks the body type as borrowed). A `Router` is always ready.
-                let call = StreamAdapter::from(router.clone()).call(LambdaEvent::new(event, context));
-                AssertUnwindSafe(call)
-                    .catch_unwind()
-                    .await
-                    .map_err(panic_diagnostic)
-            }
-            Err(e) => Err(Diagnostic {
-                error_type: "Runtime.UnsupportedEvent".to_owned(),
-                error_message: format!(
-                    "the event is not an API Gateway proxy request ({e}): invoke the function through its API Gateway stage"
-                ),
-            }),
-        };
-        let posted = match outcome {
-            Ok(Ok(response)) => {
-                post_stream(&client, &request_id, response.metadata_prelude, response.stream).await
-            }
-            Ok(Err(never)) => match never {},
-            Err(diagnostic) => post_error(&client, &request_id, &diagnostic).await,
-        };
-        // A response the Runtime API refused ends this invocation, not the function.
-        if let Err(e) = posted {
-            tracing::error!(request_id, error = %e, "the Runtime API did not take the invocation's answer");
+        let invocation = next_invocation(&client, &config).await?;
+        // The span lambda_runtime opens per invocation, so log lines keep their request id.
+        let span = tracing::info_span!(
+            "Lambda runtime invoke",
+            requestId = %invocation.request_id,
+            xrayTraceId = invocation.context.xray_trace_id.as_deref().unwrap_or_default(),
+        );
+        serve(&client, &router, invocation).instrument(span).await;
+    }
+}
+
+/// Runs one invocation through the router and posts its answer.
+async fn serve(client: &PooledClient, router: &Router, invocation: Invocation) {
+    let Invocation {
+        request_id,
+        context,
+        event,
+    } = invocation;
+    let outcome = match event {
+        Ok(event) => {
+            // The adapter lives for the call only: it is not `Send` across an await (it
+            // marks the body type as borrowed). A `Router` is always ready.
+            let call = StreamAdapter::from(router.clone()).call(LambdaEvent::new(event, context));
+            AssertUnwindSafe(call)
+                .catch_unwind()
+                .await
+                .map_err(panic_diagnostic)
         }
+        Err(e) => Err(Diagnostic {
+            error_type: "Runtime.UnsupportedEvent".to_owned(),
+            error_message: format!(
+                "the event is not an API Gateway proxy request ({e}): invoke the function through its API Gateway stage"
+            ),
+        }),
+    };
+    let posted = match outcome {
+        Ok(Ok(response)) => {
+            post_stream(client, &request_id, response.metadata_prelude, response.stream).await
+        }
+        Ok(Err(never)) => match never {},
+        Err(diagnostic) => post_error(client, &request_id, &diagnostic).await,
+    };
+    // A response the Runtime API refused ends this invocation, not the function.
+    if let Err(e) = posted {
+        tracing::error!(error = %e, "the Runtime API did not take the invocation's answer");
     }
 }
 
@@ -220,7 +233,7 @@ async fn post_error(
     request_id: &str,
     diagnostic: &Diagnostic,
 ) -> Result<(), BoxError> {
-    tracing::error!(request_id, error_type = %diagnostic.error_type, error = %diagnostic.error_message, "invocation failed");
+    tracing::error!(error_type = %diagnostic.error_type, error = %diagnostic.error_message, "invocation failed");
     let request = build_request()
         .method(Method::POST)
         .uri(format!("/2018-06-01/runtime/invocation/{request_id}/error"))

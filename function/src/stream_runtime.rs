@@ -197,24 +197,25 @@ where
     accepted(client.call(request).await?).await
 }
 
-/// The body's chunks as data frames; an error ends the body with the error trailers, so the
-/// Runtime API reports a failed invocation instead of a truncated success.
+/// The body's chunks as data frames; an error, or a panic while producing a chunk, ends the
+/// body with the error trailers, so the Runtime API reports a failed invocation instead of
+/// a truncated success.
 fn body_frames<S, D, E>(body: S) -> impl Stream<Item = Frame<Bytes>> + Send
 where
     S: Stream<Item = Result<D, E>> + Send + 'static,
     D: Into<Bytes> + 'static,
     E: Into<BoxError> + 'static,
 {
+    let body = AssertUnwindSafe(body).catch_unwind();
     stream::unfold(Some(Box::pin(body)), |body| async move {
         let mut body = body?;
-        match body.next().await? {
-            Ok(chunk) => Some((Frame::data(chunk.into()), Some(body))),
-            Err(e) => {
-                let e: BoxError = e.into();
-                tracing::error!(error = %e, "the response body failed after it started streaming");
-                Some((Frame::trailers(error_trailers(&e.to_string())), None))
-            }
-        }
+        let message = match body.next().await? {
+            Ok(Ok(chunk)) => return Some((Frame::data(chunk.into()), Some(body))),
+            Ok(Err(e)) => e.into().to_string(),
+            Err(panic) => panic_diagnostic(panic).error_message,
+        };
+        tracing::error!(error = %message, "the response body failed after it started streaming");
+        Some((Frame::trailers(error_trailers(&message)), None))
     })
 }
 

@@ -481,3 +481,27 @@ async fn an_event_that_is_not_an_api_gateway_request_fails_its_invocation_by_nam
         "{diagnostic}"
     );
 }
+
+#[tokio::test]
+async fn a_body_panicking_mid_stream_ends_with_the_error_trailers_naming_the_panic() {
+    let router = Router::new().fallback(|| async {
+        let chunks = futures_util::StreamExt::map(futures_util::stream::iter(0..2), |n| {
+            assert!(n == 0, "body bug");
+            Ok::<_, std::io::Error>(Bytes::from_static(b"data: one\n\n"))
+        });
+        Body::from_stream(chunks)
+    });
+    let posted = serve_in_process(router, &[GET_MODELS], 1).await.remove(0);
+    assert_eq!(split_stream(&posted).1, b"data: one\n\n");
+    let trailers = posted.trailers.expect("error trailers after the body");
+    assert_eq!(
+        trailers["lambda-runtime-function-error-type"],
+        "Runtime.StreamError"
+    );
+    use base64::Engine as _;
+    let message = base64::engine::general_purpose::STANDARD
+        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
+        .unwrap();
+    let message = String::from_utf8(message).unwrap();
+    assert!(message.contains("Lambda panicked: body bug"), "{message}");
+}

@@ -7,7 +7,8 @@
 # latency at one connection (oha), latency at 32 connections and a fixed 2,000 req/s
 # (oha, open loop with latency correction), throughput at 32 connections (wrk, closed
 # loop), streaming time to first byte (curl), peak RSS, then cold start in Lambda mode
-# against a small Runtime API and the zip's size. Prints a markdown report.
+# against a small Runtime API, the per-event relay delay through Lambda stream mode
+# (scripts/bench-lambda-stream.py) and the zip's size. Prints a markdown report.
 # Not part of `make test`: run it with `make bench-function` on a quiet machine.
 #
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light), oha
@@ -369,6 +370,10 @@ EOF
 read -r cold_stream cold_stream90 cold_stream_max cold_stream_head < <(cold stream)
 read -r cold_buffered cold_buffered90 cold_buffered_max cold_buffered_head < <(cold buffered)
 
+# ---------------------------------------------------------------- Lambda stream mode
+log "Lambda stream mode: cold start to a complete streamed answer, per-event relay delay"
+stream_report=$(BENCH_COLD_RUNS=$cold_runs python3 "$root/scripts/bench-lambda-stream.py" "$bootstrap")
+
 # ---------------------------------------------------------------- report
 d1_50=$(pct direct-c1 p50); p1_50=$(pct proxy-c1 p50)
 d1_99=$(pct direct-c1 p99); p1_99=$(pct proxy-c1 p99)
@@ -413,4 +418,6 @@ connections and 2,000 req/s $(added direct-q2000 proxy-q2000 p99). Throughput in
 |---|---:|---|
 | \`bootstrap.zip\` (x86_64, release) | **$(python3 -c "print('%.2f' % ($zip_bytes / 1048576))") MiB** ($zip_bytes bytes) | ≤ 4 MB |
 | \`bootstrap\` inside it | $(python3 -c "print('%.2f' % ($bootstrap_bytes / 1048576))") MiB | |
+
+$stream_report
 EOF

@@ -3,7 +3,8 @@
 //!
 //! A request's path, top-down; each module uses only modules declared after it here
 //! (`tests/layering.rs` holds the code to that):
-//! `runtime` serves `routes` (the routing table) → `middleware` (request id and log
+//! `runtime` serves `routes` (in Lambda stream mode through `stream_runtime`, the
+//! Runtime API loop) (the routing table) → `middleware` (request id and log
 //! line, body limit, client keys) → `forward` (the OpenAI endpoints: `endpoint` checks
 //! the request, `relay` streams the answer, `rewrite` puts the client's model id back,
 //! `relayed` passes OpenAI's errors and headers on) → `auth` (who the client is, which
@@ -11,6 +12,8 @@
 //! the `breaker`) → `config`, `observe`, `error`.
 
 pub mod runtime;
+
+pub mod stream_runtime;
 
 pub mod routes;
 

@@ -48,7 +48,10 @@ impl Runtime {
 
     pub async fn serve(self, router: Router) -> Result<(), lambda_http::Error> {
         match self {
-            Self::Lambda(ResponseMode::Stream) => lambda_http::run_with_streaming_response(router).await,
+            Self::Lambda(ResponseMode::Stream) => {
+                let endpoint = runtime_api_endpoint()?;
+                crate::stream_runtime::run(router, endpoint).await
+            }
             Self::Lambda(ResponseMode::Buffered) => lambda_http::run(router).await,
             Self::Local(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -62,6 +65,15 @@ impl Runtime {
             }
         }
     }
+}
+
+/// The Runtime API's address, `host:port` in `AWS_LAMBDA_RUNTIME_API`.
+fn runtime_api_endpoint() -> Result<lambda_http::http::Uri, lambda_http::Error> {
+    let raw = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
+    format!("http://{raw}").parse().map_err(|_| {
+        format!("AWS_LAMBDA_RUNTIME_API={raw:?} is not host:port: the Lambda service sets it; unset it to run locally")
+            .into()
+    })
 }
 
 /// Accepted connections send each write at once. With Nagle's algorithm on, a streamed

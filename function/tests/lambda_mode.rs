@@ -1,9 +1,11 @@
 //! The built binary in Lambda mode, against a small Lambda Runtime API server: it takes
 //! one API Gateway REST (v1) event, and the response it posts back is checked, in both
-//! response modes.
+//! response modes. Stream mode's Runtime API loop also runs in-process here, with routers
+//! that fail in ways the proxy's own routes do not.
 
 mod common;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use openai_proxy_function::stream_runtime;
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug)]
@@ -20,20 +23,23 @@ struct Posted {
     kind: &'static str,
     headers: HeaderMap,
     body: Bytes,
+    /// The trailers that ended a streamed body, if any.
+    trailers: Option<HeaderMap>,
 }
 
 #[derive(Clone)]
 struct RuntimeApi {
-    event: Arc<Mutex<Option<String>>>,
+    /// The events to hand out, one per next-invocation request.
+    events: Arc<Mutex<VecDeque<String>>>,
     posted: mpsc::UnboundedSender<Posted>,
     /// The response body as received so far: tests can watch a stream arrive.
     seen: watch::Sender<Vec<u8>>,
 }
 
 async fn next(State(api): State<RuntimeApi>) -> axum::response::Response {
-    let event = api.event.lock().unwrap().take();
+    let event = api.events.lock().unwrap().pop_front();
     let Some(event) = event else {
-        // One invocation per test: later polls wait forever, as the real API does when idle.
+        // Once the events are served, polls wait forever, as the real API does when idle.
         std::future::pending::<()>().await;
         unreachable!()
     };
@@ -56,32 +62,50 @@ async fn next(State(api): State<RuntimeApi>) -> axum::response::Response {
         .unwrap()
 }
 
-async fn record(api: &RuntimeApi, kind: &'static str, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let _ = api.posted.send(Posted { kind, headers, body });
+async fn record(
+    api: &RuntimeApi,
+    kind: &'static str,
+    headers: HeaderMap,
+    (body, trailers): (Bytes, Option<HeaderMap>),
+) -> StatusCode {
+    let _ = api.posted.send(Posted {
+        kind,
+        headers,
+        body,
+        trailers,
+    });
     StatusCode::ACCEPTED
 }
 
-/// Reads a (possibly streamed) response body chunk by chunk, publishing what has arrived.
-async fn receive(api: &RuntimeApi, body: Body) -> Bytes {
-    let mut stream = body.into_data_stream();
+/// Reads a (possibly streamed) request body frame by frame, publishing what has arrived.
+async fn receive(api: &RuntimeApi, mut body: Body) -> (Bytes, Option<HeaderMap>) {
     let mut received = Vec::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        received.extend_from_slice(&chunk);
-        api.seen.send_replace(received.clone());
+    let mut trailers = None;
+    while let Some(Ok(frame)) = body.frame().await {
+        match frame.into_data() {
+            Ok(chunk) => {
+                received.extend_from_slice(&chunk);
+                api.seen.send_replace(received.clone());
+            }
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
     }
-    Bytes::from(received)
+    (Bytes::from(received), trailers)
 }
 
 async fn invoke(event: &str, mode: &str) -> Posted {
     invoke_with(event, mode, "http://127.0.0.1:9/v1", watch::channel(Vec::new()).0).await
 }
 
-/// Runs the binary for one invocation of `event` with the upstream at `base_url`;
-/// `seen` follows the response body as it arrives.
-async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sender<Vec<u8>>) -> Posted {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+/// Starts a Runtime API that hands out `events` in turn; it reports what the function
+/// posts back, and `seen` follows a response body as it arrives.
+async fn runtime_api(
+    events: &[&str],
+    seen: watch::Sender<Vec<u8>>,
+) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Posted>) {
+    let (tx, rx) = mpsc::unbounded_channel();
     let api = RuntimeApi {
-        event: Arc::new(Mutex::new(Some(event.to_owned()))),
+        events: Arc::new(Mutex::new(events.iter().map(|e| (*e).to_owned()).collect())),
         posted: tx,
         seen,
     };
@@ -91,8 +115,8 @@ async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sende
             "/2018-06-01/runtime/invocation/{id}/response",
             post(
                 |State(api): State<RuntimeApi>, Path(_id): Path<String>, h: HeaderMap, b: Body| async move {
-                    let body = receive(&api, b).await;
-                    record(&api, "response", h, body).await
+                    let received = receive(&api, b).await;
+                    record(&api, "response", h, received).await
                 },
             ),
         )
@@ -100,7 +124,7 @@ async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sende
             "/2018-06-01/runtime/invocation/{id}/error",
             post(
                 |State(api): State<RuntimeApi>, Path(_id): Path<String>, h: HeaderMap, b: Bytes| async move {
-                    record(&api, "error", h, b).await
+                    record(&api, "error", h, (b, None)).await
                 },
             ),
         )
@@ -108,7 +132,7 @@ async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sende
             "/2018-06-01/runtime/init/error",
             post(
                 |State(api): State<RuntimeApi>, h: HeaderMap, b: Bytes| async move {
-                    record(&api, "init-error", h, b).await
+                    record(&api, "init-error", h, (b, None)).await
                 },
             ),
         )
@@ -116,7 +140,13 @@ async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sende
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, rx)
+}
 
+/// Runs the binary for one invocation of `event` with the upstream at `base_url`;
+/// `seen` follows the response body as it arrives.
+async fn invoke_with(event: &str, mode: &str, base_url: &str, seen: watch::Sender<Vec<u8>>) -> Posted {
+    let (address, mut rx) = runtime_api(&[event], seen).await;
     let config = std::env::temp_dir().join(format!("proxy-config-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&config, common::config_json(base_url).to_string()).unwrap();
     let mut child = common::function_command()
@@ -260,4 +290,218 @@ async fn stream_mode_relays_sse_event_by_event_after_the_prelude() {
         assert_eq!(chunk["choices"][0]["delta"]["content"], format!("tok{n}"));
     }
     assert_eq!(events[3], "data: [DONE]");
+}
+
+/// How the lockstep upstream ends its stream.
+#[derive(Clone, Copy)]
+enum Ending {
+    Done,
+    /// Hangs up mid-stream, without `[DONE]` or the chunked body's end.
+    HangUp,
+}
+
+/// An upstream that sends `events` SSE events, each only once the one before it has
+/// reached the Runtime API (`seen`): a function that held an event back until more
+/// followed would never receive the next one.
+async fn lockstep_upstream(events: usize, mut seen: watch::Receiver<Vec<u8>>, ending: Ending) -> String {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (mut reader, mut writer) = socket.into_split();
+        common::read_request(&mut reader).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        writer.write_all(head.as_bytes()).await.unwrap();
+        for n in 0..events {
+            let chunk = serde_json::json!({
+                "id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": {"content": format!("tok{n}")}, "finish_reason": null}],
+            });
+            let event = common::chunked(&format!("data: {chunk}\n\n"));
+            writer.write_all(event.as_bytes()).await.unwrap();
+            let arrived = seen.wait_for(|body| String::from_utf8_lossy(body).contains(&format!("tok{n}\"")));
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(10), arrived).await,
+                Ok(Ok(_))
+            ) {
+                return; // held back: the test sees fewer events than it expects
+            }
+        }
+        match ending {
+            Ending::Done => {
+                let end = format!("{}0\r\n\r\n", common::chunked("data: [DONE]\n\n"));
+                let _ = writer.write_all(end.as_bytes()).await;
+            }
+            Ending::HangUp => drop((reader, writer)),
+        }
+    });
+    base_url
+}
+
+/// The `data:` payloads of an SSE body.
+fn sse_data(body: Vec<u8>) -> Vec<String> {
+    String::from_utf8(body)
+        .unwrap()
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn stream_mode_relays_every_event_before_the_upstream_sends_the_next() {
+    let (seen, watching) = watch::channel(Vec::new());
+    let base_url = lockstep_upstream(20, watching, Ending::Done).await;
+    let posted = invoke_with(POST_CHAT_STREAM, "stream", &base_url, seen).await;
+    let (prelude, body) = split_stream(&posted);
+    assert_eq!(prelude["statusCode"], 200, "{prelude}");
+    assert_eq!(posted.trailers, None);
+    let data = sse_data(body);
+    assert_eq!(data.len(), 21, "{data:?}");
+    for (n, event) in data[..20].iter().enumerate() {
+        let chunk: serde_json::Value = serde_json::from_str(event).unwrap();
+        assert_eq!(chunk["choices"][0]["delta"]["content"], format!("tok{n}"));
+        assert_eq!(chunk["model"], "amazon.nova-lite-v1:0", "{event}");
+    }
+    assert_eq!(data[20], "[DONE]");
+}
+
+#[tokio::test]
+async fn stream_mode_ends_a_stream_the_upstream_broke_with_an_openai_error_event() {
+    let (seen, watching) = watch::channel(Vec::new());
+    let base_url = lockstep_upstream(2, watching, Ending::HangUp).await;
+    let posted = invoke_with(POST_CHAT_STREAM, "stream", &base_url, seen).await;
+    assert_eq!(posted.kind, "response");
+    let (prelude, body) = split_stream(&posted);
+    // The status went out with the first event; the failure is told in the stream.
+    assert_eq!(prelude["statusCode"], 200, "{prelude}");
+    let data = sse_data(body);
+    assert_eq!(data.len(), 4, "{data:?}");
+    let error: serde_json::Value = serde_json::from_str(&data[2]).unwrap();
+    assert_eq!(error["error"]["code"], "upstream_stream_error", "{error}");
+    assert_eq!(data[3], "[DONE]");
+}
+
+#[tokio::test]
+async fn the_runtime_api_connection_sends_each_write_at_once() {
+    // The stream-mode loop connects through this connector; with Nagle's algorithm on, a
+    // write after the first waited for a delayed ACK (up to 40 ms, docs/benchmarks.md).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let connector = stream_runtime::runtime_api_connector();
+    let connection = tower::ServiceExt::oneshot(connector, uri).await.unwrap();
+    assert!(connection.inner().nodelay().unwrap());
+}
+
+/// Serves `router` in-process through stream mode's Runtime API loop for `events`, and
+/// returns the first `answers` things it posted.
+async fn serve_in_process(router: Router, events: &[&str], answers: usize) -> Vec<Posted> {
+    let (address, mut rx) = runtime_api(events, watch::channel(Vec::new()).0).await;
+    let endpoint = format!("http://{address}").parse().unwrap();
+    let function = tokio::spawn(stream_runtime::run(router, endpoint));
+    let mut posted = Vec::new();
+    while posted.len() < answers {
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        posted.push(next.ok().flatten().expect("the function posted an answer"));
+    }
+    function.abort();
+    posted
+}
+
+#[tokio::test]
+async fn a_body_failing_mid_stream_ends_with_the_runtime_api_error_trailers() {
+    let router = Router::new().fallback(|| async {
+        let chunks: [Result<Bytes, std::io::Error>; 2] = [
+            Ok(Bytes::from_static(b"data: one\n\n")),
+            Err(std::io::Error::other("the upstream went away")),
+        ];
+        Body::from_stream(futures_util::stream::iter(chunks))
+    });
+    let posted = serve_in_process(router, &[GET_MODELS], 1).await.remove(0);
+    assert_eq!(posted.kind, "response");
+    let (prelude, body) = split_stream(&posted);
+    assert_eq!(prelude["statusCode"], 200);
+    assert_eq!(body, b"data: one\n\n");
+    let trailers = posted.trailers.expect("error trailers after the body");
+    assert_eq!(
+        trailers["lambda-runtime-function-error-type"],
+        "Runtime.StreamError"
+    );
+    use base64::Engine as _;
+    let message = base64::engine::general_purpose::STANDARD
+        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
+        .unwrap();
+    let message = String::from_utf8(message).unwrap();
+    assert!(message.contains("the upstream went away"), "{message}");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_invocation_and_the_next_one_is_served() {
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let router = Router::new().fallback(move || {
+        let first = !panicked.swap(true, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            assert!(!first, "handler bug");
+            "fine"
+        }
+    });
+    let posted = serve_in_process(router, &[GET_MODELS, GET_MODELS], 2).await;
+    assert_eq!(posted[0].kind, "error");
+    assert_eq!(
+        posted[0].headers["lambda-runtime-function-error-type"],
+        "Runtime.HandlerPanic"
+    );
+    let diagnostic: serde_json::Value = serde_json::from_slice(&posted[0].body).unwrap();
+    assert_eq!(diagnostic["errorType"], "Runtime.HandlerPanic");
+    assert!(
+        diagnostic["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("handler bug"),
+        "{diagnostic}"
+    );
+    assert_eq!(posted[1].kind, "response");
+    assert_eq!(split_stream(&posted[1]).1, b"fine");
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_an_api_gateway_request_fails_its_invocation_by_name() {
+    let router = Router::new().fallback(|| async { "unreachable" });
+    let posted = serve_in_process(router, &[r#"{"detail-type": "Scheduled Event"}"#], 1).await;
+    assert_eq!(posted[0].kind, "error");
+    let diagnostic: serde_json::Value = serde_json::from_slice(&posted[0].body).unwrap();
+    assert_eq!(diagnostic["errorType"], "Runtime.UnsupportedEvent");
+    assert!(
+        diagnostic["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("API Gateway"),
+        "{diagnostic}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_panicking_mid_stream_ends_with_the_error_trailers_naming_the_panic() {
+    let router = Router::new().fallback(|| async {
+        let chunks = futures_util::StreamExt::map(futures_util::stream::iter(0..2), |n| {
+            assert!(n == 0, "body bug");
+            Ok::<_, std::io::Error>(Bytes::from_static(b"data: one\n\n"))
+        });
+        Body::from_stream(chunks)
+    });
+    let posted = serve_in_process(router, &[GET_MODELS], 1).await.remove(0);
+    assert_eq!(split_stream(&posted).1, b"data: one\n\n");
+    let trailers = posted.trailers.expect("error trailers after the body");
+    assert_eq!(
+        trailers["lambda-runtime-function-error-type"],
+        "Runtime.StreamError"
+    );
+    use base64::Engine as _;
+    let message = base64::engine::general_purpose::STANDARD
+        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
+        .unwrap();
+    let message = String::from_utf8(message).unwrap();
+    assert!(message.contains("Lambda panicked: body bug"), "{message}");
 }

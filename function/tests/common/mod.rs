@@ -252,12 +252,12 @@ pub async fn sse_upstream(
     (base_url, report_rx)
 }
 
-fn chunked(data: &str) -> String {
+pub fn chunked(data: &str) -> String {
     format!("{:x}\r\n{data}\r\n", data.len())
 }
 
 /// Reads one HTTP/1.1 request with a `content-length` body.
-async fn read_request(reader: &mut tokio::net::tcp::OwnedReadHalf) -> String {
+pub async fn read_request(reader: &mut tokio::net::tcp::OwnedReadHalf) -> String {
     use tokio::io::AsyncReadExt;
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];

@@ -732,3 +732,32 @@ fn a_leftover_log_group_of_the_function_stops_the_deploy_before_anything_is_crea
         "something was uploaded"
     );
 }
+
+#[test]
+fn a_repository_without_a_template_uses_the_bundled_one_and_says_so() {
+    let case = Case::new("bundled");
+    let bin = case.bootstrap("bootstrap", 62, "b");
+    let report = case.dir.path().join("report.md");
+    // As in the action's image: TEMPLATE_FILE left at its default, which the repository
+    // (the working directory) lacks, and the image's stock template named by the image.
+    let out = assert_ok({
+        let mut cmd = case.deployer("validate");
+        cmd.env_remove("TEMPLATE_FILE")
+            .env("OPENAI_PROXY_BUNDLED_TEMPLATE", repo().join("template.yaml"))
+            .env("FUNCTION_ARTIFACT", &bin)
+            .env("GITHUB_ACTIONS", "true")
+            .env("REPORT_FILE", &report);
+        cmd
+    });
+    assert!(
+        out.text
+            .contains("::notice::deploying the stock template bundled with openai-proxy-deployer"),
+        "{}",
+        out.text
+    );
+    let markdown = std::fs::read_to_string(report).unwrap();
+    assert!(
+        markdown.contains("| Bundled | template of openai-proxy-deployer"),
+        "{markdown}"
+    );
+}

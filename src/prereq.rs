@@ -95,6 +95,13 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     } else {
         None
     };
+    // The AWS SDK cannot take an empty endpoint (it stops the process): say so instead.
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+        problems.push(
+            "AWS_ENDPOINT_URL is set but empty: unset it to reach AWS itself, or set it to the endpoint to use (e.g. a local emulator's http://127.0.0.1:5055)".into(),
+        );
+        return Err(unmet(problems, None));
+    }
     if let Some(region) = &config.aws_region
         && !looks_like_region(region)
     {

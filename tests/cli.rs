@@ -83,3 +83,19 @@ fn a_refused_configuration_in_actions_is_annotated_summarized_and_output() {
     let outputs = std::fs::read_to_string(outputs).unwrap();
     assert_eq!(outputs, "status=invalid-configuration\n");
 }
+
+#[test]
+fn an_empty_aws_endpoint_is_a_prerequisite_problem_not_a_crash() {
+    let out = deployer()
+        .env("AWS_ENDPOINT_URL", "")
+        .env("AWS_REGION", "us-east-1")
+        .env("DEPLOYER_COMMAND", "destroy")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("AWS_ENDPOINT_URL is set but empty: unset it"),
+        "{stdout}"
+    );
+}

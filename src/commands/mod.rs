@@ -85,7 +85,7 @@ impl Context {
                     .step(&format!("account {} as {}", ready.account, ready.caller_arn));
                 if !ready.bundled.is_empty() {
                     let what = ready.bundled.join(" and ");
-                    ctx_notice(&self.ui, &what);
+                    announce_bundled(&self.ui, &what);
                     self.report.bundled = Some(format!(
                         "{what} of openai-proxy-deployer {} (the repository has none of its own)",
                         env!("CARGO_PKG_VERSION")
@@ -179,7 +179,7 @@ async fn store_template(aws: &Aws, bucket: &Bucket, stack: &str, prepared: &Prep
 }
 
 /// Says that the action's bundled stock files are deployed, where people look.
-fn ctx_notice(ui: &crate::ui::Ui, what: &str) {
+fn announce_bundled(ui: &Ui, what: &str) {
     ui.notice(&format!(
         "deploying the stock {what} bundled with openai-proxy-deployer {}: the repository has no {what} of its own at the configured path",
         env!("CARGO_PKG_VERSION")

@@ -90,6 +90,10 @@ demo_inside() {
     *) echo "error: no Lambda architecture for $(uname -m)" >&2; exit 1 ;;
   esac
   models=${MODEL_MAPPINGS:-'{"amazon.nova-lite-v1:0":"gpt-4o-mini","amazon.nova-pro-v1:0":"gpt-4o-mini","amazon.nova-micro-v1:0":"gpt-4o-mini"}'}
+  # The demo's function runs on this machine without client keys: every deployer call
+  # (deploy and test) must agree, or the tests would expect keys the function never asks
+  # for. The deployer's default is on (the report says when it is off).
+  export ENABLE_AUTHENTICATION=${ENABLE_AUTHENTICATION:-false}
 }
 
 # start_upstream: OpenAI when OPENAI_API_KEY is set, else the local test upstream.

@@ -41,7 +41,6 @@ say "Deploying into the local AWS emulator ($AWS_ENDPOINT_URL)"
 status=0
 deploy "$function_bin" \
   RUN_ENDPOINT_TESTS=false \
-  ENABLE_AUTHENTICATION="${ENABLE_AUTHENTICATION:-false}" \
   REPORT_FILE="$out_dir/deploy-report.md" \
   GITHUB_OUTPUT="$out_dir/deploy-outputs" || status=$?
 if [[ $status -ne 0 ]]; then

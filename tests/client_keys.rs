@@ -3,29 +3,16 @@
 //! and turning authentication off is warned about. The built deployer against the local
 //! AWS emulator (`make test`).
 
-use std::path::{Path, PathBuf};
+mod deploy_support;
 
 use assert_cmd::Command;
+use deploy_support::Case;
 use openai_proxy_deployer::aws::Aws;
 use sha2::Digest;
 
 const KEY: &str = "sk-test-client-keys-0123456789";
 const WEB_KEY: &str = "web-app-key-0123456789abcdef";
 const CLI_KEY: &str = "cli-key-0123456789abcdefgh";
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
-}
-
-fn unique(label: &str) -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!(
-        "t-{label}-{:08x}",
-        (nanos as u64 ^ u64::from(std::process::id()) << 32) as u32
-    )
-}
 
 fn sha256(text: &str) -> String {
     sha2::Sha256::digest(text.as_bytes())
@@ -34,55 +21,13 @@ fn sha256(text: &str) -> String {
         .collect()
 }
 
-/// An x86_64 ELF header and a payload: enough for the deployer to zip and upload.
-fn bootstrap(dir: &Path, payload: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let mut bytes = vec![0u8; 64];
-    bytes[..4].copy_from_slice(b"\x7fELF");
-    bytes[4..7].copy_from_slice(&[2, 1, 1]);
-    bytes[16] = 2;
-    bytes[18..20].copy_from_slice(&62u16.to_le_bytes());
-    bytes.extend_from_slice(payload.as_bytes());
-    let path = dir.join("bootstrap");
-    std::fs::write(&path, bytes).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-struct Case {
-    stack: String,
-    dir: tempfile::TempDir,
-}
-
-impl Case {
-    fn new(label: &str) -> Self {
-        Self {
-            stack: unique(label),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn deployer(&self, command: &str) -> Command {
-        let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
-        cmd.env_clear()
-            .current_dir(self.dir.path())
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("DEPLOYER_COMMAND", command)
-            .env("STACK_NAME", &self.stack)
-            .env("LAMBDA_FUNCTION_NAME", &self.stack)
-            .env("API_GATEWAY_NAME", &self.stack)
-            .env(
-                "TEMPLATE_FILE",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml"),
-            )
-            .env("FUNCTION_ARTIFACT", bootstrap(self.dir.path(), &self.stack))
-            .env("RUN_ENDPOINT_TESTS", "false");
-        cmd
-    }
+/// The deployer as a user runs it: authentication left at its default (on), unlike the
+/// shared cases, which turn it off.
+fn deployer(case: &Case, command: &str) -> Command {
+    let mut cmd = case.deployer(command);
+    cmd.env_remove("ENABLE_AUTHENTICATION")
+        .env("FUNCTION_ARTIFACT", case.bootstrap("bootstrap", 62, "keys"));
+    cmd
 }
 
 fn output(cmd: &mut Command) -> (Option<i32>, String) {
@@ -124,7 +69,7 @@ fn stack_exists(aws: &Aws, stack: &str) -> bool {
 fn a_deploy_with_authentication_on_and_no_client_key_stops_before_creating_anything() {
     let case = Case::new("nokey");
     let aws = aws();
-    let (code, text) = output(case.deployer("deploy").env("OPENAI_API_KEY", KEY));
+    let (code, text) = output(deployer(&case, "deploy").env("OPENAI_API_KEY", KEY));
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("no client API key is configured"), "{text}");
     assert!(text.contains("CLIENT_API_KEYS"), "{text}");
@@ -141,7 +86,7 @@ fn client_keys_are_stored_as_digests_next_to_those_set_by_hand_and_never_printed
     let case = Case::new("keys");
     let aws = aws();
     let id = format!("{}/config", case.stack);
-    let (code, text) = output(case.deployer("setup-secrets").env("OPENAI_API_KEY", KEY));
+    let (code, text) = output(deployer(&case, "setup-secrets").env("OPENAI_API_KEY", KEY));
     assert_eq!(code, Some(0), "{text}");
 
     // A key an operator listed by hand (docs/runbook.md) stays.
@@ -160,7 +105,7 @@ fn client_keys_are_stored_as_digests_next_to_those_set_by_hand_and_never_printed
 
     let keys = format!("web-app={WEB_KEY}\n{CLI_KEY}\n");
     let (code, text) = output(
-        case.deployer("deploy")
+        deployer(&case, "deploy")
             .env("CLIENT_API_KEYS", &keys)
             .env("GITHUB_ACTIONS", "true"),
     );
@@ -185,7 +130,7 @@ fn client_keys_are_stored_as_digests_next_to_those_set_by_hand_and_never_printed
     assert!(!stored.to_string().contains(WEB_KEY));
 
     // The keys now in the secret satisfy a later deploy that passes none.
-    let (code, text) = output(&mut case.deployer("deploy"));
+    let (code, text) = output(&mut deployer(&case, "deploy"));
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("authentication is off"), "{text}");
 }
@@ -195,7 +140,7 @@ fn authentication_turned_off_is_reported_as_a_warning() {
     let case = Case::new("authoff");
     let report = case.dir.path().join("report.md");
     let (code, text) = output(
-        case.deployer("validate")
+        deployer(&case, "validate")
             .env("ENABLE_AUTHENTICATION", "false")
             .env("REPORT_FILE", &report),
     );
@@ -210,10 +155,8 @@ fn authentication_turned_off_is_reported_as_a_warning() {
 #[test]
 fn a_malformed_client_key_is_refused_by_line_without_echoing_it() {
     let case = Case::new("badkey");
-    let (code, text) = output(
-        case.deployer("validate")
-            .env("CLIENT_API_KEYS", "good-key-0123456789abc\nweb=tiny"),
-    );
+    let (code, text) =
+        output(deployer(&case, "validate").env("CLIENT_API_KEYS", "good-key-0123456789abc\nweb=tiny"));
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("CLIENT_API_KEYS line 2"), "{text}");
     assert!(!text.contains("tiny"), "{text}");

@@ -21,6 +21,9 @@
 #   BENCH_COLD_RUNS  cold starts to time per response mode (default 30)
 #   BENCH_TTFB_RUNS  streamed requests per path for time to first byte (default 500)
 #   BENCH_SKIP_BUILD set to 1 to reuse the last bootstrap.zip
+#   BENCH_BOOTSTRAP  a bootstrap.zip to measure instead (another build, to compare)
+#   BENCH_LOAD_ONLY  set to 1 for the load runs and the nginx anchor only (no streaming,
+#                    cold start or Lambda stream mode): quick, while tuning the proxy
 #   OHA, WRK, NGINX  the tools, when not on PATH
 set -euo pipefail
 
@@ -31,6 +34,7 @@ duration=${BENCH_DURATION:-10}
 rounds=${BENCH_ROUNDS:-3}
 cold_runs=${BENCH_COLD_RUNS:-30}
 ttfb_runs=${BENCH_TTFB_RUNS:-500}
+load_only=${BENCH_LOAD_ONLY:-0}
 oha=${OHA:-$(command -v oha || echo "$HOME/.cargo/bin/oha")}
 wrk=${WRK:-$(command -v wrk || echo /usr/bin/wrk)}
 nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -66,7 +70,9 @@ log() { echo "▹▹▹▹▹ $*" >&2; }
 # ---------------------------------------------------------------- build
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 zip_file=$target_dir/lambda/openai-proxy-function/bootstrap.zip
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 || ! -f $zip_file ]]; then
+if [[ -n ${BENCH_BOOTSTRAP:-} ]]; then
+  zip_file=$BENCH_BOOTSTRAP
+elif [[ ${BENCH_SKIP_BUILD:-0} != 1 || ! -f $zip_file ]]; then
   log "building the release bootstrap.zip (host target, x86_64)"
   PATH="$venv/bin:$PATH" cargo lambda build --release --x86-64 --output-format zip -p openai-proxy-function >&2
 fi
@@ -138,10 +144,54 @@ EOF
 pids+=($!)
 direct=http://127.0.0.1:$upstream_port/v1/chat/completions
 direct_sse=http://127.0.0.1:$upstream_port/sse/v1/chat/completions
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null -X POST --data-binary @"$work/request.json" "$direct" 2>/dev/null && break
-  sleep 0.1
-done
+wait_post() { # url
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null -X POST --data-binary @"$work/request.json" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "error: nothing answers POST at $1" >&2
+  exit 1
+}
+wait_post "$direct"
+
+# ---------------------------------------------------------------- the anchor: nginx as a proxy
+# What a reverse proxy costs at the least: a second nginx, as many workers as the
+# machine has cores (the proxy's runtime has as many threads), relaying every request
+# to the same upstream over pooled keep-alive connections, touching nothing.
+anchor_port=$(free_port)
+mkdir -p "$work/anchor/logs"
+cat > "$work/anchor/nginx.conf" <<EOF
+worker_processes $(nproc);
+daemon off;
+pid $work/anchor/nginx.pid;
+error_log $work/anchor/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/anchor/body;
+  proxy_temp_path $work/anchor/proxy;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_buffer_size 64k;
+  upstream openai {
+    server 127.0.0.1:$upstream_port;
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$anchor_port;
+    location / {
+      proxy_pass http://openai;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+"$nginx" -p "$work/anchor" -e "$work/anchor/logs/error.log" -c "$work/anchor/nginx.conf" &
+pids+=($!)
+anchored=http://127.0.0.1:$anchor_port/v1/chat/completions
+wait_post "$anchored"
 
 # ---------------------------------------------------------------- the proxy
 start_proxy() { # name base_url -> sets proxy_pid, proxy_port
@@ -247,30 +297,37 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "warm-up"
 "$oha" --no-tui -m POST -T application/json -D "$work/request.json" -z 2s -c 8 "$proxied" >/dev/null
 "$oha" --no-tui -m POST -T application/json -D "$work/request.json" -z 2s -c 8 "$direct" >/dev/null
+"$oha" --no-tui -m POST -T application/json -D "$work/request.json" -z 2s -c 8 "$anchored" >/dev/null
 
 direct_rps_all=()
 proxy_rps_all=()
+nginx_rps_all=()
 for round in $(seq 1 "$rounds"); do
   log "round $round of $rounds: latency, 1 connection (${duration}s each)"
   oha_run "direct-c1-$round" "$direct" -c 1
   oha_run "proxy-c1-$round" "$proxied" -c 1
+  oha_run "nginx-c1-$round" "$anchored" -c 1
   log "round $round of $rounds: latency, 32 connections at 2,000 req/s open loop (${duration}s each)"
   oha_run "direct-q2000-$round" "$direct" -c 32 -q 2000 --latency-correction
   oha_run "proxy-q2000-$round" "$proxied" -c 32 -q 2000 --latency-correction
+  oha_run "nginx-q2000-$round" "$anchored" -c 32 -q 2000 --latency-correction
   log "round $round of $rounds: throughput, 32 connections closed loop (wrk, ${duration}s each)"
   direct_rps_all+=("$(wrk_run "direct-$round" "$direct")")
   proxy_rps_all+=("$(wrk_run "proxy-$round" "$proxied")")
+  nginx_rps_all+=("$(wrk_run "nginx-$round" "$anchored")")
 done
 direct_rps=$(median "${direct_rps_all[@]}")
 proxy_rps=$(median "${proxy_rps_all[@]}")
+nginx_rps=$(median "${nginx_rps_all[@]}")
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$proxy_pid_main/status")
+if [[ $load_only != 1 ]]; then
 log "streaming time to first byte ($ttfb_runs requests each)"
 read -r direct_ttfb direct_ttfb90 < <(ttfb direct "$direct_sse")
 read -r proxy_ttfb proxy_ttfb90 < <(ttfb proxy "$proxied_sse")
 "$oha" --no-tui -m POST -T application/json -D "$work/stream-request.json" -z "${duration}s" -c 32 "$proxied_sse" \
   > "$work/oha-stream-c32.txt"
 stream_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$proxy_pid_stream/status")
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- cold start
 log "cold start in Lambda mode ($cold_runs runs per response mode)"
@@ -373,6 +430,7 @@ read -r cold_buffered cold_buffered90 cold_buffered_max cold_buffered_head < <(c
 # ---------------------------------------------------------------- Lambda stream mode
 log "Lambda stream mode: cold start to a complete streamed answer, per-event relay delay"
 stream_report=$(BENCH_COLD_RUNS=$cold_runs python3 "$root/scripts/bench-lambda-stream.py" "$bootstrap")
+fi
 
 # ---------------------------------------------------------------- report
 d1_50=$(pct direct-c1 p50); p1_50=$(pct proxy-c1 p50)
@@ -380,18 +438,63 @@ d1_99=$(pct direct-c1 p99); p1_99=$(pct proxy-c1 p99)
 dq_99=$(pct direct-q2000 p99); pq_99=$(pct proxy-q2000 p99)
 dq_50=$(pct direct-q2000 p50); pq_50=$(pct proxy-q2000 p50)
 dq_rps=$(rps_oha direct-q2000); pq_rps=$(rps_oha proxy-q2000)
+n1_50=$(pct nginx-c1 p50); n1_99=$(pct nginx-c1 p99)
+nq_50=$(pct nginx-q2000 p50); nq_99=$(pct nginx-q2000 p99)
 sub() { python3 -c 'import sys; print("%.3f" % (float(sys.argv[1]) - float(sys.argv[2])))' "$1" "$2"; }
 mib() { python3 -c 'import sys; print("%.1f" % (int(sys.argv[1]) / 1024))' "$1"; }
+
+# The anchor's ratios: ours over nginx's for the added latency, ours as a share of
+# nginx's for the throughput.
+ratio() { python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print("%.1f" % (a / b) if b > 0 else "n/a")' "$1" "$2"; }
+share() { python3 -c 'import sys; print("%.0f %%" % (100 * float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+added_p50=$(sub "$p1_50" "$d1_50"); nginx_added_p50=$(sub "$n1_50" "$d1_50")
+added_p99=$(sub "$p1_99" "$d1_99"); nginx_added_p99=$(sub "$n1_99" "$d1_99")
+per_round() { # python expression over d (direct), p (proxy), n (nginx) -> one value per round
+  python3 - "$work" "$rounds" "$1" "$2" <<'PY'
+import json, sys
+work, rounds, kind, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out = []
+for r in range(1, rounds + 1):
+    if kind == "rps":
+        get = lambda label: float(open(f"{work}/wrk-{label}-{r}.txt").read().split("Requests/sec:")[1].split()[0])
+    else:
+        get = lambda label: json.load(open(f"{work}/oha-{label}-c1-{r}.json"))["latencyPercentiles"][kind] * 1000
+    d, p, n = get("direct"), get("proxy"), get("nginx")
+    out.append(eval(expr))
+print(" / ".join("%.2f" % v for v in out))
+PY
+}
 
 cat <<EOF
 ### Run of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)
 
 Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $load_before before the
 load runs and $load_after after them. Tools: $("$oha" --version), $("$wrk" -v 2>&1 | head -1 | cut -d' ' -f1-2), $("$nginx" -v 2>&1 | cut -d' ' -f3), $(curl --version | head -1 | cut -d' ' -f1-2).
-Each load run lasts ${duration} s, direct and proxy runs interleaved, in $rounds rounds; the
+Each load run lasts ${duration} s, direct, proxy and nginx-as-proxy runs interleaved, in $rounds rounds; the
 tables give the median over the rounds (added latency: median proxy minus median direct).
 The upstream is nginx (1 worker) returning a canned $(stat -c %s "$work/completion.json")-byte completion for a
 $(stat -c %s "$work/request.json")-byte request.
+
+#### Against nginx as a reverse proxy
+
+nginx $(nproc) workers, \`proxy_pass\` to the same upstream over keep-alive connections, in
+front of the same upstream, measured in the same rounds.
+
+| figure | direct | through nginx (\`proxy_pass\`) | through the proxy | added by nginx | added by the proxy | proxy against nginx | target |
+|---|---:|---:|---:|---:|---:|---:|---|
+| latency p50, 1 connection | ${d1_50} ms | ${n1_50} ms | ${p1_50} ms | ${nginx_added_p50} ms | ${added_p50} ms | **$(ratio "$added_p50" "$nginx_added_p50")× the added latency** | ≤ 2× |
+| latency p99, 1 connection | ${d1_99} ms | ${n1_99} ms | ${p1_99} ms | ${nginx_added_p99} ms | ${added_p99} ms | $(ratio "$added_p99" "$nginx_added_p99")× | |
+| latency p99, 32 connections, 2,000 req/s open loop | ${dq_99} ms | ${nq_99} ms | ${pq_99} ms | $(sub "$nq_99" "$dq_99") ms | $(sub "$pq_99" "$dq_99") ms | | |
+| throughput, 32 connections closed loop (wrk) | ${direct_rps} req/s | ${nginx_rps} req/s | ${proxy_rps} req/s | | | **$(share "$proxy_rps" "$nginx_rps") of nginx's** | ≥ 50 % |
+
+In each round: added p50 at 1 connection, proxy over nginx $(per_round p50 '(p - d) / (n - d) if n > d else float("nan")')×;
+throughput, proxy as a share of nginx $(per_round rps 'p / n');
+req/s direct ${direct_rps_all[*]}, nginx ${nginx_rps_all[*]}, proxy ${proxy_rps_all[*]}.
+EOF
+[[ $load_only == 1 ]] && exit 0
+
+cat <<EOF
+#### Against the targets
 
 | figure | direct (nginx) | through the proxy | added by the proxy | target |
 |---|---:|---:|---:|---|

@@ -1,17 +1,32 @@
 //! The OpenAI endpoints the proxy forwards, and what it checks of their requests before
 //! anything goes upstream: a JSON object, a non-empty `model`, a boolean `stream`, and
 //! for chat completions a non-empty list of `messages`. Everything else is OpenAI's to
-//! judge, so every other field is forwarded untouched.
+//! judge, so every other field is forwarded untouched, as the client wrote it: the body
+//! is never parsed into a tree (`rewrite::Fields`).
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::rewrite::{Fields, json_string};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
     Embeddings,
     Responses,
+}
+
+/// A checked request body.
+#[derive(Debug)]
+pub struct Request<'a> {
+    fields: Fields<'a>,
+    /// The body's length, to size the upstream's.
+    len: usize,
+    /// The model id the client asked for.
+    pub model: String,
+    /// `"stream": true` on an endpoint that streams.
+    pub stream: bool,
 }
 
 impl Endpoint {
@@ -38,66 +53,110 @@ impl Endpoint {
         }
     }
 
-    /// The request as a JSON object whose checked fields have the right types.
-    pub fn parse(self, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-        let map = parse_object(body, self.required())?;
-        if self == Self::ChatCompletions {
-            check_messages(&map)?;
-        }
-        Ok(map)
-    }
-}
-
-fn parse_object(body: &[u8], required: &str) -> Result<Map<String, Value>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_request(format!(
-            "We could not parse the JSON body of your request ({}). Send a JSON object with {required}.",
-            json_problem(&e)
-        ))
-    })?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::invalid_request(
-            "The request body must be a JSON object.",
-        ));
-    };
-    match map.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => {}
-        None | Some(Value::Null) => {
-            return Err(ApiError::invalid_request("You must provide a model parameter.").with_param("model"));
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_request("`model` must be a non-empty string.").with_param("model"));
-        }
-    }
-    if map.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
-        return Err(ApiError::invalid_request("`stream` must be a boolean.").with_param("stream"));
-    }
-    Ok(map)
-}
-
-fn check_messages(map: &Map<String, Value>) -> Result<(), ApiError> {
-    match map.get("messages") {
-        Some(Value::Array(list)) if !list.is_empty() => {
-            if list.iter().any(|m| !m.is_object()) {
+    /// The request, its checked fields of the right types.
+    pub fn parse(self, body: &[u8]) -> Result<Request<'_>, ApiError> {
+        let fields = parse_object(body, self.required())?;
+        let model = match fields.raw("model") {
+            None | Some("null") => {
                 return Err(
-                    ApiError::invalid_request("Each entry of `messages` must be an object.")
-                        .with_param("messages"),
+                    ApiError::invalid_request("You must provide a model parameter.").with_param("model")
                 );
             }
+            Some(raw) => serde_json::from_str::<String>(raw)
+                .ok()
+                .filter(|m| !m.is_empty())
+                .ok_or_else(|| {
+                    ApiError::invalid_request("`model` must be a non-empty string.").with_param("model")
+                })?,
+        };
+        let stream = match fields.raw("stream") {
+            None | Some("null") | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ApiError::invalid_request("`stream` must be a boolean.").with_param("stream"));
+            }
+        };
+        if self == Self::ChatCompletions {
+            check_messages(fields.raw("messages"))?;
         }
-        Some(Value::Array(_)) => {
-            return Err(ApiError::invalid_request("`messages` must not be empty.").with_param("messages"));
-        }
-        None | Some(Value::Null) => {
-            return Err(
-                ApiError::invalid_request("Missing required parameter: 'messages'.").with_param("messages"),
-            );
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_request("`messages` must be an array.").with_param("messages"));
-        }
+        Ok(Request {
+            fields,
+            len: body.len(),
+            model,
+            stream: stream && self.streams(),
+        })
     }
-    Ok(())
+}
+
+impl Request<'_> {
+    /// Whether the client asked for usage in its stream (`stream_options.include_usage`).
+    pub fn asks_for_usage(&self) -> bool {
+        self.stream_options()
+            .and_then(|options| options.get("include_usage").and_then(Value::as_bool))
+            .unwrap_or(false)
+    }
+
+    /// The body for the upstream: `model` set to `upstream_model` and, with
+    /// `include_usage`, `stream_options.include_usage` set to true (the client's other
+    /// stream options kept). Every other field keeps the client's bytes.
+    pub fn upstream_body(&self, upstream_model: &str, include_usage: bool) -> String {
+        let model = json_string(upstream_model);
+        let options;
+        let mut set = vec![("model", model.as_str())];
+        if include_usage {
+            let mut map = self.stream_options().unwrap_or_default();
+            map.insert("include_usage".into(), Value::Bool(true));
+            options = Value::Object(map).to_string();
+            set.push(("stream_options", options.as_str()));
+        }
+        let mut out = String::with_capacity(self.len + model.len() + 40);
+        self.fields.write_with(&set, &mut out);
+        out
+    }
+
+    /// `stream_options` when it is an object (anything else is replaced when usage is
+    /// forced).
+    fn stream_options(&self) -> Option<Map<String, Value>> {
+        self.fields
+            .raw("stream_options")
+            .filter(|raw| raw.starts_with('{'))
+            .and_then(|raw| serde_json::from_str(raw).ok())
+    }
+}
+
+fn parse_object<'a>(body: &'a [u8], required: &str) -> Result<Fields<'a>, ApiError> {
+    let unparsable = |problem: &str| {
+        ApiError::invalid_request(format!(
+            "We could not parse the JSON body of your request ({problem}). Send a JSON object with {required}."
+        ))
+    };
+    let text = std::str::from_utf8(body).map_err(|_| unparsable("invalid UTF-8"))?;
+    Fields::parse(text).map_err(|e| match e.classify() {
+        // Valid JSON of another type: an array, a string, a number.
+        serde_json::error::Category::Data => {
+            ApiError::invalid_request("The request body must be a JSON object.")
+        }
+        _ => unparsable(json_problem(&e)),
+    })
+}
+
+fn check_messages(raw: Option<&str>) -> Result<(), ApiError> {
+    let invalid = |message: &str| ApiError::invalid_request(message).with_param("messages");
+    match raw {
+        None | Some("null") => Err(invalid("Missing required parameter: 'messages'.")),
+        Some(raw) if raw.starts_with('[') => {
+            let list: Vec<&RawValue> =
+                serde_json::from_str(raw).map_err(|_| invalid("`messages` must be an array."))?;
+            if list.is_empty() {
+                Err(invalid("`messages` must not be empty."))
+            } else if list.iter().any(|m| !m.get().trim_start().starts_with('{')) {
+                Err(invalid("Each entry of `messages` must be an object."))
+            } else {
+                Ok(())
+            }
+        }
+        Some(_) => Err(invalid("`messages` must be an array.")),
+    }
 }
 
 fn json_problem(error: &serde_json::Error) -> &'static str {
@@ -114,7 +173,7 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
 
-    fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    fn parse(body: &[u8]) -> Result<Request<'_>, ApiError> {
         Endpoint::ChatCompletions.parse(body)
     }
 
@@ -147,5 +206,26 @@ mod tests {
             let error = endpoint.parse(br#"{"input":"x"}"#).unwrap_err();
             assert_eq!(error.param.as_deref(), Some("model"));
         }
+    }
+
+    #[test]
+    fn the_upstream_body_keeps_the_clients_bytes_but_the_model() {
+        let body = r#"{"model":"client-model", "messages":[{"role":"user","content":"caf\u00e9 \ud83d\ude00"}],"temperature":0.1000000000000000055511151231257827,"seed":12345678901234567890,"x\"y":{"a":[1e400]}}"#;
+        let request = parse(body.as_bytes()).unwrap();
+        assert_eq!(request.model, "client-model");
+        assert_eq!(
+            request.upstream_body("gpt-4o-mini", false),
+            body.replace(r#""client-model", "#, r#""gpt-4o-mini","#)
+        );
+    }
+
+    #[test]
+    fn a_model_given_twice_is_checked_and_sent_as_its_last_value() {
+        let request = parse(br#"{"model":"allowed","messages":[{}],"model":"other"}"#).unwrap();
+        assert_eq!(request.model, "other");
+        assert_eq!(
+            request.upstream_body("mapped", false),
+            r#"{"model":"mapped","messages":[{}]}"#
+        );
     }
 }

@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
 
 use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth::{self, Client};
@@ -21,7 +20,7 @@ use crate::observe::LogHandle;
 use crate::relay;
 use crate::relayed;
 use crate::rewrite::Fields;
-use crate::upstream::Failure;
+use crate::upstream::{self, Failure};
 
 /// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
@@ -70,13 +69,8 @@ async fn forward(
             ApiError::invalid_request("The request body could not be read.")
         }
     })?;
-    let mut request = endpoint.parse(&body)?;
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let stream = endpoint.streams() && request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let request = endpoint.parse(&body)?;
+    let (model, stream) = (request.model.clone(), request.stream);
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model = Some(model.clone());
@@ -89,15 +83,15 @@ async fn forward(
         .model_mappings
         .get(&model)
         .filter(|_| auth::may_use(client.as_ref(), &model))
-        .ok_or_else(|| ApiError::model_not_found(&model))?
-        .clone();
+        .ok_or_else(|| ApiError::model_not_found(&model))?;
     log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
-    request.insert("model".into(), Value::String(upstream_model));
     // Usage is asked for on every chat stream, so token metrics count all traffic; the
     // relay drops the usage chunk again when the client did not ask for it. (Responses
     // streams always end with their usage.)
-    let hide_usage = stream && endpoint == Endpoint::ChatCompletions && !force_usage(&mut request);
-    let upstream_body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+    let force_usage = stream && endpoint == Endpoint::ChatCompletions;
+    let hide_usage = force_usage && !request.asks_for_usage();
+    let upstream_body = Bytes::from(request.upstream_body(upstream_model, force_usage));
+    drop(request);
 
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let result = app
@@ -128,7 +122,7 @@ async fn forward(
     }
     if !status.is_success() {
         let upstream_headers = answer.response.headers().clone();
-        let body = answer.response.bytes().await.unwrap_or_default();
+        let body = upstream::read_body(answer.response).await.unwrap_or_default();
         return Err(relayed::error(
             status,
             &upstream_headers,
@@ -170,30 +164,11 @@ async fn forward(
     Ok(response)
 }
 
-/// Sets `stream_options.include_usage`; true when the client had asked for it.
-fn force_usage(request: &mut Map<String, Value>) -> bool {
-    let options = request
-        .entry("stream_options")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !options.is_object() {
-        *options = Value::Object(Map::new());
-    }
-    let Value::Object(options) = options else {
-        return false;
-    };
-    let asked = options
-        .get("include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    options.insert("include_usage".into(), Value::Bool(true));
-    asked
-}
-
 /// A non-streamed answer: read it (within the deadline), put the requested model id
 /// back, note the token usage. Only the top-level fields are parsed: the rest goes out
 /// as OpenAI wrote it.
 async fn complete(
-    response: reqwest::Response,
+    response: upstream::Response,
     model: &str,
     config: &ProxyConfig,
     deadline: Instant,
@@ -202,7 +177,7 @@ async fn complete(
     let remaining = deadline
         .saturating_duration_since(Instant::now())
         .min(config.timeouts.openai_api);
-    let bytes = match tokio::time::timeout(remaining, response.bytes()).await {
+    let bytes = match tokio::time::timeout(remaining, upstream::read_body(response)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             return Err(upstream_broken(
@@ -213,7 +188,7 @@ async fn complete(
     };
     let invalid = || upstream_broken("The upstream answered with invalid JSON.");
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-    let fields = Fields::parse(text).ok_or_else(invalid)?;
+    let fields = Fields::parse(text).map_err(|_| invalid())?;
     if let Some(usage) = fields.usage() {
         log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(&usage);
     }
@@ -265,25 +240,28 @@ fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
-    fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-        Endpoint::ChatCompletions.parse(body)
+    fn upstream_body(body: &str) -> (Value, bool) {
+        let request = Endpoint::ChatCompletions.parse(body.as_bytes()).unwrap();
+        let text = request.upstream_body("gpt-4o-mini", true);
+        (serde_json::from_str(&text).unwrap(), request.asks_for_usage())
     }
 
     #[test]
     fn usage_is_forced_and_the_clients_own_choice_remembered() {
-        let mut request = parse(br#"{"model":"m","messages":[{}],"stream":true}"#).unwrap();
-        assert!(!force_usage(&mut request));
+        let (body, asked) = upstream_body(r#"{"model":"m","messages":[{}],"stream":true}"#);
+        assert!(!asked);
+        assert_eq!(body["stream_options"], serde_json::json!({"include_usage": true}));
+        let (body, asked) =
+            upstream_body(r#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true,"x":1}}"#);
+        assert!(asked);
         assert_eq!(
-            request["stream_options"],
-            serde_json::json!({"include_usage": true})
-        );
-        let mut request =
-            parse(br#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true,"x":1}}"#).unwrap();
-        assert!(force_usage(&mut request));
-        assert_eq!(
-            request["stream_options"],
+            body["stream_options"],
             serde_json::json!({"include_usage": true, "x": 1})
         );
+        let (body, asked) = upstream_body(r#"{"model":"m","messages":[{}],"stream_options":"odd"}"#);
+        assert!(!asked);
+        assert_eq!(body["stream_options"], serde_json::json!({"include_usage": true}));
     }
 }

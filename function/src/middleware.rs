@@ -1,5 +1,5 @@
-//! Layers every request passes: request id and the request log line, the body size
-//! limit, and client authentication.
+//! Layers every request passes: request id and the request log line; then admission,
+//! the body size limit and client authentication.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,15 @@ fn sane_id(headers: &HeaderMap, name: &str) -> Option<String> {
     ok.then(|| value.to_owned())
 }
 
+/// A version 4 UUID. Its random bits come from a per-thread generator seeded at random:
+/// ids must be unique, not unguessable, and the operating system's generator would cost
+/// a system call per request.
+fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
+}
+
 /// Outermost layer: assigns the request id, and emits the request's log line when the
 /// response body is finished (or dropped: a client that disconnects mid-stream).
 pub async fn request_log(State(app): State<App>, mut request: Request, next: Next) -> Response {
@@ -38,7 +47,7 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
     let correlation_id = sane_id(request.headers(), "x-correlation-id");
     let request_id = sane_id(request.headers(), REQUEST_ID)
         .or_else(|| correlation_id.clone())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(new_request_id);
     let apigw_request_id = match request.extensions().get::<lambda_http::request::RequestContext>() {
         Some(lambda_http::request::RequestContext::ApiGatewayV1(context)) => context.request_id.clone(),
         Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
@@ -114,9 +123,13 @@ impl Drop for EmitOnDrop {
     }
 }
 
-/// Refuses a declared oversized body before reading any of it; bodies without a length
-/// are cut off at the limit by the extractor (`DefaultBodyLimit`).
-pub async fn body_limit(request: Request, next: Next) -> Response {
+/// What a request must pass to reach a handler (one layer: each layer costs time on every
+/// request). A declared oversized body is refused before any of it is read; bodies
+/// without a length are cut off at the limit by the extractor (`DefaultBodyLimit`).
+/// Then client keys, when authentication is enabled: `/health` and CORS preflight stay
+/// open. The client found goes into the request (handlers check its models) and its
+/// name into the log line.
+pub async fn admit(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -125,13 +138,6 @@ pub async fn body_limit(request: Request, next: Next) -> Response {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return ApiError::payload_too_large(MAX_BODY_BYTES).into_response();
     }
-    next.run(request).await
-}
-
-/// Client keys, when authentication is enabled. `/health` and CORS preflight stay open.
-/// The client found goes into the request (handlers check its models) and its name
-/// into the log line.
-pub async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
     if !app.settings.auth_enabled || request.method() == Method::OPTIONS || request.uri().path() == "/health"
     {
         return next.run(request).await;

@@ -73,19 +73,36 @@ pub struct RequestLog {
     pub error_type: Option<String>,
 }
 
+/// An answer's `usage`, the counts only (the rest of the object is skipped unread).
+/// Chat and embeddings count `prompt_tokens`/`completion_tokens`; the Responses API
+/// `input_tokens`/`output_tokens`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub total_tokens: Option<u64>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
 impl RequestLog {
-    /// Chat and embeddings count `prompt_tokens`/`completion_tokens`; the Responses API
-    /// `input_tokens`/`output_tokens`.
-    pub fn record_usage(&mut self, usage: &serde_json::Value) {
-        let get = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
-        self.prompt_tokens = get("prompt_tokens")
-            .or_else(|| get("input_tokens"))
-            .or(self.prompt_tokens);
-        self.completion_tokens = get("completion_tokens")
-            .or_else(|| get("output_tokens"))
+    pub fn record_usage(&mut self, usage: &Usage) {
+        self.prompt_tokens = usage.prompt_tokens.or(usage.input_tokens).or(self.prompt_tokens);
+        self.completion_tokens = usage
+            .completion_tokens
+            .or(usage.output_tokens)
             .or(self.completion_tokens);
-        self.total_tokens = get("total_tokens").or(self.total_tokens);
+        self.total_tokens = usage.total_tokens.or(self.total_tokens);
     }
+}
+
+/// A request's log line, written straight from the record (no JSON tree in between).
+#[derive(Serialize)]
+struct Line<'a> {
+    level: &'static str,
+    message: &'static str,
+    #[serde(flatten)]
+    record: &'a RequestLog,
 }
 
 /// Shared between the middleware that emits the line and the handler (and, for
@@ -122,12 +139,12 @@ impl Logger {
             _ => Level::Info,
         };
         if level >= self.level {
-            let mut line = serde_json::to_value(record).unwrap_or_default();
-            if let Some(map) = line.as_object_mut() {
-                map.insert("level".into(), level.name().into());
-                map.insert("message".into(), "request".into());
-            }
-            self.write(line.to_string());
+            let line = Line {
+                level: level.name(),
+                message: "request",
+                record,
+            };
+            self.write(serde_json::to_string(&line).unwrap_or_default());
         }
         if self.metrics {
             self.write(emf(record, now_ms()));

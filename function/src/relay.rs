@@ -73,13 +73,12 @@ enum Step {
 }
 
 pub fn sse(
-    response: reqwest::Response,
+    response: crate::upstream::Response,
     options: Options,
     log: LogHandle,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let events: Events = Box::pin(
-        response
-            .bytes_stream()
+        http_body_util::BodyDataStream::new(response.into_body())
             .eventsource()
             .map(|r| r.map_err(|e| e.to_string())),
     );
@@ -148,7 +147,7 @@ impl Relay {
         }
         let mut last = false;
         let data = match Fields::parse(&event.data) {
-            Some(mut chunk) => {
+            Ok(mut chunk) => {
                 if let Some(usage) = chunk.usage() {
                     self.log
                         .lock()
@@ -176,7 +175,7 @@ impl Relay {
                 data
             }
             // Not a JSON object: relay as it came.
-            None => event.data.clone(),
+            Err(_) => event.data.clone(),
         };
         for line in data.split('\n') {
             out.push_str("data: ");

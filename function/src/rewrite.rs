@@ -1,21 +1,29 @@
-//! Puts the client's model id into an upstream JSON answer without building a tree of
-//! the parts the proxy never touches: the top-level fields are kept as raw JSON text
-//! (an embedding's floats stay byte for byte what OpenAI sent), and only `model`, the
-//! `model` of a Responses API event's `response` object, and `usage` are looked at.
+//! JSON objects rewritten without building a tree of the parts the proxy never touches:
+//! the top-level fields are kept as raw JSON text (a prompt's messages and an embedding's
+//! floats stay byte for byte what the client or OpenAI sent), and only the fields the
+//! proxy reads or sets are looked at: `model`, `stream` and `messages` of a request,
+//! `model` and `usage` of an answer (and of a Responses API event's `response` object).
+
+use std::borrow::Cow;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// A JSON object's top-level fields, in their order, values as raw JSON text.
+use crate::observe::Usage;
+
+/// A JSON object's top-level fields, in their order, values as raw JSON text. A key
+/// given twice keeps its first place and its last value, as JSON parsers that keep the
+/// last value (OpenAI's among them) read it: the proxy checks the value OpenAI will use.
+#[derive(Debug)]
 pub struct Fields<'a> {
-    fields: Vec<(String, &'a RawValue)>,
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'a> Fields<'a> {
-    /// `None` when `text` is not a JSON object.
-    pub fn parse(text: &'a str) -> Option<Self> {
-        serde_json::from_str(text).ok()
+    /// Fails when `text` is not JSON, or not an object (a `Data` error).
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
     }
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
@@ -32,15 +40,39 @@ impl<'a> Fields<'a> {
     }
 
     /// The token usage, from `usage` or a Responses API event's `response.usage`.
-    pub fn usage(&self) -> Option<Value> {
+    pub fn usage(&self) -> Option<Usage> {
         let own = self
             .raw("usage")
             .filter(|u| u.starts_with('{'))
             .and_then(|u| serde_json::from_str(u).ok());
         own.or_else(|| {
             let response = self.raw("response").filter(|r| r.starts_with('{'))?;
-            Fields::parse(response)?.usage()
+            Fields::parse(response).ok()?.usage()
         })
+    }
+
+    /// The object again, each field named in `set` given that raw JSON value instead
+    /// (and added at the end when it was absent).
+    pub fn write_with(&self, set: &[(&str, &str)], out: &mut String) {
+        out.push('{');
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_key(key, out);
+            match set.iter().find(|(k, _)| k == key) {
+                Some((_, raw)) => out.push_str(raw),
+                None => out.push_str(value.get()),
+            }
+        }
+        for (key, raw) in set.iter().filter(|(k, _)| self.get(k).is_none()) {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            write_key(key, out);
+            out.push_str(raw);
+        }
+        out.push('}');
     }
 
     /// The object again, with `model` (at the top and in a `response` object) set to
@@ -51,21 +83,62 @@ impl<'a> Fields<'a> {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&Value::String(key.clone()).to_string());
-            out.push(':');
+            write_key(key, out);
             let raw = value.get();
-            match key.as_str() {
-                "model" if raw.trim_start().starts_with('"') => {
-                    out.push_str(&Value::String(model.to_owned()).to_string());
-                }
+            match key.as_ref() {
+                "model" if raw.trim_start().starts_with('"') => write_string(model, out),
                 "response" => match Fields::parse(raw) {
-                    Some(inner) => inner.write_with_model(model, out),
-                    None => out.push_str(raw),
+                    Ok(inner) => inner.write_with_model(model, out),
+                    Err(_) => out.push_str(raw),
                 },
                 _ => out.push_str(raw),
             }
         }
         out.push('}');
+    }
+}
+
+/// `text` as a JSON string.
+pub fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    write_string(text, &mut out);
+    out
+}
+
+fn write_string(text: &str, out: &mut String) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::from(text).to_string());
+    }
+}
+
+fn write_key(key: &str, out: &mut String) {
+    write_string(key, out);
+    out.push(':');
+}
+
+/// A key borrowed from the text when it has no escapes (the common case: no copy).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -78,9 +151,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'a>, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
-                    fields.push((key, value));
+                let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some(field) => field.1 = value,
+                        None => fields.push((key, value)),
+                    }
                 }
                 Ok(Fields { fields })
             }
@@ -114,7 +191,7 @@ mod tests {
     fn a_responses_events_nested_model_and_usage_are_found() {
         let text = r#"{"type":"response.completed","response":{"id":"r1","model":"gpt-4o-mini","usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7}}}"#;
         let fields = Fields::parse(text).unwrap();
-        assert_eq!(fields.usage().unwrap()["total_tokens"], 7);
+        assert_eq!(fields.usage().unwrap().total_tokens, Some(7));
         assert_eq!(rewritten(text), text.replace("gpt-4o-mini", "client-model"));
     }
 
@@ -124,7 +201,7 @@ mod tests {
             rewritten(r#"{"a\"b":1,"model":"m"}"#),
             r#"{"a\"b":1,"model":"client-model"}"#
         );
-        assert!(Fields::parse("[1,2]").is_none());
-        assert!(Fields::parse("not json").is_none());
+        assert!(Fields::parse("[1,2]").is_err());
+        assert!(Fields::parse("not json").is_err());
     }
 }

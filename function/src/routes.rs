@@ -15,7 +15,7 @@ use crate::app::MAX_BODY_BYTES;
 use crate::auth::{self, Client};
 use crate::error::ApiError;
 use crate::forward;
-use crate::middleware::{REQUEST_ID, authenticate, body_limit, request_log};
+use crate::middleware::{REQUEST_ID, admit, request_log};
 use crate::observe::LogHandle;
 
 /// The routing table: every path the proxy serves, with its handlers. [`router`] serves
@@ -44,9 +44,8 @@ pub fn router(app: App) -> Router {
             router.route(path, handlers.fallback(wrong_method))
         })
         .fallback(unknown_path)
-        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), admit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(body_limit))
         .layer(cors(&app))
         .layer(middleware::from_fn_with_state(app.clone(), request_log))
         .with_state(app)

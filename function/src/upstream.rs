@@ -7,11 +7,18 @@
 //! billing). A slow answer says nothing about OpenAI's health, so timeouts never count
 //! against the circuit breaker; connect errors and 5xx do.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use backon::BackoffBuilder;
 use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::breaker::{CircuitBreaker, Permit};
 use crate::config::ProxyConfig;
@@ -37,15 +44,29 @@ impl Default for RetryPolicy {
     }
 }
 
+/// An upstream answer: its head, and its body as it arrives.
+pub type Response = axum::http::Response<hyper::body::Incoming>;
+
+/// HTTP/1.1 over pooled keep-alive connections, TLS by rustls with the platform's
+/// certificate verifier. hyper's client itself, not a convenience layer over it: the
+/// proxy adds its own retries, timeouts and headers, and each layer it does not need
+/// costs time on every request (docs/benchmarks.md).
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+const USER_AGENT_VALUE: &str = concat!("openai-lambda-proxy/", env!("CARGO_PKG_VERSION"));
+
 pub struct Upstream {
-    http: reqwest::Client,
+    http: HttpClient,
     breaker: CircuitBreaker,
     policy: RetryPolicy,
+    /// `{base}/{endpoint}` parsed, by base and endpoint: parsing a URL (its host through
+    /// IDNA) costs more than building the rest of the request.
+    urls: Mutex<Vec<(String, String, Uri)>>,
 }
 
 /// What the upstream said: a response to relay (2xx, or a 4xx to pass through).
 pub struct Answer {
-    pub response: reqwest::Response,
+    pub response: Response,
     pub attempts: u32,
     pub elapsed: Duration,
 }
@@ -85,7 +106,7 @@ impl Failure {
 }
 
 enum Attempt {
-    Done(reqwest::Response),
+    Done(Response),
     Retryable {
         failure: Failure,
         retry_after: Option<Duration>,
@@ -95,19 +116,44 @@ enum Attempt {
 }
 
 impl Upstream {
-    pub fn new(policy: RetryPolicy, breaker: CircuitBreaker) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    pub fn new(policy: RetryPolicy, breaker: CircuitBreaker) -> Result<Self, String> {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_keepalive(Some(Duration::from_secs(30)));
+        tcp.set_connect_timeout(Some(Duration::from_secs(5)));
+        let https = HttpsConnectorBuilder::new()
+            .try_with_platform_verifier()
+            .map_err(|e| format!("cannot load the platform's TLS certificate verifier: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_keepalive(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("openai-lambda-proxy/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .build(https);
         Ok(Self {
             http,
             breaker,
             policy,
+            urls: Mutex::new(Vec::new()),
         })
+    }
+
+    /// `{base}/{endpoint}`, parsed once. `base` is a checked http(s) URL (the
+    /// configuration's `openai_base_url`); a rotated configuration with another base
+    /// starts the cache afresh.
+    fn url(&self, base: &str, endpoint: &str) -> Option<Uri> {
+        let mut urls = self.urls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, url)) = urls.iter().find(|(b, e, _)| b == base && e == endpoint) {
+            return Some(url.clone());
+        }
+        let url: Uri = format!("{base}/{endpoint}").parse().ok()?;
+        if urls.iter().any(|(b, _, _)| b != base) {
+            urls.clear();
+        }
+        urls.push((base.to_owned(), endpoint.to_owned(), url.clone()));
+        Some(url)
     }
 
     pub fn breaker(&self) -> &CircuitBreaker {
@@ -131,26 +177,33 @@ impl Upstream {
             .breaker
             .try_acquire()
             .map_err(|retry_after| Failure::CircuitOpen { retry_after })?;
-        let url = format!("{}/{endpoint}", config.openai_base_url);
+        // The configuration refuses a base URL that does not parse.
+        let (Some(url), Ok(mut authorization)) = (
+            self.url(&config.openai_base_url, endpoint),
+            HeaderValue::try_from(format!("Bearer {}", config.openai_api_key.expose())),
+        ) else {
+            return Err(settle(permit, Failure::Connect { attempts: 0 }));
+        };
+        authorization.set_sensitive(true);
         let started = Instant::now();
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.policy.min_delay)
-            .with_max_delay(self.policy.max_delay)
-            .with_jitter()
-            .with_max_times(self.policy.max_attempts.saturating_sub(1))
-            .build();
+        // Built at the first retry: most requests need none.
+        let mut delays = None;
         let mut attempts = 0u32;
         loop {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let per_attempt = config.timeouts.openai_api.min(remaining);
-            let request = self
-                .http
-                .post(&url)
-                .bearer_auth(config.openai_api_key.expose())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send();
+            let mut request = Request::post(url.clone()).body(Full::new(body.clone()));
+            if let Ok(request) = &mut request {
+                let headers = request.headers_mut();
+                headers.insert(AUTHORIZATION, authorization.clone());
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            }
+            let Ok(request) = request else {
+                return Err(settle(permit, Failure::Connect { attempts }));
+            };
+            let request = self.http.request(request);
             let timed_out = || {
                 let failure = Failure::Timeout { attempts };
                 if stream {
@@ -164,12 +217,8 @@ impl Upstream {
             };
             let outcome = match tokio::time::timeout(per_attempt, request).await {
                 Err(_) => timed_out(),
-                // Never connected (reqwest's connect timeout included): nothing was sent.
-                Ok(Err(e)) if e.is_connect() => Attempt::Retryable {
-                    failure: Failure::Connect { attempts },
-                    retry_after: None,
-                },
-                Ok(Err(e)) if e.is_timeout() => timed_out(),
+                // Never connected (the connect timeout included): nothing was sent. Any
+                // other error is a connection that broke before an answer's head.
                 Ok(Err(_)) => Attempt::Retryable {
                     failure: Failure::Connect { attempts },
                     retry_after: None,
@@ -188,6 +237,14 @@ impl Upstream {
                 Attempt::Final(failure) => return Err(settle(permit, failure)),
                 Attempt::Retryable { failure, retry_after } => (failure, retry_after),
             };
+            let delays = delays.get_or_insert_with(|| {
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(self.policy.min_delay)
+                    .with_max_delay(self.policy.max_delay)
+                    .with_jitter()
+                    .with_max_times(self.policy.max_attempts.saturating_sub(1))
+                    .build()
+            });
             let next = match (delays.next(), retry_after) {
                 (None, _) => None,
                 (Some(_), Some(after)) if after > self.policy.retry_after_cap => None,
@@ -225,7 +282,7 @@ fn retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
-async fn classify(response: reqwest::Response, attempts: u32) -> Attempt {
+async fn classify(response: Response, attempts: u32) -> Attempt {
     let status = response.status();
     if !retryable(status) {
         return Attempt::Done(response);
@@ -233,7 +290,7 @@ async fn classify(response: reqwest::Response, attempts: u32) -> Attempt {
     let retry_after = retry_after(response.headers());
     let headers = response.headers().clone();
     // Read the (small) error body so the connection goes back to the pool.
-    let body = response.bytes().await.unwrap_or_default();
+    let body = read_body(response).await.unwrap_or_default();
     Attempt::Retryable {
         failure: Failure::Status {
             status,
@@ -247,7 +304,7 @@ async fn classify(response: reqwest::Response, attempts: u32) -> Attempt {
 }
 
 /// `retry-after-ms` (OpenAI's, milliseconds) wins over `retry-after` (seconds).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
     let valid = |v: f64| v.is_finite() && v >= 0.0;
     if let Some(ms) = number("retry-after-ms").filter(|v| valid(*v)) {
@@ -256,4 +313,9 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     number("retry-after")
         .filter(|v| valid(*v))
         .map(Duration::from_secs_f64)
+}
+
+/// A whole answer body.
+pub async fn read_body(response: Response) -> Result<Bytes, hyper::Error> {
+    Ok(response.into_body().collect().await?.to_bytes())
 }

@@ -244,7 +244,10 @@ fn base_url(raw: &str) -> Option<String> {
         .strip_prefix("https://")
         .or_else(|| trimmed.strip_prefix("http://"))?;
     let host = rest.split('/').next().unwrap_or("");
-    (!host.is_empty() && !trimmed.contains(char::is_whitespace)).then(|| trimmed.to_owned())
+    let valid = !host.is_empty()
+        && !trimmed.contains(char::is_whitespace)
+        && trimmed.parse::<axum::http::Uri>().is_ok();
+    valid.then(|| trimmed.to_owned())
 }
 
 const DIGEST_PROBLEM: &str =
@@ -451,6 +454,10 @@ mod tests {
             ),
             (
                 serde_json::json!({"openai_api_key": "sk-SECRET", "openai_base_url": "ftp://sk-SECRET"}),
+                "field `openai_base_url` must be an http(s) URL",
+            ),
+            (
+                serde_json::json!({"openai_api_key": "sk-SECRET", "openai_base_url": "http://[::1/sk-SECRET"}),
                 "field `openai_base_url` must be an http(s) URL",
             ),
         ];

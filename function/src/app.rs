@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 
 use crate::breaker::CircuitBreaker;
 use crate::config::{ConfigStore, ProxyConfig};
+use crate::cors::Cors;
 use crate::error::ApiError;
 use crate::observe::{Level, Logger, Sink};
 use crate::upstream::{RetryPolicy, Upstream};
@@ -116,6 +117,8 @@ impl Settings {
 
 pub struct AppState {
     pub settings: Settings,
+    /// The CORS policy, from `settings.cors_origins`.
+    pub cors: Cors,
     pub config: ConfigStore,
     pub upstream: Upstream,
     pub logger: Logger,
@@ -137,6 +140,7 @@ impl AppState {
             metrics,
         };
         Self {
+            cors: Cors::new(settings.cors_origins.as_deref()),
             settings,
             config,
             upstream,

@@ -4,11 +4,11 @@
 //! A request's path, top-down; each module uses only modules declared after it here
 //! (`tests/layering.rs` holds the code to that):
 //! `runtime` serves `routes` (in Lambda stream mode through `stream_runtime`, the
-//! Runtime API loop) (the routing table) → `middleware` (request id and log
-//! line, body limit, client keys) → `forward` (the OpenAI endpoints: `endpoint` checks
+//! Runtime API loop) (the routing table) → `middleware` (request id, log line and
+//! CORS; body limit and client keys) → `forward` (the OpenAI endpoints: `endpoint` checks
 //! the request, `relay` streams the answer, `rewrite` puts the client's model id back,
 //! `relayed` passes OpenAI's errors and headers on) → `auth` (who the client is, which
-//! models it may use) → `app` (process state) → `upstream` (OpenAI, with retries and
+//! models it may use) → `app` (process state, with the `cors` policy) → `upstream` (OpenAI, with retries and
 //! the `breaker`) → `config`, `observe`, `error`.
 
 pub mod runtime;
@@ -32,6 +32,8 @@ pub mod rewrite;
 pub mod auth;
 
 pub mod app;
+
+pub mod cors;
 
 pub mod upstream;
 

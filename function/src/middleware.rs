@@ -8,13 +8,15 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::header::ORIGIN;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth;
+use crate::cors::Cors;
 use crate::error::{ApiError, ErrorKind};
 use crate::observe::{LogHandle, RequestLog};
 
@@ -40,7 +42,8 @@ fn new_request_id() -> String {
         .to_string()
 }
 
-/// Outermost layer: assigns the request id, and emits the request's log line when the
+/// Outermost layer: assigns the request id, answers CORS preflights and marks every
+/// other answer for browsers (`cors`), and emits the request's log line when the
 /// response body is finished (or dropped: a client that disconnects mid-stream).
 pub async fn request_log(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -63,7 +66,16 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
     }));
     request.extensions_mut().insert(log.clone());
 
-    let mut response = next.run(request).await;
+    let mut response = if Cors::is_preflight(request.method()) {
+        let mut response = StatusCode::OK.into_response();
+        app.cors.preflight(request.headers(), response.headers_mut());
+        response
+    } else {
+        let origin = request.headers().get(ORIGIN).cloned();
+        let mut response = next.run(request).await;
+        app.cors.answer(origin.as_ref(), response.headers_mut());
+        response
+    };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -1,21 +1,18 @@
 //! The HTTP surface of the proxy, shared by both runtimes.
 
-use std::time::Duration;
-
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
-use axum::http::{HeaderName, Method};
+use axum::http::Method;
 use axum::response::{IntoResponse, Json};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router, middleware};
 use serde_json::json;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::app::App;
 use crate::app::MAX_BODY_BYTES;
 use crate::auth::{self, Client};
 use crate::error::ApiError;
 use crate::forward;
-use crate::middleware::{REQUEST_ID, admit, request_log};
+use crate::middleware::{admit, request_log};
 use crate::observe::LogHandle;
 
 /// The routing table: every path the proxy serves, with its handlers. [`router`] serves
@@ -46,41 +43,8 @@ pub fn router(app: App) -> Router {
         .fallback(unknown_path)
         .layer(middleware::from_fn_with_state(app.clone(), admit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(cors(&app))
         .layer(middleware::from_fn_with_state(app.clone(), request_log))
         .with_state(app)
-}
-
-/// The response headers browser scripts may read: ids, retry advice, OpenAI's limits.
-const EXPOSED_HEADERS: [&str; 14] = [
-    REQUEST_ID,
-    "retry-after",
-    crate::error::RETRY_AFTER_MS,
-    crate::error::SHOULD_RETRY,
-    crate::relayed::UPSTREAM_REQUEST_ID,
-    "openai-processing-ms",
-    "openai-version",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
-    "x-ratelimit-reset",
-];
-
-fn cors(app: &App) -> CorsLayer {
-    let origins = match &app.settings.cors_origins {
-        None => AllowOrigin::any(),
-        Some(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
-    };
-    CorsLayer::new()
-        .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        // Browser SDKs send their own headers (x-stainless-*): echo whatever is asked.
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
-        .max_age(Duration::from_secs(600))
 }
 
 async fn health() -> impl IntoResponse {

@@ -1,5 +1,5 @@
-//! Layers every request passes: request id and the request log line; then admission,
-//! the body size limit and client authentication.
+//! What every request passes before its handler: request id, CORS, admission (body
+//! size, client key), and the request's log line.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::ORIGIN;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -42,10 +42,12 @@ fn new_request_id() -> String {
         .to_string()
 }
 
-/// Outermost layer: assigns the request id, answers CORS preflights and marks every
-/// other answer for browsers (`cors`), and emits the request's log line when the
-/// response body is finished (or dropped: a client that disconnects mid-stream).
-pub async fn request_log(State(app): State<App>, mut request: Request, next: Next) -> Response {
+/// The one layer every request passes (one, because each layer costs time on every
+/// request): assigns the request id, answers CORS preflights (before authentication:
+/// browsers send no credentials with them), admits the request (`admit`), marks every
+/// answer for browsers (`cors`), and emits the request's log line when the response
+/// body is finished (or dropped: a client that disconnects mid-stream).
+pub async fn front(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let correlation_id = sane_id(request.headers(), "x-correlation-id");
     let request_id = sane_id(request.headers(), REQUEST_ID)
@@ -72,7 +74,10 @@ pub async fn request_log(State(app): State<App>, mut request: Request, next: Nex
         response
     } else {
         let origin = request.headers().get(ORIGIN).cloned();
-        let mut response = next.run(request).await;
+        let mut response = match admit(&app, &mut request, &log).await {
+            Ok(()) => next.run(request).await,
+            Err(refused) => refused.into_response(),
+        };
         app.cors.answer(origin.as_ref(), response.headers_mut());
         response
     };
@@ -135,48 +140,41 @@ impl Drop for EmitOnDrop {
     }
 }
 
-/// What a request must pass to reach a handler (one layer: each layer costs time on every
-/// request). A declared oversized body is refused before any of it is read; bodies
-/// without a length are cut off at the limit by the extractor (`DefaultBodyLimit`).
-/// Then client keys, when authentication is enabled: `/health` and CORS preflight stay
-/// open. The client found goes into the request (handlers check its models) and its
-/// name into the log line.
-pub async fn admit(State(app): State<App>, mut request: Request, next: Next) -> Response {
+/// What a request must pass to reach a handler: a declared oversized body is refused
+/// before any of it is read (bodies without a length are cut off at the limit by the
+/// extractor, `DefaultBodyLimit`); then client keys, when authentication is enabled
+/// (`/health` stays open). The client found goes into the request (handlers check its
+/// models) and its name into the log line.
+async fn admit(app: &App, request: &mut Request, log: &LogHandle) -> Result<(), ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return ApiError::payload_too_large(MAX_BODY_BYTES).into_response();
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
-    if !app.settings.auth_enabled || request.method() == Method::OPTIONS || request.uri().path() == "/health"
-    {
-        return next.run(request).await;
+    if !app.settings.auth_enabled || request.uri().path() == "/health" {
+        return Ok(());
     }
-    let config = match app.load_config().await {
-        Ok(config) => config,
-        Err(error) => return error.into_response(),
-    };
+    let config = app.load_config().await?;
     let Some(key) = auth::presented_key(request.headers()) else {
-        return ApiError::unauthorized(
+        return Err(ApiError::unauthorized(
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
-        )
-        .into_response();
+        ));
     };
     if config.client_api_keys.is_empty() {
         tracing::error!("ENABLE_AUTHENTICATION=true but the configuration lists no client_api_keys");
-        return ApiError::unauthorized(
+        return Err(ApiError::unauthorized(
             "Incorrect API key provided: this proxy has no client keys configured yet.",
-        )
-        .into_response();
+        ));
     }
     let Some(client) = auth::client(key, &config) else {
-        return ApiError::unauthorized("Incorrect API key provided.").into_response();
+        return Err(ApiError::unauthorized("Incorrect API key provided."));
     };
-    if let (Some(name), Some(log)) = (&client.key().name, request.extensions().get::<LogHandle>()) {
+    if let Some(name) = &client.key().name {
         log.lock().unwrap_or_else(|p| p.into_inner()).client = Some(name.clone());
     }
     request.extensions_mut().insert(client);
-    next.run(request).await
+    Ok(())
 }

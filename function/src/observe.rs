@@ -125,9 +125,13 @@ pub struct Logger {
 }
 
 impl Logger {
-    fn write(&self, line: String) {
+    fn write(&self, mut line: String) {
         match &self.sink {
-            Sink::Stdout => println!("{line}"),
+            Sink::Stdout => {
+                // One write per line, as Lambda's log capture reads it.
+                line.push('\n');
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
+            }
             Sink::Memory(lines) => lines.lock().unwrap_or_else(|p| p.into_inner()).push(line),
         }
     }

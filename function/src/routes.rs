@@ -12,7 +12,7 @@ use crate::app::MAX_BODY_BYTES;
 use crate::auth::{self, Client};
 use crate::error::ApiError;
 use crate::forward;
-use crate::middleware::{admit, request_log};
+use crate::middleware::front;
 use crate::observe::LogHandle;
 
 /// The routing table: every path the proxy serves, with its handlers. [`router`] serves
@@ -41,9 +41,8 @@ pub fn router(app: App) -> Router {
             router.route(path, handlers.fallback(wrong_method))
         })
         .fallback(unknown_path)
-        .layer(middleware::from_fn_with_state(app.clone(), admit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(app.clone(), request_log))
+        .layer(middleware::from_fn_with_state(app.clone(), front))
         .with_state(app)
 }
 

@@ -329,3 +329,28 @@ async fn log_lines_carry_api_gateways_request_id_to_join_its_access_log() {
     h.get("/health").await;
     assert!(h.request_logs()[1].get("apigw_request_id").is_none());
 }
+
+#[tokio::test]
+async fn every_answer_lets_browser_scripts_read_ids_retry_advice_and_rate_limits() {
+    let h = harness(NO_UPSTREAM, Settings::default());
+    for request in [
+        Request::get("/health").header("origin", "https://app.example.com"),
+        Request::get("/nope").header("origin", "https://app.example.com"),
+    ] {
+        let reply = h.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.headers["access-control-allow-origin"], "*");
+        assert!(reply.headers["vary"].to_str().unwrap().contains("origin"));
+        let exposed = reply.headers["access-control-expose-headers"].to_str().unwrap();
+        for name in [
+            "x-request-id",
+            "x-upstream-request-id",
+            "retry-after",
+            "retry-after-ms",
+            "x-should-retry",
+            "openai-processing-ms",
+            "x-ratelimit-remaining-tokens",
+        ] {
+            assert!(exposed.split(',').any(|n| n == name), "{name} not in {exposed}");
+        }
+    }
+}

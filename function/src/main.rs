@@ -8,6 +8,11 @@ use openai_proxy_function::observe::Sink;
 use openai_proxy_function::router;
 use openai_proxy_function::runtime::Runtime;
 
+/// A request allocates and frees dozens of small buffers (headers, bodies, the log line):
+/// mimalloc's per-thread free lists serve them faster than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -439,7 +439,7 @@ dq_99=$(pct direct-q2000 p99); pq_99=$(pct proxy-q2000 p99)
 dq_50=$(pct direct-q2000 p50); pq_50=$(pct proxy-q2000 p50)
 dq_rps=$(rps_oha direct-q2000); pq_rps=$(rps_oha proxy-q2000)
 n1_50=$(pct nginx-c1 p50); n1_99=$(pct nginx-c1 p99)
-nq_50=$(pct nginx-q2000 p50); nq_99=$(pct nginx-q2000 p99)
+nq_99=$(pct nginx-q2000 p99)
 sub() { python3 -c 'import sys; print("%.3f" % (float(sys.argv[1]) - float(sys.argv[2])))' "$1" "$2"; }
 mib() { python3 -c 'import sys; print("%.1f" % (int(sys.argv[1]) / 1024))' "$1"; }
 

@@ -91,7 +91,6 @@ async fn forward(
     let force_usage = stream && endpoint == Endpoint::ChatCompletions;
     let hide_usage = force_usage && !request.asks_for_usage();
     let upstream_body = Bytes::from(request.upstream_body(upstream_model, force_usage));
-    drop(request);
 
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let result = app

@@ -31,6 +31,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A `retry-after` longer than this is not waited for: the 429 goes to the client.
     pub retry_after_cap: Duration,
+    /// Longest connection setup, TCP and TLS together. A setup that takes longer is a
+    /// connect error: nothing was sent, so it is retried.
+    pub connect_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -40,6 +43,7 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(4),
             retry_after_cap: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -51,7 +55,7 @@ pub type Response = axum::http::Response<hyper::body::Incoming>;
 /// certificate verifier. hyper's client itself, not a convenience layer over it: the
 /// proxy adds its own retries, timeouts and headers, and each layer it does not need
 /// costs time on every request (docs/benchmarks.md).
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 
 const USER_AGENT_VALUE: &str = concat!("openai-lambda-proxy/", env!("CARGO_PKG_VERSION"));
 
@@ -121,17 +125,20 @@ impl Upstream {
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_keepalive(Some(Duration::from_secs(30)));
-        tcp.set_connect_timeout(Some(Duration::from_secs(5)));
         let https = HttpsConnectorBuilder::new()
             .try_with_platform_verifier()
             .map_err(|e| format!("cannot load the platform's TLS certificate verifier: {e}"))?
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
+        let connector = ConnectTimeout {
+            inner: https,
+            limit: policy.connect_timeout,
+        };
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_timer(TokioTimer::new())
-            .build(https);
+            .build(connector);
         Ok(Self {
             http,
             breaker,
@@ -318,4 +325,45 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A whole answer body.
 pub async fn read_body(response: Response) -> Result<Bytes, hyper::Error> {
     Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// A connector whose whole setup, TCP connect and TLS handshake, is bounded: the client
+/// reports a setup that takes longer as a connect error. (hyper's `HttpConnector` bounds
+/// the TCP connect only; a TLS handshake that stalls would otherwise run into the
+/// request's own timeout and be taken for an upstream that got the request.)
+#[derive(Clone)]
+struct ConnectTimeout<C> {
+    inner: C,
+    limit: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower::Service<Uri> for ConnectTimeout<C>
+where
+    C: tower::Service<Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (setup, limit) = (self.inner.call(uri), self.limit);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, setup).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {limit:?}"),
+                )
+                .into()),
+            }
+        })
+    }
 }

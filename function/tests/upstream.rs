@@ -591,3 +591,32 @@ async fn a_stream_silent_for_longer_than_stream_idle_timeout_is_cut_off_with_an_
     );
     assert_eq!(events[2], "data: [DONE]");
 }
+
+#[tokio::test]
+async fn a_tls_handshake_that_stalls_is_a_connect_error_and_retried() {
+    // Accepts TCP connections and never answers the TLS handshake.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        }
+    });
+    // The configuration's openai_api_timeout is 2 s, fast_policy's connect timeout 300 ms.
+    let h = harness(&format!("https://{address}/v1"), Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "upstream_unreachable");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
+    assert_eq!(h.request_logs()[0]["attempts"], 3);
+}

@@ -147,6 +147,7 @@ impl Proxy {
             min_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
             retry_after_cap: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
         };
         let upstream = Upstream::new(policy, CircuitBreaker::new(5, Duration::from_secs(30))).unwrap();
         let settings = Settings {

@@ -44,6 +44,7 @@ pub fn fast_policy() -> RetryPolicy {
         min_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(20),
         retry_after_cap: Duration::from_secs(2),
+        connect_timeout: Duration::from_millis(300),
     }
 }
 

@@ -60,6 +60,18 @@ pub fn error(
     if status == StatusCode::UNAUTHORIZED {
         return auth_failed(status);
     }
+    if status.is_redirection() {
+        // OpenAI never redirects an API call; a base URL that does is the operator's to
+        // correct (a POST cannot follow it safely), and a 3xx would mean nothing to SDKs.
+        return ApiError::server(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!(
+                "The upstream answered with a redirect (HTTP {}), which the proxy does not follow: the operator must set openai_base_url to the address it redirects to.",
+                status.as_u16()
+            ),
+        );
+    }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed
         .as_ref()
@@ -220,6 +232,16 @@ mod tests {
             (forbidden.status, forbidden.code.as_deref()),
             (StatusCode::FORBIDDEN, Some("model_not_found"))
         );
+    }
+
+    #[test]
+    fn a_redirect_is_a_502_that_names_the_setting_to_correct() {
+        let error = error(StatusCode::MOVED_PERMANENTLY, &HeaderMap::new(), b"", SECRET, 1);
+        assert_eq!(
+            (error.status, error.code.as_deref()),
+            (StatusCode::BAD_GATEWAY, Some("upstream_error"))
+        );
+        assert!(error.message.contains("openai_base_url"), "{}", error.message);
     }
 
     #[test]

@@ -477,8 +477,8 @@ $(stat -c %s "$work/request.json")-byte request.
 
 #### Against nginx as a reverse proxy
 
-nginx $(nproc) workers, \`proxy_pass\` to the same upstream over keep-alive connections, in
-front of the same upstream, measured in the same rounds.
+nginx with $(nproc) workers as a plain reverse proxy (\`proxy_pass\` over keep-alive
+connections) in front of the same upstream, measured in the same rounds.
 
 | figure | direct | through nginx (\`proxy_pass\`) | through the proxy | added by nginx | added by the proxy | proxy against nginx | target |
 |---|---:|---:|---:|---:|---:|---:|---|

@@ -80,12 +80,13 @@ async fn a_rotated_secret_is_served_once_the_ttl_has_passed() {
         secret_id: arn.clone(),
         client: sm.clone(),
     };
-    let h = router(ConfigStore::new(
-        source,
-        "http://unused/v1",
-        Duration::from_millis(300),
-    ));
+    // Long enough that the rotation below (one emulator call) happens within it even on
+    // a loaded machine; the wait after it counts from the end of the first load.
+    let ttl = Duration::from_secs(2);
+    let h = router(ConfigStore::new(source, "http://unused/v1", ttl));
     assert_eq!(model_ids(&h).await, ["model-a"]);
+    // The cached value expires at most `ttl` after this.
+    let loaded = tokio::time::Instant::now();
 
     sm.put_secret_value()
         .secret_id(&arn)
@@ -94,7 +95,7 @@ async fn a_rotated_secret_is_served_once_the_ttl_has_passed() {
         .await
         .unwrap();
     assert_eq!(model_ids(&h).await, ["model-a"], "still cached within the TTL");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep_until(loaded + ttl + Duration::from_millis(100)).await;
     assert_eq!(
         model_ids(&h).await,
         ["model-b"],

@@ -13,7 +13,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, Method};
 
 /// The response headers browser scripts may read: ids, retry advice, OpenAI's limits.
-pub const EXPOSED_HEADERS: [&str; 14] = [
+const EXPOSED_HEADERS: [&str; 14] = [
     "x-request-id",
     "retry-after",
     crate::error::RETRY_AFTER_MS,

@@ -3,12 +3,13 @@
 #
 # Builds the release bootstrap.zip for the host target with cargo-lambda, runs the
 # bootstrap it contains in local HTTP mode in front of nginx answering canned
-# completions at once, and measures the proxy path and the direct path in the same run:
-# latency at one connection (oha), latency at 32 connections and a fixed 2,000 req/s
-# (oha, open loop with latency correction), throughput at 32 connections (wrk, closed
-# loop), streaming time to first byte (curl), peak RSS, then cold start in Lambda mode
-# against a small Runtime API, the per-event relay delay through Lambda stream mode
-# (scripts/bench-lambda-stream.py) and the zip's size. Prints a markdown report.
+# completions at once, and measures the direct path, the proxy and nginx as a reverse
+# proxy in the same rounds: latency at one connection (oha), latency at 32 connections
+# and a fixed 2,000 req/s (oha, open loop with latency correction), throughput at 32
+# connections (wrk, closed loop); then streaming time to first byte (curl), peak RSS,
+# cold start in both Lambda response modes and the per-event relay delay through Lambda
+# stream mode (scripts/bench-lambda-stream.py), and the zip's size. Prints a markdown
+# report.
 # Not part of `make test`: run it with `make bench-function` on a quiet machine.
 #
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light), oha
@@ -329,106 +330,10 @@ read -r proxy_ttfb proxy_ttfb90 < <(ttfb proxy "$proxied_sse")
   > "$work/oha-stream-c32.txt"
 stream_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$proxy_pid_stream/status")
 
-# ---------------------------------------------------------------- cold start
-log "cold start in Lambda mode ($cold_runs runs per response mode)"
-cat > "$work/lambda-config.json" <<EOF
-{"openai_api_key": "sk-bench-not-a-real-key", "model_mappings": {"bench-model": "gpt-4o-mini"}}
-EOF
-cold() { # mode -> "p50 p90 max" in ms
-  python3 - "$bootstrap" "$work/lambda-config.json" "$cold_runs" "$1" <<'EOF'
-import http.server, json, os, statistics, subprocess, sys, threading, time
-binary, config, runs, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-event = json.dumps({
-    "resource": "/{proxy+}", "path": "/v1/models", "httpMethod": "GET",
-    "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com"},
-    "multiValueHeaders": {"Host": ["abc123.execute-api.us-east-1.amazonaws.com"]},
-    "queryStringParameters": None, "multiValueQueryStringParameters": None,
-    "pathParameters": {"proxy": "v1/models"}, "stageVariables": None,
-    "requestContext": {"accountId": "123456789012", "resourceId": "r", "stage": "prod",
-                       "requestId": "cold", "identity": {"sourceIp": "203.0.113.7"},
-                       "resourcePath": "/{proxy+}", "httpMethod": "GET", "apiId": "abc123",
-                       "path": "/prod/v1/models", "protocol": "HTTP/1.1",
-                       "requestTimeEpoch": 1764000000000},
-    "body": None, "isBase64Encoded": False}).encode()
-
-def one_run():
-    state = {"served": False, "posted": None, "body": b"", "kind": None}
-    done, stop = threading.Event(), threading.Event()
-
-    class Api(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        def log_message(self, *a):
-            pass
-        def do_GET(self):
-            if state["served"]:
-                stop.wait(30)  # idle: the next invocation never comes
-                return
-            state["served"] = True
-            self.send_response(200)
-            for k, v in {"lambda-runtime-aws-request-id": "inv-1",
-                         "lambda-runtime-deadline-ms": str(int(time.time() * 1000) + 60000),
-                         "lambda-runtime-invoked-function-arn": "arn:aws:lambda:us-east-1:123456789012:function:proxy",
-                         "lambda-runtime-trace-id": "Root=1-5759e988-bd862e3fe1be46a994272793",
-                         "content-length": str(len(event))}.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(event)
-        def do_POST(self):
-            state["head"] = time.perf_counter()
-            body = b""
-            if self.headers.get("transfer-encoding", "").lower() == "chunked":
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0], 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        break
-                    body += self.rfile.read(size)
-                    self.rfile.readline()
-            else:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            state["posted"] = time.perf_counter()
-            state["body"], state["kind"] = body, self.path.rsplit("/", 1)[-1]
-            self.send_response(202)
-            self.send_header("content-length", "0")
-            self.end_headers()
-            done.set()
-
-    class Server(http.server.ThreadingHTTPServer):
-        def handle_error(self, request, client_address):
-            pass  # the killed process resets its idle connection: expected
-
-    server = Server(("127.0.0.1", 0), Api)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {"AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
-           "AWS_LAMBDA_FUNCTION_NAME": "proxy", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
-           "AWS_LAMBDA_LOG_GROUP_NAME": "g", "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
-           "RESPONSE_MODE": mode, "PROXY_CONFIG_FILE": config}
-    started = time.perf_counter()
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ok = done.wait(10)
-    process.kill()
-    process.wait()
-    stop.set()
-    server.shutdown()
-    server.server_close()
-    if not ok or state["kind"] != "response" or b"bench-model" not in state["body"]:
-        sys.exit(f"cold start run failed: {state['kind']} {state['body'][:200]!r}")
-    return (state["head"] - started) * 1000, (state["posted"] - started) * 1000
-
-runs = [one_run() for _ in range(runs)]
-heads, posted = sorted(r[0] for r in runs), sorted(r[1] for r in runs)
-p90 = lambda xs: xs[int(len(xs) * 0.9)]
-# Response complete p50, p90, max; then the response's head (the POST starts) p50.
-print("%.1f %.1f %.1f %.1f" % (statistics.median(posted), p90(posted), posted[-1], statistics.median(heads)))
-EOF
-}
-read -r cold_stream cold_stream90 cold_stream_max cold_stream_head < <(cold stream)
-read -r cold_buffered cold_buffered90 cold_buffered_max cold_buffered_head < <(cold buffered)
-
 # ---------------------------------------------------------------- Lambda stream mode
-log "Lambda stream mode: cold start to a complete streamed answer, per-event relay delay"
+# Cold start in both response modes and the per-event relay delay, measured once, by the
+# script that also runs alone.
+log "Lambda mode: cold start ($cold_runs runs per response mode), per-event relay delay in stream mode"
 stream_report=$(BENCH_COLD_RUNS=$cold_runs python3 "$root/scripts/bench-lambda-stream.py" "$bootstrap")
 fi
 
@@ -506,11 +411,6 @@ cat <<EOF
 | streaming time to first byte p50 (p90) | ${direct_ttfb} (${direct_ttfb90}) ms | ${proxy_ttfb} (${proxy_ttfb90}) ms | **$(sub "$proxy_ttfb" "$direct_ttfb") ms** | ≤ 1 ms |
 | peak RSS after the non-streaming runs | | **$(mib "$rss_kb") MiB** | | ≤ 30 MB |
 | peak RSS of the streaming proxy (after 32 connections for ${duration} s) | | $(mib "$stream_rss_kb") MiB | | |
-
-| Lambda mode, config from file, GET /v1/models | response POST starts, p50 | response complete, p50 | p90 | max | target |
-|---|---:|---:|---:|---:|---|
-| cold start from exec, \`RESPONSE_MODE=stream\` ($cold_runs runs) | **${cold_stream_head} ms** | **${cold_stream} ms** | ${cold_stream90} ms | ${cold_stream_max} ms | ≤ 20 ms |
-| cold start from exec, \`RESPONSE_MODE=buffered\` ($cold_runs runs) | ${cold_buffered_head} ms | **${cold_buffered} ms** | ${cold_buffered90} ms | ${cold_buffered_max} ms | ≤ 20 ms |
 
 Added latency in each round (proxy minus direct, ms): p50 at 1 connection
 $(added direct-c1 proxy-c1 p50); p99 at 1 connection $(added direct-c1 proxy-c1 p99); p99 at 32

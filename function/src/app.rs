@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use http::StatusCode;
 
 use crate::breaker::CircuitBreaker;
 use crate::config::{ConfigStore, ProxyConfig};

@@ -1,7 +1,7 @@
 //! Client authentication: `Authorization: Bearer <key>` (what OpenAI SDKs send) or
 //! `x-api-key: <key>`, checked against SHA-256 digests in constant time.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
@@ -44,7 +44,7 @@ pub fn client(key: &str, config: &Arc<ProxyConfig>) -> Option<Client> {
 /// The key the client presented, if any.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
@@ -76,7 +76,7 @@ pub fn authorise<'a>(key: &str, keys: &'a [ClientKey]) -> Option<&'a ClientKey> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     fn client(key: &str, name: &str) -> ClientKey {
         ClientKey {

@@ -6,11 +6,11 @@
 //! layer built its own header map on every request and was cloned with the route on
 //! every request, a tenth of the proxy's time (docs/benchmarks.md).
 
-use axum::http::header::{
+use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ORIGIN, VARY,
 };
-use axum::http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 /// The response headers browser scripts may read: ids, retry advice, OpenAI's limits.
 const EXPOSED_HEADERS: [&str; 14] = [

@@ -171,7 +171,7 @@ fn json_problem(error: &serde_json::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
+    use http::StatusCode;
 
     fn parse(body: &[u8]) -> Result<Request<'_>, ApiError> {
         Endpoint::ChatCompletions.parse(body)

@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use axum::Json;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
+
+use crate::body::{self, Response};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -157,11 +157,19 @@ struct Body<'a> {
 pub const SHOULD_RETRY: &str = "x-should-retry";
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.envelope())).into_response();
+impl ApiError {
+    /// What the request's log line names as its `error_type`: the code, or the type.
+    pub fn log_kind(&self) -> &str {
+        self.code.as_deref().unwrap_or(&self.kind)
+    }
+
+    /// The answer: the envelope as JSON, the relayed headers, and the retry advice.
+    pub fn into_response(self) -> Response {
+        let json = serde_json::to_vec(&self.envelope()).unwrap_or_default();
+        let is_final = self.is_final();
+        let mut response = body::with_type(self.status, "application/json", json);
         let headers = response.headers_mut();
-        headers.extend(*self.headers.clone());
+        headers.extend(*self.headers);
         let waits = matches!(
             self.status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -172,18 +180,12 @@ impl IntoResponse for ApiError {
             let millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
             headers.insert(RETRY_AFTER_MS, HeaderValue::from(millis.max(1)));
         }
-        if self.is_final() {
+        if is_final {
             headers.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
         }
-        let kind = self.code.unwrap_or(self.kind);
-        response.extensions_mut().insert(ErrorKind(kind));
         response
     }
 }
-
-/// Put on error responses so the request log can name the error type.
-#[derive(Debug, Clone)]
-pub struct ErrorKind(pub Cow<'static, str>);
 
 #[cfg(test)]
 mod tests {

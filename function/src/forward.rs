@@ -4,15 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Extension;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
 
-use crate::app::{App, MAX_BODY_BYTES};
+use crate::app::App;
 use crate::auth::{self, Client};
+use crate::body::{self, Body, Response};
 use crate::config::ProxyConfig;
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
@@ -25,50 +22,15 @@ use crate::upstream::{self, Failure};
 /// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
-type RequestBody = Result<Bytes, BytesRejection>;
-
-pub async fn chat_completions(
-    State(app): State<App>,
-    Extension(log): Extension<LogHandle>,
-    client: Option<Extension<Client>>,
-    body: RequestBody,
-) -> Result<Response, ApiError> {
-    forward(Endpoint::ChatCompletions, app, log, client.map(|c| c.0), body).await
-}
-
-pub async fn embeddings(
-    State(app): State<App>,
-    Extension(log): Extension<LogHandle>,
-    client: Option<Extension<Client>>,
-    body: RequestBody,
-) -> Result<Response, ApiError> {
-    forward(Endpoint::Embeddings, app, log, client.map(|c| c.0), body).await
-}
-
-pub async fn responses(
-    State(app): State<App>,
-    Extension(log): Extension<LogHandle>,
-    client: Option<Extension<Client>>,
-    body: RequestBody,
-) -> Result<Response, ApiError> {
-    forward(Endpoint::Responses, app, log, client.map(|c| c.0), body).await
-}
-
-async fn forward(
+/// Checks the request, maps its model, calls the upstream and answers.
+pub async fn forward(
     endpoint: Endpoint,
-    app: App,
-    log: LogHandle,
-    client: Option<Client>,
-    body: RequestBody,
+    app: &App,
+    log: &LogHandle,
+    client: Option<&Client>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(MAX_BODY_BYTES)
-        } else {
-            ApiError::invalid_request("The request body could not be read.")
-        }
-    })?;
     let request = endpoint.parse(&body)?;
     let (model, stream) = (request.model.clone(), request.stream);
     {
@@ -82,7 +44,7 @@ async fn forward(
     let upstream_model = config
         .model_mappings
         .get(&model)
-        .filter(|_| auth::may_use(client.as_ref(), &model))
+        .filter(|_| auth::may_use(client, &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?;
     log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
     // Usage is asked for on every chat stream, so token metrics count all traffic; the
@@ -147,17 +109,17 @@ async fn forward(
                 _ => relay::Dialect::Chat,
             },
         };
-        let body = relay::sse(answer.response, options, log);
-        (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            Body::from_stream(body),
-        )
-            .into_response()
+        let mut response =
+            http::Response::new(Body::stream(relay::sse(answer.response, options, log.clone())));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
     } else {
-        complete(answer.response, &model, &config, deadline, &log).await?
+        complete(answer.response, &model, &config, deadline, log).await?
     };
     response.headers_mut().extend(headers);
     Ok(response)
@@ -193,7 +155,7 @@ async fn complete(
     }
     let mut out = String::with_capacity(text.len() + model.len());
     fields.write_with_model(model, &mut out);
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    Ok(body::with_type(StatusCode::OK, "application/json", out))
 }
 
 fn upstream_broken(message: &str) -> ApiError {

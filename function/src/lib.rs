@@ -1,23 +1,23 @@
-//! The OpenAI-compatible proxy. One router serves both runtimes: lambda_http inside
+//! The OpenAI-compatible proxy. One service serves both runtimes: lambda_http inside
 //! AWS Lambda, and a plain HTTP server on localhost everywhere else.
 //!
 //! A request's path, top-down; each module uses only modules declared after it here
 //! (`tests/layering.rs` holds the code to that):
-//! `runtime` serves `routes` (in Lambda stream mode through `stream_runtime`, the
-//! Runtime API loop) (the routing table) → `middleware` (request id, log line and
-//! CORS; body limit and client keys) → `forward` (the OpenAI endpoints: `endpoint` checks
+//! `runtime` serves the `service` (in Lambda stream mode through `stream_runtime`, the
+//! Runtime API loop) → `service` (request id, log line and CORS; body limit and client
+//! keys) → `routes` (the routing table, and the model list) → `forward` (the OpenAI endpoints: `endpoint` checks
 //! the request, `relay` streams the answer, `rewrite` puts the client's model id back,
 //! `relayed` passes OpenAI's errors and headers on) → `auth` (who the client is, which
 //! models it may use) → `app` (process state, with the `cors` policy) → `upstream` (OpenAI, with retries and
-//! the `breaker`) → `config`, `observe`, `error`.
+//! the `breaker`) → `config`, `observe`, `error`, `body` (the response body).
 
 pub mod runtime;
 
 pub mod stream_runtime;
 
-pub mod routes;
+pub mod service;
 
-pub mod middleware;
+pub mod routes;
 
 pub mod forward;
 
@@ -45,4 +45,6 @@ pub mod observe;
 
 pub mod error;
 
-pub use routes::router;
+pub mod body;
+
+pub use service::Proxy;

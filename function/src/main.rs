@@ -1,11 +1,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use openai_proxy_function::Proxy;
 use openai_proxy_function::app::{AppState, Settings, default_upstream};
 use openai_proxy_function::config::source::base_url_from_env;
 use openai_proxy_function::config::{ConfigSource, ConfigStore};
 use openai_proxy_function::observe::Sink;
-use openai_proxy_function::router;
 use openai_proxy_function::runtime::Runtime;
 
 /// A request allocates and frees dozens of small buffers (headers, bodies, the log line):
@@ -51,7 +51,7 @@ async fn run() -> Result<(), Vec<String>> {
     let upstream = default_upstream().map_err(|e| vec![e])?;
     let app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
     runtime
-        .serve(router(Arc::new(app)))
+        .serve(Proxy::new(Arc::new(app)))
         .await
         .map_err(|e| vec![e.to_string()])
 }

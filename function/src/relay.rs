@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
 use crate::rewrite::Fields;
-use axum::http::StatusCode;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
+use http::StatusCode;
 
 type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
 

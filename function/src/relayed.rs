@@ -7,7 +7,7 @@
 //! the client's, and OpenAI's message quotes part of that key, so it becomes a 502
 //! `upstream_auth_failed` without OpenAI's text.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use crate::error::ApiError;

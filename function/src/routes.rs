@@ -1,53 +1,98 @@
-//! The HTTP surface of the proxy, shared by both runtimes.
+//! The routing table: every path the proxy serves, and which handler answers it.
+//!
+//! Six fixed paths do not need a router framework: matching them by hand is a few
+//! comparisons, where a general router cost time on every request (docs/benchmarks.md).
 
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
-use axum::http::Method;
-use axum::response::{IntoResponse, Json};
-use axum::routing::{MethodRouter, get, post};
-use axum::{Extension, Router, middleware};
+use http::Method;
 use serde_json::json;
 
 use crate::app::App;
-use crate::app::MAX_BODY_BYTES;
 use crate::auth::{self, Client};
+use crate::body::{self, Response};
+use crate::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::forward;
-use crate::middleware::front;
 use crate::observe::LogHandle;
 
-/// The routing table: every path the proxy serves, with its handlers. [`router`] serves
-/// exactly these, and the OpenAPI test reads the paths from here, so a route added here
-/// and not to `docs/openapi.yaml` fails the tests.
-fn routes() -> [(&'static str, MethodRouter<App>); 6] {
-    [
-        ("/health", get(health)),
-        ("/v1/models", get(list_models)),
-        ("/v1/models/{model}", get(get_model)),
-        ("/v1/chat/completions", post(forward::chat_completions)),
-        ("/v1/embeddings", post(forward::embeddings)),
-        ("/v1/responses", post(forward::responses)),
-    ]
+/// What a request asks for, once its method and path are matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    ListModels,
+    /// `GET /v1/models/{model}`, with the id percent-decoded.
+    GetModel(String),
+    /// A POST relayed to OpenAI.
+    Forward(Endpoint),
 }
 
-/// The routed paths, in axum's (and OpenAPI's) template syntax: `/v1/models/{model}`.
+/// The routed paths, in OpenAPI's template syntax (`/v1/models/{model}`), with the
+/// method each answers. [`route`] serves exactly these, and the OpenAPI test reads the
+/// paths from here, so a route added here and not to `docs/openapi.yaml` fails the tests.
+const TABLE: [(&str, Method); 6] = [
+    ("/health", Method::GET),
+    ("/v1/models", Method::GET),
+    ("/v1/models/{model}", Method::GET),
+    ("/v1/chat/completions", Method::POST),
+    ("/v1/embeddings", Method::POST),
+    ("/v1/responses", Method::POST),
+];
+
 pub fn paths() -> Vec<&'static str> {
-    routes().iter().map(|(path, _)| *path).collect()
+    TABLE.iter().map(|(path, _)| *path).collect()
 }
 
-pub fn router(app: App) -> Router {
-    routes()
-        .into_iter()
-        .fold(Router::new(), |router, (path, handlers)| {
-            router.route(path, handlers.fallback(wrong_method))
-        })
-        .fallback(unknown_path)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(app.clone(), front))
-        .with_state(app)
+/// Matches a request to its route: an unknown path is a 404, a known path asked with
+/// another method a 405 (HEAD is answered as GET, as HTTP has it).
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let route = match path {
+        "/health" => Route::Health,
+        "/v1/models" => Route::ListModels,
+        "/v1/chat/completions" => Route::Forward(Endpoint::ChatCompletions),
+        "/v1/embeddings" => Route::Forward(Endpoint::Embeddings),
+        "/v1/responses" => Route::Forward(Endpoint::Responses),
+        _ => match path.strip_prefix("/v1/models/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => {
+                Route::GetModel(percent_decode(id).ok_or_else(|| {
+                    ApiError::invalid_request("The model id in the path is not valid percent-encoded UTF-8.")
+                        .with_param("model")
+                })?)
+            }
+            _ => return Err(ApiError::not_found(path)),
+        },
+    };
+    let expected = match route {
+        Route::Forward(_) => Method::POST,
+        _ => Method::GET,
+    };
+    if *method == expected || (*method == Method::HEAD && expected == Method::GET) {
+        Ok(route)
+    } else {
+        Err(ApiError::method_not_allowed(method.as_str(), path))
+    }
 }
 
-async fn health() -> impl IntoResponse {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    if !segment.contains('%') {
+        return Some(segment.to_owned());
+    }
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let mut bytes = Vec::with_capacity(segment.len());
+    let mut rest = segment.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let [hi, lo, ..] = *tail else { return None };
+            bytes.push(hex(hi)? << 4 | hex(lo)?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+pub fn health() -> Response {
+    body::json(&json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 fn model_object(id: &str) -> serde_json::Value {
@@ -55,41 +100,84 @@ fn model_object(id: &str) -> serde_json::Value {
 }
 
 /// The models the client may use: all mapped ids, or those its named key lists.
-async fn list_models(
-    State(app): State<App>,
-    client: Option<Extension<Client>>,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn list_models(app: &App, client: Option<&Client>) -> Result<Response, ApiError> {
     let config = app.load_config().await?;
-    let client = client.map(|c| c.0);
     let data: Vec<_> = config
         .model_mappings
         .keys()
-        .filter(|id| auth::may_use(client.as_ref(), id))
+        .filter(|id| auth::may_use(client, id))
         .map(|id| model_object(id))
         .collect();
-    Ok(Json(json!({"object": "list", "data": data})))
+    Ok(body::json(&json!({"object": "list", "data": data})))
 }
 
-async fn get_model(
-    State(app): State<App>,
-    Extension(log): Extension<LogHandle>,
-    client: Option<Extension<Client>>,
-    Path(model): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model.clone());
+pub async fn get_model(
+    app: &App,
+    log: &LogHandle,
+    client: Option<&Client>,
+    model: String,
+) -> Result<Response, ApiError> {
     let config = app.load_config().await?;
-    let client = client.map(|c| c.0);
-    if config.model_mappings.contains_key(&model) && auth::may_use(client.as_ref(), &model) {
-        Ok(Json(model_object(&model)))
+    let known = config.model_mappings.contains_key(&model) && auth::may_use(client, &model);
+    let answer = if known {
+        Ok(body::json(&model_object(&model)))
     } else {
         Err(ApiError::model_not_found(&model))
+    };
+    log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model);
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_in_the_table_is_routed_with_its_method_and_refused_with_another() {
+        for (path, method) in TABLE {
+            let path = path.replace("{model}", "m");
+            assert!(route(&method, &path).is_ok(), "{method} {path}");
+            let other = if method == Method::GET {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            let refused = route(&other, &path).unwrap_err();
+            assert_eq!(
+                refused.status,
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "{other} {path}"
+            );
+        }
     }
-}
 
-async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::not_found(uri.path())
-}
+    #[test]
+    fn model_ids_in_the_path_are_percent_decoded() {
+        assert_eq!(
+            route(&Method::GET, "/v1/models/amazon.nova-lite-v1%3A0"),
+            Ok(Route::GetModel("amazon.nova-lite-v1:0".into()))
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/models/ft:gpt-4o:org::x"),
+            Ok(Route::GetModel("ft:gpt-4o:org::x".into()))
+        );
+        for broken in ["/v1/models/a%3", "/v1/models/a%zz", "/v1/models/%ff"] {
+            let refused = route(&Method::GET, broken).unwrap_err();
+            assert_eq!(refused.status, http::StatusCode::BAD_REQUEST, "{broken}");
+        }
+    }
 
-async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::method_not_allowed(method.as_str(), uri.path())
+    #[test]
+    fn near_misses_are_unknown_paths() {
+        for path in [
+            "/",
+            "/v1/models/",
+            "/v1/models/a/b",
+            "/health/",
+            "/v1/chat/completions/x",
+        ] {
+            let refused = route(&Method::GET, path).unwrap_err();
+            assert_eq!(refused.status, http::StatusCode::NOT_FOUND, "{path}");
+        }
+    }
 }

@@ -1,10 +1,16 @@
-//! Chooses how the router is served: under the Lambda runtime when
+//! Chooses how the proxy is served: under the Lambda runtime when
 //! `AWS_LAMBDA_RUNTIME_API` is set, as a plain HTTP server otherwise.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::Router;
-use axum::serve::ListenerExt;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::service::Proxy;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 
@@ -46,21 +52,19 @@ impl Runtime {
         })
     }
 
-    pub async fn serve(self, router: Router) -> Result<(), lambda_http::Error> {
+    pub async fn serve(self, proxy: Proxy) -> Result<(), lambda_http::Error> {
         match self {
             Self::Lambda(ResponseMode::Stream) => {
                 let endpoint = runtime_api_endpoint()?;
-                crate::stream_runtime::run(router, endpoint).await
+                crate::stream_runtime::run(proxy, endpoint).await
             }
-            Self::Lambda(ResponseMode::Buffered) => lambda_http::run(router).await,
+            Self::Lambda(ResponseMode::Buffered) => lambda_http::run(proxy).await,
             Self::Local(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
                     format!("cannot listen on {addr}: {e}; set PROXY_LISTEN_ADDR to a free host:port")
                 })?;
                 tracing::info!(address = %listener.local_addr()?, "serving plain HTTP");
-                axum::serve(without_nagle(listener), router)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await?;
+                serve_http(listener, proxy, shutdown_signal()).await;
                 Ok(())
             }
         }
@@ -76,17 +80,62 @@ fn runtime_api_endpoint() -> Result<lambda_http::http::Uri, lambda_http::Error> 
     })
 }
 
-/// Accepted connections send each write at once. With Nagle's algorithm on, a streamed
-/// event written after the response head waits for the client to acknowledge the head,
-/// which a delayed ACK holds back by up to 40 ms.
-pub fn without_nagle(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    })
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes; then accepts no more
+/// connections and returns once the requests in flight are answered.
+pub async fn serve_http(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = accept(&listener) => match accepted {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    pause_after(&e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let proxy = proxy.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let answer = proxy.handle(request);
+            async move { Ok::<_, Infallible>(answer.await) }
+        });
+        let connection =
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The next connection, sending each write at once. With Nagle's algorithm on, a
+/// streamed event written after the response head waits for the client to acknowledge
+/// the head, which a delayed ACK holds back by up to 40 ms.
+pub async fn accept(listener: &TcpListener) -> std::io::Result<TcpStream> {
+    let (tcp, _) = listener.accept().await?;
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+    }
+    Ok(tcp)
+}
+
+/// A connection that failed while being accepted is the client's problem: go on. Any
+/// other error (out of file descriptors) would repeat at once: wait a second first.
+async fn pause_after(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        tracing::error!(error = %error, "cannot accept connections; retrying in 1 s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 async fn shutdown_signal() {
@@ -117,13 +166,10 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_connections_have_nagle_off() {
-        use axum::serve::Listener;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(address);
-        let mut listener = without_nagle(listener);
-        let ((accepted, _), _client) = tokio::join!(listener.accept(), client);
-        assert!(accepted.nodelay().unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (accepted, _client) = tokio::join!(accept(&listener), client);
+        assert!(accepted.unwrap().nodelay().unwrap());
     }
 
     #[test]

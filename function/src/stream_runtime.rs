@@ -22,7 +22,6 @@ use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use axum::Router;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt, stream};
@@ -59,8 +58,16 @@ pub fn runtime_api_client(endpoint: lambda_http::http::Uri) -> PooledClient {
         .build()
 }
 
-/// Serves `router` one invocation at a time until the Runtime API cannot be reached.
-pub async fn run(router: Router, endpoint: lambda_http::http::Uri) -> Result<(), BoxError> {
+/// Serves `service` (the proxy) one invocation at a time until the Runtime API cannot
+/// be reached.
+pub async fn run<S, B>(service: S, endpoint: lambda_http::http::Uri) -> Result<(), BoxError>
+where
+    S: Service<lambda_http::Request, Response = lambda_http::Response<B>, Error = Infallible> + Clone,
+    S::Future: Send + 'static,
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Into<Bytes> + Send,
+    B::Error: Into<BoxError> + Send + std::fmt::Debug,
+{
     let client = runtime_api_client(endpoint);
     let config = Arc::new(config_from_env());
     loop {
@@ -71,12 +78,19 @@ pub async fn run(router: Router, endpoint: lambda_http::http::Uri) -> Result<(),
             requestId = %invocation.request_id,
             xrayTraceId = invocation.context.xray_trace_id.as_deref().unwrap_or_default(),
         );
-        serve(&client, &router, invocation).instrument(span).await;
+        serve(&client, &service, invocation).instrument(span).await;
     }
 }
 
-/// Runs one invocation through the router and posts its answer.
-async fn serve(client: &PooledClient, router: &Router, invocation: Invocation) {
+/// Runs one invocation through the service and posts its answer.
+async fn serve<S, B>(client: &PooledClient, service: &S, invocation: Invocation)
+where
+    S: Service<lambda_http::Request, Response = lambda_http::Response<B>, Error = Infallible> + Clone,
+    S::Future: Send + 'static,
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Into<Bytes> + Send,
+    B::Error: Into<BoxError> + Send + std::fmt::Debug,
+{
     let Invocation {
         request_id,
         context,
@@ -85,8 +99,8 @@ async fn serve(client: &PooledClient, router: &Router, invocation: Invocation) {
     let outcome = match event {
         Ok(event) => {
             // The adapter lives for the call only: it is not `Send` across an await (it
-            // marks the body type as borrowed). A `Router` is always ready.
-            let call = StreamAdapter::from(router.clone()).call(LambdaEvent::new(event, context));
+            // marks the body type as borrowed). The proxy and the tests' routers are always ready.
+            let call = StreamAdapter::from(service.clone()).call(LambdaEvent::new(event, context));
             AssertUnwindSafe(call)
                 .catch_unwind()
                 .await
@@ -162,7 +176,7 @@ async fn next_invocation(client: &PooledClient, config: &Arc<Config>) -> Result<
 }
 
 /// Streams the response: prelude and delimiter in the first chunk, then each body chunk as
-/// the router yields it.
+/// the service yields it.
 async fn post_stream<S, D, E>(
     client: &PooledClient,
     request_id: &str,

@@ -10,10 +10,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use backon::BackoffBuilder;
 use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -49,7 +49,7 @@ impl Default for RetryPolicy {
 }
 
 /// An upstream answer: its head, and its body as it arrives.
-pub type Response = axum::http::Response<hyper::body::Incoming>;
+pub type Response = http::Response<hyper::body::Incoming>;
 
 /// HTTP/1.1 over pooled keep-alive connections, TLS by rustls with the platform's
 /// certificate verifier. hyper's client itself, not a convenience layer over it: the

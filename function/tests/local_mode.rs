@@ -14,7 +14,19 @@ use openai_proxy_function::app::Settings;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
-/// Serves `router` on a free local port, as the binary's local mode does.
+/// Serves the proxy on a free local port, as the binary's local mode does.
+async fn serve_proxy(proxy: openai_proxy_function::Proxy) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(openai_proxy_function::runtime::serve_http(
+        listener,
+        proxy,
+        std::future::pending(),
+    ));
+    address
+}
+
+/// Serves a test upstream on a free local port.
 async fn serve(router: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -27,7 +39,7 @@ async fn a_client_disconnect_mid_stream_stops_the_upstream_read() {
     // 500 events 20 ms apart: ten seconds of answer, unless the proxy hangs up.
     let (base_url, report) = sse_upstream(500, Duration::from_millis(20), async {}).await;
     let h = harness(&base_url, Settings::default());
-    let address = serve(h.router.clone()).await;
+    let address = serve_proxy(h.proxy.clone()).await;
 
     let client = reqwest::Client::new();
     let mut request = chat_request("amazon.nova-lite-v1:0");

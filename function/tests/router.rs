@@ -305,7 +305,7 @@ async fn logged_responses_keep_their_exact_length_so_content_length_is_sent() {
     use tower::ServiceExt;
     let h = harness(NO_UPSTREAM, Settings::default());
     let response = h
-        .router
+        .proxy
         .clone()
         .oneshot(Request::get("/health").body(Body::empty()).unwrap())
         .await

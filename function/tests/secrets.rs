@@ -47,7 +47,7 @@ fn router(store: ConfigStore) -> Harness {
         false,
     );
     Harness {
-        router: openai_proxy_function::router(Arc::new(app)),
+        proxy: openai_proxy_function::Proxy::new(Arc::new(app)),
         logs,
     }
 }

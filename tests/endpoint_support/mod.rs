@@ -157,7 +157,9 @@ impl Proxy {
         };
         let logs = Arc::new(Mutex::new(Vec::new()));
         let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), false);
-        (openai_proxy_function::router(Arc::new(app)), logs)
+        // The proxy's service, as an axum router the tests can wrap in breaking layers.
+        let proxy = openai_proxy_function::Proxy::new(Arc::new(app));
+        (Router::new().fallback_service(proxy), logs)
     }
 
     /// Serves the proxy in front of a fresh upstream; returns its base URL.

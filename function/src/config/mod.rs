@@ -244,9 +244,8 @@ fn base_url(raw: &str) -> Option<String> {
         .strip_prefix("https://")
         .or_else(|| trimmed.strip_prefix("http://"))?;
     let host = rest.split('/').next().unwrap_or("");
-    let valid = !host.is_empty()
-        && !trimmed.contains(char::is_whitespace)
-        && trimmed.parse::<axum::http::Uri>().is_ok();
+    let valid =
+        !host.is_empty() && !trimmed.contains(char::is_whitespace) && trimmed.parse::<http::Uri>().is_ok();
     valid.then(|| trimmed.to_owned())
 }
 

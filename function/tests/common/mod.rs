@@ -34,7 +34,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 pub struct Harness {
-    pub router: axum::Router,
+    pub proxy: openai_proxy_function::Proxy,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -92,7 +92,7 @@ pub fn harness_with_config(
     let upstream = Upstream::new(policy, breaker).unwrap();
     let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), true);
     Harness {
-        router: openai_proxy_function::router(Arc::new(app)),
+        proxy: openai_proxy_function::Proxy::new(Arc::new(app)),
         logs,
     }
 }
@@ -127,7 +127,7 @@ impl Reply {
 
 impl Harness {
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        let response = self.proxy.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();

@@ -168,11 +168,12 @@ impl AppState {
 }
 
 /// The upstream as production runs it: three attempts, and a breaker that opens after
-/// five consecutive failed requests for 30 s.
-pub fn default_upstream() -> Result<Upstream, String> {
+/// five consecutive failed requests for 30 s; a connection pool for each of `workers`.
+pub fn default_upstream(workers: usize) -> Result<Upstream, String> {
     Upstream::new(
         RetryPolicy::default(),
         CircuitBreaker::new(5, Duration::from_secs(30)),
+        workers,
     )
     .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -9,7 +9,8 @@
 //! the request, `relay` streams the answer, `rewrite` puts the client's model id back,
 //! `relayed` passes OpenAI's errors and headers on) → `auth` (who the client is, which
 //! models it may use) → `app` (process state, with the `cors` policy) → `upstream` (OpenAI, with retries and
-//! the `breaker`) → `config`, `observe`, `error`, `body` (the response body).
+//! the `breaker`) → `config`, `observe`, `error`, `body` (the response body), `worker` (which of the local
+//! server's threads serves the request).
 
 pub mod runtime;
 
@@ -46,5 +47,7 @@ pub mod observe;
 pub mod error;
 
 pub mod body;
+
+pub mod worker;
 
 pub use service::Proxy;

@@ -13,7 +13,9 @@ use openai_proxy_function::runtime::Runtime;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+/// One thread: a Lambda environment serves one request at a time; the local server
+/// starts its other workers itself (`worker`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .json()
@@ -32,7 +34,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Vec<String>> {
-    let runtime = Runtime::from_env().map_err(|e| vec![e]);
+    let runtime = Runtime::from_env();
     let settings = Settings::from_env();
     let source = ConfigSource::from_env().await.map_err(|e| vec![e]);
     let (runtime, settings, source) = match (runtime, settings, source) {
@@ -48,7 +50,7 @@ async fn run() -> Result<(), Vec<String>> {
     };
     let in_lambda = matches!(runtime, Runtime::Lambda(_));
     let store = ConfigStore::new(source, base_url_from_env(), settings.secret_cache_ttl);
-    let upstream = default_upstream().map_err(|e| vec![e])?;
+    let upstream = default_upstream(runtime.workers()).map_err(|e| vec![e])?;
     let app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
     runtime
         .serve(Proxy::new(Arc::new(app)))

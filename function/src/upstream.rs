@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::breaker::{CircuitBreaker, Permit};
 use crate::config::ProxyConfig;
+use crate::worker;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -60,7 +61,9 @@ type HttpClient = Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Byt
 const USER_AGENT_VALUE: &str = concat!("openai-lambda-proxy/", env!("CARGO_PKG_VERSION"));
 
 pub struct Upstream {
-    http: HttpClient,
+    /// One pool per worker thread (`worker`): a connection serves requests of the thread
+    /// whose runtime drives it.
+    http: Box<[HttpClient]>,
     breaker: CircuitBreaker,
     policy: RetryPolicy,
     /// `{base}/{endpoint}` parsed, by base and endpoint: parsing a URL (its host through
@@ -120,7 +123,8 @@ enum Attempt {
 }
 
 impl Upstream {
-    pub fn new(policy: RetryPolicy, breaker: CircuitBreaker) -> Result<Self, String> {
+    /// `pools`: one connection pool per worker thread that sends requests (`worker`).
+    pub fn new(policy: RetryPolicy, breaker: CircuitBreaker, pools: usize) -> Result<Self, String> {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -135,10 +139,13 @@ impl Upstream {
             inner: https,
             limit: policy.connect_timeout,
         };
-        let http = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+            .pool_timer(TokioTimer::new());
+        let http = (0..pools.max(1))
+            .map(|_| builder.build(connector.clone()))
+            .collect();
         Ok(Self {
             http,
             breaker,
@@ -210,7 +217,7 @@ impl Upstream {
             let Ok(request) = request else {
                 return Err(settle(permit, Failure::Connect { attempts }));
             };
-            let request = self.http.request(request);
+            let request = self.http[worker::index() % self.http.len()].request(request);
             let timed_out = || {
                 let failure = Failure::Timeout { attempts };
                 if stream {

@@ -1,13 +1,16 @@
 //! Local HTTP mode over real sockets: a client that disconnects mid-stream stops the
-//! upstream read, and the built binary shuts down gracefully on SIGTERM (the in-flight
-//! request completes, new connections are refused, the exit code is 0).
+//! upstream read; the built binary's worker threads each send over upstream connections
+//! of their own, and it shuts down gracefully on SIGTERM (the in-flight request
+//! completes, new connections are refused, the exit code is 0).
 
 mod common;
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
 use common::*;
 use openai_proxy_function::app::Settings;
@@ -21,6 +24,7 @@ async fn serve_proxy(proxy: openai_proxy_function::Proxy) -> std::net::SocketAdd
     tokio::spawn(openai_proxy_function::runtime::serve_http(
         listener,
         proxy,
+        2,
         std::future::pending(),
     ));
     address
@@ -110,24 +114,17 @@ async fn wait_for_line(
     found.ok().flatten().expect("the expected log line on stderr")
 }
 
-#[tokio::test]
-async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
-    let held = Held::default();
-    let upstream = axum::Router::new()
-        .route("/v1/chat/completions", post(held_completion))
-        .with_state(held.clone());
-    let upstream_address = serve(upstream).await;
-
-    let config = std::env::temp_dir().join(format!("proxy-config-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(
-        &config,
-        config_json(&format!("http://{upstream_address}/v1")).to_string(),
-    )
-    .unwrap();
+/// The built binary in local mode with `config` and `workers` worker threads: the
+/// process, its stderr lines, and the address it serves.
+async fn start_binary(
+    config: &std::path::Path,
+    workers: &str,
+) -> (tokio::process::Child, mpsc::UnboundedReceiver<String>, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_openai-proxy-function"))
         .env_clear()
         .env("PROXY_LISTEN_ADDR", "127.0.0.1:0")
-        .env("PROXY_CONFIG_FILE", &config)
+        .env("PROXY_CONFIG_FILE", config)
+        .env("PROXY_WORKER_THREADS", workers)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -141,7 +138,84 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
         }
     });
     let serving = wait_for_line(&mut lines, |l| l["fields"]["message"] == "serving plain HTTP").await;
+    assert_eq!(serving["fields"]["workers"].to_string(), workers, "{serving}");
     let address = serving["fields"]["address"].as_str().unwrap().to_owned();
+    (child, lines, address)
+}
+
+/// Writes `config` where the binary can read it; removed when dropped.
+struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    fn new(config: &serde_json::Value) -> Self {
+        let path = std::env::temp_dir().join(format!("proxy-config-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, config.to_string()).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn record_peer(
+    State(peers): State<Arc<std::sync::Mutex<HashSet<SocketAddr>>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> axum::Json<serde_json::Value> {
+    peers.lock().unwrap().insert(peer);
+    axum::Json(completion("gpt-4o-mini"))
+}
+
+#[tokio::test]
+async fn each_worker_thread_sends_over_upstream_connections_of_its_own() {
+    let peers = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let upstream = axum::Router::new()
+        .route("/v1/chat/completions", post(record_peer))
+        .with_state(peers.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let service = upstream.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).await.unwrap()
+    });
+    let config = ConfigFile::new(&config_json(&format!("http://{upstream_address}/v1")));
+    let (_child, _lines, address) = start_binary(&config.0, "2").await;
+
+    // Two clients on a keep-alive connection each, taking turns: the connections go to
+    // the two workers in turn. One pool shared by the workers would serve every request
+    // over the one upstream connection that is idle at the time.
+    let clients = [reqwest::Client::new(), reqwest::Client::new()];
+    for _ in 0..3 {
+        for client in &clients {
+            let response = client
+                .post(format!("http://{address}/v1/chat/completions"))
+                .json(&chat_request("amazon.nova-lite-v1:0"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["model"], "amazon.nova-lite-v1:0");
+        }
+    }
+    let peers = peers.lock().unwrap().clone();
+    assert_eq!(peers.len(), 2, "upstream connections: {peers:?}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
+    let held = Held::default();
+    let upstream = axum::Router::new()
+        .route("/v1/chat/completions", post(held_completion))
+        .with_state(held.clone());
+    let upstream_address = serve(upstream).await;
+
+    let config = ConfigFile::new(&config_json(&format!("http://{upstream_address}/v1")));
+    // Two workers: the held request is served by a worker thread of its own (the first
+    // connection goes to worker 1), whose requests in flight must finish too.
+    let (mut child, mut lines, address) = start_binary(&config.0, "2").await;
 
     let in_flight = tokio::spawn({
         let url = format!("http://{address}/v1/chat/completions");
@@ -199,6 +273,5 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
         .await
         .expect("the process exits once the request is done")
         .unwrap();
-    let _ = std::fs::remove_file(&config);
     assert_eq!(exit.code(), Some(0), "{exit:?}");
 }

@@ -38,7 +38,7 @@ fn secret(models: &[(&str, &str)]) -> String {
 
 fn router(store: ConfigStore) -> Harness {
     let logs = Default::default();
-    let upstream = default_upstream().unwrap();
+    let upstream = default_upstream(1).unwrap();
     let app = AppState::new(
         Settings::default(),
         store,

@@ -149,7 +149,7 @@ impl Proxy {
             retry_after_cap: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
         };
-        let upstream = Upstream::new(policy, CircuitBreaker::new(5, Duration::from_secs(30))).unwrap();
+        let upstream = Upstream::new(policy, CircuitBreaker::new(5, Duration::from_secs(30)), 1).unwrap();
         let settings = Settings {
             auth_enabled: self.auth,
             cors_origins: self.cors.clone(),

@@ -89,7 +89,7 @@ pub fn harness_with_config(
         Duration::from_secs(300),
     );
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let upstream = Upstream::new(policy, breaker).unwrap();
+    let upstream = Upstream::new(policy, breaker, 1).unwrap();
     let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), true);
     Harness {
         proxy: openai_proxy_function::Proxy::new(Arc::new(app)),

@@ -2,19 +2,22 @@
 //! AWS Lambda, and a plain HTTP server on localhost everywhere else.
 //!
 //! A request's path, top-down; each module uses only modules declared after it here
-//! (`tests/layering.rs` holds the code to that):
-//! `runtime` serves the `service` (in Lambda stream mode through `stream_runtime`, the
-//! Runtime API loop) → `service` (request id, log line and CORS; body limit and client
-//! keys) → `routes` (the routing table, and the model list) → `forward` (the OpenAI endpoints: `endpoint` checks
-//! the request, `relay` streams the answer, `rewrite` puts the client's model id back,
-//! `relayed` passes OpenAI's errors and headers on) → `auth` (who the client is, which
-//! models it may use) → `app` (process state, with the `cors` policy) → `upstream` (OpenAI, with retries and
-//! the `breaker`) → `config`, `observe`, `error`, `body` (the response body), `worker` (which of the local
-//! server's threads serves the request).
+//! (`tests/layering.rs` holds the code to that): `runtime` serves the `service` (in
+//! Lambda stream mode through `stream_runtime`, the Runtime API loop; locally through
+//! `server`) → `service` (request id, log line and CORS; body limit and client keys) →
+//! `routes` (the routing table, and the model list) → `forward` (the OpenAI endpoints:
+//! `endpoint` checks the request, `relay` streams the answer, `rewrite` puts the
+//! client's model id back, `relayed` passes OpenAI's errors and headers on) → `auth`
+//! (who the client is, which models it may use) → `app` (process state, with the `cors`
+//! policy) → `upstream` (OpenAI, with retries and the `breaker`) → `config`, `observe`,
+//! `error`, `body` (the response body), `worker` (which of the local server's threads
+//! serves the request).
 
 pub mod runtime;
 
 pub mod stream_runtime;
+
+pub mod server;
 
 pub mod service;
 

@@ -105,7 +105,7 @@ struct Line<'a> {
     record: &'a RequestLog,
 }
 
-/// Shared between the middleware that emits the line and the handler (and, for
+/// Shared between the service that emits the line (`service`) and the handler (and, for
 /// streams, the relay) that fill it in.
 pub type LogHandle = Arc<Mutex<RequestLog>>;
 

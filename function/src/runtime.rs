@@ -1,17 +1,11 @@
 //! Chooses how the proxy is served: under the Lambda runtime when
 //! `AWS_LAMBDA_RUNTIME_API` is set, as a plain HTTP server otherwise.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-use tokio::sync::{mpsc, oneshot};
-
+use crate::server::serve_http;
 use crate::service::Proxy;
 use crate::worker;
 
@@ -115,147 +109,6 @@ fn runtime_api_endpoint() -> Result<lambda_http::http::Uri, lambda_http::Error> 
     })
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` completes; then accepts no more
-/// connections and returns once the requests in flight are answered.
-///
-/// Connections are handed out in turn to `workers` workers (`worker`): this thread is
-/// worker 0, the others run on threads of their own; a connection stays with its worker.
-pub async fn serve_http(
-    listener: TcpListener,
-    proxy: Proxy,
-    workers: usize,
-    shutdown: impl Future<Output = ()>,
-) {
-    let others: Vec<Worker> = (1..workers)
-        .filter_map(|index| Worker::start(index, proxy.clone()))
-        .collect();
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut turn = 0;
-    loop {
-        let tcp = tokio::select! {
-            accepted = accept(&listener) => match accepted {
-                Ok(tcp) => tcp,
-                Err(e) => {
-                    pause_after(&e).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        turn = (turn + 1) % (others.len() + 1);
-        let tcp = match turn.checked_sub(1).and_then(|other| others.get(other)) {
-            Some(other) => match other.hand_over(tcp) {
-                Some(returned) => returned,
-                None => continue,
-            },
-            None => tcp,
-        };
-        serve_connection(&graceful, &proxy, tcp);
-    }
-    drop(listener);
-    let finished: Vec<_> = others.into_iter().map(Worker::stop).collect();
-    graceful.shutdown().await;
-    for worker in finished {
-        let _ = worker.await;
-    }
-}
-
-fn serve_connection(graceful: &GracefulShutdown, proxy: &Proxy, tcp: TcpStream) {
-    let proxy = proxy.clone();
-    let service = hyper::service::service_fn(move |request| {
-        let answer = proxy.handle(request);
-        async move { Ok::<_, Infallible>(answer.await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "client connection ended with an error");
-        }
-    });
-}
-
-/// A worker thread: it serves the connections sent to it until the sender is dropped,
-/// then finishes their requests in flight.
-struct Worker {
-    connections: mpsc::UnboundedSender<std::net::TcpStream>,
-    finished: oneshot::Receiver<()>,
-}
-
-impl Worker {
-    /// `None` when the thread or its runtime cannot be created: the other workers serve.
-    fn start(index: usize, proxy: Proxy) -> Option<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .inspect_err(|e| tracing::error!(error = %e, "cannot start a worker's runtime; serving with fewer workers"))
-            .ok()?;
-        let (connections, mut incoming) = mpsc::unbounded_channel::<std::net::TcpStream>();
-        let (done, finished) = oneshot::channel();
-        std::thread::Builder::new()
-            .name(format!("proxy-worker-{index}"))
-            .spawn(move || {
-                worker::enter(index);
-                runtime.block_on(async {
-                    let graceful = GracefulShutdown::new();
-                    while let Some(tcp) = incoming.recv().await {
-                        if let Ok(tcp) = TcpStream::from_std(tcp) {
-                            serve_connection(&graceful, &proxy, tcp);
-                        }
-                    }
-                    graceful.shutdown().await;
-                });
-                let _ = done.send(());
-            })
-            .inspect_err(
-                |e| tracing::error!(error = %e, "cannot start a worker thread; serving with fewer workers"),
-            )
-            .ok()?;
-        Some(Self {
-            connections,
-            finished,
-        })
-    }
-
-    /// Hands `tcp` over to this worker; gives it back if the worker is gone (it cannot
-    /// be, short of a bug), so that the caller serves it.
-    fn hand_over(&self, tcp: TcpStream) -> Option<TcpStream> {
-        let tcp = tcp.into_std().ok()?;
-        let returned = self.connections.send(tcp).err()?;
-        TcpStream::from_std(returned.0).ok()
-    }
-
-    /// Sends no more connections; the receiver completes when the worker is done.
-    fn stop(self) -> oneshot::Receiver<()> {
-        self.finished
-    }
-}
-
-/// The next connection, sending each write at once. With Nagle's algorithm on, a
-/// streamed event written after the response head waits for the client to acknowledge
-/// the head, which a delayed ACK holds back by up to 40 ms.
-pub async fn accept(listener: &TcpListener) -> std::io::Result<TcpStream> {
-    let (tcp, _) = listener.accept().await?;
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-    }
-    Ok(tcp)
-}
-
-/// A connection that failed while being accepted is the client's problem: go on. Any
-/// other error (out of file descriptors) would repeat at once: wait a second first.
-async fn pause_after(error: &std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if !matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        tracing::error!(error = %error, "cannot accept connections; retrying in 1 s");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -281,14 +134,6 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn accepted_connections_have_nagle_off() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (accepted, _client) = tokio::join!(accept(&listener), client);
-        assert!(accepted.unwrap().nodelay().unwrap());
-    }
 
     #[test]
     fn worker_threads_default_to_one_per_core_and_refuse_what_is_not_a_count() {

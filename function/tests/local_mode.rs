@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc};
 async fn serve_proxy(proxy: openai_proxy_function::Proxy) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(openai_proxy_function::runtime::serve_http(
+    tokio::spawn(openai_proxy_function::server::serve_http(
         listener,
         proxy,
         2,

@@ -76,13 +76,19 @@ impl ApiError {
         .with_code("unknown_url")
     }
 
-    pub fn method_not_allowed(method: &str, path: &str) -> Self {
-        Self::new(
+    /// `allow`: the methods the path answers, for the `Allow` header (RFC 9110 requires
+    /// it on a 405), e.g. `GET, HEAD`.
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+        let mut error = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
             format!("Method {method} is not allowed on {path}."),
         )
-        .with_code("method_not_allowed")
+        .with_code("method_not_allowed");
+        error
+            .headers
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        error
     }
 
     pub fn model_not_found(model: &str) -> Self {

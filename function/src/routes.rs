@@ -63,10 +63,15 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         Route::Forward(_) => Method::POST,
         _ => Method::GET,
     };
+    let allow = if expected == Method::GET {
+        "GET, HEAD"
+    } else {
+        "POST"
+    };
     if *method == expected || (*method == Method::HEAD && expected == Method::GET) {
         Ok(route)
     } else {
-        Err(ApiError::method_not_allowed(method.as_str(), path))
+        Err(ApiError::method_not_allowed(method.as_str(), path, allow))
     }
 }
 

@@ -408,6 +408,22 @@ pub struct Config {
     pub perf_requests: u64,
     pub destroy_secret: bool,
     pub destroy_artifacts: bool,
+    /// Read beside the variables, never inputs: see [`Surroundings`].
+    #[serde(skip)]
+    pub surroundings: Surroundings,
+}
+
+/// What the deployer reads from the environment besides its own variables (GitHub's
+/// are [`crate::runner`]'s).
+#[derive(Debug, Clone, Default)]
+pub struct Surroundings {
+    /// `AWS_ENDPOINT_URL` is set but empty, which the AWS SDK cannot take (it stops the
+    /// process): a prerequisite problem with its fix instead.
+    pub aws_endpoint_url_empty: bool,
+    /// `OPENAI_PROXY_BUNDLED_TEMPLATE`, set in the action's image: the stock template.
+    pub bundled_template: Option<String>,
+    /// `OPENAI_PROXY_BUNDLED_ARTIFACT`, likewise: the stock function's bootstrap.zip.
+    pub bundled_artifact: Option<String>,
 }
 
 /// A value that must never reach a log, report or error message.
@@ -488,13 +504,23 @@ impl Config {
                     }
                 }],
             })?;
+        let set = |key: &str| vars.get(key).filter(|v| !v.trim().is_empty()).cloned();
+        // An Actions input left empty arrives as AWS_REGION="", which the SDK would take
+        // as a region named "" (hiding AWS_DEFAULT_REGION): empty counts as unset, and the
+        // SDK itself does not read AWS_DEFAULT_REGION.
+        config.aws_region = config.aws_region.take().or_else(|| set("AWS_DEFAULT_REGION"));
+        config.surroundings = Surroundings {
+            aws_endpoint_url_empty: vars.get("AWS_ENDPOINT_URL").is_some_and(|v| v.trim().is_empty()),
+            bundled_template: set("OPENAI_PROXY_BUNDLED_TEMPLATE"),
+            bundled_artifact: set("OPENAI_PROXY_BUNDLED_ARTIFACT"),
+        };
         // The endpoint tests need a key the proxy accepts: the first client key, unless
         // TEST_CLIENT_API_KEY names another.
         if config.test_client_api_key.is_none() {
             config.test_client_api_key = config
                 .client_api_keys
                 .as_ref()
-                .and_then(|keys| crate::secret::first_client_key(keys.expose()))
+                .and_then(|keys| crate::client_keys::first_key(keys.expose()))
                 .map(|key| Secret(key.to_owned()));
         }
         Ok(config)

@@ -51,7 +51,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.cause, self.fix)
+        if self.fix.is_empty() {
+            f.write_str(&self.cause)
+        } else {
+            write!(f, "{}: {}", self.cause, self.fix)
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod artifact;
 pub mod aws;
 pub mod cfn;
+pub mod client_keys;
 pub mod commands;
 pub mod config;
 pub mod endpoint;
@@ -19,6 +20,7 @@ pub mod lambda_code;
 pub mod params;
 pub mod prereq;
 pub mod report;
+pub mod runner;
 pub mod s3;
 pub mod secret;
 pub mod template;

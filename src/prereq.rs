@@ -9,6 +9,7 @@ use crate::artifact::{self, Artifact};
 use crate::aws::{self, Aws};
 use crate::cfn::stack::{self, StackInfo};
 use crate::config::Config;
+use crate::error::{Error, Kind, Result};
 use crate::params;
 use crate::template::{self, Template};
 
@@ -54,11 +55,6 @@ pub struct Unmet {
     pub account: Option<String>,
 }
 
-/// Set in the action's image: the stock template and function, used when the
-/// repository has none of its own.
-const BUNDLED_TEMPLATE: &str = "OPENAI_PROXY_BUNDLED_TEMPLATE";
-const BUNDLED_ARTIFACT: &str = "OPENAI_PROXY_BUNDLED_ARTIFACT";
-
 pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     let mut problems = Vec::new();
     let unmet = |problems: Vec<String>, account| Unmet { problems, account };
@@ -66,7 +62,11 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     let mut used_bundled = Vec::new();
     // Local checks first: they need no AWS and are the most common mistakes.
     let artifact = if needs.artifact {
-        let (path, bundled) = fallback(&config.function_artifact, BUNDLED_ARTIFACT, "FUNCTION_ARTIFACT");
+        let (path, bundled) = fallback(
+            &config.function_artifact,
+            config.surroundings.bundled_artifact.as_deref(),
+            "FUNCTION_ARTIFACT",
+        );
         if bundled {
             used_bundled.push("function");
         }
@@ -81,14 +81,18 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         None
     };
     let loaded = if needs.template {
-        let (path, bundled) = fallback(&config.template_file, BUNDLED_TEMPLATE, "TEMPLATE_FILE");
+        let (path, bundled) = fallback(
+            &config.template_file,
+            config.surroundings.bundled_template.as_deref(),
+            "TEMPLATE_FILE",
+        );
         if bundled {
             used_bundled.push("template");
         }
         match template::load(&path) {
             Ok(template) => Some(template),
             Err(e) => {
-                problems.push(e);
+                problems.push(e.to_string());
                 None
             }
         }
@@ -96,7 +100,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         None
     };
     // The AWS SDK cannot take an empty endpoint (it stops the process): say so instead.
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+    if config.surroundings.aws_endpoint_url_empty {
         problems.push(
             "AWS_ENDPOINT_URL is set but empty: unset it to reach AWS itself, or set it to the endpoint to use (e.g. a local emulator's http://127.0.0.1:5055)".into(),
         );
@@ -131,14 +135,14 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     if config.deployer_command == crate::config::Command::Deploy {
         problems.extend(crate::secret::auth_problem(&aws, config).await);
     } else if let Some(raw) = &config.client_api_keys {
-        problems.extend(crate::secret::client_keys(raw.expose()).err());
+        problems.extend(crate::client_keys::digests(raw.expose()).err());
     }
 
     let template = match loaded {
         Some(template) => match template::validate(&aws, &template).await {
             Ok(()) => Some(template),
             Err(e) => {
-                problems.push(e);
+                problems.push(e.to_string());
                 None
             }
         },
@@ -159,7 +163,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         {
             match account_logging(&aws, existing.as_ref()).await {
                 Ok(manage) => manage_api_gateway_account = Some(manage),
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(e.to_string()),
             }
         }
         // Values do not matter here, only which parameters are passed.
@@ -204,7 +208,7 @@ const MANAGE_ACCOUNT: &str = "ManageApiGatewayAccount";
 /// API Gateway logs through one CloudWatch role per account and region. An account that
 /// has one keeps it (another stack or person set it); a fresh account gets one from this
 /// stack; a stack that set it before keeps managing it.
-async fn account_logging(aws: &Aws, existing: Option<&StackInfo>) -> Result<bool, String> {
+async fn account_logging(aws: &Aws, existing: Option<&StackInfo>) -> Result<bool> {
     if existing
         .and_then(|s| s.parameters.get(MANAGE_ACCOUNT))
         .is_some_and(|v| v == "true")
@@ -213,10 +217,16 @@ async fn account_logging(aws: &Aws, existing: Option<&StackInfo>) -> Result<bool
     }
     match aws.apigateway.get_account().send().await {
         Ok(account) => Ok(account.cloudwatch_role_arn().is_none_or(str::is_empty)),
-        Err(e) => Err(format!(
-            "could not read API Gateway's account settings ({}): the deploying role needs apigateway:GET on arn:aws:apigateway:<region>::/account (docs/iam-policy.json), or set {MANAGE_ACCOUNT} in PARAMETER_OVERRIDES yourself",
-            aws::describe(&e)
-        )),
+        Err(e) => {
+            let error = Error::aws("read API Gateway's account settings", &e);
+            Err(if Kind::of_sdk(&e) == Kind::Denied {
+                error.with_fix(format!(
+                    "the deploying role needs apigateway:GET on arn:aws:apigateway:<region>::/account (docs/iam-policy.json), or set {MANAGE_ACCOUNT} in PARAMETER_OVERRIDES yourself"
+                ))
+            } else {
+                error
+            })
+        }
     }
 }
 
@@ -251,24 +261,21 @@ async fn leftover_log_group(
             ))
         }
         Ok(_) => None,
-        Err(e) => Some(format!(
-            "could not look for a leftover log group {name} ({}): the deploying role needs logs:DescribeLogGroups (docs/iam-policy.json)",
-            aws::describe(&e)
-        )),
+        Err(e) => Some(Error::aws(format_args!("look for a leftover log group {name}"), &e).to_string()),
     }
 }
 
 /// The configured path, or the action image's bundled file when the configured one is
 /// the default and absent (a repository that deploys the stock proxy has neither).
-fn fallback(configured: &str, bundled_var: &str, var: &str) -> (PathBuf, bool) {
+fn fallback(configured: &str, bundled: Option<&str>, var: &str) -> (PathBuf, bool) {
     let path = PathBuf::from(configured);
     let is_default = crate::config::VARIABLES
         .iter()
         .any(|v| v.name == var && v.default == Some(configured));
     if is_default
         && !path.exists()
-        && let Ok(bundled) = std::env::var(bundled_var)
-        && Path::new(&bundled).exists()
+        && let Some(bundled) = bundled
+        && Path::new(bundled).exists()
     {
         return (PathBuf::from(bundled), true);
     }

@@ -3,11 +3,11 @@
 //! timeouts, idempotently. Fields set by hand (`openai_base_url`, client keys listed by
 //! hand, ...) survive updates, and an unchanged value writes no new secret version.
 
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
-
-use crate::aws::{self, Aws};
+use crate::aws::Aws;
+use crate::client_keys::{self, ClientKey};
 use crate::config::Config;
+use crate::error::{Error, Result};
+use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -46,69 +46,16 @@ pub fn id(config: &Config) -> String {
 }
 
 /// The shape of an OpenAI key, checked without ever printing it.
-pub fn check_key(key: &str) -> Result<(), String> {
+pub fn check_key(key: &str) -> Result<()> {
     let ok = key.starts_with("sk-") && key.len() >= 20 && key.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
-        Err("OPENAI_API_KEY does not look like an OpenAI API key (expected `sk-` and at least 17 more characters, no spaces or newlines): copy it again from https://platform.openai.com/api-keys into the repository secret".into())
+        Err(Error::new(
+            "OPENAI_API_KEY does not look like an OpenAI API key (expected `sk-` and at least 17 more characters, no spaces or newlines)",
+            "copy it again from https://platform.openai.com/api-keys into the repository secret",
+        ))
     }
-}
-
-/// One line of `CLIENT_API_KEYS`: the key's SHA-256 hex digest, and its name when the
-/// line was `name=key`. The key itself is dropped here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientKey {
-    pub name: Option<String>,
-    pub sha256: String,
-}
-
-/// Shorter keys are guessable; the function compares digests, so length is all we check.
-const MIN_CLIENT_KEY_LEN: usize = 16;
-
-/// The keys of `CLIENT_API_KEYS`, one per line (blank lines skipped). `name=key` names a
-/// key when `name` is letters, digits, `.`, `_` or `-`; any other line is a key as is. A
-/// problem names the line, never its text.
-pub fn client_keys(raw: &str) -> Result<Vec<ClientKey>, String> {
-    let mut keys = Vec::new();
-    for (i, line) in raw.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let line = line.trim();
-        let (name, key) = match line.split_once('=') {
-            Some((name, key)) if is_key_name(name) => (Some(name), key),
-            _ => (None, line),
-        };
-        if key.len() < MIN_CLIENT_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!(
-                "CLIENT_API_KEYS line {}: a client key must be at least {MIN_CLIENT_KEY_LEN} printable characters without spaces (e.g. the output of `openssl rand -hex 32`, or `name=<key>` to name it)",
-                i + 1
-            ));
-        }
-        let sha256 = Sha256::digest(key.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        keys.push(ClientKey {
-            name: name.map(str::to_owned),
-            sha256,
-        });
-    }
-    Ok(keys)
-}
-
-/// The first key of `CLIENT_API_KEYS` (without its name), for the endpoint tests.
-pub fn first_client_key(raw: &str) -> Option<&str> {
-    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
-    Some(match line.split_once('=') {
-        Some((name, key)) if is_key_name(name) => key,
-        _ => line,
-    })
-}
-
-fn is_key_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The digest an entry of the secret's `client_api_keys` holds: a string, or an object's
@@ -161,7 +108,7 @@ pub async fn auth_problem(aws: &Aws, config: &Config) -> Option<String> {
         return None;
     }
     if let Some(raw) = &config.client_api_keys {
-        match client_keys(raw.expose()) {
+        match client_keys::digests(raw.expose()) {
             Ok(keys) if !keys.is_empty() => return None,
             Ok(_) => {}
             Err(e) => return Some(e),
@@ -181,10 +128,9 @@ pub async fn auth_problem(aws: &Aws, config: &Config) -> Option<String> {
             false
         }
         Err(e) => {
-            return Some(format!(
-                "could not read secret {id} to look for client keys ({}): the deploying role needs secretsmanager:GetSecretValue on it (see docs/iam-policy.json)",
-                aws::describe(&e)
-            ));
+            return Some(
+                Error::aws(format_args!("read secret {id} to look for client keys"), &e).to_string(),
+            );
         }
     };
     (!listed).then(|| format!(
@@ -192,23 +138,22 @@ pub async fn auth_problem(aws: &Aws, config: &Config) -> Option<String> {
     ))
 }
 
+/// The mappings a new secret gets without `MODEL_MAPPINGS`: the function's own defaults
+/// (what it serves from `OPENAI_API_KEY` alone), from the one file both crates read.
 pub fn default_mappings() -> Map<String, Value> {
-    [
-        "amazon.nova-lite-v1:0",
-        "amazon.nova-pro-v1:0",
-        "amazon.nova-micro-v1:0",
-    ]
-    .into_iter()
-    .map(|id| (id.to_owned(), Value::from("gpt-4o-mini")))
-    .collect()
+    serde_json::from_str(include_str!("../function/src/config/default_mappings.json"))
+        .expect("function/src/config/default_mappings.json is a JSON object")
 }
 
 /// The secret's value after this run: `existing` with the deployer-owned fields replaced.
-pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value, String> {
+pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
     let mut value = match existing {
         Some(Value::Object(map)) => map.clone(),
         Some(_) => {
-            return Err("the existing secret is not a JSON object: fix its value in Secrets Manager (see README, \"The secret's shape\") or delete it and run setup-secrets again".into());
+            return Err(Error::new(
+                "the existing secret is not a JSON object",
+                "fix its value in Secrets Manager (docs/function.md, \"The secret\") or delete it and run setup-secrets again",
+            ));
         }
         None => Map::new(),
     };
@@ -218,7 +163,12 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value, Strin
             value.insert("openai_api_key".into(), Value::from(key.expose()));
         }
         None if value.get("openai_api_key").is_some_and(Value::is_string) => {}
-        None => return Err("OPENAI_API_KEY is not set and the secret holds no key: set OPENAI_API_KEY (e.g. from secrets.OPENAI_API_KEY) to create it".into()),
+        None => {
+            return Err(Error::new(
+                "OPENAI_API_KEY is not set and the secret holds no key",
+                "set OPENAI_API_KEY (e.g. from secrets.OPENAI_API_KEY) to create it",
+            ));
+        }
     }
     match &config.model_mappings {
         // Checked (non-empty, strings) when the configuration was read.
@@ -236,7 +186,7 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value, Strin
         }
     }
     if let Some(raw) = &config.client_api_keys {
-        let keys = client_keys(raw.expose())?;
+        let keys = client_keys::digests(raw.expose()).map_err(|e| Error::new(e, ""))?;
         if !keys.is_empty() {
             let merged = merge_client_keys(value.get("client_api_keys"), &keys);
             value.insert("client_api_keys".into(), merged);
@@ -255,7 +205,7 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value, Strin
 
 /// Creates or updates the secret when the configuration carries something to write;
 /// otherwise finds the existing one.
-pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome, String> {
+pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
     let id = id(config);
     let current = aws.secrets.get_secret_value().secret_id(&id).send().await;
     let (arn, existing) = match current {
@@ -272,12 +222,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome, String> {
         {
             (None, None)
         }
-        Err(e) => {
-            return Err(format!(
-                "could not read secret {id} ({}): the deploying role needs secretsmanager:GetSecretValue on it (see docs/iam-policy.json)",
-                aws::describe(&e)
-            ));
-        }
+        Err(e) => return Err(Error::aws(format_args!("read secret {id}"), &e)),
     };
     let writes = config.openai_api_key.is_some()
         || config.model_mappings.is_some()
@@ -289,9 +234,12 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome, String> {
         });
     }
     if arn.is_none() && config.openai_api_key_secret_arn.is_some() {
-        return Err(format!(
-            "OPENAI_API_KEY_SECRET_ARN={id} does not exist in region {}: check the ARN and region, or unset it and set OPENAI_API_KEY to let the deployer create the secret",
-            aws.region
+        return Err(Error::new(
+            format!(
+                "OPENAI_API_KEY_SECRET_ARN={id} does not exist in region {}",
+                aws.region
+            ),
+            "check the ARN and region, or unset it and set OPENAI_API_KEY to let the deployer create the secret",
         ));
     }
     let value = desired(existing.as_ref(), config)?;
@@ -310,7 +258,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome, String> {
                 .secret_string(text)
                 .send()
                 .await
-                .map_err(|e| format!("could not update secret {arn} ({}): the deploying role needs secretsmanager:PutSecretValue on it", aws::describe(&e)))?;
+                .map_err(|e| Error::aws(format_args!("update secret {arn}"), &e))?;
             Ok(Outcome {
                 arn,
                 action: Action::Updated,
@@ -323,10 +271,15 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome, String> {
                 .name(&id)
                 .description("openai-lambda-proxy configuration: OpenAI key, model mappings, timeouts")
                 .secret_string(text)
-                .tags(aws_sdk_secretsmanager::types::Tag::builder().key("managed-by").value("openai-proxy-deployer").build())
+                .tags(
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key("managed-by")
+                        .value("openai-proxy-deployer")
+                        .build(),
+                )
                 .send()
                 .await
-                .map_err(|e| format!("could not create secret {id} ({}): the deploying role needs secretsmanager:CreateSecret", aws::describe(&e)))?;
+                .map_err(|e| Error::aws(format_args!("create secret {id}"), &e))?;
             Ok(Outcome {
                 arn: out.arn().unwrap_or(&id).to_owned(),
                 action: Action::Created,
@@ -375,54 +328,8 @@ mod tests {
     }
 
     #[test]
-    fn client_keys_are_digested_one_per_line_and_name_equals_key_names_one() {
-        let keys =
-            client_keys("web-app=0123456789abcdef0123\n\n  plain-key-0123456789  \nab+c/d0123456789xyz==\n")
-                .unwrap();
-        let digest = |k: &str| -> String {
-            Sha256::digest(k.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
-        assert_eq!(
-            keys,
-            [
-                ClientKey {
-                    name: Some("web-app".into()),
-                    sha256: digest("0123456789abcdef0123")
-                },
-                ClientKey {
-                    name: None,
-                    sha256: digest("plain-key-0123456789")
-                },
-                // Not a name before the first `=`: the whole line is the key.
-                ClientKey {
-                    name: None,
-                    sha256: digest("ab+c/d0123456789xyz==")
-                },
-            ]
-        );
-        let err = client_keys("fine-key-0123456789\nweb=short").unwrap_err();
-        assert!(
-            err.starts_with("CLIENT_API_KEYS line 2: a client key must be at least 16"),
-            "{err}"
-        );
-        assert!(!err.contains("short"), "{err}");
-        assert_eq!(
-            first_client_key("\n web-app=0123456789abcdef0123\nother-key-0123456789"),
-            Some("0123456789abcdef0123")
-        );
-    }
-
-    #[test]
     fn client_keys_join_those_set_by_hand_and_a_named_key_is_rotated_in_place() {
-        let digest = |k: &str| -> String {
-            Sha256::digest(k.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
+        let digest = |k: &str| client_keys::digests(k).unwrap()[0].sha256.clone();
         let mut by_hand = desired(None, &config(&[("OPENAI_API_KEY", KEY)])).unwrap();
         by_hand["client_api_keys"] = json!([
             "ab".repeat(32),
@@ -448,10 +355,12 @@ mod tests {
 
     #[test]
     fn bad_keys_and_mappings_are_refused_without_echoing_the_key() {
-        let err = desired(None, &config(&[("OPENAI_API_KEY", "not-a-key with spaces")])).unwrap_err();
+        let err = desired(None, &config(&[("OPENAI_API_KEY", "not-a-key with spaces")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("OPENAI_API_KEY does not look like"), "{err}");
         assert!(!err.contains("not-a-key"), "{err}");
-        let err = desired(None, &config(&[])).unwrap_err();
+        let err = desired(None, &config(&[])).unwrap_err().to_string();
         assert!(err.contains("OPENAI_API_KEY is not set"), "{err}");
         // Mappings are checked once, when the configuration is read.
         let err = Config::from_vars([("MODEL_MAPPINGS".to_owned(), r#"{"a":""}"#.to_owned())])
@@ -459,7 +368,9 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("MODEL_MAPPINGS[\"a\"]"), "{err}");
-        let err = desired(Some(&json!("plain")), &config(&[("OPENAI_API_KEY", KEY)])).unwrap_err();
+        let err = desired(Some(&json!("plain")), &config(&[("OPENAI_API_KEY", KEY)]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a JSON object"), "{err}");
     }
 }

@@ -6,8 +6,11 @@ mod deploy;
 mod destroy;
 mod guarded;
 mod setup_secrets;
+mod stack_op;
 mod test;
 mod validate;
+
+use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 
@@ -17,14 +20,16 @@ use crate::cfn::classify::Settled;
 use crate::cfn::events::Operation;
 use crate::cfn::wait::Wait;
 use crate::cfn::{self, Poll, request_token};
+use crate::client_keys;
 use crate::config::{Command, Config};
 use crate::error::{Error, Result};
+use crate::params;
 use crate::prereq::{self, Needs, Ready};
-use crate::report::publish::env_nonempty;
-use crate::report::{Phase, Report, Status};
+use crate::report::{Outcome, Phase, Report, Status};
+use crate::runner::Runner;
 use crate::s3::{self, Bucket};
 use crate::secret;
-use crate::template::prepare::Prepared;
+use crate::template::prepare::{self, Prepared};
 use crate::ui::Ui;
 
 /// What every command works with.
@@ -36,18 +41,18 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: Config, ui: Ui) -> Self {
+    pub fn new(config: Config, runner: &Runner) -> Self {
         let report = Report {
             command: config.deployer_command.as_str().to_owned(),
             stack: config.stack_name.clone(),
             region: config.aws_region.clone(),
-            repository: env_nonempty("GITHUB_REPOSITORY"),
-            commit: env_nonempty("GITHUB_SHA"),
+            repository: runner.repository.clone(),
+            commit: runner.commit.clone(),
             ..Report::default()
         };
         Self {
             config,
-            ui,
+            ui: Ui::new(runner.actions),
             poll: Poll::default(),
             report,
         }
@@ -102,7 +107,7 @@ impl Context {
             }
             Err(unmet) => {
                 self.report.account = unmet.account.clone();
-                self.report.headline = format!("{} prerequisite(s) not met", unmet.problems.len());
+                self.report.outcome = Some(Outcome::PrerequisitesUnmet(unmet.problems.len()));
                 Err(Error::new(
                     unmet.to_string(),
                     "each line above names its fix; nothing was created or uploaded",
@@ -124,9 +129,7 @@ impl Context {
 
     async fn secret_phase(&mut self, ready: &Ready) -> Result<String> {
         let started = self.begin("Secret");
-        let outcome = secret::apply(&ready.aws, &self.config)
-            .await
-            .map_err(|message| Error::new(message, ""));
+        let outcome = secret::apply(&ready.aws, &self.config).await;
         let outcome = self.end("secret", started, outcome)?;
         self.ui
             .step(&format!("{}: {}", outcome.arn, outcome.action.as_str()));
@@ -140,6 +143,33 @@ impl Context {
             .artifact_bucket
             .clone()
             .unwrap_or_else(|| s3::default_name(&ready.account, &ready.aws.region))
+    }
+
+    /// What a deploy submits to CloudFormation, and so what validate plans with: the
+    /// code's key, the parameters and the prepared template. One function, so a plan
+    /// is exactly the deploy it stands for.
+    fn submission(&self, ready: &Ready, artifact: &Artifact, secret_arn: &str, bucket: &str) -> Submission {
+        let code_key = s3::function_key(&self.config.stack_name, &artifact.sha256_hex);
+        let parameters = params::build(
+            &self.config,
+            &params::Inputs {
+                secret_arn,
+                bucket,
+                key: &code_key,
+                architecture: artifact.architecture,
+                manage_api_gateway_account: ready.manage_api_gateway_account,
+            },
+        );
+        let template = ready
+            .template
+            .as_ref()
+            .expect("Needs::STACK_CHANGE loads the template");
+        let template = prepare::prepare(template, &parameters);
+        Submission {
+            code_key,
+            parameters,
+            template,
+        }
     }
 
     async fn find_bucket(&self, ready: &Ready) -> Result<Option<Bucket>> {
@@ -171,6 +201,13 @@ impl Context {
     }
 }
 
+/// See [`Context::submission`].
+struct Submission {
+    code_key: String,
+    parameters: BTreeMap<String, String>,
+    template: Prepared,
+}
+
 /// Stores the prepared template under its content hash in `bucket`; its TemplateURL.
 async fn store_template(aws: &Aws, bucket: &Bucket, stack: &str, prepared: &Prepared) -> Result<String> {
     let key = s3::template_key(stack, &prepared.sha256_hex);
@@ -196,13 +233,12 @@ pub async fn run(ctx: &mut Context) {
         ctx.ui.mask(key.expose());
     }
     if let Some(keys) = &ctx.config.client_api_keys {
-        for key in keys.expose().lines().map(str::trim).filter(|k| !k.is_empty()) {
-            ctx.ui.mask(key);
-            // `name=key`: the key alone may be printed elsewhere (never by us).
-            if let Some((_, named)) = key.split_once('=')
-                && named.len() >= 16
-            {
-                ctx.ui.mask(named);
+        for line in client_keys::lines(keys.expose()) {
+            ctx.ui.mask(line.text);
+            // `name=key`: the key alone may be printed elsewhere (never by us). A key too
+            // short to be valid is refused later, and masking it would blot out common words.
+            if line.name.is_some() && line.key.len() >= client_keys::MIN_LEN {
+                ctx.ui.mask(line.key);
             }
         }
     }
@@ -222,9 +258,6 @@ pub async fn run(ctx: &mut Context) {
     };
     if let Err(failed) = result {
         ctx.report.status = Some(Status::Failed);
-        if ctx.report.headline.is_empty() {
-            ctx.report.headline = "failed".into();
-        }
         ctx.ui
             .annotate_error(&format!("{} failed", ctx.report.command), &failed.cause);
         ctx.report.error = Some(failed.cause);

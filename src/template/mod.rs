@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::aws::{self, Aws};
+use crate::error::{Error, Result};
 
 /// CloudFormation's limit for a template passed inline; larger ones go through S3.
 pub const MAX_INLINE_BYTES: usize = 51_200;
@@ -25,27 +26,36 @@ pub struct Template {
 }
 
 /// Reads and parses the template; the error says what to do.
-pub fn load(path: &Path) -> Result<Template, String> {
+pub fn load(path: &Path) -> Result<Template> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
-            format!("template {shown} does not exist: set TEMPLATE_FILE to your CloudFormation template (default template.yaml at the repository root)")
+            Error::new(
+                format!("template {shown} does not exist"),
+                "set TEMPLATE_FILE to your CloudFormation template (default template.yaml at the repository root)",
+            )
         }
-        _ => format!("template {shown} could not be read ({e}): check the path and its permissions"),
+        _ => Error::new(
+            format!("template {shown} could not be read ({e})"),
+            "check the path and its permissions",
+        ),
     })?;
     if text.trim().is_empty() {
-        return Err(format!(
-            "template {shown} is empty: set TEMPLATE_FILE to the proxy's template.yaml"
+        return Err(Error::new(
+            format!("template {shown} is empty"),
+            "set TEMPLATE_FILE to the proxy's template.yaml",
         ));
     }
     let doc = parse::to_json(&text).map_err(|e| {
-        format!(
-            "template {shown} is not valid YAML or JSON ({e}): fix it (run `cfn-lint {shown}` for details)"
+        Error::new(
+            format!("template {shown} is not valid YAML or JSON ({e})"),
+            format!("fix it (run `cfn-lint {shown}` for details)"),
         )
     })?;
     if !doc.get("Resources").is_some_and(Value::is_object) {
-        return Err(format!(
-            "template {shown} has no Resources section: set TEMPLATE_FILE to the proxy's template.yaml"
+        return Err(Error::new(
+            format!("template {shown} has no Resources section"),
+            "set TEMPLATE_FILE to the proxy's template.yaml",
         ));
     }
     let parameters = doc
@@ -68,7 +78,7 @@ pub fn load(path: &Path) -> Result<Template, String> {
 /// Asks CloudFormation to check the template. One over the inline limit is checked when
 /// its change set is created, from S3 (nothing may be uploaded before the prerequisites
 /// pass).
-pub async fn validate(aws: &Aws, template: &Template) -> Result<(), String> {
+pub async fn validate(aws: &Aws, template: &Template) -> Result<()> {
     let body = template.doc.to_string();
     if body.len() > MAX_INLINE_BYTES {
         return Ok(());
@@ -81,10 +91,18 @@ pub async fn validate(aws: &Aws, template: &Template) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| {
-            let detail = aws::error_message(&e)
-                .map(str::to_owned)
-                .unwrap_or_else(|| aws::describe(&e));
-            format!("template {shown} is not valid: {detail}: fix it (run `cfn-lint {shown}` for details)")
+            let error = Error::aws(format_args!("validate template {shown}"), &e);
+            // Only CloudFormation's verdict on the template itself is the template's to fix;
+            // a denied call, expired credentials or an outage keep their own fix.
+            if aws::error_code(&e) == Some("ValidationError") {
+                let detail = aws::error_message(&e).unwrap_or_default();
+                Error::new(
+                    format!("template {shown} is not valid: {detail}"),
+                    format!("fix it (run `cfn-lint {shown}` for details)"),
+                )
+            } else {
+                error
+            }
         })
 }
 

@@ -70,9 +70,12 @@ pub fn in_progress(status: &StackStatus) -> bool {
     status.as_str().ends_with("_IN_PROGRESS") && *status != StackStatus::ReviewInProgress
 }
 
-/// What to do about a stack no deploy can change, by its status.
+/// What to do about a stack that a deploy left failed, or that no deploy can change, by
+/// its status.
 pub fn stuck_fix(status: &StackStatus, stack: &str) -> String {
     match status {
+        StackStatus::UpdateRollbackComplete => "CloudFormation rolled back to the previous version, which is still serving: fix the failed resources listed in the report and deploy again".to_owned(),
+        StackStatus::RollbackComplete => "fix the failed resources listed in the report and deploy again (a failed first create is deleted and recreated automatically)".to_owned(),
         StackStatus::UpdateRollbackFailed => format!(
             "CloudFormation could not roll the update back: fix what the failed resources' reasons name, then run `aws cloudformation continue-update-rollback --stack-name {stack}` (add `--resources-to-skip` with the resources that cannot roll back), and deploy again once the stack is UPDATE_ROLLBACK_COMPLETE"
         ),

@@ -3,13 +3,13 @@
 //! uses: the shared artifact bucket goes only when nothing else is left in it.
 
 use super::Context;
-use super::deploy::timed_out;
+use super::stack_op::timed_out;
 use crate::cfn::classify::Settled;
 use crate::cfn::events::failures;
 use crate::cfn::stack;
 use crate::error::{Error, Result};
 use crate::prereq::Needs;
-use crate::report::Status;
+use crate::report::{Outcome, Status};
 use crate::s3;
 use crate::secret;
 
@@ -100,11 +100,9 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     }
     ctx.report.status = Some(Status::Succeeded);
     ctx.report.stack_status = Some("DELETE_COMPLETE".into());
-    ctx.report.headline = if found.is_some() {
-        "stack deleted".into()
-    } else {
-        "nothing to delete".into()
-    };
+    ctx.report.outcome = Some(Outcome::Destroyed {
+        existed: found.is_some(),
+    });
     Ok(())
 }
 

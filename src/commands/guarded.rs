@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Context;
-use super::deploy::ended;
+use super::stack_op::ended;
 use crate::cfn::classify::Settled;
 use crate::cfn::events::Operation;
 use crate::cfn::guard::{self, Trigger};
@@ -17,6 +17,7 @@ use crate::cfn::stack;
 use crate::cfn::wait::Wait;
 use crate::error::{Error, Result};
 use crate::prereq::Ready;
+use crate::report::Outcome;
 
 /// An update whose new version serves while CloudFormation monitors it.
 pub(in crate::commands) struct Guard {
@@ -146,9 +147,7 @@ async fn roll_back(
             };
             let _ = ctx.end("rollback", started, Err::<(), _>(failed.clone()));
             outcome?;
-            ctx.report.headline = format!(
-                "deployed, but {first} failed and the monitoring window had closed: the new version stays"
-            );
+            ctx.report.outcome = Some(Outcome::FailedAfterWindow { failed: first });
             return Err(Error::new(
                 format!(
                     "{}; CloudFormation had already closed the monitoring window, so the update could not be cancelled",
@@ -193,14 +192,10 @@ async fn roll_back(
         &tests.api,
     )
     .await;
-    ctx.report.headline = format!(
-        "rolled back: {first} failed on the new version; the previous version is serving and {}",
-        if again.is_ok() {
-            "passed its tests"
-        } else {
-            "failed its tests too"
-        }
-    );
+    ctx.report.outcome = Some(Outcome::RolledBack {
+        failed: first,
+        previous_passed: again.is_ok(),
+    });
     Err(Error::new(
         format!(
             "the endpoint tests failed on the new version, so the deployer cancelled the update and CloudFormation rolled it back ({})",

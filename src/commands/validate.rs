@@ -6,17 +6,15 @@
 use aws_sdk_cloudformation::types::{ChangeSetType, StackStatus};
 
 use super::Context;
-use super::deploy::{describe_changes, tags};
+use super::stack_op::{describe_changes, tags};
 use crate::cfn::change_set::{self, Prepared, Source};
 use crate::cfn::request_token;
 use crate::cfn::stack::{self, Plan};
 use crate::error::{Error, Result};
-use crate::params;
 use crate::prereq::Ready;
-use crate::report::Status;
-use crate::s3;
+use crate::report::{Outcome, Status};
 use crate::secret;
-use crate::template::{MAX_INLINE_BYTES, prepare};
+use crate::template::MAX_INLINE_BYTES;
 
 pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let (ready, artifact) = ctx.prerequisites_for_change().await?;
@@ -31,11 +29,11 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
             ctx.ui
                 .step("no changes: deploying this would leave the stack as it is");
             ctx.report.status = Some(Status::NoChanges);
-            ctx.report.headline = "valid; deploying it would change nothing".into();
+            ctx.report.outcome = Some(Outcome::Validated { changes: false });
         }
         Some(()) => {
             ctx.report.status = Some(Status::Succeeded);
-            ctx.report.headline = "valid; the change set below was computed and deleted, not executed".into();
+            ctx.report.outcome = Some(Outcome::Validated { changes: true });
         }
     }
     Ok(())
@@ -78,19 +76,8 @@ async fn change_set_phase(
         ctx.report.outputs = info.outputs.clone();
     }
     let bucket_name = ctx.bucket_name(ready);
-    let key = s3::function_key(&name, &artifact.sha256_hex);
-    let parameters = params::build(
-        &ctx.config,
-        &params::Inputs {
-            secret_arn,
-            bucket: &bucket_name,
-            key: &key,
-            architecture: artifact.architecture,
-            manage_api_gateway_account: ready.manage_api_gateway_account,
-        },
-    );
-    let template = ready.template.as_ref().expect("validate loads the template");
-    let prepared = prepare::prepare(template, &parameters);
+    let submission = ctx.submission(ready, artifact, secret_arn, &bucket_name);
+    let (parameters, prepared) = (submission.parameters, submission.template);
     // Inline when it fits: validate then writes nothing (the plan role may not). A larger
     // template goes to the artifact bucket under its content hash, when the bucket exists.
     let url = if prepared.body.len() <= MAX_INLINE_BYTES {
@@ -204,7 +191,7 @@ mod tests {
     use super::*;
     use crate::aws::mocked::aws;
     use crate::config::Config;
-    use crate::ui::Ui;
+    use crate::runner::Runner;
 
     async fn cleanup_of(status: StackStatus) -> usize {
         let described = mock!(Client::describe_stacks)
@@ -233,7 +220,7 @@ mod tests {
             manage_api_gateway_account: None,
             bundled: Vec::new(),
         };
-        let mut ctx = Context::new(Config::from_vars([]).unwrap(), Ui::plain());
+        let mut ctx = Context::new(Config::from_vars([]).unwrap(), &Runner::default());
         remove_review_stack(&mut ctx, &ready, "arn:aws:cloudformation:us-east-1:1:stack/s/new").await;
         deleted.num_calls()
     }

@@ -28,13 +28,10 @@ impl Aws {
         // jitter; five attempts ride out the bursts CloudFormation polling can cause.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(5));
-        // An Actions input left empty arrives as AWS_REGION="", which the SDK would take
-        // as a region named "" (hiding AWS_DEFAULT_REGION): empty counts as unset.
-        let fallback = std::env::var("AWS_DEFAULT_REGION")
-            .ok()
-            .filter(|r| !r.trim().is_empty());
-        if let Some(region) = region.map(str::to_owned).or(fallback) {
-            loader = loader.region(Region::new(region));
+        // The configuration's region (AWS_REGION, else AWS_DEFAULT_REGION) wins; without
+        // one the SDK's chain (a profile's region) may still find one.
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region.to_owned()));
         }
         let sdk = loader.load().await;
         sdk.region().filter(|r| !r.as_ref().trim().is_empty())?;

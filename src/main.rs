@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use openai_proxy_deployer::commands::{self, Context};
 use openai_proxy_deployer::config::{self, Config};
 use openai_proxy_deployer::report::{Status, publish};
+use openai_proxy_deployer::runner::Runner;
 use openai_proxy_deployer::ui::Ui;
 
 fn main() -> ExitCode {
@@ -23,11 +24,12 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    let ui = Ui::from_env();
+    let runner = Runner::from_env();
+    let ui = Ui::new(runner.actions);
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            publish::configuration_error(&e, &ui);
+            publish::configuration_error(&e, &ui, &runner);
             return ExitCode::from(2);
         }
     };
@@ -38,9 +40,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut ctx = Context::new(config, ui);
+    let mut ctx = Context::new(config, &runner);
     runtime.block_on(commands::run(&mut ctx));
-    publish::publish(&ctx.report, &ctx.config, &ui);
+    publish::publish(&ctx.report, &ctx.config, &ctx.ui, &runner);
     match ctx.report.status() {
         Status::Succeeded | Status::NoChanges => ExitCode::SUCCESS,
         Status::Failed => ExitCode::FAILURE,

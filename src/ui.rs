@@ -10,10 +10,9 @@ pub struct Ui {
 }
 
 impl Ui {
-    pub fn from_env() -> Self {
-        Self {
-            github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
-        }
+    /// `github`: inside GitHub Actions ([`crate::runner::Runner::actions`]).
+    pub fn new(github: bool) -> Self {
+        Self { github }
     }
 
     pub fn plain() -> Self {

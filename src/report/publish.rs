@@ -6,25 +6,17 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::report::Report;
+use crate::runner::Runner;
 use crate::ui::Ui;
 
-pub(crate) fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// Writes the report where it is wanted; returns the path given as `report-path`.
-pub fn publish(report: &Report, config: &Config, ui: &Ui) -> Option<String> {
+pub fn publish(report: &Report, config: &Config, ui: &Ui, runner: &Runner) -> Option<String> {
     let markdown = report.markdown();
     let mut report_path = config.report_file.clone();
     if report_path.is_none()
-        && let Some(tmp) = env_nonempty("RUNNER_TEMP")
+        && let Some(tmp) = &runner.temp
     {
-        report_path = Some(
-            Path::new(&tmp)
-                .join("openai-proxy-deployer-report.md")
-                .display()
-                .to_string(),
-        );
+        report_path = Some(tmp.join("openai-proxy-deployer-report.md").display().to_string());
     }
     if let Some(path) = &report_path
         && let Err(e) = std::fs::write(path, &markdown)
@@ -32,17 +24,17 @@ pub fn publish(report: &Report, config: &Config, ui: &Ui) -> Option<String> {
         ui.warn(&format!("could not write the report to {path} ({e})"));
         report_path = None;
     }
-    if let Some(summary) = env_nonempty("GITHUB_STEP_SUMMARY") {
-        append(&summary, &markdown, ui);
+    if let Some(summary) = &runner.step_summary {
+        append(summary, &markdown, ui);
     }
-    if let Some(outputs) = env_nonempty("GITHUB_OUTPUT") {
+    if let Some(outputs) = &runner.output {
         let asked = config.report_file.as_deref().and(report_path.as_deref());
         let lines: String = report
             .outputs(asked)
             .into_iter()
             .map(|(k, v)| output_line(k, &v))
             .collect();
-        append(&outputs, &lines, ui);
+        append(outputs, &lines, ui);
     }
     print!("\n{}", report.short());
     if let Some(path) = &report_path {
@@ -64,7 +56,7 @@ fn output_line(name: &str, value: &str) -> String {
     format!("{name}<<{delimiter}\n{value}\n{delimiter}\n")
 }
 
-fn append(path: &str, text: &str, ui: &Ui) {
+fn append(path: &Path, text: &str, ui: &Ui) {
     use std::io::Write;
     let written = std::fs::OpenOptions::new()
         .create(true)
@@ -72,27 +64,27 @@ fn append(path: &str, text: &str, ui: &Ui) {
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()));
     if let Err(e) = written {
-        ui.warn(&format!("could not write to {path} ({e})"));
+        ui.warn(&format!("could not write to {} ({e})", path.display()));
     }
 }
 
 /// A configuration the deployer refused (exit code 2): on stderr, and in Actions also as
 /// an error annotation, a short job summary and the `status` output, so the failure shows
 /// where people look.
-pub fn configuration_error(error: &crate::config::ConfigError, ui: &Ui) {
+pub fn configuration_error(error: &crate::config::ConfigError, ui: &Ui, runner: &Runner) {
     eprintln!("error: {error}");
     ui.annotate_error("invalid configuration", &error.to_string());
-    if let Some(summary) = env_nonempty("GITHUB_STEP_SUMMARY") {
+    if let Some(summary) = &runner.step_summary {
         let lines: String = error.problems.iter().map(|p| format!("- {p}\n")).collect();
         append(
-            &summary,
+            summary,
             &format!(
                 "## OpenAI Lambda proxy\n\n❌ **invalid configuration**: nothing ran\n\n{lines}\nEvery input and variable is listed in the action's README (`openai-proxy-deployer --help`).\n"
             ),
             ui,
         );
     }
-    if let Some(outputs) = env_nonempty("GITHUB_OUTPUT") {
-        append(&outputs, "status=invalid-configuration\n", ui);
+    if let Some(outputs) = &runner.output {
+        append(outputs, "status=invalid-configuration\n", ui);
     }
 }

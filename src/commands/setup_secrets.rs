@@ -3,7 +3,7 @@
 use super::Context;
 use crate::error::{Error, Result};
 use crate::prereq::Needs;
-use crate::report::Status;
+use crate::report::{Outcome, Status};
 
 pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let ready = ctx.prerequisites(Needs::CREDENTIALS).await?;
@@ -15,6 +15,6 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     }
     ctx.secret_phase(&ready).await?;
     ctx.report.status = Some(Status::Succeeded);
-    ctx.report.headline = "secret ready".into();
+    ctx.report.outcome = Some(Outcome::SecretReady);
     Ok(())
 }

@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+mod outcome;
 pub mod publish;
+
+pub use outcome::Outcome;
 
 use crate::cfn::classify::{ChangeSummary, ResourceChange};
 use crate::cfn::events::Event;
@@ -50,7 +53,8 @@ pub struct Report {
     pub repository: Option<String>,
     pub commit: Option<String>,
     pub status: Option<Status>,
-    pub headline: String,
+    /// What happened; the headline says it.
+    pub outcome: Option<Outcome>,
     pub phases: Vec<Phase>,
     pub secret: Option<(String, secret::Action)>,
     pub upload: Option<Upload>,
@@ -82,13 +86,20 @@ impl Report {
         self.status.unwrap_or(Status::Failed)
     }
 
+    /// The outcome in words; "failed" when the run failed without recording one.
+    pub fn headline(&self) -> String {
+        self.outcome
+            .as_ref()
+            .map_or_else(|| "failed".to_owned(), Outcome::headline)
+    }
+
     fn status_line(&self) -> String {
         let icon = match self.status() {
             Status::Succeeded => "✅",
             Status::NoChanges => "✅",
             Status::Failed => "❌",
         };
-        format!("{icon} **{}**: {}", self.command, self.headline)
+        format!("{icon} **{}**: {}", self.command, self.headline())
     }
 
     /// The full markdown report, cut to fit GitHub's summary limit.
@@ -565,7 +576,7 @@ mod tests {
             repository: Some("acme/openai-lambda-proxy".into()),
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             status: Some(Status::Succeeded),
-            headline: "deployed".into(),
+            outcome: Some(Outcome::Deployed),
             phases: vec![
                 phase("prerequisites", 1.24, true),
                 phase("secret", 0.31, true),
@@ -671,7 +682,7 @@ mod tests {
     fn no_op() {
         let mut report = deployed();
         report.status = Some(Status::NoChanges);
-        report.headline = "no changes: the stack is up to date".into();
+        report.outcome = Some(Outcome::NoChanges);
         report.changes = None;
         report.events.clear();
         report.upload.as_mut().unwrap().uploaded = false;
@@ -689,7 +700,7 @@ mod tests {
             "Resource handler returned message: \"Error occurred while GetObject. S3 Error Code: NoSuchKey\" (RequestToken: 5e1c, HandlerErrorCode: InvalidRequest)",
         );
         report.status = Some(Status::Failed);
-        report.headline = "failed".into();
+        report.outcome = None;
         report.stack_status = Some("UPDATE_ROLLBACK_COMPLETE".into());
         report.endpoint = None;
         report.phases.truncate(4);
@@ -734,7 +745,7 @@ mod tests {
             "TEST_CHAT_COMPLETION=false",
         );
         report.status = Some(Status::Failed);
-        report.headline = "deployed, but the endpoint tests failed".into();
+        report.outcome = Some(Outcome::DeployedButTestsFailed { window_minutes: 0 });
         report.phases[5].ok = false;
         report.error = Some(format!(
             "endpoint tests against {API}: 7 passed, 2 failed, 1 skipped; first: models list: expected the list to contain amazon.nova-lite-v1:0, my-model; missing my-model (listed: amazon.nova-lite-v1:0)"

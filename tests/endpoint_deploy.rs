@@ -7,11 +7,13 @@ mod endpoint_support;
 
 use endpoint_support::*;
 
-/// The ids of the deployer's default mappings, which a new secret gets.
-const SECRET_MODELS: [&str; 3] = [
+/// The ids of the default mappings (function/src/config/default_mappings.json), which a
+/// new secret gets.
+const SECRET_MODELS: [&str; 4] = [
     "amazon.nova-lite-v1:0",
     "amazon.nova-micro-v1:0",
     "amazon.nova-pro-v1:0",
+    "amazon.titan-embed-text-v2:0",
 ];
 
 fn aws_env(stack: &str) -> Vec<(&'static str, String)> {
@@ -91,12 +93,19 @@ async fn deploy(label: &str, proxy_models: Vec<&'static str>) -> (i32, String, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_ends_with_the_endpoint_tests_expecting_the_secrets_models() {
+    assert_eq!(
+        openai_proxy_function::config::default_mappings()
+            .keys()
+            .collect::<Vec<_>>(),
+        SECRET_MODELS,
+        "SECRET_MODELS are the default mappings"
+    );
     let (code, stdout, report, outputs) = deploy("pass", SECRET_MODELS.to_vec()).await;
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("✅ models list"), "{stdout}");
     assert!(report.contains("✅ **deploy**: deployed"), "{report}");
     assert!(report.contains("| models list | ✅ |"), "{report}");
-    assert!(report.contains("| 3 listed |"), "{report}");
+    assert!(report.contains("| 4 listed |"), "{report}");
     assert!(report.contains("| endpoint tests | ✅ |"), "{report}");
     // The stack's ApiUrl stays the API clients use; the snippet points at it.
     assert!(
@@ -109,11 +118,15 @@ async fn deploy_ends_with_the_endpoint_tests_expecting_the_secrets_models() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_of_the_secret_the_api_does_not_list_fails_the_deploy_after_the_stack() {
     let (code, stdout, report, outputs) =
-        deploy("missing", vec!["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]).await;
+        deploy(
+            "missing",
+            vec!["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0", "amazon.titan-embed-text-v2:0"],
+        )
+        .await;
     assert_eq!(code, 1, "{stdout}");
     assert!(
         report
-            .contains("missing amazon.nova-micro-v1:0 (listed: amazon.nova-lite-v1:0, amazon.nova-pro-v1:0)"),
+            .contains("missing amazon.nova-micro-v1:0 (listed: amazon.nova-lite-v1:0, amazon.nova-pro-v1:0, amazon.titan-embed-text-v2:0)"),
         "{report}"
     );
     assert!(

@@ -1,0 +1,103 @@
+//! The contract between the two crates: the secret the deployer writes is one the
+//! function reads, field for field. The deployer's `secret::desired` feeds the function's
+//! own configuration parser; no AWS involved.
+
+use std::time::Duration;
+
+use openai_proxy_deployer::config::Config;
+use openai_proxy_deployer::secret;
+use openai_proxy_function::config::{DEFAULT_OPENAI_BASE_URL, ProxyConfig, default_mappings};
+use sha2::Digest;
+
+const OPENAI_KEY: &str = "sk-contract-0123456789abcdef";
+
+fn config(pairs: &[(&str, &str)]) -> Config {
+    Config::from_vars(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))).unwrap()
+}
+
+/// What the function makes of the secret the deployer would write for `pairs`.
+fn read_back(existing: Option<&serde_json::Value>, pairs: &[(&str, &str)]) -> ProxyConfig {
+    let written = secret::desired(existing, &config(pairs)).unwrap();
+    ProxyConfig::from_json(&written.to_string(), DEFAULT_OPENAI_BASE_URL)
+        .unwrap_or_else(|e| panic!("the function refuses the deployer's secret: {e}\n{written}"))
+}
+
+#[test]
+fn a_new_secret_is_read_by_the_function_with_the_functions_own_default_mappings() {
+    let read = read_back(None, &[("OPENAI_API_KEY", OPENAI_KEY)]);
+    assert_eq!(read.openai_api_key.expose(), OPENAI_KEY);
+    // One list of defaults: what a new secret gets is what the function serves from
+    // OPENAI_API_KEY alone, embeddings included.
+    assert_eq!(read.model_mappings, default_mappings());
+    assert_eq!(
+        read.model_mappings["amazon.titan-embed-text-v2:0"],
+        "text-embedding-3-small"
+    );
+    assert_eq!(read.openai_base_url, DEFAULT_OPENAI_BASE_URL);
+    assert!(read.client_api_keys.is_empty());
+}
+
+#[test]
+fn mappings_timeouts_and_named_client_keys_reach_the_function_as_the_deployer_was_given_them() {
+    let keys = "web-app=web-app-key-0123456789abcdef\ncli-key-0123456789abcdefgh";
+    let read = read_back(
+        None,
+        &[
+            ("OPENAI_API_KEY", OPENAI_KEY),
+            (
+                "MODEL_MAPPINGS",
+                r#"{"my-model":"gpt-4o","amazon.nova-pro-v1:0":"gpt-4o-mini"}"#,
+            ),
+            ("CLIENT_API_KEYS", keys),
+            ("OPENAI_API_TIMEOUT", "45"),
+            ("SECRETS_MANAGER_TIMEOUT", "7"),
+            ("LAMBDA_TIMEOUT", "120"),
+        ],
+    );
+    assert_eq!(
+        read.model_mappings.into_iter().collect::<Vec<_>>(),
+        [
+            ("amazon.nova-pro-v1:0".to_owned(), "gpt-4o-mini".to_owned()),
+            ("my-model".to_owned(), "gpt-4o".to_owned()),
+        ]
+    );
+    assert_eq!(read.timeouts.openai_api, Duration::from_secs(45));
+    assert_eq!(read.timeouts.secrets_manager, Duration::from_secs(7));
+    assert_eq!(read.timeouts.lambda, Duration::from_secs(120));
+    let digest = |key: &str| -> [u8; 32] { sha2::Sha256::digest(key.as_bytes()).into() };
+    let found: Vec<_> = read
+        .client_api_keys
+        .iter()
+        .map(|k| (k.name.as_deref(), k.digest, k.models.is_none()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some("web-app"), digest("web-app-key-0123456789abcdef"), true),
+            (None, digest("cli-key-0123456789abcdefgh"), true),
+        ]
+    );
+}
+
+#[test]
+fn fields_set_by_hand_survive_a_deploy_and_still_parse() {
+    let mut by_hand = secret::desired(None, &config(&[("OPENAI_API_KEY", OPENAI_KEY)])).unwrap();
+    by_hand["openai_base_url"] = serde_json::json!("http://127.0.0.1:9/v1");
+    by_hand["client_api_keys"] = serde_json::json!([
+        {"name": "web-app", "sha256": "cd".repeat(32), "models": ["amazon.nova-lite-v1:0"]}
+    ]);
+    let read = read_back(
+        Some(&by_hand),
+        &[("CLIENT_API_KEYS", "web-app=rotated-key-0123456789")],
+    );
+    assert_eq!(read.openai_base_url, "http://127.0.0.1:9/v1");
+    let [key] = read.client_api_keys.as_slice() else {
+        panic!("{:?}", read.client_api_keys)
+    };
+    assert_eq!(key.name.as_deref(), Some("web-app"));
+    assert_eq!(
+        key.digest,
+        <[u8; 32]>::from(sha2::Sha256::digest(b"rotated-key-0123456789"))
+    );
+    assert!(key.may_use("amazon.nova-lite-v1:0") && !key.may_use("amazon.nova-pro-v1:0"));
+}

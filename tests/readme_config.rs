@@ -1,35 +1,43 @@
-//! README's configuration table against the deployer's variable table.
+//! README's inputs and outputs tables against their sources.
 //!
 //! `VARIABLES` (src/config.rs) is what `--help` prints and what the deployer reads. The
-//! README table between the two markers below is rendered from it: a variable added,
-//! renamed, re-defaulted or re-described without the README (or the other way round)
-//! fails here, and the failure prints the table to paste. A second test reads the
-//! built binary's `--help`, so the README also matches what users actually see.
-//! (tests/action_inputs.rs keeps action.yml and README's list of inputs in step.)
+//! README's inputs table is rendered from it: a variable added, renamed, re-defaulted or
+//! re-described without the README (or the other way round) fails here, and the failure
+//! prints the table to paste. A second test reads the built binary's `--help`, so the
+//! README also matches what users actually see. The outputs table is rendered from
+//! action.yml's outputs the same way. (tests/action_inputs.rs keeps action.yml's inputs
+//! in step with `VARIABLES`.)
 
 use std::fs;
 use std::path::Path;
 
 use assert_cmd::Command;
 use openai_proxy_deployer::config::{Kind, VARIABLES, Variable};
+use serde_json::Value;
 
-const BEGIN: &str = "<!-- configuration table: rendered from VARIABLES in src/config.rs, checked by tests/readme_config.rs -->";
-const END: &str = "<!-- end of configuration table -->";
+const INPUTS: (&str, &str) = (
+    "<!-- inputs table: rendered from VARIABLES in src/config.rs, checked by tests/readme_config.rs -->",
+    "<!-- end of inputs table -->",
+);
+const OUTPUTS: (&str, &str) = (
+    "<!-- outputs table: rendered from action.yml, checked by tests/readme_config.rs -->",
+    "<!-- end of outputs table -->",
+);
 
 fn readme() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The README's table, markers excluded.
-fn readme_table(readme: &str) -> &str {
+/// The README's table between `markers`, markers excluded.
+fn readme_table<'a>(readme: &'a str, (begin, end): (&str, &str)) -> &'a str {
     let start = readme
-        .find(BEGIN)
-        .unwrap_or_else(|| panic!("README.md lacks the marker {BEGIN}"))
-        + BEGIN.len();
+        .find(begin)
+        .unwrap_or_else(|| panic!("README.md lacks the marker {begin}"))
+        + begin.len();
     let len = readme[start..]
-        .find(END)
-        .unwrap_or_else(|| panic!("README.md lacks the marker {END}"));
+        .find(end)
+        .unwrap_or_else(|| panic!("README.md lacks the marker {end}"));
     readme[start..start + len].trim()
 }
 
@@ -59,13 +67,15 @@ fn allowed(var: &Variable) -> String {
 }
 
 fn render() -> String {
-    let mut table = String::from("| variable | default | values | meaning |\n|---|---|---|---|\n");
+    let mut table =
+        String::from("| input | variable | default | values | meaning |\n|---|---|---|---|---|\n");
     for var in VARIABLES {
         let default = var
             .default
             .map_or_else(|| "(none)".to_owned(), |d| format!("`{d}`"));
         table.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | `{}` | {} | {} | {} |\n",
+            var.input_id(),
             var.name,
             default,
             allowed(var),
@@ -76,12 +86,36 @@ fn render() -> String {
 }
 
 #[test]
-fn the_readme_table_is_the_variable_table() {
+fn the_readme_inputs_table_is_the_variable_table() {
     let readme = readme();
     let expected = render();
     assert!(
-        readme_table(&readme) == expected,
-        "README.md's configuration table is out of step with VARIABLES in src/config.rs; \
+        readme_table(&readme, INPUTS) == expected,
+        "README.md's inputs table is out of step with VARIABLES in src/config.rs; \
+         replace the lines between the markers with:\n\n{expected}\n"
+    );
+}
+
+/// action.yml's outputs as README's table: name and description (folded to one line).
+fn render_outputs() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml");
+    let action: Value = serde_saphyr::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let mut table = String::from("| output | meaning |\n|---|---|\n");
+    for (name, output) in action["outputs"].as_object().expect("action.yml has outputs") {
+        let description = output["description"].as_str().unwrap_or_default();
+        let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+        table.push_str(&format!("| `{name}` | {} |\n", cell(&description)));
+    }
+    table.trim_end().to_owned()
+}
+
+#[test]
+fn the_readme_outputs_table_is_the_actions_outputs() {
+    let readme = readme();
+    let expected = render_outputs();
+    assert!(
+        readme_table(&readme, OUTPUTS) == expected,
+        "README.md's outputs table is out of step with action.yml's outputs; \
          replace the lines between the markers with:\n\n{expected}\n"
     );
 }
@@ -107,7 +141,7 @@ fn help_rows(help: &str) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-/// One row of the README table: name, meaning, default.
+/// One row of the README's inputs table: variable, meaning, default.
 fn readme_rows(table: &str) -> Vec<(String, String, Option<String>)> {
     table
         .lines()
@@ -127,10 +161,10 @@ fn readme_rows(table: &str) -> Vec<(String, String, Option<String>)> {
                     other => current.push(other),
                 }
             }
-            assert_eq!(cells.len(), 4, "README configuration row {row:?} has not 4 cells");
-            let name = cells[0].trim_matches('`').to_owned();
-            let default = (cells[1] != "(none)").then(|| cells[1].trim_matches('`').to_owned());
-            (name, uncell(&cells[3]), default)
+            assert_eq!(cells.len(), 5, "README inputs row {row:?} has not 5 cells");
+            let name = cells[1].trim_matches('`').to_owned();
+            let default = (cells[2] != "(none)").then(|| cells[2].trim_matches('`').to_owned());
+            (name, uncell(&cells[4]), default)
         })
         .collect()
 }
@@ -149,13 +183,13 @@ fn the_readme_table_says_what_help_prints() {
     let help = String::from_utf8(output).expect("--help is UTF-8");
     let readme = readme();
     let from_help = help_rows(&help);
-    let from_readme = readme_rows(readme_table(&readme));
+    let from_readme = readme_rows(readme_table(&readme, INPUTS));
     let names =
         |rows: &[(String, String, Option<String>)]| rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>();
     assert_eq!(
         names(&from_readme),
         names(&from_help),
-        "README's configuration table and --help list different variables (or in another order)"
+        "README's inputs table and --help list different variables (or in another order)"
     );
     for (readme_row, help_row) in from_readme.iter().zip(&from_help) {
         assert_eq!(
@@ -164,18 +198,4 @@ fn the_readme_table_says_what_help_prints() {
             help_row.0
         );
     }
-}
-
-#[test]
-fn the_readme_links_the_configuration_table_from_the_action_inputs() {
-    let readme = readme();
-    let inputs = readme
-        .split("**Inputs** are the deployer's variables")
-        .nth(1)
-        .expect("README explains the action's inputs");
-    let paragraph = inputs.split("\n\n").next().unwrap_or_default();
-    assert!(
-        paragraph.contains("(#configuration)"),
-        "README's inputs paragraph should point to the configuration table (#configuration) for defaults and meanings"
-    );
 }

@@ -6,7 +6,7 @@ mishandles conditions (`AWS::NoValue` in lists, short-form `!Condition`, conditi
 on update), updates only resources whose template text changed, accepts any parameter
 value, and computes no stack outputs after a change set executes. This package closes
 those gaps with moto's own service backends, so a stack deployed and updated through
-change sets in the local emulator looks like one in AWS. README's "Local AWS" lists them.
+change sets in the local emulator looks like one in AWS. docs/local-aws.md lists them.
 
 An UPDATE executed with a RollbackConfiguration keeps its monitoring window, can be
 cancelled or rolled back by a trigger alarm during it, and writes per-resource events

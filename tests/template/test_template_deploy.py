@@ -4,7 +4,7 @@ on and off, with and without a VPC, outputs resolved. Run through
 `scripts/local-aws.sh run` (make test-template), which sets AWS_ENDPOINT_URL.
 
 What the emulator cannot show (API Gateway invoking the function, rollbacks) is not
-tested here; see README's "Local AWS".
+tested here; see docs/local-aws.md.
 """
 
 from __future__ import annotations

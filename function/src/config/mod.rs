@@ -17,13 +17,10 @@ pub use store::ConfigStore;
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
-/// The mappings used when the configuration comes from `OPENAI_API_KEY` alone.
-pub const DEFAULT_MODEL_MAPPINGS: &[(&str, &str)] = &[
-    ("amazon.nova-lite-v1:0", "gpt-4o-mini"),
-    ("amazon.nova-pro-v1:0", "gpt-4o-mini"),
-    ("amazon.nova-micro-v1:0", "gpt-4o-mini"),
-    ("amazon.titan-embed-text-v2:0", "text-embedding-3-small"),
-];
+/// The mappings used when the configuration names none (`OPENAI_API_KEY` alone, or a
+/// secret without `model_mappings`): a flat JSON object of client model id -> OpenAI
+/// model id. The deployer includes the same file, so both always agree.
+pub const DEFAULT_MODEL_MAPPINGS_JSON: &str = include_str!("default_mappings.json");
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -164,11 +161,15 @@ impl ProxyConfig {
     }
 }
 
+/// [`DEFAULT_MODEL_MAPPINGS_JSON`], parsed once.
 pub fn default_mappings() -> BTreeMap<String, String> {
-    DEFAULT_MODEL_MAPPINGS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    static PARSED: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            // The file is part of the source, checked by the tests below: it parses.
+            serde_json::from_str(DEFAULT_MODEL_MAPPINGS_JSON).unwrap_or_default()
+        })
+        .clone()
 }
 
 fn api_key(doc: &Map<String, Value>) -> Result<ApiKey, InvalidConfig> {
@@ -547,6 +548,15 @@ mod tests {
         );
         let message = ProxyConfig::from_key("  ", BASE).unwrap_err().to_string();
         assert_eq!(message, "field `OPENAI_API_KEY` is empty");
+    }
+
+    #[test]
+    fn the_default_mappings_file_is_a_flat_object_of_model_ids() {
+        let parsed: serde_json::Map<String, Value> = serde_json::from_str(DEFAULT_MODEL_MAPPINGS_JSON)
+            .expect("default_mappings.json is a JSON object");
+        assert!(!parsed.is_empty());
+        assert!(parsed.values().all(|v| v.as_str().is_some_and(|s| !s.is_empty())));
+        assert_eq!(default_mappings().len(), parsed.len());
     }
 
     #[test]

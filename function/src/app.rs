@@ -9,6 +9,7 @@ use http::StatusCode;
 use crate::breaker::CircuitBreaker;
 use crate::config::{ConfigStore, ProxyConfig};
 use crate::cors::Cors;
+use crate::env::Environment;
 use crate::error::ApiError;
 use crate::observe::{Level, Logger, Sink};
 use crate::upstream::{RetryPolicy, Upstream};
@@ -31,6 +32,8 @@ pub struct Settings {
     pub log_level: Level,
     /// [`STREAM_KEEP_ALIVE`]; tests shorten it.
     pub stream_keep_alive: Duration,
+    /// The Lambda function's name (`local` outside Lambda): the metrics' `FunctionName`.
+    pub function_name: String,
 }
 
 impl Default for Settings {
@@ -41,14 +44,15 @@ impl Default for Settings {
             secret_cache_ttl: DEFAULT_SECRET_CACHE_TTL,
             log_level: Level::Info,
             stream_keep_alive: STREAM_KEEP_ALIVE,
+            function_name: "local".to_owned(),
         }
     }
 }
 
 impl Settings {
-    /// Reads the environment; every invalid variable is named, with an example.
-    pub fn from_env() -> Result<Self, Vec<String>> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    /// Parses the environment; every invalid variable is named, with an example.
+    pub fn from_env(env: &Environment) -> Result<Self, Vec<String>> {
+        let get = |name: &str| env.get(name);
         let mut problems = Vec::new();
         let auth_enabled = match get("ENABLE_AUTHENTICATION")
             .map(|v| v.trim().to_ascii_lowercase())
@@ -97,7 +101,7 @@ impl Settings {
                 DEFAULT_SECRET_CACHE_TTL
             }
         };
-        let log_level = Level::parse(get("LOG_LEVEL").as_deref()).unwrap_or_else(|e| {
+        let log_level = Level::parse(get("LOG_LEVEL")).unwrap_or_else(|e| {
             problems.push(e);
             Level::Info
         });
@@ -108,6 +112,11 @@ impl Settings {
                 secret_cache_ttl,
                 log_level,
                 stream_keep_alive: STREAM_KEEP_ALIVE,
+                function_name: env
+                    .get_or_default("AWS_LAMBDA_FUNCTION_NAME")
+                    .unwrap_or("local")
+                    .trim()
+                    .to_owned(),
             })
         } else {
             Err(problems)
@@ -138,6 +147,7 @@ impl AppState {
             level: settings.log_level,
             sink,
             metrics,
+            function: settings.function_name.clone(),
         };
         Self {
             cors: Cors::new(settings.cors_origins.as_deref()),

@@ -73,6 +73,18 @@ pub struct RequestLog {
     pub error_type: Option<String>,
 }
 
+/// `value` trimmed, when it is safe to log and echo as an id: 1 to 128 characters of
+/// ASCII letters, digits and `punctuation`.
+pub fn sane_id(value: &str, punctuation: &[u8]) -> Option<String> {
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b));
+    ok.then(|| value.to_owned())
+}
+
 /// An answer's `usage`, the counts only (the rest of the object is skipped unread).
 /// Chat and embeddings count `prompt_tokens`/`completion_tokens`; the Responses API
 /// `input_tokens`/`output_tokens`.
@@ -122,6 +134,9 @@ pub struct Logger {
     pub sink: Sink,
     /// EMF lines only make sense where CloudWatch Logs reads stdout (inside Lambda).
     pub metrics: bool,
+    /// The Lambda function's name: every metric carries it, so two stacks in one account
+    /// and region never add into each other's alarms.
+    pub function: String,
 }
 
 impl Logger {
@@ -151,7 +166,7 @@ impl Logger {
             self.write(serde_json::to_string(&line).unwrap_or_default());
         }
         if self.metrics {
-            self.write(emf(record, now_ms()));
+            self.write(emf(&self.function, record, now_ms()));
         }
     }
 }
@@ -163,26 +178,10 @@ fn now_ms() -> u128 {
         .unwrap_or_default()
 }
 
-/// The function's name, which Lambda sets in the environment: every metric carries it,
-/// so two stacks in one account and region never add into each other's alarms.
-fn function_name() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .ok()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "local".to_owned())
-    })
-}
-
-/// One EMF document: request and error counts, latency and tokens, per function in
-/// total, by `Model`, and by `Client` for requests with a named client key (who spends
-/// what).
-pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
-    emf_for(function_name(), record, timestamp_ms)
-}
-
-fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
+/// One EMF document of `function`'s: request and error counts, latency and tokens, per
+/// function in total, by `Model`, and by `Client` for requests with a named client key
+/// (who spends what).
+pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     let is_error = record.status >= 500
         || record
             .error_type
@@ -246,7 +245,7 @@ mod tests {
             total_tokens: Some(7),
             ..Default::default()
         };
-        let doc: serde_json::Value = serde_json::from_str(&emf_for("proxy-prod", &record, 42)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&emf("proxy-prod", &record, 42)).unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
         // Every dimension set is per function, and every dimension has its value.
@@ -280,14 +279,13 @@ mod tests {
             client: Some("web-app".into()),
             ..Default::default()
         };
-        let doc: serde_json::Value = serde_json::from_str(&emf_for("f", &named, 1)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &named, 1)).unwrap();
         assert_eq!(doc["Client"], "web-app");
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][2],
             json!(["FunctionName", "Client"])
         );
-        let unnamed: serde_json::Value =
-            serde_json::from_str(&emf_for("f", &RequestLog::default(), 1)).unwrap();
+        let unnamed: serde_json::Value = serde_json::from_str(&emf("f", &RequestLog::default(), 1)).unwrap();
         assert!(unnamed.get("Client").is_none());
         assert_eq!(
             unnamed["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
@@ -305,6 +303,7 @@ mod tests {
             level: Level::Error,
             sink: Sink::Memory(lines.clone()),
             metrics: true,
+            function: "f".to_owned(),
         };
         logger.request(&RequestLog {
             status: 200,

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::observe;
 
 /// OpenAI's request id, under the name the proxy relays it with (the proxy's own id
 /// stays `x-request-id`).
@@ -38,13 +39,7 @@ pub fn headers(upstream: &HeaderMap) -> HeaderMap {
 
 /// OpenAI's request id (`x-request-id`), when it is sane to log and echo.
 pub fn request_id(upstream: &HeaderMap) -> Option<String> {
-    let value = upstream.get("x-request-id")?.to_str().ok()?.trim();
-    let sane = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    sane.then(|| value.to_owned())
+    observe::sane_id(upstream.get("x-request-id")?.to_str().ok()?, b"-_.:")
 }
 
 /// An upstream error answer, for the client. `secret` is the proxy's OpenAI key, which

@@ -24,7 +24,7 @@ use crate::body::{Body, Response};
 use crate::cors::Cors;
 use crate::error::ApiError;
 use crate::forward;
-use crate::observe::{LogHandle, RequestLog};
+use crate::observe::{self, LogHandle, RequestLog};
 use crate::routes::{self, Route};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -74,13 +74,7 @@ where
 
 /// The caller's id when it is safe to echo into headers and logs.
 fn sane_id(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
-    ok.then(|| value.to_owned())
+    observe::sane_id(headers.get(name)?.to_str().ok()?, b"-_.:/+=")
 }
 
 /// A version 4 UUID. Its random bits come from a per-thread generator seeded at random:

@@ -46,15 +46,6 @@ async fn as_client(
     h.send(request.body(body).unwrap()).await
 }
 
-fn model_ids(reply: &Reply) -> Vec<String> {
-    reply.json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
     let server = MockServer::start().await;
@@ -67,10 +58,10 @@ async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
     let h = harness_with_named_key(&format!("{}/v1", server.uri()));
 
     let listed = as_client(&h, WEB_KEY, Request::get("/v1/models"), None).await;
-    assert_eq!(model_ids(&listed), ["amazon.nova-lite-v1:0"]);
+    assert_eq!(listed.model_ids(), ["amazon.nova-lite-v1:0"]);
     // A plain digest's key still sees every mapped model.
     let all = as_client(&h, CLIENT_KEY, Request::get("/v1/models"), None).await;
-    assert_eq!(model_ids(&all).len(), 3);
+    assert_eq!(all.model_ids().len(), 3);
 
     let hidden = as_client(&h, WEB_KEY, Request::get("/v1/models/amazon.nova-pro-v1:0"), None).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);

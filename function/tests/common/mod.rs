@@ -113,6 +113,16 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The ids of a model list (`GET /v1/models`).
+    pub fn model_ids(&self) -> Vec<String> {
+        self.json()["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a model list: {}", self.text()))
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Asserts OpenAI's error shape and returns the `error` object.
     pub fn error(&self) -> serde_json::Value {
         let body = self.json();
@@ -142,14 +152,30 @@ impl Harness {
         self.send(Request::get(path).body(Body::empty()).unwrap()).await
     }
 
-    pub async fn chat(&self, body: serde_json::Value) -> Reply {
+    /// GETs `path` with one header set.
+    pub async fn get_with(&self, path: &str, name: &str, value: &str) -> Reply {
         self.send(
-            Request::post("/v1/chat/completions")
+            Request::get(path)
+                .header(name, value)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POSTs `body` as JSON to `path`.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(
+            Request::post(path)
                 .header("content-type", "application/json")
                 .body(Body::from(body.to_string()))
                 .unwrap(),
         )
         .await
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> Reply {
+        self.post("/v1/chat/completions", body).await
     }
 
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
@@ -180,6 +206,60 @@ pub fn completion(model: &str) -> serde_json::Value {
 
 pub fn chat_request(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 5})
+}
+
+/// [`chat_request`] with `"stream": true`.
+pub fn streamed(model: &str) -> serde_json::Value {
+    let mut request = chat_request(model);
+    request["stream"] = true.into();
+    request
+}
+
+/// The events of an SSE body, blank separators dropped.
+pub fn sse_events(text: &str) -> Vec<&str> {
+    text.split("\n\n").filter(|e| !e.is_empty()).collect()
+}
+
+/// A wiremock upstream, each test its own, and its base URL (`…/v1`).
+pub async fn upstream() -> (wiremock::MockServer, String) {
+    let server = wiremock::MockServer::start().await;
+    let base = format!("{}/v1", server.uri());
+    (server, base)
+}
+
+/// An upstream that answers POSTs to `at` whose JSON body includes `partial` with
+/// `answer`, exactly `times` of them, behind a proxy with the default settings.
+pub async fn proxy_answering(
+    at: &str,
+    partial: serde_json::Value,
+    answer: wiremock::ResponseTemplate,
+    times: u64,
+) -> (wiremock::MockServer, Harness) {
+    use wiremock::matchers::{body_partial_json, method, path};
+    let (server, base) = upstream().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path(at))
+        .and(body_partial_json(partial))
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    (server, harness(&base, Settings::default()))
+}
+
+/// An upstream that answers every POST with `answer`, and exactly `times` of them (the
+/// mock checks the count when dropped), behind a proxy with the default settings.
+pub async fn proxy_answered_by(
+    answer: wiremock::ResponseTemplate,
+    times: u64,
+) -> (wiremock::MockServer, Harness) {
+    let (server, base) = upstream().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    (server, harness(&base, Settings::default()))
 }
 
 /// What a [`sse_upstream`] saw of its one request.

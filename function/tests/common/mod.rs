@@ -165,10 +165,15 @@ impl Harness {
 
     /// POSTs `body` as JSON to `path`.
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send_json(path, body.to_string()).await
+    }
+
+    /// POSTs `body`, JSON text as written, to `path`.
+    pub async fn send_json(&self, path: &str, body: String) -> Reply {
         self.send(
             Request::post(path)
                 .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
+                .body(Body::from(body))
                 .unwrap(),
         )
         .await

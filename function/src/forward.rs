@@ -57,7 +57,7 @@ pub async fn forward(
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let result = app
         .upstream
-        .post(&config, endpoint.upstream_path(), upstream_body, stream, deadline)
+        .post(&config, endpoint.upstream_path(), upstream_body, deadline)
         .await;
     let secret = config.openai_api_key.expose();
     let answer = match result {
@@ -83,7 +83,14 @@ pub async fn forward(
     }
     if !status.is_success() {
         let upstream_headers = answer.response.headers().clone();
-        let body = upstream::read_body(answer.response).await.unwrap_or_default();
+        // Within the attempt's time: an upstream that sends an error's head and stalls
+        // must not hold the request until the Lambda times out.
+        let body = tokio::time::timeout(
+            answer_time_left(deadline, &config),
+            upstream::read_error_body(answer.response),
+        )
+        .await
+        .map_err(|_| upstream_timeout())?;
         return Err(relayed::error(
             status,
             &upstream_headers,
@@ -135,9 +142,7 @@ async fn complete(
     deadline: Instant,
     log: &LogHandle,
 ) -> Result<Response, ApiError> {
-    let remaining = deadline
-        .saturating_duration_since(Instant::now())
-        .min(config.timeouts.openai_api);
+    let remaining = answer_time_left(deadline, config);
     let bytes = match tokio::time::timeout(remaining, upstream::read_body(response)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
@@ -158,16 +163,27 @@ async fn complete(
     Ok(body::with_type(StatusCode::OK, "application/json", out))
 }
 
-fn upstream_broken(message: &str) -> ApiError {
-    ApiError::server(StatusCode::BAD_GATEWAY, "upstream_error", message)
+/// How long an answer's body may still take: the OpenAI timeout, within the deadline.
+fn answer_time_left(deadline: Instant, config: &ProxyConfig) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .min(config.timeouts.openai_api)
 }
 
+/// OpenAI got the request and its answer broke: a retry would be a second paid request.
+fn upstream_broken(message: &str) -> ApiError {
+    ApiError::server(StatusCode::BAD_GATEWAY, "upstream_error", message).not_retryable()
+}
+
+/// The model may still be generating (and billing): the SDKs must not send it again.
 fn upstream_timeout() -> ApiError {
     ApiError::server(
         StatusCode::GATEWAY_TIMEOUT,
         "upstream_timeout",
-        "The upstream OpenAI API did not answer in time. Retry, or ask the operator to raise timeout_settings.openai_api_timeout.",
+        "The upstream OpenAI API did not answer in time. The request may have reached it, so it was not retried: \
+         retry if a second request is acceptable, or ask the operator to raise timeout_settings.openai_api_timeout.",
     )
+    .not_retryable()
 }
 
 fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
@@ -190,6 +206,9 @@ fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
             error
         }
         Failure::Timeout { .. } => upstream_timeout(),
+        Failure::Broken { .. } => upstream_broken(
+            "The upstream connection broke after the request was sent, before an answer; it may have reached OpenAI, so it was not retried.",
+        ),
         Failure::Connect { attempts } => ApiError::server(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",

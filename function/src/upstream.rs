@@ -1,11 +1,13 @@
 //! The upstream OpenAI API: one pooled client per process, retries with exponential
 //! backoff and jitter (honouring `retry-after`/`retry-after-ms`), and a circuit breaker.
 //!
-//! Retries never bill twice: connect errors and 408/429/5xx answers are retried (nothing
-//! is generating), all within one deadline below the Lambda's; a non-streamed request
-//! that reached OpenAI and then timed out is not (the model may still be generating, and
-//! billing). A slow answer says nothing about OpenAI's health, so timeouts never count
-//! against the circuit breaker; connect errors and 5xx do.
+//! Retries never bill twice. Only what provably never reached OpenAI is sent again: a
+//! connection that could not be set up (nothing was written), and 408/429/5xx answers
+//! (OpenAI said it did not do the work), all within one deadline below the Lambda's. A
+//! request whose connection broke after it was written, or that timed out waiting for
+//! the answer, is not: the model may be generating, and billing. A slow answer says
+//! nothing about OpenAI's health, so timeouts never count against the circuit breaker;
+//! connect errors, broken connections and 5xx do.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -96,7 +98,13 @@ pub enum Failure {
     Timeout {
         attempts: u32,
     },
+    /// No connection could be set up: nothing was sent.
     Connect {
+        attempts: u32,
+    },
+    /// The connection broke after the request was (or may have been) written, before an
+    /// answer's head: OpenAI may have it, so it is not sent again.
+    Broken {
         attempts: u32,
     },
 }
@@ -105,9 +113,10 @@ impl Failure {
     pub fn attempts(&self) -> u32 {
         match self {
             Self::CircuitOpen { .. } => 0,
-            Self::Status { attempts, .. } | Self::Timeout { attempts } | Self::Connect { attempts } => {
-                *attempts
-            }
+            Self::Status { attempts, .. }
+            | Self::Timeout { attempts }
+            | Self::Connect { attempts }
+            | Self::Broken { attempts } => *attempts,
         }
     }
 }
@@ -118,7 +127,7 @@ enum Attempt {
         failure: Failure,
         retry_after: Option<Duration>,
     },
-    /// Not retried: a non-streamed request timed out after it reached OpenAI.
+    /// Not retried: the request may have reached OpenAI.
     Final(Failure),
 }
 
@@ -176,15 +185,12 @@ impl Upstream {
 
     /// POSTs `body` to `{base}/{endpoint}` (`chat/completions`, `embeddings`,
     /// `responses`). Each attempt waits at most the configured OpenAI timeout for the
-    /// response head; none starts after `deadline`. `stream` says whether the answer is
-    /// streamed: a streamed request's head arrives before generation, so only a
-    /// streamed request that timed out is tried again.
+    /// response head (and a retryable error's body); none starts after `deadline`.
     pub async fn post(
         &self,
         config: &ProxyConfig,
         endpoint: &str,
         body: Bytes,
-        stream: bool,
         deadline: Instant,
     ) -> Result<Answer, Failure> {
         let permit = self
@@ -218,26 +224,24 @@ impl Upstream {
                 return Err(settle(permit, Failure::Connect { attempts }));
             };
             let request = self.http[worker::index() % self.http.len()].request(request);
-            let timed_out = || {
-                let failure = Failure::Timeout { attempts };
-                if stream {
-                    Attempt::Retryable {
-                        failure,
-                        retry_after: None,
-                    }
-                } else {
-                    Attempt::Final(failure)
-                }
-            };
+            let started_attempt = Instant::now();
             let outcome = match tokio::time::timeout(per_attempt, request).await {
-                Err(_) => timed_out(),
-                // Never connected (the connect timeout included): nothing was sent. Any
-                // other error is a connection that broke before an answer's head.
-                Ok(Err(_)) => Attempt::Retryable {
+                Err(_) => Attempt::Final(Failure::Timeout { attempts }),
+                // Never connected (the connect timeout included): nothing was sent.
+                Ok(Err(e)) if e.is_connect() => Attempt::Retryable {
                     failure: Failure::Connect { attempts },
                     retry_after: None,
                 },
-                Ok(Ok(response)) => classify(response, attempts).await,
+                // A connection that broke once the request was on its way.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the upstream connection broke before an answer");
+                    Attempt::Final(Failure::Broken { attempts })
+                }
+                // The error body is read within what is left of the attempt's time.
+                Ok(Ok(response)) => {
+                    let left = per_attempt.saturating_sub(started_attempt.elapsed());
+                    classify(response, attempts, left).await
+                }
             };
             let (failure, retry_after) = match outcome {
                 Attempt::Done(response) => {
@@ -277,7 +281,7 @@ impl Upstream {
 /// connect error or a 5xx is a failure; a rate limit, a 408 or a slow answer is not.
 fn settle(permit: Permit<'_>, failure: Failure) -> Failure {
     let unhealthy = match &failure {
-        Failure::Connect { .. } => true,
+        Failure::Connect { .. } | Failure::Broken { .. } => true,
         Failure::Status { status, .. } => status.is_server_error(),
         Failure::Timeout { .. } | Failure::CircuitOpen { .. } => false,
     };
@@ -296,15 +300,20 @@ fn retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
-async fn classify(response: Response, attempts: u32) -> Attempt {
+/// `left`: what remains of the attempt's time, for reading a retryable error's body.
+async fn classify(response: Response, attempts: u32, left: Duration) -> Attempt {
     let status = response.status();
     if !retryable(status) {
         return Attempt::Done(response);
     }
     let retry_after = retry_after(response.headers());
     let headers = response.headers().clone();
-    // Read the (small) error body so the connection goes back to the pool.
-    let body = read_body(response).await.unwrap_or_default();
+    // Read the (small) error body so the connection goes back to the pool; an upstream
+    // that sends the head and stalls is given no more than the attempt's time.
+    let body = match tokio::time::timeout(left, read_error_body(response)).await {
+        Ok(body) => body,
+        Err(_) => return Attempt::Final(Failure::Timeout { attempts }),
+    };
     Attempt::Retryable {
         failure: Failure::Status {
             status,
@@ -332,6 +341,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A whole answer body.
 pub async fn read_body(response: Response) -> Result<Bytes, hyper::Error> {
     Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// Upstream error bodies are small (OpenAI's are under 1 KB): more is cut off, so an
+/// upstream cannot fill the proxy's memory with an error.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// An error answer's body, up to [`MAX_ERROR_BODY`]; empty when it cannot be read.
+pub async fn read_error_body(response: Response) -> Bytes {
+    http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default()
 }
 
 /// A connector whose whole setup, TCP connect and TLS handshake, is bounded: the client

@@ -5,6 +5,10 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use common::*;
 use openai_proxy_function::app::Settings;
@@ -66,4 +70,85 @@ async fn a_key_given_many_times_is_checked_as_its_last_value() {
             .unwrap()
             .contains("no-such-model")
     );
+}
+
+/// A raw-socket upstream: for each connection, reads the whole request, writes `answer`
+/// (nothing, a head alone, a head and part of a body), then holds the connection for
+/// `hold` and closes it. Returns its base URL and how many connections it accepted.
+async fn raw_upstream(answer: &'static str, hold: Duration) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            socket.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = socket.into_split();
+                read_request(&mut reader).await;
+                let _ = writer.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(hold).await;
+            });
+        }
+    });
+    (base, accepted)
+}
+
+#[tokio::test]
+async fn a_connection_that_breaks_after_the_request_was_written_is_not_retried() {
+    // Reads the request and hangs up without a word: OpenAI may be generating.
+    let (base, accepted) = raw_upstream("", Duration::ZERO).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "upstream_error");
+    assert_eq!(reply.headers["x-should-retry"], "false");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "sent once, never again");
+    assert_eq!(h.request_logs()[0]["attempts"], 1);
+}
+
+#[tokio::test]
+async fn a_server_error_head_followed_by_silence_ends_within_the_attempts_time() {
+    // The head of a 500 promising a body that never comes (openai_api_timeout is 2 s;
+    // the upstream holds on for 10 s).
+    let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    let (base, accepted) = raw_upstream(head, Duration::from_secs(10)).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "upstream_timeout");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_client_error_head_followed_by_silence_ends_within_the_openai_timeout() {
+    let head = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    let (base, _accepted) = raw_upstream(head, Duration::from_secs(10)).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn the_proxys_own_504_tells_the_sdks_not_to_retry() {
+    // A head that never comes: the model may be generating, and billing.
+    let (base, accepted) = raw_upstream("", Duration::from_secs(10)).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "upstream_timeout");
+    assert_eq!(reply.headers["x-should-retry"], "false");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_stream_whose_head_never_comes_is_not_sent_twice() {
+    let (base, accepted) = raw_upstream("", Duration::from_secs(10)).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(streamed("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }

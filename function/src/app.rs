@@ -19,6 +19,10 @@ pub const MAX_BODY_BYTES: usize = 6_000_000;
 
 pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
 
+/// Longest time a request body may take to arrive, whole: a client trickling its body
+/// byte by byte is answered 408 instead of holding the request.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Silence on a stream after which the client gets a keep-alive comment.
 pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -34,6 +38,8 @@ pub struct Settings {
     pub stream_keep_alive: Duration,
     /// The Lambda function's name (`local` outside Lambda): the metrics' `FunctionName`.
     pub function_name: String,
+    /// [`BODY_READ_TIMEOUT`]; tests shorten it.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -45,6 +51,7 @@ impl Default for Settings {
             log_level: Level::Info,
             stream_keep_alive: STREAM_KEEP_ALIVE,
             function_name: "local".to_owned(),
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
@@ -117,6 +124,7 @@ impl Settings {
                     .unwrap_or("local")
                     .trim()
                     .to_owned(),
+                body_read_timeout: BODY_READ_TIMEOUT,
             })
         } else {
             Err(problems)

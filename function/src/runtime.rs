@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 use crate::env::Environment;
-use crate::server::serve_http;
+use crate::server::{Limits, serve_http};
 use crate::service::Proxy;
 use crate::worker;
 
@@ -98,7 +98,7 @@ impl Runtime {
                     format!("cannot listen on {addr}: {e}; set PROXY_LISTEN_ADDR to a free host:port")
                 })?;
                 tracing::info!(address = %listener.local_addr()?, workers, "serving plain HTTP");
-                serve_http(listener, proxy, workers, shutdown_signal()).await;
+                serve_http(listener, proxy, workers, Limits::default(), shutdown_signal()).await;
                 Ok(())
             }
         }

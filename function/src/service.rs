@@ -11,11 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::ORIGIN;
-use http::{HeaderMap, HeaderValue, Method, Request, header};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::app::{App, MAX_BODY_BYTES};
@@ -167,19 +167,32 @@ where
         Route::ListModels => routes::list_models(app, client.as_ref()).await,
         Route::GetModel(model) => routes::get_model(app, log, client.as_ref(), model).await,
         Route::Forward(endpoint) => {
-            let body = read_body(body).await?;
+            let body = read_body(body, app.settings.body_read_timeout).await?;
             forward::forward(endpoint, app, log, client.as_ref(), body).await
         }
     }
 }
 
-/// The whole request body: a body without a declared length is cut off at the limit.
-async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+/// The whole request body, within `timeout`: a body without a declared length is cut
+/// off at the limit.
+async fn read_body<B>(body: B, timeout: Duration) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "The request body did not arrive within {} s. Send the whole body at once.",
+                timeout.as_secs()
+            ),
+        )
+        .with_code("request_timeout"));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(MAX_BODY_BYTES)),
         Err(_) => Err(ApiError::invalid_request("The request body could not be read.")),

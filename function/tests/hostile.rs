@@ -12,6 +12,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::*;
 use openai_proxy_function::app::Settings;
+use openai_proxy_function::server::Limits;
+
+/// No upstream listens here: tests of what is refused before anything goes upstream.
+const NO_UPSTREAM_URL: &str = "http://127.0.0.1:9/v1";
 
 /// A chat request with `keys` extra top-level fields `k0`, `k1`, … before its model.
 fn many_keys(model: &str, keys: usize) -> String {
@@ -151,4 +155,123 @@ async fn a_stream_whose_head_never_comes_is_not_sent_twice() {
     let reply = h.chat(streamed("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// Limits for the server tests: a short header timeout, so a test waits for it briefly.
+fn short_limits() -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    }
+}
+
+/// Reads until the server closes the connection; what it sent. The guard only stops a
+/// broken server from hanging the test run.
+async fn until_closed(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = socket.read_to_end(&mut got);
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_slowloris_head_is_cut_off_and_others_are_still_served() {
+    use tokio::io::AsyncWriteExt;
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    let address = serve_proxy_with(h.proxy.clone(), short_limits()).await;
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-a: ")
+        .await
+        .unwrap();
+    // The head never ends: the server closes the connection.
+    until_closed(&mut slow).await;
+    let health = reqwest::get(format!("http://{address}/health")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    let address = serve_proxy_with(h.proxy.clone(), short_limits()).await;
+    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // One answer, then silence from the client: the server closes the connection.
+    let got = until_closed(&mut idle).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    use tokio::io::AsyncWriteExt;
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    let limits = Limits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let address = serve_proxy_with(h.proxy.clone(), limits).await;
+    let holder = tokio::net::TcpStream::connect(address).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut waiting = tokio::net::TcpStream::connect(address).await.unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = tokio::spawn(async move { until_closed(&mut waiting).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!answer.is_finished(), "served beyond the cap of one connection");
+    drop(holder);
+    let got = answer.await.unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+}
+
+#[tokio::test]
+async fn oversized_headers_and_too_many_headers_are_refused_with_431() {
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    let address = serve_proxy_with(h.proxy.clone(), Limits::default()).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{address}/health");
+    let big = client
+        .get(&url)
+        .header("x-big", "a".repeat(100 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let mut many = client.get(&url);
+    for i in 0..200 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let many = many.send().await.unwrap();
+    assert_eq!(many.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_is_answered_408_in_openais_shape() {
+    let settings = Settings {
+        body_read_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let h = harness(NO_UPSTREAM_URL, settings);
+    // The first bytes, then nothing more.
+    let first =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"model\":"))]);
+    let body = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let reply = h
+        .send(
+            axum::http::Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from_stream(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(reply.error()["code"], "request_timeout");
 }

@@ -369,6 +369,28 @@ pub async fn read_request(reader: &mut tokio::net::tcp::OwnedReadHalf) -> String
     }
 }
 
+/// Serves the proxy on a free local port, as the binary's local mode does (two workers).
+pub async fn serve_proxy(proxy: openai_proxy_function::Proxy) -> std::net::SocketAddr {
+    serve_proxy_with(proxy, openai_proxy_function::server::Limits::default()).await
+}
+
+/// [`serve_proxy`] with these limits.
+pub async fn serve_proxy_with(
+    proxy: openai_proxy_function::Proxy,
+    limits: openai_proxy_function::server::Limits,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(openai_proxy_function::server::serve_http(
+        listener,
+        proxy,
+        2,
+        limits,
+        std::future::pending(),
+    ));
+    address
+}
+
 /// The function binary a test runs: the host build cargo made for this test, unless
 /// `OPENAI_PROXY_FUNCTION_BINARY` names another one (scripts/test-arm64.sh: the release
 /// arm64 `bootstrap`), started through `OPENAI_PROXY_FUNCTION_WRAPPER` when that is set

@@ -139,6 +139,9 @@ pub struct AppState {
     pub config: ConfigStore,
     pub upstream: Upstream,
     pub logger: Logger,
+    /// The local server's address, once it listens (never set under Lambda): with
+    /// authentication off, requests must name it in `Host`.
+    pub local_listen: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 pub type App = Arc<AppState>;
@@ -163,6 +166,7 @@ impl AppState {
             config,
             upstream,
             logger,
+            local_listen: std::sync::OnceLock::new(),
         }
     }
 }

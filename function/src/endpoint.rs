@@ -124,6 +124,27 @@ impl Request<'_> {
     }
 }
 
+/// Whether the request says its body is JSON (`application/json`, any parameters, any
+/// case). A browser sends a cross-origin `text/plain` or form POST without a CORS
+/// preflight; requiring JSON makes every such request one the browser must ask first.
+pub fn declares_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The 415 for a body that does not say it is JSON.
+pub fn not_json() -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request_error",
+        "The request body must be JSON, sent with `Content-Type: application/json` (curl: -H 'Content-Type: application/json').",
+    )
+    .with_code("unsupported_media_type")
+}
+
 fn parse_object<'a>(body: &'a [u8], required: &str) -> Result<Fields<'a>, ApiError> {
     let unparsable = |problem: &str| {
         ApiError::invalid_request(format!(

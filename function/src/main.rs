@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use openai_proxy_function::Proxy;
 use openai_proxy_function::app::{AppState, Settings, default_upstream};
 use openai_proxy_function::config::source::base_url_from_env;
 use openai_proxy_function::config::{ConfigSource, ConfigStore};
@@ -55,7 +54,7 @@ async fn run() -> Result<(), Vec<String>> {
     let upstream = default_upstream(runtime.workers()).map_err(|e| vec![e])?;
     let app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
     runtime
-        .serve(Proxy::new(Arc::new(app)))
+        .serve(Arc::new(app))
         .await
         .map_err(|e| vec![e.to_string()])
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+use crate::app::App;
 use crate::env::Environment;
 use crate::server::{Limits, serve_http};
 use crate::service::Proxy;
@@ -82,23 +83,32 @@ impl Runtime {
         }
     }
 
-    pub async fn serve(self, proxy: Proxy) -> Result<(), lambda_http::Error> {
+    pub async fn serve(self, app: App) -> Result<(), lambda_http::Error> {
         match self {
             Self::Lambda {
                 mode: ResponseMode::Stream,
                 endpoint,
                 function,
-            } => crate::stream_runtime::run(proxy, endpoint, function).await,
+            } => crate::stream_runtime::run(Proxy::new(app), endpoint, function).await,
             Self::Lambda {
                 mode: ResponseMode::Buffered,
                 ..
-            } => lambda_http::run(proxy).await,
+            } => lambda_http::run(Proxy::new(app)).await,
             Self::Local { addr, workers } => {
                 let listener = TcpListener::bind(addr).await.map_err(|e| {
                     format!("cannot listen on {addr}: {e}; set PROXY_LISTEN_ADDR to a free host:port")
                 })?;
-                tracing::info!(address = %listener.local_addr()?, workers, "serving plain HTTP");
-                serve_http(listener, proxy, workers, Limits::default(), shutdown_signal()).await;
+                let address = listener.local_addr()?;
+                let _ = app.local_listen.set(address);
+                tracing::info!(address = %address, workers, "serving plain HTTP");
+                serve_http(
+                    listener,
+                    Proxy::new(app),
+                    workers,
+                    Limits::default(),
+                    shutdown_signal(),
+                )
+                .await;
                 Ok(())
             }
         }

@@ -21,7 +21,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth::{self, Client};
 use crate::body::{Body, Response};
-use crate::cors::Cors;
+use crate::cors::{self, Cors};
+use crate::endpoint;
 use crate::error::ApiError;
 use crate::forward;
 use crate::observe::{self, LogHandle, RequestLog};
@@ -167,6 +168,9 @@ where
         Route::ListModels => routes::list_models(app, client.as_ref()).await,
         Route::GetModel(model) => routes::get_model(app, log, client.as_ref(), model).await,
         Route::Forward(endpoint) => {
+            if !endpoint::declares_json(&parts.headers) {
+                return Err(endpoint::not_json());
+            }
             let body = read_body(body, app.settings.body_read_timeout).await?;
             forward::forward(endpoint, app, log, client.as_ref(), body).await
         }
@@ -226,7 +230,30 @@ async fn admit(app: &App, parts: &http::request::Parts, log: &LogHandle) -> Resu
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
-    if !app.settings.auth_enabled || parts.uri.path() == "/health" {
+    if !app.settings.auth_enabled {
+        // Anyone who can reach the local server may use it: at least make sure it was
+        // addressed by its own name, not by a web page's rebound domain.
+        if let Some(&listen) = app.local_listen.get()
+            && !parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|host| cors::names_local_server(host, listen))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                format!(
+                    "The Host header does not name this proxy ({listen} or localhost): with authentication off, the \
+                     local proxy answers only requests addressed to it, a guard against DNS rebinding. Call it as \
+                     http://{listen}, or set ENABLE_AUTHENTICATION=true."
+                ),
+            )
+            .with_code("host_not_allowed"));
+        }
+        return Ok(None);
+    }
+    if parts.uri.path() == "/health" {
         return Ok(None);
     }
     let config = app.load_config().await?;

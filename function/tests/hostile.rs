@@ -275,3 +275,60 @@ async fn a_body_that_trickles_is_answered_408_in_openais_shape() {
     assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(reply.error()["code"], "request_timeout");
 }
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_refused_with_415_and_never_sent_upstream() {
+    let (_server, h) = proxy_answered_by(wiremock::ResponseTemplate::new(500), 0).await;
+    // What a web page can send cross-origin without a CORS preflight.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let reply = h
+            .send(
+                axum::http::Request::post("/v1/chat/completions")
+                    .header("content-type", content_type)
+                    .body(axum::body::Body::from(
+                        chat_request("amazon.nova-lite-v1:0").to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert_eq!(reply.error()["code"], "unsupported_media_type");
+    }
+    let charset = h
+        .send(
+            axum::http::Request::post("/v1/embeddings")
+                .header("content-type", "Application/JSON; charset=utf-8")
+                .body(axum::body::Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        charset.status,
+        StatusCode::BAD_REQUEST,
+        "JSON with parameters passes"
+    );
+}
+
+#[tokio::test]
+async fn with_authentication_off_the_local_server_answers_only_requests_addressed_to_it() {
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    h.app.local_listen.set("127.0.0.1:8080".parse().unwrap()).unwrap();
+    // A page whose domain was rebound to 127.0.0.1 sends its own name.
+    let rebound = h.get_with("/v1/models", "host", "evil.example:8080").await;
+    assert_eq!(rebound.status, StatusCode::FORBIDDEN);
+    assert_eq!(rebound.error()["code"], "host_not_allowed");
+    for host in ["127.0.0.1:8080", "localhost:8080"] {
+        let own = h.get_with("/v1/models", "host", host).await;
+        assert_eq!(own.status, StatusCode::OK, "{host}");
+    }
+    // Under Lambda (no listen address) API Gateway's host is the API's.
+    let lambda = harness(NO_UPSTREAM_URL, Settings::default());
+    let reply = lambda
+        .get_with("/v1/models", "host", "abc.execute-api.us-east-1.amazonaws.com")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

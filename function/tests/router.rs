@@ -76,6 +76,7 @@ async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream(
     let malformed = h
         .send(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .body(Body::from("{\"model\": "))
                 .unwrap(),
         )
@@ -107,6 +108,7 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let declared = h
         .send(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .header("content-length", "6000001")
                 .body(Body::from("{}"))
                 .unwrap(),
@@ -122,6 +124,7 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let streamed = h
         .send(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .body(Body::from_stream(chunks))
                 .unwrap(),
         )

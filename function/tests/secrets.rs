@@ -67,10 +67,7 @@ fn router(store: ConfigStore) -> Harness {
         Sink::Memory(Arc::clone(&logs)),
         false,
     );
-    Harness {
-        proxy: openai_proxy_function::Proxy::new(Arc::new(app)),
-        logs,
-    }
+    Harness::over(app, logs)
 }
 
 async fn model_ids(h: &Harness) -> Vec<String> {

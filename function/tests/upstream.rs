@@ -293,6 +293,7 @@ async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
         .set_body_json(completion("gpt-4o-mini"));
     let (_server, h) = proxy_answered_by(answer, 1).await;
     let request = axum::http::Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
         .header("x-request-id", "client-chosen-id")
         .body(axum::body::Body::from(
             chat_request("amazon.nova-lite-v1:0").to_string(),
@@ -433,6 +434,7 @@ async fn logs_of_a_full_cycle_hold_neither_the_openai_key_nor_a_client_key() {
     );
     for key in [CLIENT_KEY, "wrong-client-key"] {
         let request = axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
             .header("authorization", format!("Bearer {key}"))
             .body(axum::body::Body::from(
                 chat_request("amazon.nova-lite-v1:0").to_string(),

@@ -35,6 +35,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub struct Harness {
     pub proxy: openai_proxy_function::Proxy,
+    pub app: openai_proxy_function::app::App,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -91,9 +92,18 @@ pub fn harness_with_config(
     let logs = Arc::new(Mutex::new(Vec::new()));
     let upstream = Upstream::new(policy, breaker, 1).unwrap();
     let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), true);
-    Harness {
-        proxy: openai_proxy_function::Proxy::new(Arc::new(app)),
-        logs,
+    Harness::over(app, logs)
+}
+
+impl Harness {
+    /// The proxy of `app`, whose log lines go to `logs`.
+    pub fn over(app: AppState, logs: Arc<Mutex<Vec<String>>>) -> Self {
+        let app = Arc::new(app);
+        Harness {
+            proxy: openai_proxy_function::Proxy::new(app.clone()),
+            app,
+            logs,
+        }
     }
 }
 

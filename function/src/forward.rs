@@ -46,7 +46,11 @@ pub async fn forward(
         .get(&model)
         .filter(|_| auth::may_use(client, &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?;
-    log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.model_known = true;
+        record.upstream_model = Some(upstream_model.clone());
+    }
     // Usage is asked for on every chat stream, so token metrics count all traffic; the
     // relay drops the usage chunk again when the client did not ask for it. (Responses
     // streams always end with their usage.)

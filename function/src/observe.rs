@@ -54,11 +54,20 @@ pub struct RequestLog {
     /// The client key's name (named `client_api_keys` entries only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    #[serde(serialize_with = "capped")]
     pub method: String,
+    #[serde(serialize_with = "capped")]
     pub path: String,
     pub status: u16,
     pub duration_ms: f64,
+    /// The model id the client asked for, mapped or not (the log line caps its length).
+    #[serde(serialize_with = "capped_option")]
     pub model: Option<String>,
+    /// Whether `model` is a mapped id the client may use: only those become the
+    /// metrics' `Model` dimension, so made-up names cannot mint new metrics.
+    #[serde(skip)]
+    pub model_known: bool,
+    #[serde(serialize_with = "capped_option")]
     pub upstream_model: Option<String>,
     pub upstream_status: Option<u16>,
     /// OpenAI's own request id (`x-upstream-request-id`), to quote to OpenAI.
@@ -83,6 +92,36 @@ pub fn sane_id(value: &str, punctuation: &[u8]) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b));
     ok.then(|| value.to_owned())
+}
+
+/// Longest string field of a log line, in bytes: a client's multi-megabyte model name or
+/// path is cut, so a log line stays a log line.
+pub const MAX_LOG_FIELD: usize = 256;
+
+/// The `Model` dimension of requests whose model is not a mapped id.
+pub const UNKNOWN_MODEL: &str = "unknown";
+
+/// `text`, cut at [`MAX_LOG_FIELD`] bytes (on a character boundary) and marked `…`.
+pub fn cap(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_LOG_FIELD {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = MAX_LOG_FIELD;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
+fn capped<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&cap(text))
+}
+
+fn capped_option<S: serde::Serializer>(text: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(text) => serializer.serialize_str(&cap(text)),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// An answer's `usage`, the counts only (the rest of the object is skipped unread).
@@ -194,7 +233,11 @@ pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     ];
     let mut doc = json!({
         "FunctionName": function,
-        "Model": record.model.as_deref().unwrap_or("none"),
+        "Model": match &record.model {
+            Some(model) if record.model_known => model.as_str(),
+            Some(_) => UNKNOWN_MODEL,
+            None => "none",
+        },
         "Requests": 1,
         "Errors": u8::from(is_error),
         "Latency": record.duration_ms,
@@ -238,6 +281,7 @@ mod tests {
         let record = RequestLog {
             status: 200,
             model: Some("amazon.nova-lite-v1:0".into()),
+            model_known: true,
             duration_ms: 12.5,
             upstream_ms: Some(10.0),
             prompt_tokens: Some(3),
@@ -294,6 +338,22 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn an_unknown_model_is_one_dimension_value_and_long_fields_are_cut() {
+        let record = RequestLog {
+            status: 404,
+            model: Some("x".repeat(10_000)),
+            path: "é".repeat(1000),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &record, 1)).unwrap();
+        assert_eq!(doc["Model"], UNKNOWN_MODEL);
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.len() < 4 * MAX_LOG_FIELD, "{} bytes", line.len());
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(line["model"].as_str().unwrap().ends_with('…'));
     }
 
     #[test]

@@ -129,7 +129,10 @@ pub async fn get_model(
     } else {
         Err(ApiError::model_not_found(&model))
     };
-    log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model);
+    let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+    record.model = Some(model);
+    record.model_known = known;
+    drop(record);
     answer
 }
 

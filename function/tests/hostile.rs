@@ -332,3 +332,39 @@ async fn with_authentication_off_the_local_server_answers_only_requests_addresse
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn random_model_names_mint_no_metric_dimensions_and_huge_ones_are_cut_in_the_log() {
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    for i in 0..20 {
+        let reply = h.chat(chat_request(&format!("random-model-{i}"))).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    }
+    let huge = "m".repeat(1_000_000);
+    assert_eq!(h.chat(chat_request(&huge)).await.status, StatusCode::NOT_FOUND);
+    let found = h.get("/v1/models/another-random-name").await;
+    assert_eq!(found.status, StatusCode::NOT_FOUND);
+    let lines = h.log_lines();
+    let models: std::collections::BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l.get("_aws").is_some())
+        .map(|l| l["Model"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(models.into_iter().collect::<Vec<_>>(), ["unknown"]);
+    for line in h.logs.lock().unwrap().iter() {
+        assert!(line.len() < 4096, "a log line of {} bytes", line.len());
+    }
+    // A mapped id stays its own dimension value.
+    let (_server, h) = proxy_answered_by(
+        wiremock::ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
+        1,
+    )
+    .await;
+    h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let emf = h
+        .log_lines()
+        .into_iter()
+        .find(|l| l.get("_aws").is_some())
+        .unwrap();
+    assert_eq!(emf["Model"], "amazon.nova-lite-v1:0");
+}

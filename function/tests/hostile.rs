@@ -368,3 +368,22 @@ async fn random_model_names_mint_no_metric_dimensions_and_huge_ones_are_cut_in_t
         .unwrap();
     assert_eq!(emf["Model"], "amazon.nova-lite-v1:0");
 }
+
+#[tokio::test]
+async fn openais_errors_reach_the_client_without_the_organization_and_project_ids() {
+    let quota = wiremock::ResponseTemplate::new(429).set_body_json(serde_json::json!({
+        "error": {"message": "Rate limit reached for gpt-4o-mini in organization org-AbCdEf0123456789xyz on requests per min (RPM): Limit 3. Project proj_Zz9876543210abc.",
+                  "type": "requests", "param": null, "code": "rate_limit_exceeded"}}));
+    let (_server, h) = proxy_answered_by(quota.insert_header("retry-after", "60"), 1).await;
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    let message = reply.error()["message"].as_str().unwrap().to_owned();
+    assert!(
+        !message.contains("AbCdEf0123456789xyz") && !message.contains("Zz9876543210abc"),
+        "{message}"
+    );
+    assert!(
+        message.contains("org-***") && message.contains("proj_***"),
+        "{message}"
+    );
+}

@@ -45,7 +45,11 @@ impl Level {
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RequestLog {
+    /// The proxy's id for the request (its `x-request-id` answer header).
     pub request_id: String,
+    /// The caller's own `x-request-id`, when sane: logged beside ours, never in its place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     /// API Gateway's own request id (its access log's `requestId`), to join the two logs.

@@ -98,10 +98,11 @@ where
 {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    // The proxy's own id, always: a client's id is logged beside it, never in its place,
+    // so no client can make its request look like another's in the logs.
+    let request_id = new_request_id();
+    let client_request_id = sane_id(&parts.headers, REQUEST_ID);
     let correlation_id = sane_id(&parts.headers, "x-correlation-id");
-    let request_id = sane_id(&parts.headers, REQUEST_ID)
-        .or_else(|| correlation_id.clone())
-        .unwrap_or_else(new_request_id);
     let apigw_request_id = match parts.extensions.get::<lambda_http::request::RequestContext>() {
         Some(lambda_http::request::RequestContext::ApiGatewayV1(context)) => context.request_id.clone(),
         Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
@@ -109,6 +110,7 @@ where
     };
     let log: LogHandle = Arc::new(Mutex::new(RequestLog {
         request_id: request_id.clone(),
+        client_request_id,
         correlation_id,
         apigw_request_id,
         method: parts.method.to_string(),
@@ -256,12 +258,14 @@ async fn admit(app: &App, parts: &http::request::Parts, log: &LogHandle) -> Resu
     if parts.uri.path() == "/health" {
         return Ok(None);
     }
-    let config = app.load_config().await?;
+    // Checked before the configuration is loaded: a request without a key is refused
+    // at once, even while Secrets Manager is unreachable.
     let Some(key) = auth::presented_key(&parts.headers) else {
         return Err(ApiError::unauthorized(
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
         ));
     };
+    let config = app.load_config().await?;
     if config.client_api_keys.is_empty() {
         tracing::error!("ENABLE_AUTHENTICATION=true but the configuration lists no client_api_keys");
         return Err(ApiError::unauthorized(

@@ -387,3 +387,75 @@ async fn openais_errors_reach_the_client_without_the_organization_and_project_id
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_request_without_a_key_is_refused_before_the_configuration_is_loaded() {
+    // A configuration source that is never reachable: a file that does not exist.
+    let store = openai_proxy_function::config::ConfigStore::new(
+        openai_proxy_function::config::ConfigSource::File("/nonexistent/proxy-config.json".into()),
+        "http://unused/v1",
+        Duration::from_secs(300),
+    );
+    let settings = Settings {
+        auth_enabled: true,
+        ..Settings::default()
+    };
+    let logs = Arc::default();
+    let app = openai_proxy_function::app::AppState::new(
+        settings,
+        store,
+        openai_proxy_function::app::default_upstream(1).unwrap(),
+        openai_proxy_function::observe::Sink::Memory(Arc::clone(&logs)),
+        false,
+    );
+    let h = Harness::over(app, logs);
+    let reply = h.get("/v1/models").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "invalid_api_key");
+    // With a key, the outage shows.
+    let keyed = h
+        .get_with("/v1/models", "authorization", "BEARER some-client-key")
+        .await;
+    assert_eq!(keyed.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn crlf_and_oversized_request_ids_never_reach_the_log() {
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    // hyper refuses CR and LF in a header value before the proxy sees it; through the
+    // Lambda runtime a value arrives decoded, so the proxy's own check must hold.
+    for hostile in ["a\tb", "x\u{7f}y", &"r".repeat(200)] {
+        let Ok(value) = axum::http::HeaderValue::from_str(hostile) else {
+            continue;
+        };
+        let request = axum::http::Request::get("/health")
+            .header("x-request-id", value.clone())
+            .header("x-correlation-id", value)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(h.send(request).await.status, StatusCode::OK);
+    }
+    for line in h.request_logs() {
+        assert!(line.get("client_request_id").is_none(), "{line}");
+        assert!(line.get("correlation_id").is_none(), "{line}");
+    }
+    // CRLF itself cannot even be sent: the header value is refused.
+    assert!(axum::http::HeaderValue::from_str("id\r\nx-injected: 1").is_err());
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let h = harness(
+        NO_UPSTREAM_URL,
+        Settings {
+            auth_enabled: true,
+            ..Settings::default()
+        },
+    );
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let reply = h
+            .get_with("/v1/models", "authorization", &format!("{scheme} {CLIENT_KEY}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{scheme}");
+    }
+}

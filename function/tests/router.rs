@@ -181,18 +181,26 @@ async fn cors_origins_list_only_allows_listed_origins() {
 }
 
 #[tokio::test]
-async fn every_response_carries_a_request_id_echoing_a_sane_one() {
+async fn every_response_carries_the_proxys_own_request_id_and_logs_the_callers_beside_it() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    let echoed = h.get_with("/health", "x-request-id", "abc-123").await;
-    assert_eq!(echoed.headers["x-request-id"], "abc-123");
+    let sent = h.get_with("/health", "x-request-id", "abc-123").await;
+    let ours = sent.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(ours.len(), 36, "a generated UUID, not the caller's value: {ours}");
     let correlated = h.get_with("/nope", "x-correlation-id", "corr.9").await;
-    assert_eq!(correlated.headers["x-request-id"], "corr.9");
-    let insane = h.get_with("/health", "x-request-id", "a b\"<script>").await;
-    let generated = insane.headers["x-request-id"].to_str().unwrap();
+    assert_ne!(correlated.headers["x-request-id"], "corr.9");
+    h.get_with("/health", "x-request-id", "a b\"<script>").await;
+    let lines = h.request_logs();
     assert_eq!(
-        generated.len(),
-        36,
-        "a generated UUID, not the caller's value: {generated}"
+        (
+            lines[0]["request_id"].as_str(),
+            lines[0]["client_request_id"].as_str()
+        ),
+        (Some(ours.as_str()), Some("abc-123"))
+    );
+    assert_eq!(lines[1]["correlation_id"], "corr.9");
+    assert!(
+        lines[2].get("client_request_id").is_none(),
+        "an insane id is not logged"
     );
 }
 
@@ -223,7 +231,7 @@ async fn each_request_logs_one_json_line_with_its_outcome() {
     let lines = h.request_logs();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
-    assert_eq!(line["request_id"], "rid-1");
+    assert_eq!(line["client_request_id"], "rid-1");
     assert_eq!(line["status"], 404);
     assert_eq!(line["path"], "/v1/models/unknown");
     assert_eq!(line["error_type"], "model_not_found");

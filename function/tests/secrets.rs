@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::*;
 use openai_proxy_function::app::{AppState, Settings, default_upstream};
-use openai_proxy_function::config::{ConfigSource, ConfigStore};
+use openai_proxy_function::config::{ConfigSource, ConfigStore, FAILURE_RETRY};
 use openai_proxy_function::observe::Sink;
 
 fn emulator() -> String {
@@ -165,7 +165,9 @@ async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
         "health needs no configuration"
     );
 
-    // It comes back: the failure was not cached.
+    // It comes back: the failure is answered from memory for a moment (requests do not
+    // each wait for an unreachable Secrets Manager), then Secrets Manager is asked again.
+    let failed = tokio::time::Instant::now();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     forward(
         listener,
@@ -173,5 +175,13 @@ async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
             .trim_end_matches('/')
             .to_owned(),
     );
+    let remembered = h.get("/v1/models").await;
+    assert_eq!(
+        remembered.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        remembered.text()
+    );
+    tokio::time::sleep_until(failed + FAILURE_RETRY + Duration::from_millis(100)).await;
     assert_eq!(model_ids(&h).await, ["model-c"]);
 }

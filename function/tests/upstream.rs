@@ -307,12 +307,12 @@ async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
         ("openai-processing-ms", "412"),
         ("openai-version", "2020-10-01"),
         ("x-upstream-request-id", "req_0123abcd"),
-        ("x-request-id", "client-chosen-id"),
     ] {
         assert_eq!(reply.headers[name], value, "{name}");
     }
     assert!(!reply.headers.contains_key("openai-organization"));
     assert_eq!(h.request_logs()[0]["upstream_request_id"], "req_0123abcd");
+    assert_eq!(h.request_logs()[0]["client_request_id"], "client-chosen-id");
 }
 
 #[tokio::test]

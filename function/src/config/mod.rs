@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use source::ConfigSource;
-pub use store::ConfigStore;
+pub use store::{ConfigStore, FAILURE_RETRY};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 

@@ -22,7 +22,7 @@ pub enum ConfigSource {
 }
 
 /// Why loading failed; shown in logs (never values), summarised to clients.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     #[error("{source_name} is unavailable: {reason}")]
     Unavailable { source_name: String, reason: String },

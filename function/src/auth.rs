@@ -87,6 +87,8 @@ mod tests {
             name: Some(name.to_owned()),
             digest: Sha256::digest(key.as_bytes()).into(),
             models: None,
+            max_n: None,
+            max_tokens: None,
         }
     }
 

@@ -44,6 +44,15 @@ impl Endpoint {
         !matches!(self, Self::Embeddings)
     }
 
+    /// The fields that cap a request's output tokens on this endpoint.
+    pub fn token_caps(self) -> &'static [&'static str] {
+        match self {
+            Self::ChatCompletions => &["max_tokens", "max_completion_tokens"],
+            Self::Responses => &["max_output_tokens"],
+            Self::Embeddings => &[],
+        }
+    }
+
     /// What a request body must name, for the message on malformed JSON.
     fn required(self) -> &'static str {
         match self {
@@ -89,6 +98,17 @@ impl Endpoint {
 }
 
 impl Request<'_> {
+    /// The whole number in `key`, if the body has one there; `Err` for a field that is
+    /// present and something else.
+    pub fn count(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        match self.fields.raw(key) {
+            None | Some("null") => Ok(None),
+            Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
+                ApiError::invalid_request(format!("`{key}` must be a whole number.")).with_param(key)
+            }),
+        }
+    }
+
     /// Whether the client asked for usage in its stream (`stream_options.include_usage`).
     pub fn asks_for_usage(&self) -> bool {
         self.stream_options()

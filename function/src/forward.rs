@@ -10,8 +10,8 @@ use http::{HeaderValue, StatusCode, header};
 use crate::app::App;
 use crate::auth::{self, Client};
 use crate::body::{self, Body, Response};
-use crate::config::ProxyConfig;
-use crate::endpoint::Endpoint;
+use crate::config::{ClientKey, ProxyConfig};
+use crate::endpoint::{Endpoint, Request};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
 use crate::relay;
@@ -46,6 +46,9 @@ pub async fn forward(
         .get(&model)
         .filter(|_| auth::may_use(client, &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?;
+    if let Some(client) = client {
+        within_key_caps(endpoint, &request, client.key())?;
+    }
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model_known = true;
@@ -165,6 +168,46 @@ async fn complete(
     let mut out = String::with_capacity(text.len() + model.len());
     fields.write_with_model(model, &mut out);
     Ok(body::with_type(StatusCode::OK, "application/json", out))
+}
+
+/// Refuses a request that asks for more than its client key may (`max_n`, `max_tokens`
+/// of `client_api_keys`): a capped key must name its output tokens, or it could ask for
+/// the model's maximum by leaving them out.
+fn within_key_caps(endpoint: Endpoint, request: &Request<'_>, key: &ClientKey) -> Result<(), ApiError> {
+    let over = |param: &str, asked: u64, cap: u64| {
+        ApiError::invalid_request(format!(
+            "`{param}` is {asked}, more than this API key may ask for ({cap}): ask for {cap} or fewer."
+        ))
+        .with_param(param)
+        .with_code("key_limit_exceeded")
+    };
+    if let Some(cap) = key.max_n
+        && endpoint == Endpoint::ChatCompletions
+        && let Some(n) = request.count("n")?
+        && n > cap
+    {
+        return Err(over("n", n, cap));
+    }
+    let caps = endpoint.token_caps();
+    if let (Some(cap), Some(first)) = (key.max_tokens, caps.first()) {
+        let mut named = false;
+        for param in caps {
+            if let Some(asked) = request.count(param)? {
+                named = true;
+                if asked > cap {
+                    return Err(over(param, asked, cap));
+                }
+            }
+        }
+        if !named {
+            return Err(ApiError::invalid_request(format!(
+                "This API key may ask for at most {cap} output tokens per request: set `{first}` to {cap} or fewer."
+            ))
+            .with_param(*first)
+            .with_code("key_limit_exceeded"));
+        }
+    }
+    Ok(())
 }
 
 /// How long an answer's body may still take: the OpenAI timeout, within the deadline.

@@ -109,3 +109,60 @@ async fn the_keys_name_is_in_the_log_line_and_a_metrics_dimension_never_the_key(
     let all = h.logs.lock().unwrap().join("\n");
     assert!(!all.contains(WEB_KEY) && !all.contains(CLIENT_KEY));
 }
+
+const CAPPED_KEY: &str = "capped-key-0123456789";
+
+#[tokio::test]
+async fn a_capped_key_is_refused_more_choices_or_tokens_than_its_caps_naming_the_parameter() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut config = config_json(&format!("{}/v1", server.uri()));
+    let digest = hex(&sha2::Sha256::digest(CAPPED_KEY.as_bytes()));
+    config["client_api_keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "capped", "sha256": digest, "max_n": 2, "max_tokens": 100}));
+    let h = harness_with_config(
+        config,
+        Settings {
+            auth_enabled: true,
+            ..Settings::default()
+        },
+        fast_policy(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    );
+    let post = || Request::post("/v1/chat/completions").header("content-type", "application/json");
+    let ask = |extra: serde_json::Value| {
+        let mut body =
+            json!({"model": "amazon.nova-lite-v1:0", "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        Some(body)
+    };
+    for (extra, param) in [
+        (json!({"n": 3, "max_tokens": 10}), "n"),
+        (json!({"max_tokens": 101}), "max_tokens"),
+        (json!({"max_completion_tokens": 5000}), "max_completion_tokens"),
+        (json!({}), "max_tokens"),
+    ] {
+        let reply = as_client(&h, CAPPED_KEY, post(), ask(extra.clone())).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{extra}");
+        let error = reply.error();
+        assert_eq!(
+            (error["param"].as_str(), error["code"].as_str()),
+            (Some(param), Some("key_limit_exceeded")),
+            "{extra}"
+        );
+    }
+    // Within the caps: forwarded (the mock expects exactly these two).
+    let within = as_client(&h, CAPPED_KEY, post(), ask(json!({"n": 2, "max_tokens": 100}))).await;
+    assert_eq!(within.status, StatusCode::OK, "{}", within.text());
+    // Another key has no caps.
+    let uncapped = as_client(&h, CLIENT_KEY, post(), ask(json!({"n": 8}))).await;
+    assert_eq!(uncapped.status, StatusCode::OK);
+}

@@ -79,6 +79,11 @@ pub struct ClientKey {
     pub digest: [u8; 32],
     /// The model ids this key may use; `None` means every mapped model.
     pub models: Option<BTreeSet<String>>,
+    /// The most choices (`n`) one request of this key may ask for; `None`: no cap.
+    pub max_n: Option<u64>,
+    /// The most output tokens one request of this key may ask for (`max_tokens`,
+    /// `max_completion_tokens`, `max_output_tokens`); `None`: no cap.
+    pub max_tokens: Option<u64>,
 }
 
 impl ClientKey {
@@ -276,6 +281,8 @@ fn client_keys(
                 name: None,
                 digest: parse_sha256_hex(digest).ok_or_else(|| field(at(""), DIGEST_PROBLEM))?,
                 models: None,
+                max_n: None,
+                max_tokens: None,
             },
             Value::Object(object) => named_key(object, mappings, &at)?,
             _ => {
@@ -305,13 +312,22 @@ fn named_key(
 ) -> Result<ClientKey, InvalidConfig> {
     if let Some(unknown) = object
         .keys()
-        .find(|k| !["name", "sha256", "models"].contains(&k.as_str()))
+        .find(|k| !["name", "sha256", "models", "max_n", "max_tokens"].contains(&k.as_str()))
     {
         return Err(field(
             at(&format!(".{unknown}")),
-            "is not a client key field: use name, sha256 and models",
+            "is not a client key field: use name, sha256, models, max_n and max_tokens",
         ));
     }
+    let cap = |name: &str| match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(|| field(at(&format!(".{name}")), "must be a whole number of at least 1")),
+    };
+    let (max_n, max_tokens) = (cap("max_n")?, cap("max_tokens")?);
     // The name becomes a log field and a CloudWatch dimension value.
     let name = match object.get("name") {
         Some(Value::String(name))
@@ -369,6 +385,8 @@ fn named_key(
         name: Some(name),
         digest,
         models,
+        max_n,
+        max_tokens,
     })
 }
 
@@ -417,7 +435,9 @@ mod tests {
             vec![ClientKey {
                 name: None,
                 digest: [0xaa; 32],
-                models: None
+                models: None,
+                max_n: None,
+                max_tokens: None,
             }]
         );
     }
@@ -525,6 +545,14 @@ mod tests {
             (
                 serde_json::json!([{"name": "a", "sha256": digest}, {"name": "a", "sha256": "d".repeat(64)}]),
                 "field `client_api_keys[1].name` is used by another client key",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": digest, "max_n": 0}]),
+                "field `client_api_keys[0].max_n` must be a whole number of at least 1",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": digest, "max_tokens": "many"}]),
+                "field `client_api_keys[0].max_tokens` must be a whole number",
             ),
             (
                 serde_json::json!([7]),

@@ -459,3 +459,31 @@ async fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(reply.status, StatusCode::OK, "{scheme}");
     }
 }
+
+#[tokio::test]
+async fn deeply_nested_bodies_are_refused_or_forwarded_without_recursing_to_a_crash() {
+    let (server, base) = upstream().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    for depth in [100, 10_000, 1_000_000] {
+        let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let body = format!(
+            "{{\"model\":\"amazon.nova-lite-v1:0\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"x\":{nested}}}"
+        );
+        let reply = h.send_json("/v1/chat/completions", body).await;
+        // The proxy never walks into a field it does not read (it keeps it as raw text,
+        // scanned without recursion): forwarded for OpenAI to judge, or a 400 in OpenAI's
+        // shape, and never a crash of the process serving other requests.
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::BAD_REQUEST => {
+                reply.error();
+            }
+            other => panic!("{depth}: {other} {}", reply.text()),
+        }
+    }
+    assert_eq!(h.get("/health").await.status, StatusCode::OK);
+}

@@ -1,6 +1,6 @@
 //! Cross-origin access for browser apps: the proxy answers CORS preflights itself and
 //! marks every answer with the origins, headers and methods it allows. Written for the
-//! proxy's one policy (origins: any or a list; methods GET, POST, OPTIONS; request
+//! proxy's one policy (origins: any or a list; methods GET, POST, DELETE, OPTIONS; request
 //! headers mirrored, since browser SDKs send their own `x-stainless-*`; a fixed list of
 //! exposed headers) so that it costs a few header inserts per request: a general CORS
 //! layer built its own header map on every request and was cloned with the route on
@@ -35,7 +35,7 @@ const EXPOSED_HEADERS: [&str; 14] = [
 /// Answers vary with these request headers: caches must keep them apart.
 const VARY_VALUE: HeaderValue =
     HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers");
-const METHODS: HeaderValue = HeaderValue::from_static("GET,POST,OPTIONS");
+const METHODS: HeaderValue = HeaderValue::from_static("GET,POST,DELETE,OPTIONS");
 /// Browsers may reuse a preflight's answer for ten minutes.
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 const ANY: HeaderValue = HeaderValue::from_static("*");

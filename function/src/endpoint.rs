@@ -17,6 +17,34 @@ pub enum Endpoint {
     Responses,
 }
 
+/// What a request does with a stored response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAction {
+    Retrieve,
+    Delete,
+    Cancel,
+    InputItems,
+}
+
+impl StoredAction {
+    pub fn method(self) -> http::Method {
+        match self {
+            Self::Retrieve | Self::InputItems => http::Method::GET,
+            Self::Delete => http::Method::DELETE,
+            Self::Cancel => http::Method::POST,
+        }
+    }
+
+    /// The upstream path of this action on the response `id`.
+    pub fn upstream_path(self, id: &str) -> String {
+        match self {
+            Self::Retrieve | Self::Delete => format!("responses/{id}"),
+            Self::Cancel => format!("responses/{id}/cancel"),
+            Self::InputItems => format!("responses/{id}/input_items"),
+        }
+    }
+}
+
 /// A checked request body.
 #[derive(Debug)]
 pub struct Request<'a> {

@@ -80,7 +80,8 @@ impl ApiError {
             format!(
                 "Unknown request URL: {path}. Supported: GET /health, GET /v1/models, \
                  GET /v1/models/{{model}}, POST /v1/chat/completions, POST /v1/embeddings, \
-                 POST /v1/responses."
+                 POST /v1/responses, GET and DELETE /v1/responses/{{id}}, POST /v1/responses/{{id}}/cancel, \
+                 GET /v1/responses/{{id}}/input_items."
             ),
         )
         .with_code("unknown_url")

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::auth::{self, Client};
 use crate::body::{self, Body, Response};
 use crate::config::{ClientKey, ProxyConfig};
-use crate::endpoint::{Endpoint, Request};
+use crate::endpoint::{Endpoint, Request, StoredAction};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
 use crate::relay;
@@ -136,6 +136,76 @@ pub async fn forward(
         complete(answer.response, &model, &config, deadline, log).await?
     };
     response.headers_mut().extend(headers);
+    Ok(response)
+}
+
+/// A stored Responses API response (`GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`,
+/// `GET …/input_items`): relayed to OpenAI and its answer relayed back as OpenAI wrote
+/// it. `query` is the request's query string (`include[]`, `after`, `limit`, `order`).
+pub async fn stored(
+    action: StoredAction,
+    id: &str,
+    query: Option<&str>,
+    app: &App,
+    log: &LogHandle,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let config = app.load_config().await?;
+    let mut path = action.upstream_path(id);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        path.push('?');
+        path.push_str(query);
+    }
+    let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
+    let body = if action.method() == http::Method::POST {
+        Bytes::from_static(b"{}")
+    } else {
+        Bytes::new()
+    };
+    let result = app
+        .upstream
+        .call(&config, action.method(), &path, body, deadline)
+        .await;
+    let secret = config.openai_api_key.expose();
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(failure) => {
+            log.lock().unwrap_or_else(|p| p.into_inner()).attempts = failure.attempts();
+            return Err(failure_to_error(failure, secret));
+        }
+    };
+    let status = answer.response.status();
+    let upstream_headers = answer.response.headers().clone();
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.attempts = answer.attempts;
+        record.upstream_status = Some(status.as_u16());
+        record.upstream_request_id = relayed::request_id(&upstream_headers);
+    }
+    let left = answer_time_left(deadline, &config);
+    if !status.is_success() {
+        let body = tokio::time::timeout(left, upstream::read_error_body(answer.response))
+            .await
+            .map_err(|_| upstream_timeout())?;
+        return Err(relayed::error(
+            status,
+            &upstream_headers,
+            &body,
+            secret,
+            answer.attempts,
+        ));
+    }
+    let bytes = match tokio::time::timeout(left, upstream::read_body(answer.response)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Err(upstream_broken(
+                "The upstream connection broke while sending the answer.",
+            ));
+        }
+        Err(_) => return Err(upstream_timeout()),
+    };
+    let mut response = body::with_type(status, "application/json", bytes);
+    response.headers_mut().extend(relayed::headers(&upstream_headers));
     Ok(response)
 }
 

@@ -169,6 +169,7 @@ where
         Route::Health => Ok(routes::health()),
         Route::ListModels => routes::list_models(app, client.as_ref()).await,
         Route::GetModel(model) => routes::get_model(app, log, client.as_ref(), model).await,
+        Route::Stored(action, id) => forward::stored(action, &id, parts.uri.query(), app, log).await,
         Route::Forward(endpoint) => {
             if !endpoint::declares_json(&parts.headers) {
                 return Err(endpoint::not_json());

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use backon::BackoffBuilder;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -193,13 +193,43 @@ impl Upstream {
         body: Bytes,
         deadline: Instant,
     ) -> Result<Answer, Failure> {
+        let url = self.url(&config.openai_base_url, endpoint);
+        self.send(config, Method::POST, url, body, deadline).await
+    }
+
+    /// Sends `method` to `{base}/{path_and_query}` (a stored response's path, parsed on
+    /// every call: ids are not worth caching), with the retries and timeouts of [`post`].
+    ///
+    /// [`post`]: Self::post
+    pub async fn call(
+        &self,
+        config: &ProxyConfig,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let url = format!("{}/{path_and_query}", config.openai_base_url)
+            .parse()
+            .ok();
+        self.send(config, method, url, body, deadline).await
+    }
+
+    async fn send(
+        &self,
+        config: &ProxyConfig,
+        method: Method,
+        url: Option<Uri>,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
         let permit = self
             .breaker
             .try_acquire()
             .map_err(|retry_after| Failure::CircuitOpen { retry_after })?;
         // The configuration refuses a base URL that does not parse.
         let (Some(url), Ok(mut authorization)) = (
-            self.url(&config.openai_base_url, endpoint),
+            url,
             HeaderValue::try_from(format!("Bearer {}", config.openai_api_key.expose())),
         ) else {
             return Err(settle(permit, Failure::Connect { attempts: 0 }));
@@ -213,11 +243,16 @@ impl Upstream {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let per_attempt = config.timeouts.openai_api.min(remaining);
-            let mut request = Request::post(url.clone()).body(Full::new(body.clone()));
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(url.clone())
+                .body(Full::new(body.clone()));
             if let Ok(request) = &mut request {
                 let headers = request.headers_mut();
                 headers.insert(AUTHORIZATION, authorization.clone());
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                if method == Method::POST {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
                 headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
             }
             let Ok(request) = request else {

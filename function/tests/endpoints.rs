@@ -254,3 +254,69 @@ async fn a_responses_stream_closed_before_its_final_event_ends_with_an_error_eve
     );
     assert_eq!(h.request_logs()[0]["error_type"], "upstream_stream_error");
 }
+
+#[tokio::test]
+async fn stored_responses_are_retrieved_deleted_cancelled_and_listed_through_openai() {
+    use wiremock::matchers::{method, path, query_param};
+    let (server, base) = upstream().await;
+    let stored = response_object("gpt-4o-mini", "completed");
+    for (verb, at, answer) in [
+        ("GET", "/v1/responses/resp_abc123", stored.clone()),
+        (
+            "DELETE",
+            "/v1/responses/resp_abc123",
+            json!({"id": "resp_abc123", "object": "response", "deleted": true}),
+        ),
+        (
+            "POST",
+            "/v1/responses/resp_abc123/cancel",
+            response_object("gpt-4o-mini", "cancelled"),
+        ),
+    ] {
+        wiremock::Mock::given(method(verb))
+            .and(path(at))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    wiremock::Mock::given(method("GET"))
+        .and(path("/v1/responses/resp_abc123/input_items"))
+        .and(query_param("limit", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "data": [], "has_more": false})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    let retrieved = h.get("/v1/responses/resp_abc123").await;
+    assert_eq!(retrieved.status, StatusCode::OK, "{}", retrieved.text());
+    assert_eq!(retrieved.json()["output"][0]["content"][0]["text"], "Hello!");
+    let deleted = h
+        .send(
+            axum::http::Request::delete("/v1/responses/resp_abc123")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(deleted.json()["deleted"], true);
+    let cancelled = h
+        .send(
+            axum::http::Request::post("/v1/responses/resp_abc123/cancel")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    let items = h.get("/v1/responses/resp_abc123/input_items?limit=2").await;
+    assert_eq!(items.json()["object"], "list");
+    // OpenAI's 404 for an unknown id is relayed as it came.
+    let missing = h.get("/v1/responses/resp_unknown").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Nothing but an id's characters reaches the upstream path.
+    let steered = h.get("/v1/responses/..%2F..%2Fmodels").await;
+    assert_eq!(steered.status, StatusCode::BAD_REQUEST);
+    assert_eq!(steered.error()["param"], "response_id");
+}

@@ -89,22 +89,7 @@ pub async fn forward(
         record.upstream_request_id = relayed::request_id(answer.response.headers());
     }
     if !status.is_success() {
-        let upstream_headers = answer.response.headers().clone();
-        // Within the attempt's time: an upstream that sends an error's head and stalls
-        // must not hold the request until the Lambda times out.
-        let body = tokio::time::timeout(
-            answer_time_left(deadline, &config),
-            upstream::read_error_body(answer.response),
-        )
-        .await
-        .map_err(|_| upstream_timeout())?;
-        return Err(relayed::error(
-            status,
-            &upstream_headers,
-            &body,
-            secret,
-            answer.attempts,
-        ));
+        return Err(upstream_error(answer, answer_time_left(deadline, &config), secret).await);
     }
     let is_sse = answer
         .response
@@ -184,26 +169,9 @@ pub async fn stored(
     }
     let left = answer_time_left(deadline, &config);
     if !status.is_success() {
-        let body = tokio::time::timeout(left, upstream::read_error_body(answer.response))
-            .await
-            .map_err(|_| upstream_timeout())?;
-        return Err(relayed::error(
-            status,
-            &upstream_headers,
-            &body,
-            secret,
-            answer.attempts,
-        ));
+        return Err(upstream_error(answer, left, secret).await);
     }
-    let bytes = match tokio::time::timeout(left, upstream::read_body(answer.response)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return Err(upstream_broken(
-                "The upstream connection broke while sending the answer.",
-            ));
-        }
-        Err(_) => return Err(upstream_timeout()),
-    };
+    let bytes = read_answer(answer.response, left).await?;
     let mut response = body::with_type(status, "application/json", bytes);
     response.headers_mut().extend(relayed::headers(&upstream_headers));
     Ok(response)
@@ -219,16 +187,7 @@ async fn complete(
     deadline: Instant,
     log: &LogHandle,
 ) -> Result<Response, ApiError> {
-    let remaining = answer_time_left(deadline, config);
-    let bytes = match tokio::time::timeout(remaining, upstream::read_body(response)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return Err(upstream_broken(
-                "The upstream connection broke while sending the answer.",
-            ));
-        }
-        Err(_) => return Err(upstream_timeout()),
-    };
+    let bytes = read_answer(response, answer_time_left(deadline, config)).await?;
     let invalid = || upstream_broken("The upstream answered with invalid JSON.");
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
     let fields = Fields::parse(text).map_err(|_| invalid())?;
@@ -278,6 +237,29 @@ fn within_key_caps(endpoint: Endpoint, request: &Request<'_>, key: &ClientKey) -
         }
     }
     Ok(())
+}
+
+/// An upstream error answer, for the client. Its body is read within `left`: an
+/// upstream that sends an error's head and stalls must not hold the request until the
+/// Lambda times out.
+async fn upstream_error(answer: upstream::Answer, left: Duration, secret: &str) -> ApiError {
+    let status = answer.response.status();
+    let headers = answer.response.headers().clone();
+    match tokio::time::timeout(left, upstream::read_error_body(answer.response)).await {
+        Ok(body) => relayed::error(status, &headers, &body, secret, answer.attempts),
+        Err(_) => upstream_timeout(),
+    }
+}
+
+/// A successful answer's whole body, within `left`.
+async fn read_answer(response: upstream::Response, left: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(left, upstream::read_body(response)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(upstream_broken(
+            "The upstream connection broke while sending the answer.",
+        )),
+        Err(_) => Err(upstream_timeout()),
+    }
 }
 
 /// How long an answer's body may still take: the OpenAI timeout, within the deadline.

@@ -18,12 +18,19 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const WEB_KEY: &str = "web-app-key-0123456789";
 
 fn harness_with_named_key(base: &str) -> Harness {
+    harness_with_key(
+        base,
+        WEB_KEY,
+        json!({"name": "web-app", "models": ["amazon.nova-lite-v1:0"]}),
+    )
+}
+
+/// Authentication on, and besides [`CLIENT_KEY`] the key `key` as the named entry
+/// `entry` (its `sha256` added).
+fn harness_with_key(base: &str, key: &str, mut entry: serde_json::Value) -> Harness {
     let mut config = config_json(base);
-    let digest = hex(&sha2::Sha256::digest(WEB_KEY.as_bytes()));
-    config["client_api_keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "web-app", "sha256": digest, "models": ["amazon.nova-lite-v1:0"]}));
+    entry["sha256"] = hex(&sha2::Sha256::digest(key.as_bytes())).into();
+    config["client_api_keys"].as_array_mut().unwrap().push(entry);
     harness_with_config(
         config,
         Settings {
@@ -120,20 +127,10 @@ async fn a_capped_key_is_refused_more_choices_or_tokens_than_its_caps_naming_the
         .expect(2)
         .mount(&server)
         .await;
-    let mut config = config_json(&format!("{}/v1", server.uri()));
-    let digest = hex(&sha2::Sha256::digest(CAPPED_KEY.as_bytes()));
-    config["client_api_keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "capped", "sha256": digest, "max_n": 2, "max_tokens": 100}));
-    let h = harness_with_config(
-        config,
-        Settings {
-            auth_enabled: true,
-            ..Settings::default()
-        },
-        fast_policy(),
-        CircuitBreaker::new(5, Duration::from_secs(30)),
+    let h = harness_with_key(
+        &format!("{}/v1", server.uri()),
+        CAPPED_KEY,
+        json!({"name": "capped", "max_n": 2, "max_tokens": 100}),
     );
     let post = || Request::post("/v1/chat/completions").header("content-type", "application/json");
     let ask = |extra: serde_json::Value| {

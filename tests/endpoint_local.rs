@@ -50,6 +50,7 @@ async fn every_check_passes_against_the_proxy_and_its_upstream() {
 
 #[tokio::test]
 async fn every_request_carries_a_request_id_of_the_run_which_the_proxy_logs() {
+    // The proxy logs a caller's id beside its own, as `client_request_id` (issue 21).
     let (router, logs) = Proxy::default().router_logged(&upstream().await);
     let base = format!("http://{}", serve(router).await);
     let results = run(&plan(&base)).await;
@@ -59,7 +60,7 @@ async fn every_request_carries_a_request_id_of_the_run_which_the_proxy_logs() {
         .unwrap()
         .iter()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|line| line["request_id"].as_str().map(str::to_owned))
+        .filter_map(|line| line["client_request_id"].as_str().map(str::to_owned))
         .collect();
     // 8 checks with one request each (health answered at once), 5 + 5 probe requests.
     assert_eq!(ids.len(), 18, "{ids:?}");

@@ -9,6 +9,7 @@ use http::StatusCode;
 use crate::breaker::CircuitBreaker;
 use crate::config::{ConfigStore, ProxyConfig};
 use crate::cors::Cors;
+use crate::env::Environment;
 use crate::error::ApiError;
 use crate::observe::{Level, Logger, Sink};
 use crate::upstream::{RetryPolicy, Upstream};
@@ -17,6 +18,10 @@ use crate::upstream::{RetryPolicy, Upstream};
 pub const MAX_BODY_BYTES: usize = 6_000_000;
 
 pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Longest time a request body may take to arrive, whole: a client trickling its body
+/// byte by byte is answered 408 instead of holding the request.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Silence on a stream after which the client gets a keep-alive comment.
 pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -31,6 +36,10 @@ pub struct Settings {
     pub log_level: Level,
     /// [`STREAM_KEEP_ALIVE`]; tests shorten it.
     pub stream_keep_alive: Duration,
+    /// The Lambda function's name (`local` outside Lambda): the metrics' `FunctionName`.
+    pub function_name: String,
+    /// [`BODY_READ_TIMEOUT`]; tests shorten it.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -41,14 +50,16 @@ impl Default for Settings {
             secret_cache_ttl: DEFAULT_SECRET_CACHE_TTL,
             log_level: Level::Info,
             stream_keep_alive: STREAM_KEEP_ALIVE,
+            function_name: "local".to_owned(),
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
 
 impl Settings {
-    /// Reads the environment; every invalid variable is named, with an example.
-    pub fn from_env() -> Result<Self, Vec<String>> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    /// Parses the environment; every invalid variable is named, with an example.
+    pub fn from_env(env: &Environment) -> Result<Self, Vec<String>> {
+        let get = |name: &str| env.get(name);
         let mut problems = Vec::new();
         let auth_enabled = match get("ENABLE_AUTHENTICATION")
             .map(|v| v.trim().to_ascii_lowercase())
@@ -97,7 +108,7 @@ impl Settings {
                 DEFAULT_SECRET_CACHE_TTL
             }
         };
-        let log_level = Level::parse(get("LOG_LEVEL").as_deref()).unwrap_or_else(|e| {
+        let log_level = Level::parse(get("LOG_LEVEL")).unwrap_or_else(|e| {
             problems.push(e);
             Level::Info
         });
@@ -108,6 +119,12 @@ impl Settings {
                 secret_cache_ttl,
                 log_level,
                 stream_keep_alive: STREAM_KEEP_ALIVE,
+                function_name: env
+                    .get_or_default("AWS_LAMBDA_FUNCTION_NAME")
+                    .unwrap_or("local")
+                    .trim()
+                    .to_owned(),
+                body_read_timeout: BODY_READ_TIMEOUT,
             })
         } else {
             Err(problems)
@@ -122,6 +139,9 @@ pub struct AppState {
     pub config: ConfigStore,
     pub upstream: Upstream,
     pub logger: Logger,
+    /// The local server's address, once it listens (never set under Lambda): with
+    /// authentication off, requests must name it in `Host`.
+    pub local_listen: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 pub type App = Arc<AppState>;
@@ -138,6 +158,7 @@ impl AppState {
             level: settings.log_level,
             sink,
             metrics,
+            function: settings.function_name.clone(),
         };
         Self {
             cors: Cors::new(settings.cors_origins.as_deref()),
@@ -145,6 +166,7 @@ impl AppState {
             config,
             upstream,
             logger,
+            local_listen: std::sync::OnceLock::new(),
         }
     }
 }

@@ -46,7 +46,11 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110, 11.1): `BEARER` is `Bearer`.
+            let (scheme, key) = v.trim_start().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(key)
+        })
         .map(str::trim);
     bearer
         .or_else(|| {
@@ -83,6 +87,8 @@ mod tests {
             name: Some(name.to_owned()),
             digest: Sha256::digest(key.as_bytes()).into(),
             models: None,
+            max_n: None,
+            max_tokens: None,
         }
     }
 
@@ -91,6 +97,17 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer client-1"));
         assert_eq!(presented_key(&headers), Some("client-1"));
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("{scheme} client-3")).unwrap(),
+            );
+            assert_eq!(presented_key(&headers), Some("client-3"), "{scheme}");
+        }
+        let mut basic = HeaderMap::new();
+        basic.insert("authorization", HeaderValue::from_static("Basic Y2xpZW50"));
+        assert_eq!(presented_key(&basic), None);
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", HeaderValue::from_static("client-2"));
         assert_eq!(presented_key(&headers), Some("client-2"));

@@ -1,6 +1,6 @@
 //! Cross-origin access for browser apps: the proxy answers CORS preflights itself and
 //! marks every answer with the origins, headers and methods it allows. Written for the
-//! proxy's one policy (origins: any or a list; methods GET, POST, OPTIONS; request
+//! proxy's one policy (origins: any or a list; methods GET, POST, DELETE, OPTIONS; request
 //! headers mirrored, since browser SDKs send their own `x-stainless-*`; a fixed list of
 //! exposed headers) so that it costs a few header inserts per request: a general CORS
 //! layer built its own header map on every request and was cloned with the route on
@@ -10,6 +10,8 @@ use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ORIGIN, VARY,
 };
+use std::net::{IpAddr, SocketAddr};
+
 use http::{HeaderMap, HeaderValue, Method};
 
 /// The response headers browser scripts may read: ids, retry advice, OpenAI's limits.
@@ -33,7 +35,7 @@ const EXPOSED_HEADERS: [&str; 14] = [
 /// Answers vary with these request headers: caches must keep them apart.
 const VARY_VALUE: HeaderValue =
     HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers");
-const METHODS: HeaderValue = HeaderValue::from_static("GET,POST,OPTIONS");
+const METHODS: HeaderValue = HeaderValue::from_static("GET,POST,DELETE,OPTIONS");
 /// Browsers may reuse a preflight's answer for ten minutes.
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 const ANY: HeaderValue = HeaderValue::from_static("*");
@@ -86,5 +88,55 @@ impl Cors {
         if let Some(origin) = allowed {
             response.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         }
+    }
+}
+
+/// Whether `host` (a request's `Host` header) names the local server listening on
+/// `listen`: its port, and `localhost` or an address it listens on. A web page that
+/// rebinds its own domain name to 127.0.0.1 sends its domain name here, and is refused.
+pub fn names_local_server(host: &str, listen: SocketAddr) -> bool {
+    let host = host.trim();
+    let (name, port) = match host.rsplit_once(':') {
+        // `[::1]:8080` or `127.0.0.1:8080`; a bare IPv6 address has no brackets.
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (name, port.parse().ok()),
+        _ => (host, Some(80)),
+    };
+    if port != Some(listen.port()) {
+        return false;
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return listen.ip().is_loopback() || listen.ip().is_unspecified();
+    }
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    match name.parse::<IpAddr>() {
+        Ok(ip) => ip == listen.ip() || listen.ip().is_unspecified(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hosts_that_name_the_listen_address_are_the_local_server() {
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        for host in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST:8080"] {
+            assert!(names_local_server(host, loopback), "{host}");
+        }
+        for host in [
+            "evil.example:8080",
+            "127.0.0.1:9090",
+            "127.0.0.1",
+            "10.0.0.1:8080",
+            "",
+            "[::1]:8080",
+        ] {
+            assert!(!names_local_server(host, loopback), "{host}");
+        }
+        let any: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        assert!(names_local_server("192.168.1.5", any));
+        assert!(names_local_server("[::1]:80", "[::]:80".parse().unwrap()));
+        assert!(!names_local_server("rebound.example", any));
     }
 }

@@ -17,6 +17,34 @@ pub enum Endpoint {
     Responses,
 }
 
+/// What a request does with a stored response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAction {
+    Retrieve,
+    Delete,
+    Cancel,
+    InputItems,
+}
+
+impl StoredAction {
+    pub fn method(self) -> http::Method {
+        match self {
+            Self::Retrieve | Self::InputItems => http::Method::GET,
+            Self::Delete => http::Method::DELETE,
+            Self::Cancel => http::Method::POST,
+        }
+    }
+
+    /// The upstream path of this action on the response `id`.
+    pub fn upstream_path(self, id: &str) -> String {
+        match self {
+            Self::Retrieve | Self::Delete => format!("responses/{id}"),
+            Self::Cancel => format!("responses/{id}/cancel"),
+            Self::InputItems => format!("responses/{id}/input_items"),
+        }
+    }
+}
+
 /// A checked request body.
 #[derive(Debug)]
 pub struct Request<'a> {
@@ -42,6 +70,15 @@ impl Endpoint {
     /// Whether `"stream": true` asks for server-sent events.
     pub fn streams(self) -> bool {
         !matches!(self, Self::Embeddings)
+    }
+
+    /// The fields that cap a request's output tokens on this endpoint.
+    pub fn token_caps(self) -> &'static [&'static str] {
+        match self {
+            Self::ChatCompletions => &["max_tokens", "max_completion_tokens"],
+            Self::Responses => &["max_output_tokens"],
+            Self::Embeddings => &[],
+        }
     }
 
     /// What a request body must name, for the message on malformed JSON.
@@ -89,6 +126,17 @@ impl Endpoint {
 }
 
 impl Request<'_> {
+    /// The whole number in `key`, if the body has one there; `Err` for a field that is
+    /// present and something else.
+    pub fn count(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        match self.fields.raw(key) {
+            None | Some("null") => Ok(None),
+            Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
+                ApiError::invalid_request(format!("`{key}` must be a whole number.")).with_param(key)
+            }),
+        }
+    }
+
     /// Whether the client asked for usage in its stream (`stream_options.include_usage`).
     pub fn asks_for_usage(&self) -> bool {
         self.stream_options()
@@ -122,6 +170,27 @@ impl Request<'_> {
             .filter(|raw| raw.starts_with('{'))
             .and_then(|raw| serde_json::from_str(raw).ok())
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters, any
+/// case). A browser sends a cross-origin `text/plain` or form POST without a CORS
+/// preflight; requiring JSON makes every such request one the browser must ask first.
+pub fn declares_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The 415 for a body that does not say it is JSON.
+pub fn not_json() -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request_error",
+        "The request body must be JSON, sent with `Content-Type: application/json` (curl: -H 'Content-Type: application/json').",
+    )
+    .with_code("unsupported_media_type")
 }
 
 fn parse_object<'a>(body: &'a [u8], required: &str) -> Result<Fields<'a>, ApiError> {

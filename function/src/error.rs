@@ -22,6 +22,9 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// Upstream headers relayed with the error (rate limits, OpenAI's request id).
     pub headers: Box<HeaderMap>,
+    /// A retry could bill twice (the request may have reached OpenAI): `x-should-retry:
+    /// false` whatever the status.
+    pub no_retry: bool,
 }
 
 /// How long a client should wait before retrying a 429 or 503 that names no delay.
@@ -37,7 +40,14 @@ impl ApiError {
             code: None,
             retry_after: None,
             headers: Box::default(),
+            no_retry: false,
         }
+    }
+
+    /// Marks the error as one the client must not retry on its own (`x-should-retry: false`).
+    pub fn not_retryable(mut self) -> Self {
+        self.no_retry = true;
+        self
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -70,7 +80,8 @@ impl ApiError {
             format!(
                 "Unknown request URL: {path}. Supported: GET /health, GET /v1/models, \
                  GET /v1/models/{{model}}, POST /v1/chat/completions, POST /v1/embeddings, \
-                 POST /v1/responses."
+                 POST /v1/responses, GET and DELETE /v1/responses/{{id}}, POST /v1/responses/{{id}}/cancel, \
+                 GET /v1/responses/{{id}}/input_items."
             ),
         )
         .with_code("unknown_url")
@@ -127,7 +138,8 @@ impl ApiError {
     pub fn is_final(&self) -> bool {
         let status = self.status.as_u16();
         let retryable_status = matches!(status, 408 | 409 | 429) || status >= 500;
-        !retryable_status
+        self.no_retry
+            || !retryable_status
             || matches!(
                 self.code.as_deref(),
                 Some("upstream_auth_failed" | "model_not_found")

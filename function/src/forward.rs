@@ -10,8 +10,8 @@ use http::{HeaderValue, StatusCode, header};
 use crate::app::App;
 use crate::auth::{self, Client};
 use crate::body::{self, Body, Response};
-use crate::config::ProxyConfig;
-use crate::endpoint::Endpoint;
+use crate::config::{ClientKey, ProxyConfig};
+use crate::endpoint::{Endpoint, Request, StoredAction};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
 use crate::relay;
@@ -46,7 +46,14 @@ pub async fn forward(
         .get(&model)
         .filter(|_| auth::may_use(client, &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?;
-    log.lock().unwrap_or_else(|p| p.into_inner()).upstream_model = Some(upstream_model.clone());
+    if let Some(client) = client {
+        within_key_caps(endpoint, &request, client.key())?;
+    }
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.model_known = true;
+        record.upstream_model = Some(upstream_model.clone());
+    }
     // Usage is asked for on every chat stream, so token metrics count all traffic; the
     // relay drops the usage chunk again when the client did not ask for it. (Responses
     // streams always end with their usage.)
@@ -57,7 +64,7 @@ pub async fn forward(
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let result = app
         .upstream
-        .post(&config, endpoint.upstream_path(), upstream_body, stream, deadline)
+        .post(&config, endpoint.upstream_path(), upstream_body, deadline)
         .await;
     let secret = config.openai_api_key.expose();
     let answer = match result {
@@ -82,15 +89,7 @@ pub async fn forward(
         record.upstream_request_id = relayed::request_id(answer.response.headers());
     }
     if !status.is_success() {
-        let upstream_headers = answer.response.headers().clone();
-        let body = upstream::read_body(answer.response).await.unwrap_or_default();
-        return Err(relayed::error(
-            status,
-            &upstream_headers,
-            &body,
-            secret,
-            answer.attempts,
-        ));
+        return Err(upstream_error(answer, answer_time_left(deadline, &config), secret).await);
     }
     let is_sse = answer
         .response
@@ -125,6 +124,59 @@ pub async fn forward(
     Ok(response)
 }
 
+/// A stored Responses API response (`GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`,
+/// `GET …/input_items`): relayed to OpenAI and its answer relayed back as OpenAI wrote
+/// it. `query` is the request's query string (`include[]`, `after`, `limit`, `order`).
+pub async fn stored(
+    action: StoredAction,
+    id: &str,
+    query: Option<&str>,
+    app: &App,
+    log: &LogHandle,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let config = app.load_config().await?;
+    let mut path = action.upstream_path(id);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        path.push('?');
+        path.push_str(query);
+    }
+    let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
+    let body = if action.method() == http::Method::POST {
+        Bytes::from_static(b"{}")
+    } else {
+        Bytes::new()
+    };
+    let result = app
+        .upstream
+        .call(&config, action.method(), &path, body, deadline)
+        .await;
+    let secret = config.openai_api_key.expose();
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(failure) => {
+            log.lock().unwrap_or_else(|p| p.into_inner()).attempts = failure.attempts();
+            return Err(failure_to_error(failure, secret));
+        }
+    };
+    let status = answer.response.status();
+    let upstream_headers = answer.response.headers().clone();
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.attempts = answer.attempts;
+        record.upstream_status = Some(status.as_u16());
+        record.upstream_request_id = relayed::request_id(&upstream_headers);
+    }
+    let left = answer_time_left(deadline, &config);
+    if !status.is_success() {
+        return Err(upstream_error(answer, left, secret).await);
+    }
+    let bytes = read_answer(answer.response, left).await?;
+    let mut response = body::with_type(status, "application/json", bytes);
+    response.headers_mut().extend(relayed::headers(&upstream_headers));
+    Ok(response)
+}
+
 /// A non-streamed answer: read it (within the deadline), put the requested model id
 /// back, note the token usage. Only the top-level fields are parsed: the rest goes out
 /// as OpenAI wrote it.
@@ -135,18 +187,7 @@ async fn complete(
     deadline: Instant,
     log: &LogHandle,
 ) -> Result<Response, ApiError> {
-    let remaining = deadline
-        .saturating_duration_since(Instant::now())
-        .min(config.timeouts.openai_api);
-    let bytes = match tokio::time::timeout(remaining, upstream::read_body(response)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return Err(upstream_broken(
-                "The upstream connection broke while sending the answer.",
-            ));
-        }
-        Err(_) => return Err(upstream_timeout()),
-    };
+    let bytes = read_answer(response, answer_time_left(deadline, config)).await?;
     let invalid = || upstream_broken("The upstream answered with invalid JSON.");
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
     let fields = Fields::parse(text).map_err(|_| invalid())?;
@@ -158,16 +199,90 @@ async fn complete(
     Ok(body::with_type(StatusCode::OK, "application/json", out))
 }
 
-fn upstream_broken(message: &str) -> ApiError {
-    ApiError::server(StatusCode::BAD_GATEWAY, "upstream_error", message)
+/// Refuses a request that asks for more than its client key may (`max_n`, `max_tokens`
+/// of `client_api_keys`): a capped key must name its output tokens, or it could ask for
+/// the model's maximum by leaving them out.
+fn within_key_caps(endpoint: Endpoint, request: &Request<'_>, key: &ClientKey) -> Result<(), ApiError> {
+    let over = |param: &str, asked: u64, cap: u64| {
+        ApiError::invalid_request(format!(
+            "`{param}` is {asked}, more than this API key may ask for ({cap}): ask for {cap} or fewer."
+        ))
+        .with_param(param)
+        .with_code("key_limit_exceeded")
+    };
+    if let Some(cap) = key.max_n
+        && endpoint == Endpoint::ChatCompletions
+        && let Some(n) = request.count("n")?
+        && n > cap
+    {
+        return Err(over("n", n, cap));
+    }
+    let caps = endpoint.token_caps();
+    if let (Some(cap), Some(first)) = (key.max_tokens, caps.first()) {
+        let mut named = false;
+        for param in caps {
+            if let Some(asked) = request.count(param)? {
+                named = true;
+                if asked > cap {
+                    return Err(over(param, asked, cap));
+                }
+            }
+        }
+        if !named {
+            return Err(ApiError::invalid_request(format!(
+                "This API key may ask for at most {cap} output tokens per request: set `{first}` to {cap} or fewer."
+            ))
+            .with_param(*first)
+            .with_code("key_limit_exceeded"));
+        }
+    }
+    Ok(())
 }
 
+/// An upstream error answer, for the client. Its body is read within `left`: an
+/// upstream that sends an error's head and stalls must not hold the request until the
+/// Lambda times out.
+async fn upstream_error(answer: upstream::Answer, left: Duration, secret: &str) -> ApiError {
+    let status = answer.response.status();
+    let headers = answer.response.headers().clone();
+    match tokio::time::timeout(left, upstream::read_error_body(answer.response)).await {
+        Ok(body) => relayed::error(status, &headers, &body, secret, answer.attempts),
+        Err(_) => upstream_timeout(),
+    }
+}
+
+/// A successful answer's whole body, within `left`.
+async fn read_answer(response: upstream::Response, left: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(left, upstream::read_body(response)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(upstream_broken(
+            "The upstream connection broke while sending the answer.",
+        )),
+        Err(_) => Err(upstream_timeout()),
+    }
+}
+
+/// How long an answer's body may still take: the OpenAI timeout, within the deadline.
+fn answer_time_left(deadline: Instant, config: &ProxyConfig) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .min(config.timeouts.openai_api)
+}
+
+/// OpenAI got the request and its answer broke: a retry would be a second paid request.
+fn upstream_broken(message: &str) -> ApiError {
+    ApiError::server(StatusCode::BAD_GATEWAY, "upstream_error", message).not_retryable()
+}
+
+/// The model may still be generating (and billing): the SDKs must not send it again.
 fn upstream_timeout() -> ApiError {
     ApiError::server(
         StatusCode::GATEWAY_TIMEOUT,
         "upstream_timeout",
-        "The upstream OpenAI API did not answer in time. Retry, or ask the operator to raise timeout_settings.openai_api_timeout.",
+        "The upstream OpenAI API did not answer in time. The request may have reached it, so it was not retried: \
+         retry if a second request is acceptable, or ask the operator to raise timeout_settings.openai_api_timeout.",
     )
+    .not_retryable()
 }
 
 fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
@@ -190,6 +305,9 @@ fn failure_to_error(failure: Failure, secret: &str) -> ApiError {
             error
         }
         Failure::Timeout { .. } => upstream_timeout(),
+        Failure::Broken { .. } => upstream_broken(
+            "The upstream connection broke after the request was sent, before an answer; it may have reached OpenAI, so it was not retried.",
+        ),
         Failure::Connect { attempts } => ApiError::server(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",

@@ -11,7 +11,7 @@
 //! (who the client is, which models it may use) → `app` (process state, with the `cors`
 //! policy) → `upstream` (OpenAI, with retries and the `breaker`) → `config`, `observe`,
 //! `error`, `body` (the response body), `worker` (which of the local server's threads
-//! serves the request).
+//! serves the request), `env` (every environment variable the proxy reads, read once).
 
 pub mod runtime;
 
@@ -52,5 +52,7 @@ pub mod error;
 pub mod body;
 
 pub mod worker;
+
+pub mod env;
 
 pub use service::Proxy;

@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use openai_proxy_function::Proxy;
 use openai_proxy_function::app::{AppState, Settings, default_upstream};
 use openai_proxy_function::config::source::base_url_from_env;
 use openai_proxy_function::config::{ConfigSource, ConfigStore};
+use openai_proxy_function::env::Environment;
 use openai_proxy_function::observe::Sink;
 use openai_proxy_function::runtime::Runtime;
 
@@ -34,9 +34,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Vec<String>> {
-    let runtime = Runtime::from_env();
-    let settings = Settings::from_env();
-    let source = ConfigSource::from_env().await.map_err(|e| vec![e]);
+    let env = Environment::from_process();
+    let runtime = Runtime::from_env(&env);
+    let settings = Settings::from_env(&env);
+    let source = ConfigSource::from_env(&env).await.map_err(|e| vec![e]);
     let (runtime, settings, source) = match (runtime, settings, source) {
         (Ok(r), Ok(s), Ok(c)) => (r, s, c),
         (r, s, c) => {
@@ -48,12 +49,12 @@ async fn run() -> Result<(), Vec<String>> {
             return Err(problems);
         }
     };
-    let in_lambda = matches!(runtime, Runtime::Lambda(_));
-    let store = ConfigStore::new(source, base_url_from_env(), settings.secret_cache_ttl);
+    let in_lambda = matches!(runtime, Runtime::Lambda { .. });
+    let store = ConfigStore::new(source, base_url_from_env(&env), settings.secret_cache_ttl);
     let upstream = default_upstream(runtime.workers()).map_err(|e| vec![e])?;
     let app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
     runtime
-        .serve(Proxy::new(Arc::new(app)))
+        .serve(Arc::new(app))
         .await
         .map_err(|e| vec![e.to_string()])
 }

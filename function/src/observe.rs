@@ -45,7 +45,11 @@ impl Level {
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RequestLog {
+    /// The proxy's id for the request (its `x-request-id` answer header).
     pub request_id: String,
+    /// The caller's own `x-request-id`, when sane: logged beside ours, never in its place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     /// API Gateway's own request id (its access log's `requestId`), to join the two logs.
@@ -54,11 +58,20 @@ pub struct RequestLog {
     /// The client key's name (named `client_api_keys` entries only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    #[serde(serialize_with = "capped")]
     pub method: String,
+    #[serde(serialize_with = "capped")]
     pub path: String,
     pub status: u16,
     pub duration_ms: f64,
+    /// The model id the client asked for, mapped or not (the log line caps its length).
+    #[serde(serialize_with = "capped_option")]
     pub model: Option<String>,
+    /// Whether `model` is a mapped id the client may use: only those become the
+    /// metrics' `Model` dimension, so made-up names cannot mint new metrics.
+    #[serde(skip)]
+    pub model_known: bool,
+    #[serde(serialize_with = "capped_option")]
     pub upstream_model: Option<String>,
     pub upstream_status: Option<u16>,
     /// OpenAI's own request id (`x-upstream-request-id`), to quote to OpenAI.
@@ -71,6 +84,48 @@ pub struct RequestLog {
     pub completion_tokens: Option<u64>,
     pub total_tokens: Option<u64>,
     pub error_type: Option<String>,
+}
+
+/// `value` trimmed, when it is safe to log and echo as an id: 1 to 128 characters of
+/// ASCII letters, digits and `punctuation`.
+pub fn sane_id(value: &str, punctuation: &[u8]) -> Option<String> {
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+/// Longest string field of a log line, in bytes: a client's multi-megabyte model name or
+/// path is cut, so a log line stays a log line.
+pub const MAX_LOG_FIELD: usize = 256;
+
+/// The `Model` dimension of requests whose model is not a mapped id.
+pub const UNKNOWN_MODEL: &str = "unknown";
+
+/// `text`, cut at [`MAX_LOG_FIELD`] bytes (on a character boundary) and marked `…`.
+pub fn cap(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_LOG_FIELD {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = MAX_LOG_FIELD;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
+fn capped<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&cap(text))
+}
+
+fn capped_option<S: serde::Serializer>(text: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(text) => serializer.serialize_str(&cap(text)),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// An answer's `usage`, the counts only (the rest of the object is skipped unread).
@@ -122,6 +177,9 @@ pub struct Logger {
     pub sink: Sink,
     /// EMF lines only make sense where CloudWatch Logs reads stdout (inside Lambda).
     pub metrics: bool,
+    /// The Lambda function's name: every metric carries it, so two stacks in one account
+    /// and region never add into each other's alarms.
+    pub function: String,
 }
 
 impl Logger {
@@ -151,7 +209,7 @@ impl Logger {
             self.write(serde_json::to_string(&line).unwrap_or_default());
         }
         if self.metrics {
-            self.write(emf(record, now_ms()));
+            self.write(emf(&self.function, record, now_ms()));
         }
     }
 }
@@ -163,26 +221,10 @@ fn now_ms() -> u128 {
         .unwrap_or_default()
 }
 
-/// The function's name, which Lambda sets in the environment: every metric carries it,
-/// so two stacks in one account and region never add into each other's alarms.
-fn function_name() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .ok()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "local".to_owned())
-    })
-}
-
-/// One EMF document: request and error counts, latency and tokens, per function in
-/// total, by `Model`, and by `Client` for requests with a named client key (who spends
-/// what).
-pub fn emf(record: &RequestLog, timestamp_ms: u128) -> String {
-    emf_for(function_name(), record, timestamp_ms)
-}
-
-fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
+/// One EMF document of `function`'s: request and error counts, latency and tokens, per
+/// function in total, by `Model`, and by `Client` for requests with a named client key
+/// (who spends what).
+pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     let is_error = record.status >= 500
         || record
             .error_type
@@ -195,7 +237,11 @@ fn emf_for(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     ];
     let mut doc = json!({
         "FunctionName": function,
-        "Model": record.model.as_deref().unwrap_or("none"),
+        "Model": match &record.model {
+            Some(model) if record.model_known => model.as_str(),
+            Some(_) => UNKNOWN_MODEL,
+            None => "none",
+        },
         "Requests": 1,
         "Errors": u8::from(is_error),
         "Latency": record.duration_ms,
@@ -239,6 +285,7 @@ mod tests {
         let record = RequestLog {
             status: 200,
             model: Some("amazon.nova-lite-v1:0".into()),
+            model_known: true,
             duration_ms: 12.5,
             upstream_ms: Some(10.0),
             prompt_tokens: Some(3),
@@ -246,7 +293,7 @@ mod tests {
             total_tokens: Some(7),
             ..Default::default()
         };
-        let doc: serde_json::Value = serde_json::from_str(&emf_for("proxy-prod", &record, 42)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&emf("proxy-prod", &record, 42)).unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
         // Every dimension set is per function, and every dimension has its value.
@@ -280,14 +327,13 @@ mod tests {
             client: Some("web-app".into()),
             ..Default::default()
         };
-        let doc: serde_json::Value = serde_json::from_str(&emf_for("f", &named, 1)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &named, 1)).unwrap();
         assert_eq!(doc["Client"], "web-app");
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][2],
             json!(["FunctionName", "Client"])
         );
-        let unnamed: serde_json::Value =
-            serde_json::from_str(&emf_for("f", &RequestLog::default(), 1)).unwrap();
+        let unnamed: serde_json::Value = serde_json::from_str(&emf("f", &RequestLog::default(), 1)).unwrap();
         assert!(unnamed.get("Client").is_none());
         assert_eq!(
             unnamed["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
@@ -299,12 +345,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_model_is_one_dimension_value_and_long_fields_are_cut() {
+        let record = RequestLog {
+            status: 404,
+            model: Some("x".repeat(10_000)),
+            path: "é".repeat(1000),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &record, 1)).unwrap();
+        assert_eq!(doc["Model"], UNKNOWN_MODEL);
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.len() < 4 * MAX_LOG_FIELD, "{} bytes", line.len());
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(line["model"].as_str().unwrap().ends_with('…'));
+    }
+
+    #[test]
     fn level_filters_request_lines_but_not_metrics() {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let logger = Logger {
             level: Level::Error,
             sink: Sink::Memory(lines.clone()),
             metrics: true,
+            function: "f".to_owned(),
         };
         logger.request(&RequestLog {
             status: 200,

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::observe;
 
 /// OpenAI's request id, under the name the proxy relays it with (the proxy's own id
 /// stays `x-request-id`).
@@ -38,13 +39,7 @@ pub fn headers(upstream: &HeaderMap) -> HeaderMap {
 
 /// OpenAI's request id (`x-request-id`), when it is sane to log and echo.
 pub fn request_id(upstream: &HeaderMap) -> Option<String> {
-    let value = upstream.get("x-request-id")?.to_str().ok()?.trim();
-    let sane = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    sane.then(|| value.to_owned())
+    observe::sane_id(upstream.get("x-request-id")?.to_str().ok()?, b"-_.:")
 }
 
 /// An upstream error answer, for the client. `secret` is the proxy's OpenAI key, which
@@ -136,26 +131,38 @@ fn auth_failed(status: StatusCode) -> ApiError {
 }
 
 /// `text` with every API-key-shaped token (`sk-…`, including OpenAI's masked
-/// `sk-proj-****abcd`) and the proxy's own key replaced by `sk-***`.
+/// `sk-proj-****abcd`) and the proxy's own key replaced by `sk-***`, and OpenAI's
+/// organization and project ids (`org-…`, `proj_…`) by `org-***` and `proj_***`: they
+/// name the operator's OpenAI account, which clients have no business learning.
 pub fn redact(text: &str, secret: &str) -> String {
     let text = if secret.len() >= 8 {
         text.replace(secret, "sk-***")
     } else {
         text.to_owned()
     };
-    let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*';
+    let text = redact_tokens(&text, "sk-", |token| {
+        token.len() >= 8 || (token.len() >= 4 && token.contains('*'))
+    });
+    let text = redact_tokens(&text, "org-", |token| token.len() >= 8);
+    redact_tokens(&text, "proj_", |token| token.len() >= 8)
+}
+
+/// `text` with each token that starts with `prefix` (not inside a longer word) and
+/// whose rest passes `shaped` replaced by `{prefix}***`.
+fn redact_tokens(text: &str, prefix: &str, shaped: impl Fn(&str) -> bool) -> String {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*';
     let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find("sk-") {
-        let starts_token = !rest[..at].chars().next_back().is_some_and(is_key_char);
-        let tail = &rest[at + 3..];
-        let length = tail.find(|c: char| !is_key_char(c)).unwrap_or(tail.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        let starts_token = !rest[..at].chars().next_back().is_some_and(is_token_char);
+        let tail = &rest[at + prefix.len()..];
+        let length = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
         out.push_str(&rest[..at]);
-        let key_shaped = length >= 8 || (length >= 4 && tail[..length].contains('*'));
-        if starts_token && key_shaped {
-            out.push_str("sk-***");
+        if starts_token && shaped(&tail[..length]) {
+            out.push_str(prefix);
+            out.push_str("***");
         } else {
-            out.push_str(&rest[at..at + 3 + length]);
+            out.push_str(&rest[at..at + prefix.len() + length]);
         }
         rest = &tail[length..];
     }
@@ -259,6 +266,14 @@ mod tests {
         );
         assert_eq!(redact(&format!("yours: {SECRET}!"), SECRET), "yours: sk-***!");
         assert_eq!(redact("plain text, no keys", SECRET), "plain text, no keys");
+        assert_eq!(
+            redact(
+                "You exceeded your quota on org-AbCdEf0123456789xyz in project proj_Zz9876543210abc.",
+                SECRET
+            ),
+            "You exceeded your quota on org-*** in project proj_***."
+        );
+        assert_eq!(redact("an org-chart, proj_x", SECRET), "an org-chart, proj_x");
     }
 
     #[test]

@@ -5,12 +5,18 @@
 //! `model` and `usage` of an answer (and of a Responses API event's `response` object).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::observe::Usage;
+
+/// Up to this many fields, a key given twice is found by comparing it with each key kept
+/// (no hashing: requests and answers have a dozen fields); past it, through an index.
+const SCAN_LIMIT: usize = 32;
 
 /// A JSON object's top-level fields, in their order, values as raw JSON text. A key
 /// given twice keeps its first place and its last value, as JSON parsers that keep the
@@ -153,10 +159,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'a>, M::Error> {
                 let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> =
                     Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // Where each key stands, once there are too many to compare one by one:
+                // a client's 150,000 keys cost 150,000 lookups, not 10^10 comparisons.
+                let mut index: Option<HashMap<Cow<'a, str>, usize>> = None;
                 while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    match fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some(field) => field.1 = value,
-                        None => fields.push((key, value)),
+                    if fields.len() < SCAN_LIMIT {
+                        match fields.iter_mut().find(|(k, _)| *k == key) {
+                            Some(field) => field.1 = value,
+                            None => fields.push((key, value)),
+                        }
+                        continue;
+                    }
+                    let index = index.get_or_insert_with(|| {
+                        fields
+                            .iter()
+                            .enumerate()
+                            .map(|(at, (k, _))| (k.clone(), at))
+                            .collect()
+                    });
+                    match index.entry(key) {
+                        Entry::Occupied(at) => fields[*at.get()].1 = value,
+                        Entry::Vacant(slot) => {
+                            fields.push((slot.key().clone(), value));
+                            slot.insert(fields.len() - 1);
+                        }
                     }
                 }
                 Ok(Fields { fields })
@@ -193,6 +219,17 @@ mod tests {
         let fields = Fields::parse(text).unwrap();
         assert_eq!(fields.usage().unwrap().total_tokens, Some(7));
         assert_eq!(rewritten(text), text.replace("gpt-4o-mini", "client-model"));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_their_first_place_and_last_value_past_the_scan_limit() {
+        let keys: Vec<String> = (0..SCAN_LIMIT * 3).map(|i| format!("\"k{i}\":{i}")).collect();
+        let text = format!("{{{},\"k1\":\"again\",\"k80\":\"again\"}}", keys.join(","));
+        let fields = Fields::parse(&text).unwrap();
+        assert_eq!(fields.fields.len(), SCAN_LIMIT * 3);
+        assert_eq!(fields.raw("k1"), Some("\"again\""));
+        assert_eq!(fields.raw("k80"), Some("\"again\""));
+        assert_eq!(fields.fields[80].0, "k80");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::auth::{self, Client};
 use crate::body::{self, Response};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, StoredAction};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
 
@@ -22,22 +22,31 @@ pub enum Route {
     GetModel(String),
     /// A POST relayed to OpenAI.
     Forward(Endpoint),
+    /// A stored Responses API response: retrieved, deleted, cancelled or its input
+    /// items listed, relayed to OpenAI as `responses/{id}[/…]`.
+    Stored(StoredAction, String),
 }
 
 /// The routed paths, in OpenAPI's template syntax (`/v1/models/{model}`), with the
 /// method each answers. [`route`] serves exactly these, and the OpenAPI test reads the
 /// paths from here, so a route added here and not to `docs/openapi.yaml` fails the tests.
-const TABLE: [(&str, Method); 6] = [
+const TABLE: [(&str, Method); 10] = [
     ("/health", Method::GET),
     ("/v1/models", Method::GET),
     ("/v1/models/{model}", Method::GET),
     ("/v1/chat/completions", Method::POST),
     ("/v1/embeddings", Method::POST),
     ("/v1/responses", Method::POST),
+    ("/v1/responses/{response_id}", Method::GET),
+    ("/v1/responses/{response_id}", Method::DELETE),
+    ("/v1/responses/{response_id}/cancel", Method::POST),
+    ("/v1/responses/{response_id}/input_items", Method::GET),
 ];
 
 pub fn paths() -> Vec<&'static str> {
-    TABLE.iter().map(|(path, _)| *path).collect()
+    let mut paths: Vec<_> = TABLE.iter().map(|(path, _)| *path).collect();
+    paths.dedup();
+    paths
 }
 
 /// Matches a request to its route: an unknown path is a 404, a known path asked with
@@ -56,7 +65,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
                         .with_param("model")
                 })?)
             }
-            _ => return Err(ApiError::not_found(path)),
+            _ => return stored(method, path),
         },
     };
     let expected = match route {
@@ -73,6 +82,40 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     } else {
         Err(ApiError::method_not_allowed(method.as_str(), path, allow))
     }
+}
+
+/// `/v1/responses/{id}`, `…/cancel` and `…/input_items`. The id goes into the upstream
+/// path, so only OpenAI's id characters pass: nothing can steer the request elsewhere.
+fn stored(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let rest = path
+        .strip_prefix("/v1/responses/")
+        .ok_or_else(|| ApiError::not_found(path))?;
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_id = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let (allow, action) = match (tail, method) {
+        ("", &Method::GET | &Method::HEAD) => ("GET, DELETE", Some(StoredAction::Retrieve)),
+        ("", &Method::DELETE) => ("GET, DELETE", Some(StoredAction::Delete)),
+        ("", _) => ("GET, DELETE", None),
+        ("cancel", &Method::POST) => ("POST", Some(StoredAction::Cancel)),
+        ("cancel", _) => ("POST", None),
+        ("input_items", &Method::GET | &Method::HEAD) => ("GET", Some(StoredAction::InputItems)),
+        ("input_items", _) => ("GET", None),
+        _ => return Err(ApiError::not_found(path)),
+    };
+    let Some(action) = action else {
+        return Err(ApiError::method_not_allowed(method.as_str(), path, allow));
+    };
+    if !valid_id {
+        return Err(ApiError::invalid_request(
+            "The response id in the path is not an OpenAI response id (letters, digits, _ and -).",
+        )
+        .with_param("response_id"));
+    }
+    Ok(Route::Stored(action, id.to_owned()))
 }
 
 /// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
@@ -129,7 +172,10 @@ pub async fn get_model(
     } else {
         Err(ApiError::model_not_found(&model))
     };
-    log.lock().unwrap_or_else(|p| p.into_inner()).model = Some(model);
+    let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+    record.model = Some(model);
+    record.model_known = known;
+    drop(record);
     answer
 }
 
@@ -140,13 +186,9 @@ mod tests {
     #[test]
     fn every_path_in_the_table_is_routed_with_its_method_and_refused_with_another() {
         for (path, method) in TABLE {
-            let path = path.replace("{model}", "m");
+            let path = path.replace("{model}", "m").replace("{response_id}", "resp_1");
             assert!(route(&method, &path).is_ok(), "{method} {path}");
-            let other = if method == Method::GET {
-                Method::POST
-            } else {
-                Method::GET
-            };
+            let other = Method::PUT;
             let refused = route(&other, &path).unwrap_err();
             assert_eq!(
                 refused.status,

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use crate::server::serve_http;
+use crate::app::App;
+use crate::env::Environment;
+use crate::server::{Limits, serve_http};
 use crate::service::Proxy;
 use crate::worker;
 
@@ -31,7 +33,13 @@ impl ResponseMode {
 }
 
 pub enum Runtime {
-    Lambda(ResponseMode),
+    Lambda {
+        mode: ResponseMode,
+        /// The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`).
+        endpoint: lambda_http::http::Uri,
+        /// The function's identity for the invocation context.
+        function: lambda_http::lambda_runtime::Config,
+    },
     Local {
         addr: SocketAddr,
         /// Worker threads (`worker`): `PROXY_WORKER_THREADS`, by default one per core.
@@ -40,21 +48,27 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// Reads the environment; every invalid variable is named, with an example.
-    pub fn from_env() -> Result<Self, Vec<String>> {
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            let mode = std::env::var("RESPONSE_MODE").ok();
-            return ResponseMode::from_env_value(mode.as_deref())
-                .map(Self::Lambda)
-                .map_err(|e| vec![e]);
+    /// Parses the environment; every invalid variable is named, with an example.
+    pub fn from_env(env: &Environment) -> Result<Self, Vec<String>> {
+        if let Some(api) = env.get("AWS_LAMBDA_RUNTIME_API") {
+            let mode = ResponseMode::from_env_value(env.get("RESPONSE_MODE"));
+            let endpoint = runtime_api_endpoint(api);
+            return match (mode, endpoint) {
+                (Ok(mode), Ok(endpoint)) => Ok(Self::Lambda {
+                    mode,
+                    endpoint,
+                    function: env.lambda_config(),
+                }),
+                (mode, endpoint) => Err(mode.err().into_iter().chain(endpoint.err()).collect()),
+            };
         }
-        let raw = std::env::var("PROXY_LISTEN_ADDR").unwrap_or_else(|_| DEFAULT_LISTEN_ADDR.to_owned());
-        let addr = raw.parse().map_err(|_| {
+        let raw = env.get("PROXY_LISTEN_ADDR").unwrap_or(DEFAULT_LISTEN_ADDR);
+        let addr = raw.trim().parse().map_err(|_| {
             format!(
                 "PROXY_LISTEN_ADDR={raw:?} is not a socket address: use host:port, e.g. {DEFAULT_LISTEN_ADDR}"
             )
         });
-        let workers = workers_from_env_value(std::env::var("PROXY_WORKER_THREADS").ok().as_deref());
+        let workers = workers_from_env_value(env.get("PROXY_WORKER_THREADS"));
         match (addr, workers) {
             (Ok(addr), Ok(workers)) => Ok(Self::Local { addr, workers }),
             (addr, workers) => Err(addr.err().into_iter().chain(workers.err()).collect()),
@@ -64,24 +78,37 @@ impl Runtime {
     /// How many upstream connection pools the proxy needs: one per worker.
     pub fn workers(&self) -> usize {
         match self {
-            Self::Lambda(_) => 1,
+            Self::Lambda { .. } => 1,
             Self::Local { workers, .. } => *workers,
         }
     }
 
-    pub async fn serve(self, proxy: Proxy) -> Result<(), lambda_http::Error> {
+    pub async fn serve(self, app: App) -> Result<(), lambda_http::Error> {
         match self {
-            Self::Lambda(ResponseMode::Stream) => {
-                let endpoint = runtime_api_endpoint()?;
-                crate::stream_runtime::run(proxy, endpoint).await
-            }
-            Self::Lambda(ResponseMode::Buffered) => lambda_http::run(proxy).await,
+            Self::Lambda {
+                mode: ResponseMode::Stream,
+                endpoint,
+                function,
+            } => crate::stream_runtime::run(Proxy::new(app), endpoint, function).await,
+            Self::Lambda {
+                mode: ResponseMode::Buffered,
+                ..
+            } => lambda_http::run(Proxy::new(app)).await,
             Self::Local { addr, workers } => {
                 let listener = TcpListener::bind(addr).await.map_err(|e| {
                     format!("cannot listen on {addr}: {e}; set PROXY_LISTEN_ADDR to a free host:port")
                 })?;
-                tracing::info!(address = %listener.local_addr()?, workers, "serving plain HTTP");
-                serve_http(listener, proxy, workers, shutdown_signal()).await;
+                let address = listener.local_addr()?;
+                let _ = app.local_listen.set(address);
+                tracing::info!(address = %address, workers, "serving plain HTTP");
+                serve_http(
+                    listener,
+                    Proxy::new(app),
+                    workers,
+                    Limits::default(),
+                    shutdown_signal(),
+                )
+                .await;
                 Ok(())
             }
         }
@@ -101,11 +128,9 @@ fn workers_from_env_value(value: Option<&str>) -> Result<usize, String> {
 }
 
 /// The Runtime API's address, `host:port` in `AWS_LAMBDA_RUNTIME_API`.
-fn runtime_api_endpoint() -> Result<lambda_http::http::Uri, lambda_http::Error> {
-    let raw = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
-    format!("http://{raw}").parse().map_err(|_| {
+fn runtime_api_endpoint(raw: &str) -> Result<lambda_http::http::Uri, String> {
+    format!("http://{}", raw.trim()).parse().map_err(|_| {
         format!("AWS_LAMBDA_RUNTIME_API={raw:?} is not host:port: the Lambda service sets it; unset it to run locally")
-            .into()
     })
 }
 

@@ -1,16 +1,50 @@
-//! The local HTTP/1.1 server: hyper's own, one worker thread per core (`worker`).
+//! The local HTTP/1.1 server: hyper's own, one worker thread per core (`worker`), with
+//! hyper's limits against clients that hold sockets: a timer for the header read timeout
+//! (which also closes idle keep-alive connections: hyper starts it whenever it waits
+//! for a request head), caps on header size and count, and a cap on open connections
+//! (a semaphore permit per connection; at the cap, new connections wait in the
+//! listen backlog). The body read timeout is the service's (`Settings`).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::service::Proxy;
 use crate::worker;
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest wait for a request's head, from its first byte or from the end of the
+    /// previous answer on a keep-alive connection (so also the idle timeout).
+    pub header_read_timeout: Duration,
+    /// Open connections at most, all workers together.
+    pub max_connections: usize,
+    /// Request header lines at most (more: 431).
+    pub max_headers: usize,
+    /// Bytes of request line and headers at most (more: 431).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(20),
+            max_connections: 4096,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A connection and its place under [`Limits::max_connections`], freed when it ends.
+type Admitted = (TcpStream, OwnedSemaphorePermit);
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; then accepts no more
 /// connections and returns once the requests in flight are answered.
@@ -21,18 +55,20 @@ pub async fn serve_http(
     listener: TcpListener,
     proxy: Proxy,
     workers: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
     let others: Vec<Worker> = (1..workers)
-        .filter_map(|index| Worker::start(index, proxy.clone()))
+        .filter_map(|index| Worker::start(index, proxy.clone(), limits))
         .collect();
     let graceful = GracefulShutdown::new();
+    let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut turn = 0;
     loop {
-        let tcp = tokio::select! {
-            accepted = accept(&listener) => match accepted {
-                Ok(tcp) => tcp,
+        let admitted = tokio::select! {
+            accepted = admit(&listener, &places) => match accepted {
+                Ok(admitted) => admitted,
                 Err(e) => {
                     pause_after(&e).await;
                     continue;
@@ -41,14 +77,14 @@ pub async fn serve_http(
             () = &mut shutdown => break,
         };
         turn = (turn + 1) % (others.len() + 1);
-        let tcp = match turn.checked_sub(1).and_then(|other| others.get(other)) {
-            Some(other) => match other.hand_over(tcp) {
+        let admitted = match turn.checked_sub(1).and_then(|other| others.get(other)) {
+            Some(other) => match other.hand_over(admitted) {
                 Some(returned) => returned,
                 None => continue,
             },
-            None => tcp,
+            None => admitted,
         };
-        serve_connection(&graceful, &proxy, tcp);
+        serve_connection(&graceful, &proxy, limits, admitted);
     }
     drop(listener);
     let finished: Vec<_> = others.into_iter().map(Worker::stop).collect();
@@ -58,37 +94,56 @@ pub async fn serve_http(
     }
 }
 
-fn serve_connection(graceful: &GracefulShutdown, proxy: &Proxy, tcp: TcpStream) {
+/// A place under the connection cap (waiting while the cap is reached), then the next
+/// connection.
+async fn admit(listener: &TcpListener, places: &Arc<Semaphore>) -> std::io::Result<Admitted> {
+    // The semaphore is never closed.
+    let place = places
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| std::io::Error::other("connection cap closed"))?;
+    Ok((accept(listener).await?, place))
+}
+
+fn serve_connection(graceful: &GracefulShutdown, proxy: &Proxy, limits: Limits, (tcp, place): Admitted) {
     let proxy = proxy.clone();
     let service = hyper::service::service_fn(move |request| {
         let answer = proxy.handle(request);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
+        .serve_connection(TokioIo::new(tcp), service);
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "client connection ended with an error");
         }
+        drop(place);
     });
 }
 
 /// A worker thread: it serves the connections sent to it until the sender is dropped,
 /// then finishes their requests in flight.
 struct Worker {
-    connections: mpsc::UnboundedSender<std::net::TcpStream>,
+    connections: mpsc::UnboundedSender<(std::net::TcpStream, OwnedSemaphorePermit)>,
     finished: oneshot::Receiver<()>,
 }
 
 impl Worker {
     /// `None` when the thread or its runtime cannot be created: the other workers serve.
-    fn start(index: usize, proxy: Proxy) -> Option<Self> {
+    fn start(index: usize, proxy: Proxy, limits: Limits) -> Option<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .inspect_err(|e| tracing::error!(error = %e, "cannot start a worker's runtime; serving with fewer workers"))
             .ok()?;
-        let (connections, mut incoming) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (connections, mut incoming) =
+            mpsc::unbounded_channel::<(std::net::TcpStream, OwnedSemaphorePermit)>();
         let (done, finished) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("proxy-worker-{index}"))
@@ -96,9 +151,9 @@ impl Worker {
                 worker::enter(index);
                 runtime.block_on(async {
                     let graceful = GracefulShutdown::new();
-                    while let Some(tcp) = incoming.recv().await {
+                    while let Some((tcp, place)) = incoming.recv().await {
                         if let Ok(tcp) = TcpStream::from_std(tcp) {
-                            serve_connection(&graceful, &proxy, tcp);
+                            serve_connection(&graceful, &proxy, limits, (tcp, place));
                         }
                     }
                     graceful.shutdown().await;
@@ -117,10 +172,10 @@ impl Worker {
 
     /// Hands `tcp` over to this worker (`None`), or gives it back if the worker is gone
     /// (it cannot be, short of a bug) for the caller to serve.
-    fn hand_over(&self, tcp: TcpStream) -> Option<TcpStream> {
+    fn hand_over(&self, (tcp, place): Admitted) -> Option<Admitted> {
         let tcp = tcp.into_std().ok()?;
-        let returned = self.connections.send(tcp).err()?;
-        TcpStream::from_std(returned.0).ok()
+        let (tcp, place) = self.connections.send((tcp, place)).err()?.0;
+        Some((TcpStream::from_std(tcp).ok()?, place))
     }
 
     /// Sends no more connections; the receiver completes when the worker is done.

@@ -11,20 +11,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::ORIGIN;
-use http::{HeaderMap, HeaderValue, Method, Request, header};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::app::{App, MAX_BODY_BYTES};
 use crate::auth::{self, Client};
 use crate::body::{Body, Response};
-use crate::cors::Cors;
+use crate::cors::{self, Cors};
+use crate::endpoint;
 use crate::error::ApiError;
 use crate::forward;
-use crate::observe::{LogHandle, RequestLog};
+use crate::observe::{self, LogHandle, RequestLog};
 use crate::routes::{self, Route};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -74,13 +75,7 @@ where
 
 /// The caller's id when it is safe to echo into headers and logs.
 fn sane_id(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
-    ok.then(|| value.to_owned())
+    observe::sane_id(headers.get(name)?.to_str().ok()?, b"-_.:/+=")
 }
 
 /// A version 4 UUID. Its random bits come from a per-thread generator seeded at random:
@@ -103,10 +98,11 @@ where
 {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    // The proxy's own id, always: a client's id is logged beside it, never in its place,
+    // so no client can make its request look like another's in the logs.
+    let request_id = new_request_id();
+    let client_request_id = sane_id(&parts.headers, REQUEST_ID);
     let correlation_id = sane_id(&parts.headers, "x-correlation-id");
-    let request_id = sane_id(&parts.headers, REQUEST_ID)
-        .or_else(|| correlation_id.clone())
-        .unwrap_or_else(new_request_id);
     let apigw_request_id = match parts.extensions.get::<lambda_http::request::RequestContext>() {
         Some(lambda_http::request::RequestContext::ApiGatewayV1(context)) => context.request_id.clone(),
         Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
@@ -114,6 +110,7 @@ where
     };
     let log: LogHandle = Arc::new(Mutex::new(RequestLog {
         request_id: request_id.clone(),
+        client_request_id,
         correlation_id,
         apigw_request_id,
         method: parts.method.to_string(),
@@ -172,20 +169,37 @@ where
         Route::Health => Ok(routes::health()),
         Route::ListModels => routes::list_models(app, client.as_ref()).await,
         Route::GetModel(model) => routes::get_model(app, log, client.as_ref(), model).await,
+        Route::Stored(action, id) => forward::stored(action, &id, parts.uri.query(), app, log).await,
         Route::Forward(endpoint) => {
-            let body = read_body(body).await?;
+            if !endpoint::declares_json(&parts.headers) {
+                return Err(endpoint::not_json());
+            }
+            let body = read_body(body, app.settings.body_read_timeout).await?;
             forward::forward(endpoint, app, log, client.as_ref(), body).await
         }
     }
 }
 
-/// The whole request body: a body without a declared length is cut off at the limit.
-async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+/// The whole request body, within `timeout`: a body without a declared length is cut
+/// off at the limit.
+async fn read_body<B>(body: B, timeout: Duration) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "The request body did not arrive within {} s. Send the whole body at once.",
+                timeout.as_secs()
+            ),
+        )
+        .with_code("request_timeout"));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(MAX_BODY_BYTES)),
         Err(_) => Err(ApiError::invalid_request("The request body could not be read.")),
@@ -219,15 +233,40 @@ async fn admit(app: &App, parts: &http::request::Parts, log: &LogHandle) -> Resu
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
-    if !app.settings.auth_enabled || parts.uri.path() == "/health" {
+    if !app.settings.auth_enabled {
+        // Anyone who can reach the local server may use it: at least make sure it was
+        // addressed by its own name, not by a web page's rebound domain.
+        if let Some(&listen) = app.local_listen.get()
+            && !parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|host| cors::names_local_server(host, listen))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                format!(
+                    "The Host header does not name this proxy ({listen} or localhost): with authentication off, the \
+                     local proxy answers only requests addressed to it, a guard against DNS rebinding. Call it as \
+                     http://{listen}, or set ENABLE_AUTHENTICATION=true."
+                ),
+            )
+            .with_code("host_not_allowed"));
+        }
         return Ok(None);
     }
-    let config = app.load_config().await?;
+    if parts.uri.path() == "/health" {
+        return Ok(None);
+    }
+    // Checked before the configuration is loaded: a request without a key is refused
+    // at once, even while Secrets Manager is unreachable.
     let Some(key) = auth::presented_key(&parts.headers) else {
         return Err(ApiError::unauthorized(
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
         ));
     };
+    let config = app.load_config().await?;
     if config.client_api_keys.is_empty() {
         tracing::error!("ENABLE_AUTHENTICATION=true but the configuration lists no client_api_keys");
         return Err(ApiError::unauthorized(

@@ -59,8 +59,9 @@ pub fn runtime_api_client(endpoint: lambda_http::http::Uri) -> PooledClient {
 }
 
 /// Serves `service` (the proxy) one invocation at a time until the Runtime API cannot
-/// be reached.
-pub async fn run<S, B>(service: S, endpoint: lambda_http::http::Uri) -> Result<(), BoxError>
+/// be reached. `function` is the function's identity for the invocation context
+/// (`env::Environment::lambda_config`).
+pub async fn run<S, B>(service: S, endpoint: lambda_http::http::Uri, function: Config) -> Result<(), BoxError>
 where
     S: Service<lambda_http::Request, Response = lambda_http::Response<B>, Error = Infallible> + Clone,
     S::Future: Send + 'static,
@@ -69,7 +70,7 @@ where
     B::Error: Into<BoxError> + Send + std::fmt::Debug,
 {
     let client = runtime_api_client(endpoint);
-    let config = Arc::new(config_from_env());
+    let config = Arc::new(function);
     loop {
         let invocation = next_invocation(&client, &config).await?;
         // The span lambda_runtime opens per invocation, so log lines keep their request id.
@@ -78,64 +79,44 @@ where
             requestId = %invocation.request_id,
             xrayTraceId = invocation.context.xray_trace_id.as_deref().unwrap_or_default(),
         );
-        serve(&client, &service, invocation).instrument(span).await;
-    }
-}
-
-/// Runs one invocation through the service and posts its answer.
-async fn serve<S, B>(client: &PooledClient, service: &S, invocation: Invocation)
-where
-    S: Service<lambda_http::Request, Response = lambda_http::Response<B>, Error = Infallible> + Clone,
-    S::Future: Send + 'static,
-    B: http_body::Body + Unpin + Send + 'static,
-    B::Data: Into<Bytes> + Send,
-    B::Error: Into<BoxError> + Send + std::fmt::Debug,
-{
-    let Invocation {
-        request_id,
-        context,
-        event,
-    } = invocation;
-    let outcome = match event {
-        Ok(event) => {
-            // The adapter lives for the call only: it is not `Send` across an await (it
-            // marks the body type as borrowed). The proxy and the tests' routers are always ready.
-            let call = StreamAdapter::from(service.clone()).call(LambdaEvent::new(event, context));
-            AssertUnwindSafe(call)
-                .catch_unwind()
-                .await
-                .map_err(panic_diagnostic)
+        // Runs the invocation through the service and posts its answer.
+        async {
+            let Invocation {
+                request_id,
+                context,
+                event,
+            } = invocation;
+            let outcome = match event {
+                Ok(event) => {
+                    // The adapter lives for the call only: it is not `Send` across an await (it
+                    // marks the body type as borrowed). The proxy and the tests' routers are always ready.
+                    let call = StreamAdapter::from(service.clone()).call(LambdaEvent::new(event, context));
+                    AssertUnwindSafe(call)
+                        .catch_unwind()
+                        .await
+                        .map_err(panic_diagnostic)
+                }
+                Err(e) => Err(Diagnostic {
+                    error_type: "Runtime.UnsupportedEvent".to_owned(),
+                    error_message: format!(
+                        "the event is not an API Gateway proxy request ({e}): invoke the function through its API Gateway stage"
+                    ),
+                }),
+            };
+            let posted = match outcome {
+                Ok(Ok(response)) => {
+                    post_stream(&client, &request_id, response.metadata_prelude, response.stream).await
+                }
+                Ok(Err(never)) => match never {},
+                Err(diagnostic) => post_error(&client, &request_id, &diagnostic).await,
+            };
+            // A response the Runtime API refused ends this invocation, not the function.
+            if let Err(e) = posted {
+                tracing::error!(error = %e, "the Runtime API did not take the invocation's answer");
+            }
         }
-        Err(e) => Err(Diagnostic {
-            error_type: "Runtime.UnsupportedEvent".to_owned(),
-            error_message: format!(
-                "the event is not an API Gateway proxy request ({e}): invoke the function through its API Gateway stage"
-            ),
-        }),
-    };
-    let posted = match outcome {
-        Ok(Ok(response)) => {
-            post_stream(client, &request_id, response.metadata_prelude, response.stream).await
-        }
-        Ok(Err(never)) => match never {},
-        Err(diagnostic) => post_error(client, &request_id, &diagnostic).await,
-    };
-    // A response the Runtime API refused ends this invocation, not the function.
-    if let Err(e) = posted {
-        tracing::error!(error = %e, "the Runtime API did not take the invocation's answer");
-    }
-}
-
-/// The function's identity for `Context`, as lambda_runtime reads it, without panicking
-/// on a missing variable: the Lambda service always sets them.
-fn config_from_env() -> Config {
-    let var = |name| std::env::var(name).unwrap_or_default();
-    Config {
-        function_name: var("AWS_LAMBDA_FUNCTION_NAME"),
-        memory: var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").parse().unwrap_or_default(),
-        version: var("AWS_LAMBDA_FUNCTION_VERSION"),
-        log_stream: var("AWS_LAMBDA_LOG_STREAM_NAME"),
-        log_group: var("AWS_LAMBDA_LOG_GROUP_NAME"),
+        .instrument(span)
+        .await;
     }
 }
 

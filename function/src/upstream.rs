@@ -1,11 +1,13 @@
 //! The upstream OpenAI API: one pooled client per process, retries with exponential
 //! backoff and jitter (honouring `retry-after`/`retry-after-ms`), and a circuit breaker.
 //!
-//! Retries never bill twice: connect errors and 408/429/5xx answers are retried (nothing
-//! is generating), all within one deadline below the Lambda's; a non-streamed request
-//! that reached OpenAI and then timed out is not (the model may still be generating, and
-//! billing). A slow answer says nothing about OpenAI's health, so timeouts never count
-//! against the circuit breaker; connect errors and 5xx do.
+//! Retries never bill twice. Only what provably never reached OpenAI is sent again: a
+//! connection that could not be set up (nothing was written), and 408/429/5xx answers
+//! (OpenAI said it did not do the work), all within one deadline below the Lambda's. A
+//! request whose connection broke after it was written, or that timed out waiting for
+//! the answer, is not: the model may be generating, and billing. A slow answer says
+//! nothing about OpenAI's health, so timeouts never count against the circuit breaker;
+//! connect errors, broken connections and 5xx do.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use backon::BackoffBuilder;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -96,7 +98,13 @@ pub enum Failure {
     Timeout {
         attempts: u32,
     },
+    /// No connection could be set up: nothing was sent.
     Connect {
+        attempts: u32,
+    },
+    /// The connection broke after the request was (or may have been) written, before an
+    /// answer's head: OpenAI may have it, so it is not sent again.
+    Broken {
         attempts: u32,
     },
 }
@@ -105,9 +113,10 @@ impl Failure {
     pub fn attempts(&self) -> u32 {
         match self {
             Self::CircuitOpen { .. } => 0,
-            Self::Status { attempts, .. } | Self::Timeout { attempts } | Self::Connect { attempts } => {
-                *attempts
-            }
+            Self::Status { attempts, .. }
+            | Self::Timeout { attempts }
+            | Self::Connect { attempts }
+            | Self::Broken { attempts } => *attempts,
         }
     }
 }
@@ -118,7 +127,7 @@ enum Attempt {
         failure: Failure,
         retry_after: Option<Duration>,
     },
-    /// Not retried: a non-streamed request timed out after it reached OpenAI.
+    /// Not retried: the request may have reached OpenAI.
     Final(Failure),
 }
 
@@ -176,15 +185,42 @@ impl Upstream {
 
     /// POSTs `body` to `{base}/{endpoint}` (`chat/completions`, `embeddings`,
     /// `responses`). Each attempt waits at most the configured OpenAI timeout for the
-    /// response head; none starts after `deadline`. `stream` says whether the answer is
-    /// streamed: a streamed request's head arrives before generation, so only a
-    /// streamed request that timed out is tried again.
+    /// response head (and a retryable error's body); none starts after `deadline`.
     pub async fn post(
         &self,
         config: &ProxyConfig,
         endpoint: &str,
         body: Bytes,
-        stream: bool,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let url = self.url(&config.openai_base_url, endpoint);
+        self.send(config, Method::POST, url, body, deadline).await
+    }
+
+    /// Sends `method` to `{base}/{path_and_query}` (a stored response's path, parsed on
+    /// every call: ids are not worth caching), with the retries and timeouts of [`post`].
+    ///
+    /// [`post`]: Self::post
+    pub async fn call(
+        &self,
+        config: &ProxyConfig,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let url = format!("{}/{path_and_query}", config.openai_base_url)
+            .parse()
+            .ok();
+        self.send(config, method, url, body, deadline).await
+    }
+
+    async fn send(
+        &self,
+        config: &ProxyConfig,
+        method: Method,
+        url: Option<Uri>,
+        body: Bytes,
         deadline: Instant,
     ) -> Result<Answer, Failure> {
         let permit = self
@@ -193,7 +229,7 @@ impl Upstream {
             .map_err(|retry_after| Failure::CircuitOpen { retry_after })?;
         // The configuration refuses a base URL that does not parse.
         let (Some(url), Ok(mut authorization)) = (
-            self.url(&config.openai_base_url, endpoint),
+            url,
             HeaderValue::try_from(format!("Bearer {}", config.openai_api_key.expose())),
         ) else {
             return Err(settle(permit, Failure::Connect { attempts: 0 }));
@@ -207,37 +243,40 @@ impl Upstream {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let per_attempt = config.timeouts.openai_api.min(remaining);
-            let mut request = Request::post(url.clone()).body(Full::new(body.clone()));
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(url.clone())
+                .body(Full::new(body.clone()));
             if let Ok(request) = &mut request {
                 let headers = request.headers_mut();
                 headers.insert(AUTHORIZATION, authorization.clone());
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                if method == Method::POST {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
                 headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
             }
             let Ok(request) = request else {
                 return Err(settle(permit, Failure::Connect { attempts }));
             };
             let request = self.http[worker::index() % self.http.len()].request(request);
-            let timed_out = || {
-                let failure = Failure::Timeout { attempts };
-                if stream {
-                    Attempt::Retryable {
-                        failure,
-                        retry_after: None,
-                    }
-                } else {
-                    Attempt::Final(failure)
-                }
-            };
+            let started_attempt = Instant::now();
             let outcome = match tokio::time::timeout(per_attempt, request).await {
-                Err(_) => timed_out(),
-                // Never connected (the connect timeout included): nothing was sent. Any
-                // other error is a connection that broke before an answer's head.
-                Ok(Err(_)) => Attempt::Retryable {
+                Err(_) => Attempt::Final(Failure::Timeout { attempts }),
+                // Never connected (the connect timeout included): nothing was sent.
+                Ok(Err(e)) if e.is_connect() => Attempt::Retryable {
                     failure: Failure::Connect { attempts },
                     retry_after: None,
                 },
-                Ok(Ok(response)) => classify(response, attempts).await,
+                // A connection that broke once the request was on its way.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the upstream connection broke before an answer");
+                    Attempt::Final(Failure::Broken { attempts })
+                }
+                // The error body is read within what is left of the attempt's time.
+                Ok(Ok(response)) => {
+                    let left = per_attempt.saturating_sub(started_attempt.elapsed());
+                    classify(response, attempts, left).await
+                }
             };
             let (failure, retry_after) = match outcome {
                 Attempt::Done(response) => {
@@ -277,7 +316,7 @@ impl Upstream {
 /// connect error or a 5xx is a failure; a rate limit, a 408 or a slow answer is not.
 fn settle(permit: Permit<'_>, failure: Failure) -> Failure {
     let unhealthy = match &failure {
-        Failure::Connect { .. } => true,
+        Failure::Connect { .. } | Failure::Broken { .. } => true,
         Failure::Status { status, .. } => status.is_server_error(),
         Failure::Timeout { .. } | Failure::CircuitOpen { .. } => false,
     };
@@ -296,15 +335,20 @@ fn retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
-async fn classify(response: Response, attempts: u32) -> Attempt {
+/// `left`: what remains of the attempt's time, for reading a retryable error's body.
+async fn classify(response: Response, attempts: u32, left: Duration) -> Attempt {
     let status = response.status();
     if !retryable(status) {
         return Attempt::Done(response);
     }
     let retry_after = retry_after(response.headers());
     let headers = response.headers().clone();
-    // Read the (small) error body so the connection goes back to the pool.
-    let body = read_body(response).await.unwrap_or_default();
+    // Read the (small) error body so the connection goes back to the pool; an upstream
+    // that sends the head and stalls is given no more than the attempt's time.
+    let body = match tokio::time::timeout(left, read_error_body(response)).await {
+        Ok(body) => body,
+        Err(_) => return Attempt::Final(Failure::Timeout { attempts }),
+    };
     Attempt::Retryable {
         failure: Failure::Status {
             status,
@@ -332,6 +376,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A whole answer body.
 pub async fn read_body(response: Response) -> Result<Bytes, hyper::Error> {
     Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// Upstream error bodies are small (OpenAI's are under 1 KB): more is cut off, so an
+/// upstream cannot fill the proxy's memory with an error.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// An error answer's body, up to [`MAX_ERROR_BODY`]; empty when it cannot be read.
+pub async fn read_error_body(response: Response) -> Bytes {
+    http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default()
 }
 
 /// A connector whose whole setup, TCP connect and TLS handshake, is bounded: the client

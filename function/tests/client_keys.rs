@@ -18,12 +18,19 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const WEB_KEY: &str = "web-app-key-0123456789";
 
 fn harness_with_named_key(base: &str) -> Harness {
+    harness_with_key(
+        base,
+        WEB_KEY,
+        json!({"name": "web-app", "models": ["amazon.nova-lite-v1:0"]}),
+    )
+}
+
+/// Authentication on, and besides [`CLIENT_KEY`] the key `key` as the named entry
+/// `entry` (its `sha256` added).
+fn harness_with_key(base: &str, key: &str, mut entry: serde_json::Value) -> Harness {
     let mut config = config_json(base);
-    let digest = hex(&sha2::Sha256::digest(WEB_KEY.as_bytes()));
-    config["client_api_keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "web-app", "sha256": digest, "models": ["amazon.nova-lite-v1:0"]}));
+    entry["sha256"] = hex(&sha2::Sha256::digest(key.as_bytes())).into();
+    config["client_api_keys"].as_array_mut().unwrap().push(entry);
     harness_with_config(
         config,
         Settings {
@@ -46,15 +53,6 @@ async fn as_client(
     h.send(request.body(body).unwrap()).await
 }
 
-fn model_ids(reply: &Reply) -> Vec<String> {
-    reply.json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
     let server = MockServer::start().await;
@@ -67,10 +65,10 @@ async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
     let h = harness_with_named_key(&format!("{}/v1", server.uri()));
 
     let listed = as_client(&h, WEB_KEY, Request::get("/v1/models"), None).await;
-    assert_eq!(model_ids(&listed), ["amazon.nova-lite-v1:0"]);
+    assert_eq!(listed.model_ids(), ["amazon.nova-lite-v1:0"]);
     // A plain digest's key still sees every mapped model.
     let all = as_client(&h, CLIENT_KEY, Request::get("/v1/models"), None).await;
-    assert_eq!(model_ids(&all).len(), 3);
+    assert_eq!(all.model_ids().len(), 3);
 
     let hidden = as_client(&h, WEB_KEY, Request::get("/v1/models/amazon.nova-pro-v1:0"), None).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
@@ -117,4 +115,51 @@ async fn the_keys_name_is_in_the_log_line_and_a_metrics_dimension_never_the_key(
     );
     let all = h.logs.lock().unwrap().join("\n");
     assert!(!all.contains(WEB_KEY) && !all.contains(CLIENT_KEY));
+}
+
+const CAPPED_KEY: &str = "capped-key-0123456789";
+
+#[tokio::test]
+async fn a_capped_key_is_refused_more_choices_or_tokens_than_its_caps_naming_the_parameter() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let h = harness_with_key(
+        &format!("{}/v1", server.uri()),
+        CAPPED_KEY,
+        json!({"name": "capped", "max_n": 2, "max_tokens": 100}),
+    );
+    let post = || Request::post("/v1/chat/completions").header("content-type", "application/json");
+    let ask = |extra: serde_json::Value| {
+        let mut body =
+            json!({"model": "amazon.nova-lite-v1:0", "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        Some(body)
+    };
+    for (extra, param) in [
+        (json!({"n": 3, "max_tokens": 10}), "n"),
+        (json!({"max_tokens": 101}), "max_tokens"),
+        (json!({"max_completion_tokens": 5000}), "max_completion_tokens"),
+        (json!({}), "max_tokens"),
+    ] {
+        let reply = as_client(&h, CAPPED_KEY, post(), ask(extra.clone())).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{extra}");
+        let error = reply.error();
+        assert_eq!(
+            (error["param"].as_str(), error["code"].as_str()),
+            (Some(param), Some("key_limit_exceeded")),
+            "{extra}"
+        );
+    }
+    // Within the caps: forwarded (the mock expects exactly these two).
+    let within = as_client(&h, CAPPED_KEY, post(), ask(json!({"n": 2, "max_tokens": 100}))).await;
+    assert_eq!(within.status, StatusCode::OK, "{}", within.text());
+    // Another key has no caps.
+    let uncapped = as_client(&h, CLIENT_KEY, post(), ask(json!({"n": 8}))).await;
+    assert_eq!(uncapped.status, StatusCode::OK);
 }

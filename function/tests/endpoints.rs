@@ -7,53 +7,31 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use openai_proxy_function::app::Settings;
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 const EMBED_MODEL: &str = "amazon.titan-embed-text-v2:0";
 
-async fn upstream() -> (MockServer, String) {
-    let server = MockServer::start().await;
-    let base = format!("{}/v1", server.uri());
-    (server, base)
-}
-
-async fn post(h: &Harness, path: &str, body: serde_json::Value) -> Reply {
-    h.send(
-        Request::post(path)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn embeddings_map_the_model_and_keep_every_vector_byte_for_byte() {
-    let (server, base) = upstream().await;
     // Floats written as OpenAI writes them, digits a JSON round trip would change.
     let answer = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292,1.0000000000000002e-7]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}"#;
-    Mock::given(method("POST"))
-        .and(path("/v1/embeddings"))
-        .and(body_partial_json(
-            json!({"model": "text-embedding-3-small", "input": "hello", "dimensions": 3}),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(answer, "application/json"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
-    let reply = post(
-        &h,
+    let (_server, h) = proxy_answering(
         "/v1/embeddings",
-        json!({"model": EMBED_MODEL, "input": "hello", "dimensions": 3}),
+        json!({"model": "text-embedding-3-small", "input": "hello", "dimensions": 3}),
+        ResponseTemplate::new(200).set_body_raw(answer, "application/json"),
+        1,
     )
     .await;
+    let reply = h
+        .post(
+            "/v1/embeddings",
+            json!({"model": EMBED_MODEL, "input": "hello", "dimensions": 3}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(
         reply.text(),
@@ -72,23 +50,21 @@ async fn embeddings_map_the_model_and_keep_every_vector_byte_for_byte() {
 
 #[tokio::test]
 async fn base64_embeddings_pass_through_untouched() {
-    let (server, base) = upstream().await;
     let answer = json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": "AAAAPwAAgD8="}],
                         "model": "text-embedding-3-small", "usage": {"prompt_tokens": 1, "total_tokens": 1}});
-    Mock::given(method("POST"))
-        .and(path("/v1/embeddings"))
-        .and(body_partial_json(json!({"encoding_format": "base64"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(&answer))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
-    let reply = post(
-        &h,
+    let (_server, h) = proxy_answering(
         "/v1/embeddings",
-        json!({"model": EMBED_MODEL, "input": ["a"], "encoding_format": "base64"}),
+        json!({"encoding_format": "base64"}),
+        ResponseTemplate::new(200).set_body_json(&answer),
+        1,
     )
     .await;
+    let reply = h
+        .post(
+            "/v1/embeddings",
+            json!({"model": EMBED_MODEL, "input": ["a"], "encoding_format": "base64"}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     let body = reply.json();
     assert_eq!(body["data"][0]["embedding"], "AAAAPwAAgD8=");
@@ -97,19 +73,13 @@ async fn base64_embeddings_pass_through_untouched() {
 
 #[tokio::test]
 async fn an_unmapped_embedding_model_is_not_found_and_never_sent_upstream() {
-    let (server, base) = upstream().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
+    let (_server, h) = proxy_answered_by(ResponseTemplate::new(500), 0).await;
+    let reply = h
+        .post(
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-large", "input": "x"}),
+        )
         .await;
-    let h = harness(&base, Settings::default());
-    let reply = post(
-        &h,
-        "/v1/embeddings",
-        json!({"model": "text-embedding-3-large", "input": "x"}),
-    )
-    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.error()["code"], "model_not_found");
     assert_eq!(reply.headers["x-should-retry"], "false");
@@ -124,25 +94,19 @@ fn response_object(model: &str, status: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn responses_map_the_model_and_answer_with_the_requested_id_and_usage() {
-    let (server, base) = upstream().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .and(body_partial_json(
-            json!({"model": "gpt-4o-mini", "input": "Say hello"}),
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(response_object("gpt-4o-mini-2024-07-18", "completed")),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
-    let reply = post(
-        &h,
+    let (_server, h) = proxy_answering(
         "/v1/responses",
-        json!({"model": "amazon.nova-lite-v1:0", "input": "Say hello"}),
+        json!({"model": "gpt-4o-mini", "input": "Say hello"}),
+        ResponseTemplate::new(200).set_body_json(response_object("gpt-4o-mini-2024-07-18", "completed")),
+        1,
     )
     .await;
+    let reply = h
+        .post(
+            "/v1/responses",
+            json!({"model": "amazon.nova-lite-v1:0", "input": "Say hello"}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let body = reply.json();
     assert_eq!(body["model"], "amazon.nova-lite-v1:0");
@@ -233,12 +197,12 @@ async fn a_responses_stream_ends_on_its_final_event_with_the_model_rewritten_in_
     let base = responses_upstream(response_events("gpt-4o-mini"), true).await;
     let h = harness(&base, Settings::default());
     let started = Instant::now();
-    let reply = post(
-        &h,
-        "/v1/responses",
-        json!({"model": "amazon.nova-lite-v1:0", "input": "Say hello", "stream": true}),
-    )
-    .await;
+    let reply = h
+        .post(
+            "/v1/responses",
+            json!({"model": "amazon.nova-lite-v1:0", "input": "Say hello", "stream": true}),
+        )
+        .await;
     // The upstream holds its connection open: only the final event can have ended it.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -274,12 +238,12 @@ async fn a_responses_stream_closed_before_its_final_event_ends_with_an_error_eve
     events.pop();
     let base = responses_upstream(events, false).await;
     let h = harness(&base, Settings::default());
-    let reply = post(
-        &h,
-        "/v1/responses",
-        json!({"model": "amazon.nova-lite-v1:0", "input": "Say hello", "stream": true}),
-    )
-    .await;
+    let reply = h
+        .post(
+            "/v1/responses",
+            json!({"model": "amazon.nova-lite-v1:0", "input": "Say hello", "stream": true}),
+        )
+        .await;
     let events = parse_events(&reply.text());
     assert_eq!(events.len(), 3, "{}", reply.text());
     let (name, error) = &events[2];
@@ -289,4 +253,70 @@ async fn a_responses_stream_closed_before_its_final_event_ends_with_an_error_eve
         (Some("error"), Some("upstream_stream_error"))
     );
     assert_eq!(h.request_logs()[0]["error_type"], "upstream_stream_error");
+}
+
+#[tokio::test]
+async fn stored_responses_are_retrieved_deleted_cancelled_and_listed_through_openai() {
+    use wiremock::matchers::{method, path, query_param};
+    let (server, base) = upstream().await;
+    let stored = response_object("gpt-4o-mini", "completed");
+    for (verb, at, answer) in [
+        ("GET", "/v1/responses/resp_abc123", stored.clone()),
+        (
+            "DELETE",
+            "/v1/responses/resp_abc123",
+            json!({"id": "resp_abc123", "object": "response", "deleted": true}),
+        ),
+        (
+            "POST",
+            "/v1/responses/resp_abc123/cancel",
+            response_object("gpt-4o-mini", "cancelled"),
+        ),
+    ] {
+        wiremock::Mock::given(method(verb))
+            .and(path(at))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    wiremock::Mock::given(method("GET"))
+        .and(path("/v1/responses/resp_abc123/input_items"))
+        .and(query_param("limit", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "data": [], "has_more": false})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = harness(&base, Settings::default());
+    let retrieved = h.get("/v1/responses/resp_abc123").await;
+    assert_eq!(retrieved.status, StatusCode::OK, "{}", retrieved.text());
+    assert_eq!(retrieved.json()["output"][0]["content"][0]["text"], "Hello!");
+    let deleted = h
+        .send(
+            axum::http::Request::delete("/v1/responses/resp_abc123")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(deleted.json()["deleted"], true);
+    let cancelled = h
+        .send(
+            axum::http::Request::post("/v1/responses/resp_abc123/cancel")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    let items = h.get("/v1/responses/resp_abc123/input_items?limit=2").await;
+    assert_eq!(items.json()["object"], "list");
+    // OpenAI's 404 for an unknown id is relayed as it came.
+    let missing = h.get("/v1/responses/resp_unknown").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Nothing but an id's characters reaches the upstream path.
+    let steered = h.get("/v1/responses/..%2F..%2Fmodels").await;
+    assert_eq!(steered.status, StatusCode::BAD_REQUEST);
+    assert_eq!(steered.error()["param"], "response_id");
 }

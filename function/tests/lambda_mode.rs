@@ -209,7 +209,9 @@ async fn stream_mode_posts_prelude_nul_separator_and_a_non_empty_body() {
     );
     let (prelude, body) = split_stream(&posted);
     assert_eq!(prelude["statusCode"], 200);
-    assert_eq!(prelude["headers"]["x-request-id"], "rid-lambda-1");
+    // The proxy's own id, not the caller's `rid-lambda-1` (which is logged beside it).
+    let request_id = prelude["headers"]["x-request-id"].as_str().unwrap();
+    assert_eq!(request_id.len(), 36, "{request_id}");
     // The stage was stripped from the path, and the body was not lost in stream mode.
     let models: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(models["data"][0]["id"], "amazon.nova-lite-v1:0");
@@ -395,12 +397,36 @@ async fn the_runtime_api_connection_sends_each_write_at_once() {
     assert!(connection.inner().nodelay().unwrap());
 }
 
+/// The message of the error trailers that end a streamed answer's body.
+fn stream_error(posted: &Posted) -> String {
+    use base64::Engine as _;
+    let trailers = posted.trailers.as_ref().expect("error trailers after the body");
+    assert_eq!(
+        trailers["lambda-runtime-function-error-type"],
+        "Runtime.StreamError"
+    );
+    let message = base64::engine::general_purpose::STANDARD
+        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
+        .unwrap();
+    String::from_utf8(message).unwrap()
+}
+
+/// Asserts that `posted` failed its invocation with a diagnostic of `error_type` whose
+/// message mentions `mentions`.
+fn assert_failed_invocation(posted: &Posted, error_type: &str, mentions: &str) {
+    assert_eq!(posted.kind, "error");
+    let diagnostic: serde_json::Value = serde_json::from_slice(&posted.body).unwrap();
+    assert_eq!(diagnostic["errorType"], error_type);
+    let message = diagnostic["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains(mentions), "{diagnostic}");
+}
+
 /// Serves `router` in-process through stream mode's Runtime API loop for `events`, and
 /// returns the first `answers` things it posted.
 async fn serve_in_process(router: Router, events: &[&str], answers: usize) -> Vec<Posted> {
     let (address, mut rx) = runtime_api(events, watch::channel(Vec::new()).0).await;
     let endpoint = format!("http://{address}").parse().unwrap();
-    let function = tokio::spawn(stream_runtime::run(router, endpoint));
+    let function = tokio::spawn(stream_runtime::run(router, endpoint, Default::default()));
     let mut posted = Vec::new();
     while posted.len() < answers {
         let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
@@ -424,16 +450,7 @@ async fn a_body_failing_mid_stream_ends_with_the_runtime_api_error_trailers() {
     let (prelude, body) = split_stream(&posted);
     assert_eq!(prelude["statusCode"], 200);
     assert_eq!(body, b"data: one\n\n");
-    let trailers = posted.trailers.expect("error trailers after the body");
-    assert_eq!(
-        trailers["lambda-runtime-function-error-type"],
-        "Runtime.StreamError"
-    );
-    use base64::Engine as _;
-    let message = base64::engine::general_purpose::STANDARD
-        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
-        .unwrap();
-    let message = String::from_utf8(message).unwrap();
+    let message = stream_error(&posted);
     assert!(message.contains("the upstream went away"), "{message}");
 }
 
@@ -448,20 +465,11 @@ async fn a_panicking_handler_fails_its_invocation_and_the_next_one_is_served() {
         }
     });
     let posted = serve_in_process(router, &[GET_MODELS, GET_MODELS], 2).await;
-    assert_eq!(posted[0].kind, "error");
     assert_eq!(
         posted[0].headers["lambda-runtime-function-error-type"],
         "Runtime.HandlerPanic"
     );
-    let diagnostic: serde_json::Value = serde_json::from_slice(&posted[0].body).unwrap();
-    assert_eq!(diagnostic["errorType"], "Runtime.HandlerPanic");
-    assert!(
-        diagnostic["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("handler bug"),
-        "{diagnostic}"
-    );
+    assert_failed_invocation(&posted[0], "Runtime.HandlerPanic", "handler bug");
     assert_eq!(posted[1].kind, "response");
     assert_eq!(split_stream(&posted[1]).1, b"fine");
 }
@@ -470,16 +478,7 @@ async fn a_panicking_handler_fails_its_invocation_and_the_next_one_is_served() {
 async fn an_event_that_is_not_an_api_gateway_request_fails_its_invocation_by_name() {
     let router = Router::new().fallback(|| async { "unreachable" });
     let posted = serve_in_process(router, &[r#"{"detail-type": "Scheduled Event"}"#], 1).await;
-    assert_eq!(posted[0].kind, "error");
-    let diagnostic: serde_json::Value = serde_json::from_slice(&posted[0].body).unwrap();
-    assert_eq!(diagnostic["errorType"], "Runtime.UnsupportedEvent");
-    assert!(
-        diagnostic["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("API Gateway"),
-        "{diagnostic}"
-    );
+    assert_failed_invocation(&posted[0], "Runtime.UnsupportedEvent", "API Gateway");
 }
 
 #[tokio::test]
@@ -493,15 +492,6 @@ async fn a_body_panicking_mid_stream_ends_with_the_error_trailers_naming_the_pan
     });
     let posted = serve_in_process(router, &[GET_MODELS], 1).await.remove(0);
     assert_eq!(split_stream(&posted).1, b"data: one\n\n");
-    let trailers = posted.trailers.expect("error trailers after the body");
-    assert_eq!(
-        trailers["lambda-runtime-function-error-type"],
-        "Runtime.StreamError"
-    );
-    use base64::Engine as _;
-    let message = base64::engine::general_purpose::STANDARD
-        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
-        .unwrap();
-    let message = String::from_utf8(message).unwrap();
+    let message = stream_error(&posted);
     assert!(message.contains("Lambda panicked: body bug"), "{message}");
 }

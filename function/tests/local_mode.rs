@@ -17,19 +17,6 @@ use openai_proxy_function::app::Settings;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
-/// Serves the proxy on a free local port, as the binary's local mode does.
-async fn serve_proxy(proxy: openai_proxy_function::Proxy) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(openai_proxy_function::server::serve_http(
-        listener,
-        proxy,
-        2,
-        std::future::pending(),
-    ));
-    address
-}
-
 /// Serves a test upstream on a free local port.
 async fn serve(router: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -399,6 +399,22 @@ fn assert_documented(spec: &Value, op: &Value, case: &str, reply: &Reply) {
     );
 }
 
+/// Answers POSTs to `at` with `sse` when they ask for a stream, with `whole` otherwise.
+async fn answer_both_ways(server: &MockServer, at: &str, sse: String, whole: Value) {
+    Mock::given(method("POST"))
+        .and(path(at))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream"))
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_json(whole))
+        .mount(server)
+        .await;
+}
+
 /// An upstream answering every chat request, streamed or not.
 async fn upstream() -> (MockServer, String) {
     let server = MockServer::start().await;
@@ -415,18 +431,7 @@ async fn upstream() -> (MockServer, String) {
         "[DONE]".to_owned(),
     ];
     let sse: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(body_partial_json(json!({"stream": true})))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream"))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")))
-        .mount(&server)
-        .await;
+    answer_both_ways(&server, "/v1/chat/completions", sse, completion("gpt-4o-mini")).await;
     let embeddings = json!({"object": "list", "model": "text-embedding-3-small",
                             "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2]}],
                             "usage": {"prompt_tokens": 2, "total_tokens": 2}});
@@ -457,18 +462,7 @@ async fn upstream() -> (MockServer, String) {
         .iter()
         .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
         .collect();
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .and(body_partial_json(json!({"stream": true})))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream"))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(response("completed")))
-        .mount(&server)
-        .await;
+    answer_both_ways(&server, "/v1/responses", sse, response("completed")).await;
     let base = format!("{}/v1", server.uri());
     (server, base)
 }

@@ -27,16 +27,11 @@ async fn health_answers_without_configuration_or_auth() {
 #[tokio::test]
 async fn models_lists_exactly_the_mapped_ids() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    let body = h.get("/v1/models").await.json();
+    let reply = h.get("/v1/models").await;
+    let body = reply.json();
     assert_eq!(body["object"], "list");
-    let ids: Vec<_> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        ids,
+        reply.model_ids(),
         [
             "amazon.nova-lite-v1:0",
             "amazon.nova-pro-v1:0",
@@ -81,6 +76,7 @@ async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream(
     let malformed = h
         .send(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .body(Body::from("{\"model\": "))
                 .unwrap(),
         )
@@ -112,6 +108,7 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let declared = h
         .send(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .header("content-length", "6000001")
                 .body(Body::from("{}"))
                 .unwrap(),
@@ -127,6 +124,7 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let streamed = h
         .send(
             Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
                 .body(Body::from_stream(chunks))
                 .unwrap(),
         )
@@ -173,63 +171,36 @@ async fn cors_origins_list_only_allows_listed_origins() {
         ..Settings::default()
     };
     let h = harness(NO_UPSTREAM, settings);
-    let allowed = h
-        .send(
-            Request::get("/health")
-                .header("origin", "https://app.example.com")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let allowed = h.get_with("/health", "origin", "https://app.example.com").await;
     assert_eq!(
         allowed.headers["access-control-allow-origin"],
         "https://app.example.com"
     );
-    let other = h
-        .send(
-            Request::get("/health")
-                .header("origin", "https://evil.example")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let other = h.get_with("/health", "origin", "https://evil.example").await;
     assert!(!other.headers.contains_key("access-control-allow-origin"));
 }
 
 #[tokio::test]
-async fn every_response_carries_a_request_id_echoing_a_sane_one() {
+async fn every_response_carries_the_proxys_own_request_id_and_logs_the_callers_beside_it() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    let echoed = h
-        .send(
-            Request::get("/health")
-                .header("x-request-id", "abc-123")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(echoed.headers["x-request-id"], "abc-123");
-    let correlated = h
-        .send(
-            Request::get("/nope")
-                .header("x-correlation-id", "corr.9")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(correlated.headers["x-request-id"], "corr.9");
-    let insane = h
-        .send(
-            Request::get("/health")
-                .header("x-request-id", "a b\"<script>")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    let generated = insane.headers["x-request-id"].to_str().unwrap();
+    let sent = h.get_with("/health", "x-request-id", "abc-123").await;
+    let ours = sent.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(ours.len(), 36, "a generated UUID, not the caller's value: {ours}");
+    let correlated = h.get_with("/nope", "x-correlation-id", "corr.9").await;
+    assert_ne!(correlated.headers["x-request-id"], "corr.9");
+    h.get_with("/health", "x-request-id", "a b\"<script>").await;
+    let lines = h.request_logs();
     assert_eq!(
-        generated.len(),
-        36,
-        "a generated UUID, not the caller's value: {generated}"
+        (
+            lines[0]["request_id"].as_str(),
+            lines[0]["client_request_id"].as_str()
+        ),
+        (Some(ours.as_str()), Some("abc-123"))
+    );
+    assert_eq!(lines[1]["correlation_id"], "corr.9");
+    assert!(
+        lines[2].get("client_request_id").is_none(),
+        "an insane id is not logged"
     );
 }
 
@@ -239,42 +210,16 @@ async fn auth_refuses_missing_and_wrong_keys_and_accepts_both_header_forms() {
     let none = h.get("/v1/models").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_eq!(none.error()["code"], "invalid_api_key");
-    let wrong = h
-        .send(
-            Request::get("/v1/models")
-                .header("authorization", "Bearer nope")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let wrong = h.get_with("/v1/models", "authorization", "Bearer nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let bearer = h
-        .send(
-            Request::get("/v1/models")
-                .header("authorization", format!("Bearer {CLIENT_KEY}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .get_with("/v1/models", "authorization", &format!("Bearer {CLIENT_KEY}"))
         .await;
     assert_eq!(bearer.status, StatusCode::OK);
-    let x_api_key = h
-        .send(
-            Request::get("/v1/models")
-                .header("x-api-key", CLIENT_KEY)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let x_api_key = h.get_with("/v1/models", "x-api-key", CLIENT_KEY).await;
     assert_eq!(x_api_key.status, StatusCode::OK);
     // Errors from unauthenticated callers still carry CORS headers for browsers.
-    let browser = h
-        .send(
-            Request::get("/v1/models")
-                .header("origin", "https://a.example")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let browser = h.get_with("/v1/models", "origin", "https://a.example").await;
     assert_eq!(browser.status, StatusCode::UNAUTHORIZED);
     assert!(browser.headers.contains_key("access-control-allow-origin"));
 }
@@ -282,17 +227,11 @@ async fn auth_refuses_missing_and_wrong_keys_and_accepts_both_header_forms() {
 #[tokio::test]
 async fn each_request_logs_one_json_line_with_its_outcome() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    h.send(
-        Request::get("/v1/models/unknown")
-            .header("x-request-id", "rid-1")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    h.get_with("/v1/models/unknown", "x-request-id", "rid-1").await;
     let lines = h.request_logs();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
-    assert_eq!(line["request_id"], "rid-1");
+    assert_eq!(line["client_request_id"], "rid-1");
     assert_eq!(line["status"], 404);
     assert_eq!(line["path"], "/v1/models/unknown");
     assert_eq!(line["error_type"], "model_not_found");

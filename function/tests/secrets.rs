@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::*;
 use openai_proxy_function::app::{AppState, Settings, default_upstream};
-use openai_proxy_function::config::{ConfigSource, ConfigStore};
+use openai_proxy_function::config::{ConfigSource, ConfigStore, FAILURE_RETRY};
 use openai_proxy_function::observe::Sink;
 
 fn emulator() -> String {
@@ -27,6 +27,18 @@ async fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&shared)
 }
 
+/// A new secret holding `text`; its ARN.
+async fn stored(sm: &aws_sdk_secretsmanager::Client, text: &str) -> String {
+    let created = sm
+        .create_secret()
+        .name(format!("proxy-config-{}", uuid::Uuid::new_v4()))
+        .secret_string(text)
+        .send()
+        .await
+        .unwrap();
+    created.arn().unwrap().to_owned()
+}
+
 fn secret(models: &[(&str, &str)]) -> String {
     let mut doc = config_json("http://127.0.0.1:9/v1");
     doc["model_mappings"] = models
@@ -34,6 +46,15 @@ fn secret(models: &[(&str, &str)]) -> String {
         .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
         .collect();
     doc.to_string()
+}
+
+/// The proxy over `source`, its configuration cached for five minutes.
+fn proxy_over(source: ConfigSource) -> Harness {
+    router(ConfigStore::new(
+        source,
+        "http://unused/v1",
+        Duration::from_secs(300),
+    ))
 }
 
 fn router(store: ConfigStore) -> Harness {
@@ -46,35 +67,19 @@ fn router(store: ConfigStore) -> Harness {
         Sink::Memory(Arc::clone(&logs)),
         false,
     );
-    Harness {
-        proxy: openai_proxy_function::Proxy::new(Arc::new(app)),
-        logs,
-    }
+    Harness::over(app, logs)
 }
 
 async fn model_ids(h: &Harness) -> Vec<String> {
     let reply = h.get("/v1/models").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    reply.json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
+    reply.model_ids()
 }
 
 #[tokio::test]
 async fn a_rotated_secret_is_served_once_the_ttl_has_passed() {
     let sm = client(&emulator()).await;
-    let name = format!("proxy-config-{}", uuid::Uuid::new_v4());
-    let arn = sm
-        .create_secret()
-        .name(&name)
-        .secret_string(secret(&[("model-a", "gpt-4o-mini")]))
-        .send()
-        .await
-        .unwrap();
-    let arn = arn.arn().unwrap().to_owned();
+    let arn = stored(&sm, &secret(&[("model-a", "gpt-4o-mini")])).await;
 
     let source = ConfigSource::SecretsManager {
         secret_id: arn.clone(),
@@ -106,22 +111,12 @@ async fn a_rotated_secret_is_served_once_the_ttl_has_passed() {
 #[tokio::test]
 async fn an_invalid_secret_answers_503_without_revealing_it() {
     let sm = client(&emulator()).await;
-    let name = format!("proxy-config-{}", uuid::Uuid::new_v4());
-    let created = sm
-        .create_secret()
-        .name(&name)
-        .secret_string(r#"{"openai_api_key": 42, "x": "sk-leak"}"#)
-        .send()
-        .await;
+    let arn = stored(&sm, r#"{"openai_api_key": 42, "x": "sk-leak"}"#).await;
     let source = ConfigSource::SecretsManager {
-        secret_id: created.unwrap().arn().unwrap().to_owned(),
+        secret_id: arn,
         client: sm,
     };
-    let h = router(ConfigStore::new(
-        source,
-        "http://unused/v1",
-        Duration::from_secs(300),
-    ));
+    let h = proxy_over(source);
     let reply = h.get("/v1/models").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.error()["code"], "configuration_unavailable");
@@ -146,14 +141,7 @@ fn forward(listener: tokio::net::TcpListener, target: String) {
 async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
     let real = emulator();
     let sm = client(&real).await;
-    let name = format!("proxy-config-{}", uuid::Uuid::new_v4());
-    let created = sm
-        .create_secret()
-        .name(&name)
-        .secret_string(secret(&[("model-c", "gpt-4o-mini")]))
-        .send()
-        .await;
-    let arn = created.unwrap().arn().unwrap().to_owned();
+    let arn = stored(&sm, &secret(&[("model-c", "gpt-4o-mini")])).await;
 
     // A port where nothing listens yet: Secrets Manager is "down".
     let port = {
@@ -165,11 +153,7 @@ async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
         secret_id: arn,
         client: down,
     };
-    let h = router(ConfigStore::new(
-        source,
-        "http://unused/v1",
-        Duration::from_secs(300),
-    ));
+    let h = proxy_over(source);
 
     let reply = h.get("/v1/models").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text());
@@ -181,7 +165,9 @@ async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
         "health needs no configuration"
     );
 
-    // It comes back: the failure was not cached.
+    // It comes back: the failure is answered from memory for a moment (requests do not
+    // each wait for an unreachable Secrets Manager), then Secrets Manager is asked again.
+    let failed = tokio::time::Instant::now();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     forward(
         listener,
@@ -189,5 +175,13 @@ async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
             .trim_end_matches('/')
             .to_owned(),
     );
+    let remembered = h.get("/v1/models").await;
+    assert_eq!(
+        remembered.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        remembered.text()
+    );
+    tokio::time::sleep_until(failed + FAILURE_RETRY + Duration::from_millis(100)).await;
     assert_eq!(model_ids(&h).await, ["model-c"]);
 }

@@ -10,13 +10,7 @@ use common::*;
 use openai_proxy_function::app::Settings;
 use openai_proxy_function::breaker::CircuitBreaker;
 use wiremock::matchers::{body_partial_json, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-async fn upstream() -> (MockServer, String) {
-    let server = MockServer::start().await;
-    let base = format!("{}/v1", server.uri());
-    (server, base)
-}
+use wiremock::{Mock, ResponseTemplate};
 
 fn sse(events: &[&str]) -> ResponseTemplate {
     let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
@@ -75,16 +69,10 @@ async fn server_errors_are_retried_up_to_the_attempt_limit() {
 
 #[tokio::test]
 async fn persistent_server_errors_are_relayed_with_openais_status_after_exactly_three_attempts() {
-    let (server, base) = upstream().await;
     let failing = ResponseTemplate::new(500).set_body_json(serde_json::json!({
         "error": {"message": "The server had an error while processing your request.", "type": "server_error",
                   "param": null, "code": null}}));
-    Mock::given(method("POST"))
-        .respond_with(failing)
-        .expect(3)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) = proxy_answered_by(failing, 3).await;
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     let error = reply.error();
@@ -102,17 +90,11 @@ async fn persistent_server_errors_are_relayed_with_openais_status_after_exactly_
 
 #[tokio::test]
 async fn rate_limits_honour_retry_after_ms_then_pass_through_with_both_retry_headers() {
-    let (server, base) = upstream().await;
     let limited = ResponseTemplate::new(429)
         .insert_header("retry-after-ms", "300")
         .insert_header("x-ratelimit-remaining-requests", "0")
         .set_body_json(serde_json::json!({"error": {"message": "Rate limit reached", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}));
-    Mock::given(method("POST"))
-        .respond_with(limited)
-        .expect(3)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) = proxy_answered_by(limited, 3).await;
     let started = std::time::Instant::now();
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     // Two waits of at least the 300 ms asked for (the backoff alone is 5-20 ms).
@@ -136,13 +118,8 @@ async fn rate_limits_honour_retry_after_ms_then_pass_through_with_both_retry_hea
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_cap_is_not_waited_for() {
-    let (server, base) = upstream().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "60"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) =
+        proxy_answered_by(ResponseTemplate::new(429).insert_header("retry-after", "60"), 1).await;
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.headers["retry-after"], "60");
@@ -150,16 +127,10 @@ async fn a_retry_after_beyond_the_cap_is_not_waited_for() {
 
 #[tokio::test]
 async fn client_errors_pass_through_once_with_their_status_and_shape() {
-    let (server, base) = upstream().await;
     let bad = ResponseTemplate::new(400).set_body_json(serde_json::json!({
         "error": {"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error",
                   "param": "messages", "code": "context_length_exceeded"}}));
-    Mock::given(method("POST"))
-        .respond_with(bad)
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) = proxy_answered_by(bad, 1).await;
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let error = reply.error();
@@ -171,16 +142,10 @@ async fn client_errors_pass_through_once_with_their_status_and_shape() {
 
 #[tokio::test]
 async fn openai_refusing_the_proxys_key_is_a_502_that_never_quotes_the_key() {
-    let (server, base) = upstream().await;
     let refused = ResponseTemplate::new(401).set_body_json(serde_json::json!({
         "error": {"message": "Incorrect API key provided: sk-test-****cdef. You can find your API key at https://platform.openai.com/account/api-keys.",
                   "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}));
-    Mock::given(method("POST"))
-        .respond_with(refused)
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) = proxy_answered_by(refused, 1).await;
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     let error = reply.error();
@@ -286,18 +251,12 @@ async fn connect_errors_are_retried_and_answer_502_unreachable() {
 
 #[tokio::test]
 async fn upstream_errors_reach_the_client_unchanged_but_for_key_shaped_text() {
-    let (server, base) = upstream().await;
     let refused = ResponseTemplate::new(403)
         .insert_header("x-request-id", "req_upstream_403")
         .set_body_json(serde_json::json!({
             "error": {"message": "Project `proj_1` has no access to model `gpt-4o-mini` with key sk-proj-abcdefghijklmnop.",
                       "type": "model_access_error", "param": "model", "code": "unsupported_country_region_territory"}}));
-    Mock::given(method("POST"))
-        .respond_with(refused)
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) = proxy_answered_by(refused, 1).await;
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     let error = reply.error();
@@ -324,7 +283,6 @@ async fn upstream_errors_reach_the_client_unchanged_but_for_key_shaped_text() {
 
 #[tokio::test]
 async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
-    let (server, base) = upstream().await;
     let answer = ResponseTemplate::new(200)
         .insert_header("x-ratelimit-limit-tokens", "150000")
         .insert_header("x-ratelimit-remaining-tokens", "149990")
@@ -333,13 +291,9 @@ async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
         .insert_header("openai-organization", "org-private")
         .insert_header("x-request-id", "req_0123abcd")
         .set_body_json(completion("gpt-4o-mini"));
-    Mock::given(method("POST"))
-        .respond_with(answer)
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
+    let (_server, h) = proxy_answered_by(answer, 1).await;
     let request = axum::http::Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
         .header("x-request-id", "client-chosen-id")
         .body(axum::body::Body::from(
             chat_request("amazon.nova-lite-v1:0").to_string(),
@@ -353,12 +307,12 @@ async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
         ("openai-processing-ms", "412"),
         ("openai-version", "2020-10-01"),
         ("x-upstream-request-id", "req_0123abcd"),
-        ("x-request-id", "client-chosen-id"),
     ] {
         assert_eq!(reply.headers[name], value, "{name}");
     }
     assert!(!reply.headers.contains_key("openai-organization"));
     assert_eq!(h.request_logs()[0]["upstream_request_id"], "req_0123abcd");
+    assert_eq!(h.request_logs()[0]["client_request_id"], "client-chosen-id");
 }
 
 #[tokio::test]
@@ -388,7 +342,7 @@ async fn streaming_relays_each_event_with_the_requested_model_and_usage() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers["content-type"], "text/event-stream");
     let text = reply.text();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let events = sse_events(&text);
     assert_eq!(events.len(), 4, "{text}");
     assert_eq!(events[3], "data: [DONE]");
     for event in &events[..3] {
@@ -430,12 +384,10 @@ async fn breaking_upstream() -> String {
 async fn a_stream_that_breaks_midway_ends_with_an_error_event_and_done() {
     let base = breaking_upstream().await;
     let h = harness(&base, Settings::default());
-    let mut request = chat_request("amazon.nova-lite-v1:0");
-    request["stream"] = true.into();
-    let reply = h.chat(request).await;
+    let reply = h.chat(streamed("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let text = reply.text();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let events = sse_events(&text);
     assert_eq!(events.len(), 3, "{text}");
     assert!(
         events[0].contains("\"Hi\"") && events[0].contains("amazon.nova-lite-v1:0"),
@@ -449,19 +401,11 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_event_and_done() {
 
 #[tokio::test]
 async fn a_stream_closed_cleanly_without_done_ends_with_an_error_event_and_done() {
-    let (server, base) = upstream().await;
     let chunk =
         serde_json::json!({"model": "gpt-4o-mini", "choices": [{"delta": {"content": "Hi"}}]}).to_string();
-    Mock::given(method("POST"))
-        .respond_with(sse(&[&chunk]))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = harness(&base, Settings::default());
-    let mut request = chat_request("amazon.nova-lite-v1:0");
-    request["stream"] = true.into();
-    let text = h.chat(request).await.text();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let (_server, h) = proxy_answered_by(sse(&[&chunk]), 1).await;
+    let text = h.chat(streamed("amazon.nova-lite-v1:0")).await.text();
+    let events = sse_events(&text);
     assert_eq!(events.len(), 3, "{text}");
     let error: serde_json::Value = serde_json::from_str(events[1].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(error["error"]["code"], "upstream_stream_error");
@@ -490,6 +434,7 @@ async fn logs_of_a_full_cycle_hold_neither_the_openai_key_nor_a_client_key() {
     );
     for key in [CLIENT_KEY, "wrong-client-key"] {
         let request = axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
             .header("authorization", format!("Bearer {key}"))
             .body(axum::body::Body::from(
                 chat_request("amazon.nova-lite-v1:0").to_string(),
@@ -525,10 +470,8 @@ async fn usage_is_asked_for_on_every_stream_and_its_chunk_dropped_when_the_clien
         .mount(&server)
         .await;
     let h = harness(&base, Settings::default());
-    let mut request = chat_request("amazon.nova-lite-v1:0");
-    request["stream"] = true.into();
-    let text = h.chat(request).await.text();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let text = h.chat(streamed("amazon.nova-lite-v1:0")).await.text();
+    let events = sse_events(&text);
     assert_eq!(events.len(), 2, "{text}");
     assert!(
         events[0].contains("\"Hi\"") && !events[0].contains("usage"),
@@ -537,12 +480,6 @@ async fn usage_is_asked_for_on_every_stream_and_its_chunk_dropped_when_the_clien
     assert_eq!(events[1], "data: [DONE]");
     // The metrics count the tokens all the same.
     assert_eq!(h.request_logs()[0]["total_tokens"], 5);
-}
-
-fn streamed(model: &str) -> serde_json::Value {
-    let mut request = chat_request(model);
-    request["stream"] = true.into();
-    request
 }
 
 #[tokio::test]
@@ -556,7 +493,7 @@ async fn a_silent_stream_gets_keep_alive_comments_and_is_not_cut_off_by_the_open
     };
     let h = harness(&base, settings);
     let text = h.chat(streamed("amazon.nova-lite-v1:0")).await.text();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let events = sse_events(&text);
     assert!(events[0].contains("tok0"), "{text}");
     let comments = events.iter().filter(|e| **e == ": keep-alive").count();
     assert!((4..=7).contains(&comments), "{comments} keep-alives: {text}");
@@ -583,7 +520,7 @@ async fn a_stream_silent_for_longer_than_stream_idle_timeout_is_cut_off_with_an_
         "{:?}",
         started.elapsed()
     );
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let events = sse_events(&text);
     assert_eq!(events.len(), 3, "{text}");
     assert!(
         events[1].contains("stalled") && events[1].contains("upstream_stream_error"),

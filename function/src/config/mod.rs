@@ -13,17 +13,14 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use source::ConfigSource;
-pub use store::ConfigStore;
+pub use store::{ConfigStore, FAILURE_RETRY};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
-/// The mappings used when the configuration comes from `OPENAI_API_KEY` alone.
-pub const DEFAULT_MODEL_MAPPINGS: &[(&str, &str)] = &[
-    ("amazon.nova-lite-v1:0", "gpt-4o-mini"),
-    ("amazon.nova-pro-v1:0", "gpt-4o-mini"),
-    ("amazon.nova-micro-v1:0", "gpt-4o-mini"),
-    ("amazon.titan-embed-text-v2:0", "text-embedding-3-small"),
-];
+/// The mappings used when the configuration names none (`OPENAI_API_KEY` alone, or a
+/// secret without `model_mappings`): a flat JSON object of client model id -> OpenAI
+/// model id. The deployer includes the same file, so both always agree.
+pub const DEFAULT_MODEL_MAPPINGS_JSON: &str = include_str!("default_mappings.json");
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -82,6 +79,11 @@ pub struct ClientKey {
     pub digest: [u8; 32],
     /// The model ids this key may use; `None` means every mapped model.
     pub models: Option<BTreeSet<String>>,
+    /// The most choices (`n`) one request of this key may ask for; `None`: no cap.
+    pub max_n: Option<u64>,
+    /// The most output tokens one request of this key may ask for (`max_tokens`,
+    /// `max_completion_tokens`, `max_output_tokens`); `None`: no cap.
+    pub max_tokens: Option<u64>,
 }
 
 impl ClientKey {
@@ -164,11 +166,15 @@ impl ProxyConfig {
     }
 }
 
+/// [`DEFAULT_MODEL_MAPPINGS_JSON`], parsed once.
 pub fn default_mappings() -> BTreeMap<String, String> {
-    DEFAULT_MODEL_MAPPINGS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    static PARSED: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            // The file is part of the source, checked by the tests below: it parses.
+            serde_json::from_str(DEFAULT_MODEL_MAPPINGS_JSON).unwrap_or_default()
+        })
+        .clone()
 }
 
 fn api_key(doc: &Map<String, Value>) -> Result<ApiKey, InvalidConfig> {
@@ -275,6 +281,8 @@ fn client_keys(
                 name: None,
                 digest: parse_sha256_hex(digest).ok_or_else(|| field(at(""), DIGEST_PROBLEM))?,
                 models: None,
+                max_n: None,
+                max_tokens: None,
             },
             Value::Object(object) => named_key(object, mappings, &at)?,
             _ => {
@@ -304,13 +312,22 @@ fn named_key(
 ) -> Result<ClientKey, InvalidConfig> {
     if let Some(unknown) = object
         .keys()
-        .find(|k| !["name", "sha256", "models"].contains(&k.as_str()))
+        .find(|k| !["name", "sha256", "models", "max_n", "max_tokens"].contains(&k.as_str()))
     {
         return Err(field(
             at(&format!(".{unknown}")),
-            "is not a client key field: use name, sha256 and models",
+            "is not a client key field: use name, sha256, models, max_n and max_tokens",
         ));
     }
+    let cap = |name: &str| match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(|| field(at(&format!(".{name}")), "must be a whole number of at least 1")),
+    };
+    let (max_n, max_tokens) = (cap("max_n")?, cap("max_tokens")?);
     // The name becomes a log field and a CloudWatch dimension value.
     let name = match object.get("name") {
         Some(Value::String(name))
@@ -368,6 +385,8 @@ fn named_key(
         name: Some(name),
         digest,
         models,
+        max_n,
+        max_tokens,
     })
 }
 
@@ -416,7 +435,9 @@ mod tests {
             vec![ClientKey {
                 name: None,
                 digest: [0xaa; 32],
-                models: None
+                models: None,
+                max_n: None,
+                max_tokens: None,
             }]
         );
     }
@@ -526,6 +547,14 @@ mod tests {
                 "field `client_api_keys[1].name` is used by another client key",
             ),
             (
+                serde_json::json!([{"name": "a", "sha256": digest, "max_n": 0}]),
+                "field `client_api_keys[0].max_n` must be a whole number of at least 1",
+            ),
+            (
+                serde_json::json!([{"name": "a", "sha256": digest, "max_tokens": "many"}]),
+                "field `client_api_keys[0].max_tokens` must be a whole number",
+            ),
+            (
                 serde_json::json!([7]),
                 "field `client_api_keys[0]` must be a SHA-256 hex digest or",
             ),
@@ -547,6 +576,15 @@ mod tests {
         );
         let message = ProxyConfig::from_key("  ", BASE).unwrap_err().to_string();
         assert_eq!(message, "field `OPENAI_API_KEY` is empty");
+    }
+
+    #[test]
+    fn the_default_mappings_file_is_a_flat_object_of_model_ids() {
+        let parsed: serde_json::Map<String, Value> = serde_json::from_str(DEFAULT_MODEL_MAPPINGS_JSON)
+            .expect("default_mappings.json is a JSON object");
+        assert!(!parsed.is_empty());
+        assert!(parsed.values().all(|v| v.as_str().is_some_and(|s| !s.is_empty())));
+        assert_eq!(default_mappings().len(), parsed.len());
     }
 
     #[test]

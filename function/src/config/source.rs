@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
 use super::{DEFAULT_OPENAI_BASE_URL, InvalidConfig, ProxyConfig};
+use crate::env::Environment;
 
 pub enum ConfigSource {
     SecretsManager {
@@ -21,7 +22,7 @@ pub enum ConfigSource {
 }
 
 /// Why loading failed; shown in logs (never values), summarised to clients.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     #[error("{source_name} is unavailable: {reason}")]
     Unavailable { source_name: String, reason: String },
@@ -34,8 +35,8 @@ pub enum LoadError {
 
 impl ConfigSource {
     /// Chooses the source from the environment; `Err` says what to set.
-    pub async fn from_env() -> Result<Self, String> {
-        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    pub async fn from_env(env: &Environment) -> Result<Self, String> {
+        let set = |name: &str| env.get(name);
         if let Some(arn) = set("OPENAI_API_KEY_SECRET_ARN") {
             // Region, credentials and AWS_ENDPOINT_URL come from the SDK's standard chain.
             let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -49,7 +50,7 @@ impl ConfigSource {
             return Ok(Self::File(PathBuf::from(path)));
         }
         if let Some(key) = set("OPENAI_API_KEY") {
-            return Ok(Self::Key(key));
+            return Ok(Self::Key(key.to_owned()));
         }
         Err(
             "no configuration source: set OPENAI_API_KEY_SECRET_ARN (Secrets Manager secret), \
@@ -113,9 +114,9 @@ impl ConfigSource {
     }
 }
 
-pub fn base_url_from_env() -> String {
-    std::env::var("OPENAI_BASE_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned())
+/// `OPENAI_BASE_URL`, or OpenAI's.
+pub fn base_url_from_env(env: &Environment) -> String {
+    env.get("OPENAI_BASE_URL")
+        .unwrap_or(DEFAULT_OPENAI_BASE_URL)
+        .to_owned()
 }

@@ -1,5 +1,7 @@
 //! The configuration, cached with a TTL so a rotated key is picked up without a
-//! redeploy. A failed load is never cached: the next request tries again. When a refresh
+//! redeploy. A failed first load is remembered for [`FAILURE_RETRY`]: during a Secrets
+//! Manager outage requests are answered at once instead of each waiting out the
+//! timeout, and Secrets Manager is asked again a few seconds later. When a refresh
 //! fails after a good load, the last good configuration keeps serving (the failure is
 //! logged) and the refresh is retried after [`STALE_RETRY`], so a Secrets Manager blip
 //! neither takes the proxy down nor makes every request wait for it.
@@ -12,12 +14,18 @@ use super::{ProxyConfig, Timeouts};
 
 pub const STALE_RETRY: Duration = Duration::from_secs(15);
 
+/// How long a failed load (with no good configuration to fall back on) is answered from
+/// memory before the source is asked again.
+pub const FAILURE_RETRY: Duration = Duration::from_secs(2);
+
 pub struct ConfigStore {
     source: ConfigSource,
     base_url: String,
     ttl: Duration,
     /// The configuration and when to refresh it.
     cached: RwLock<Option<(Instant, Arc<ProxyConfig>)>>,
+    /// The last failed load and until when it stands.
+    failed: RwLock<Option<(Instant, LoadError)>>,
     /// One refresh at a time; the others wait for its result instead of piling on.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -29,6 +37,7 @@ impl ConfigStore {
             base_url: base_url.into(),
             ttl,
             cached: RwLock::new(None),
+            failed: RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
@@ -51,9 +60,15 @@ impl ConfigStore {
         if let Some(config) = self.fresh() {
             return Ok(config);
         }
+        if let Some(error) = self.recent_failure() {
+            return Err(error);
+        }
         let _turn = self.refreshing.lock().await;
         if let Some(config) = self.fresh() {
             return Ok(config);
+        }
+        if let Some(error) = self.recent_failure() {
+            return Err(error);
         }
         let previous = self.cached().map(|(_, c)| c);
         let timeout = previous
@@ -71,9 +86,21 @@ impl ConfigStore {
                     self.keep(stale.clone(), self.ttl.min(STALE_RETRY));
                     Ok(stale)
                 }
-                None => Err(error),
+                None => {
+                    *self.failed.write().unwrap_or_else(|p| p.into_inner()) =
+                        Some((Instant::now() + FAILURE_RETRY, error.clone()));
+                    Err(error)
+                }
             },
         }
+    }
+
+    fn recent_failure(&self) -> Option<LoadError> {
+        let failed = self.failed.read().unwrap_or_else(|p| p.into_inner());
+        failed
+            .as_ref()
+            .filter(|(until, _)| Instant::now() < *until)
+            .map(|(_, error)| error.clone())
     }
 
     fn keep(&self, config: Arc<ProxyConfig>, for_how_long: Duration) {

@@ -35,6 +35,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub struct Harness {
     pub proxy: openai_proxy_function::Proxy,
+    pub app: openai_proxy_function::app::App,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -91,9 +92,18 @@ pub fn harness_with_config(
     let logs = Arc::new(Mutex::new(Vec::new()));
     let upstream = Upstream::new(policy, breaker, 1).unwrap();
     let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), true);
-    Harness {
-        proxy: openai_proxy_function::Proxy::new(Arc::new(app)),
-        logs,
+    Harness::over(app, logs)
+}
+
+impl Harness {
+    /// The proxy of `app`, whose log lines go to `logs`.
+    pub fn over(app: AppState, logs: Arc<Mutex<Vec<String>>>) -> Self {
+        let app = Arc::new(app);
+        Harness {
+            proxy: openai_proxy_function::Proxy::new(app.clone()),
+            app,
+            logs,
+        }
     }
 }
 
@@ -111,6 +121,16 @@ impl Reply {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The ids of a model list (`GET /v1/models`).
+    pub fn model_ids(&self) -> Vec<String> {
+        self.json()["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a model list: {}", self.text()))
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Asserts OpenAI's error shape and returns the `error` object.
@@ -142,14 +162,35 @@ impl Harness {
         self.send(Request::get(path).body(Body::empty()).unwrap()).await
     }
 
-    pub async fn chat(&self, body: serde_json::Value) -> Reply {
+    /// GETs `path` with one header set.
+    pub async fn get_with(&self, path: &str, name: &str, value: &str) -> Reply {
         self.send(
-            Request::post("/v1/chat/completions")
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
+            Request::get(path)
+                .header(name, value)
+                .body(Body::empty())
                 .unwrap(),
         )
         .await
+    }
+
+    /// POSTs `body` as JSON to `path`.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send_json(path, body.to_string()).await
+    }
+
+    /// POSTs `body`, JSON text as written, to `path`.
+    pub async fn send_json(&self, path: &str, body: String) -> Reply {
+        self.send(
+            Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> Reply {
+        self.post("/v1/chat/completions", body).await
     }
 
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
@@ -180,6 +221,60 @@ pub fn completion(model: &str) -> serde_json::Value {
 
 pub fn chat_request(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 5})
+}
+
+/// [`chat_request`] with `"stream": true`.
+pub fn streamed(model: &str) -> serde_json::Value {
+    let mut request = chat_request(model);
+    request["stream"] = true.into();
+    request
+}
+
+/// The events of an SSE body, blank separators dropped.
+pub fn sse_events(text: &str) -> Vec<&str> {
+    text.split("\n\n").filter(|e| !e.is_empty()).collect()
+}
+
+/// A wiremock upstream, each test its own, and its base URL (`…/v1`).
+pub async fn upstream() -> (wiremock::MockServer, String) {
+    let server = wiremock::MockServer::start().await;
+    let base = format!("{}/v1", server.uri());
+    (server, base)
+}
+
+/// An upstream that answers POSTs to `at` whose JSON body includes `partial` with
+/// `answer`, exactly `times` of them, behind a proxy with the default settings.
+pub async fn proxy_answering(
+    at: &str,
+    partial: serde_json::Value,
+    answer: wiremock::ResponseTemplate,
+    times: u64,
+) -> (wiremock::MockServer, Harness) {
+    use wiremock::matchers::{body_partial_json, method, path};
+    let (server, base) = upstream().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path(at))
+        .and(body_partial_json(partial))
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    (server, harness(&base, Settings::default()))
+}
+
+/// An upstream that answers every POST with `answer`, and exactly `times` of them (the
+/// mock checks the count when dropped), behind a proxy with the default settings.
+pub async fn proxy_answered_by(
+    answer: wiremock::ResponseTemplate,
+    times: u64,
+) -> (wiremock::MockServer, Harness) {
+    let (server, base) = upstream().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    (server, harness(&base, Settings::default()))
 }
 
 /// What a [`sse_upstream`] saw of its one request.
@@ -282,6 +377,28 @@ pub async fn read_request(reader: &mut tokio::net::tcp::OwnedReadHalf) -> String
             Ok(n) => data.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// Serves the proxy on a free local port, as the binary's local mode does (two workers).
+pub async fn serve_proxy(proxy: openai_proxy_function::Proxy) -> std::net::SocketAddr {
+    serve_proxy_with(proxy, openai_proxy_function::server::Limits::default()).await
+}
+
+/// [`serve_proxy`] with these limits.
+pub async fn serve_proxy_with(
+    proxy: openai_proxy_function::Proxy,
+    limits: openai_proxy_function::server::Limits,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(openai_proxy_function::server::serve_http(
+        listener,
+        proxy,
+        2,
+        limits,
+        std::future::pending(),
+    ));
+    address
 }
 
 /// The function binary a test runs: the host build cargo made for this test, unless

@@ -190,7 +190,35 @@ def _handler(upstream: Upstream):
                 self._json(400, {"error": {"message": "Invalid request body.", "type": "invalid_request_error",
                                            "param": None, "code": None}})
 
+        def _stored(self) -> str | None:
+            """The response id of a stored-response path (`/v1/responses/{id}[/...]`)."""
+            path = self.path.split("?", 1)[0]
+            if not path.startswith("/v1/responses/"):
+                return None
+            return path.removeprefix("/v1/responses/").split("/", 1)[0]
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            # Every id is stored, as OpenAI keeps every response (store: true).
+            response_id = self._stored()
+            if response_id is None:
+                self._json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
+            elif self.path.split("?", 1)[0].endswith("/input_items"):
+                self._json(200, {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False})
+            else:
+                self._json(200, dict(_response("completed"), id=response_id))
+
+        def do_DELETE(self):  # noqa: N802 (http.server's naming)
+            response_id = self._stored()
+            if response_id is None:
+                self._json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
+            else:
+                self._json(200, {"id": response_id, "object": "response", "deleted": True})
+
         def _answer(self, body: dict) -> None:
+            response_id = self._stored()
+            if response_id is not None and self.path.endswith("/cancel"):
+                self._json(200, dict(_response("cancelled"), id=response_id))
+                return
             if self.path == "/v1/embeddings":
                 self._json(200, _embeddings(body))
                 return

@@ -408,6 +408,11 @@ pub struct Config {
     pub perf_requests: u64,
     pub destroy_secret: bool,
     pub destroy_artifacts: bool,
+    /// The variables the run set (an input, or outside Actions the variable), as opposed
+    /// to those left at their defaults: the action image's bundled template and function
+    /// serve unless `template-file` / `function-artifact` is given.
+    #[serde(skip)]
+    pub given: std::collections::BTreeSet<&'static str>,
 }
 
 /// A value that must never reach a log, report or error message.
@@ -447,15 +452,22 @@ impl Config {
         let mut problems: Vec<String> = unknown_inputs(vars.keys()).collect();
         let mut known: HashMap<&'static str, String> = HashMap::new();
         let mut from_input: Vec<&'static str> = Vec::new();
+        // Under Actions every variable of the workflow reaches the container (workflow,
+        // job and step `env:`, `$GITHUB_ENV`): a `STAGE` or `OPENAI_API_KEY` meant for
+        // something else must not retarget the deploy or rewrite the secret, so only the
+        // step's inputs count there. Values are trimmed: a secret pasted with a trailing
+        // newline must not be stored with it.
+        let under_actions = vars.get("GITHUB_ACTIONS").is_some_and(|v| v.trim() == "true");
         for var in VARIABLES {
-            let set = |key: &str| vars.get(key).filter(|v| !v.trim().is_empty());
+            let set = |key: &str| vars.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
             if let Some(value) = set(&var.input_env()) {
-                known.insert(var.name, value.clone());
+                known.insert(var.name, value.to_owned());
                 from_input.push(var.name);
-            } else if let Some(value) = set(var.name) {
-                known.insert(var.name, value.clone());
+            } else if let Some(value) = set(var.name).filter(|_| !under_actions) {
+                known.insert(var.name, value.to_owned());
             }
         }
+        let given = known.keys().copied().collect();
         for var in VARIABLES {
             match (known.get(var.name), var.default) {
                 (Some(value), _) => problems.extend(var.check(value).err().map(|problem| {
@@ -488,6 +500,7 @@ impl Config {
                     }
                 }],
             })?;
+        config.given = given;
         // The endpoint tests need a key the proxy accepts: the first client key, unless
         // TEST_CLIENT_API_KEY names another.
         if config.test_client_api_key.is_none() {

@@ -10,6 +10,7 @@
 
 pub mod artifact;
 pub mod aws;
+pub mod cancel;
 pub mod cfn;
 pub mod commands;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod lambda_code;
 pub mod params;
 pub mod prereq;
 pub mod report;
+pub mod runner_paths;
 pub mod s3;
 pub mod secret;
 pub mod template;

@@ -4,7 +4,8 @@
 # reused when already installed from the same lock file, so running this again is cheap.
 # Also what running the arm64 function here needs (scripts/test-arm64.sh): the Rust
 # target aarch64-unknown-linux-gnu, and Debian's qemu-user-static and libc6-arm64-cross
-# (installed with apt-get when missing). Any of them missing and not installable is an error.
+# (installed with apt-get when missing), and podman with runc for the action's image
+# (`make image`; apt-get as root). Any of them missing and not installable is an error.
 #
 #   VENV_DIR   where the venv lives (default: .venv in the repository)
 set -euo pipefail
@@ -76,6 +77,28 @@ setup_arm64() {
   echo "arm64 tools: qemu-aarch64-static, /usr/aarch64-linux-gnu and the Rust target present"
 }
 
+# The container engine `make image` and the runner-faithful tests (tests/action_image)
+# use: podman with runc (crun, its default on Debian, fails on these machines). Installing
+# it needs root (or sudo); CI runs as root.
+setup_podman() {
+  local missing=()
+  command -v podman >/dev/null || missing+=(podman)
+  command -v runc >/dev/null || missing+=(runc)
+  if ((${#missing[@]})); then
+    if ! command -v apt-get >/dev/null; then
+      echo "error: ${missing[*]} missing and no apt-get here: install podman and runc (make image and the action's image tests need them)" >&2
+      exit 1
+    fi
+    local sudo=()
+    [[ $(id -u) == 0 ]] || sudo=(sudo)
+    echo "container engine: apt-get install ${missing[*]} (needs root)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  echo "container engine: podman $(podman --version | awk '{print $3}') with runc"
+}
+
 setup_python
 setup_node
 setup_arm64
+setup_podman

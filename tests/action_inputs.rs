@@ -276,7 +276,7 @@ fn the_image_runs_no_compiler_and_the_toolchain_is_pinned() {
     );
     for needle in [
         r#"components = ["rustfmt", "clippy"]"#,
-        r#"targets = ["aarch64-unknown-linux-gnu"]"#,
+        r#"targets = ["aarch64-unknown-linux-gnu", "x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"]"#,
     ] {
         assert!(toolchain.contains(needle), "rust-toolchain.toml lacks {needle}");
     }

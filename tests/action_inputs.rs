@@ -210,7 +210,9 @@ fn outputs_include_the_deploy_results_and_main_builds_the_dockerfile_the_release
     );
     // What it writes is the digest the registry just returned: 64 hex digits, never zero.
     assert!(
-        release.contains(r#"[[ "$digest" =~ ^sha256:[0-9a-f]{64}$ && "$digest" != "sha256:$(printf '0%.0s' {1..64})" ]]"#),
+        release.contains(
+            r#"[[ "$digest" =~ ^sha256:[0-9a-f]{64}$ && "$digest" != "sha256:$(printf '0%.0s' {1..64})" ]]"#
+        ),
         "release.yml must refuse a digest that is not 64 hex digits or is all zeros before rewriting action.yml"
     );
     // buildx refuses image names with capitals; owners may have them.

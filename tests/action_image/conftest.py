@@ -47,7 +47,7 @@ HOST_FLAGS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000", "
 # Actions they must change nothing.
 WORKFLOW_ENV = {
     "STAGE": "not a stage!",
-    "LOG_LEVEL": "loud",
+    "LOG_LEVEL": "workflow-log-level",
     "STACK_NAME": "a-stack-of-another-tool",
     "OPENAI_API_KEY": "sk-meant-for-another-tool",
     "DEPLOYER_COMMAND": "destroy",

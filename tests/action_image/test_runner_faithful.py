@@ -75,13 +75,17 @@ def test_deploy_stores_the_trimmed_key_and_reports_a_path_later_steps_open(runne
 
 
 def test_a_configuration_error_stops_before_aws_and_says_so_where_people_look(runner):
-    run = runner.run({"command": "deploy", "stage": "production", "report-file": "/tmp/r.md"})
+    run = runner.run({"command": "deploy", "stage": "production"})
     assert run.code == 2, run.stdout + run.stderr
     assert "::error title=invalid configuration::" in run.stdout
-    assert "STAGE must be one of dev | test | prod (set by the input `stage`)" in run.stderr, run.stderr
-    assert "REPORT_FILE /tmp/r.md is outside what the runner shares with later steps" in run.stderr
+    assert "STAGE must be one of dev | test | prod (e.g. STAGE=dev) (set by the input `stage`)" in run.stderr, run.stderr
     assert run.outputs == {"status": "invalid-configuration"}
     assert "invalid configuration" in run.summary
+    # A report that would vanish with the container.
+    run = runner.run({"command": "deploy", "report-file": "/tmp/r.md"})
+    assert run.code == 2, run.stdout + run.stderr
+    assert "REPORT_FILE /tmp/r.md is outside what the runner shares with later steps" in run.stderr, run.stderr
+    assert run.outputs == {"status": "invalid-configuration"}
 
 
 def test_a_cancel_stops_the_container_within_5_s_and_reports_the_stack(runner, aws):
@@ -98,7 +102,7 @@ def test_a_cancel_stops_the_container_within_5_s_and_reports_the_stack(runner, a
     def on_line(line: str, name: str) -> None:
         if "Monitoring window" in line and not signalled:
             signalled["at"] = time.monotonic()
-            subprocess.run([*ENGINE, "kill", "--signal", "INT", name], check=True)
+            subprocess.run([*ENGINE, "kill", "--signal", "INT", name], check=True, capture_output=True)
 
     run = runner.run(
         {"command": "deploy", "enable-authentication": "false", "run-endpoint-tests": "false",

@@ -40,4 +40,6 @@ echo "image: $engine build --build-arg BINARIES=dist -t $image (linux/$arch)"
 size=$("$engine" image inspect "$image" --format '{{.Size}}')
 echo "image: $image is $size bytes ($((size / 1024)) KiB) for linux/$arch"
 ((size <= max_bytes)) || fail "$image is $size bytes, more than 25 MiB ($max_bytes): the runner pulls it at the start of every job"
-"$engine" "${runtime[@]}" run --rm --network none "$image" --version
+# Explicit rlimits: the engine's defaults exceed what these machines allow a container.
+"$engine" "${runtime[@]}" run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=1000:1000 \
+  "$image" --version

@@ -51,21 +51,28 @@ setup_node() {
   echo "$want" > "$stamp"
 }
 
+# apt_install WHAT FIX PACKAGE...: Debian packages, as root (sudo when not root); without
+# apt-get, an error saying FIX.
+apt_install() {
+  local what=$1 fix=$2 sudo=()
+  shift 2
+  if ! command -v apt-get >/dev/null; then
+    echo "error: $* missing and no apt-get here: $fix" >&2
+    exit 1
+  fi
+  [[ $(id -u) == 0 ]] || sudo=(sudo)
+  echo "$what: apt-get install $* (as root)"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # The aarch64 loader and glibc that qemu-user runs `bootstrap` with, and qemu itself.
 setup_arm64() {
   local missing=()
   command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
   [[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]] || missing+=(libc6-arm64-cross)
   if ((${#missing[@]})); then
-    if ! command -v apt-get >/dev/null; then
-      echo "error: ${missing[*]} missing and no apt-get here: install qemu-user (qemu-aarch64-static) and an aarch64 glibc under /usr/aarch64-linux-gnu" >&2
-      exit 1
-    fi
-    local sudo=()
-    [[ $(id -u) == 0 ]] || sudo=(sudo)
-    echo "arm64 tools: apt-get install ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "arm64 tools" "install qemu-user (qemu-aarch64-static) and an aarch64 glibc under /usr/aarch64-linux-gnu" "${missing[@]}"
   fi
   if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
     echo "arm64 tools: rustup target add aarch64-unknown-linux-gnu"
@@ -85,15 +92,7 @@ setup_podman() {
   command -v podman >/dev/null || missing+=(podman)
   command -v runc >/dev/null || missing+=(runc)
   if ((${#missing[@]})); then
-    if ! command -v apt-get >/dev/null; then
-      echo "error: ${missing[*]} missing and no apt-get here: install podman and runc (make image and the action's image tests need them)" >&2
-      exit 1
-    fi
-    local sudo=()
-    [[ $(id -u) == 0 ]] || sudo=(sudo)
-    echo "container engine: apt-get install ${missing[*]} (needs root)"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "container engine" "install podman and runc (make image and the action's image tests need them)" "${missing[@]}"
   fi
   echo "container engine: podman $(podman --version | awk '{print $3}') with runc"
 }

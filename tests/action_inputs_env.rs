@@ -54,6 +54,17 @@ fn deployer(dir: &Path) -> Command {
     cmd
 }
 
+/// A validate of `stack` under its own names, configured by inputs alone (authentication
+/// off: these stacks have no client key).
+fn validate_inputs<'a>(cmd: &'a mut Command, stack: &str) -> &'a mut Command {
+    cmd.env("INPUT_COMMAND", "validate")
+        .env("INPUT_STACK-NAME", stack)
+        .env("INPUT_AWS-REGION", "us-east-1")
+        .env("INPUT_LAMBDA-FUNCTION-NAME", stack)
+        .env("INPUT_API-GATEWAY-NAME", stack)
+        .env("INPUT_ENABLE-AUTHENTICATION", "false")
+}
+
 fn output(cmd: &mut Command) -> (Option<i32>, String) {
     let out = cmd.output().unwrap();
     let text = format!(
@@ -70,15 +81,9 @@ fn action_inputs_alone_configure_the_deployer_so_validate_runs() {
     let stack = unique("inputs");
     let artifact = bootstrap(dir.path(), &stack);
     let (code, text) = output(
-        deployer(dir.path())
-            .env("INPUT_COMMAND", "validate")
-            .env("INPUT_STACK-NAME", &stack)
-            .env("INPUT_AWS-REGION", "us-east-1")
+        validate_inputs(&mut deployer(dir.path()), &stack)
             .env("INPUT_TEMPLATE-FILE", template())
-            .env("INPUT_FUNCTION-ARTIFACT", &artifact)
-            .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
-            .env("INPUT_API-GATEWAY-NAME", &stack)
-            .env("INPUT_ENABLE-AUTHENTICATION", "false"),
+            .env("INPUT_FUNCTION-ARTIFACT", &artifact),
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(
@@ -162,7 +167,7 @@ fn under_actions_a_workflows_own_variables_change_nothing() {
     let decoy = unique("decoy");
     let artifact = bootstrap(dir.path(), &stack);
     let (code, text) = output(
-        deployer(dir.path())
+        validate_inputs(&mut deployer(dir.path()), &stack)
             .env("GITHUB_ACTIONS", "true")
             // A workflow's `env:` for its other steps.
             .env("STAGE", "not a stage!")
@@ -170,14 +175,8 @@ fn under_actions_a_workflows_own_variables_change_nothing() {
             .env("STACK_NAME", &decoy)
             .env("DEPLOYER_COMMAND", "destroy")
             .env("OPENAI_API_KEY", "sk-meant-for-another-tool")
-            .env("INPUT_COMMAND", "validate")
-            .env("INPUT_STACK-NAME", &stack)
-            .env("INPUT_AWS-REGION", "us-east-1")
             .env("INPUT_TEMPLATE-FILE", template())
-            .env("INPUT_FUNCTION-ARTIFACT", &artifact)
-            .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
-            .env("INPUT_API-GATEWAY-NAME", &stack)
-            .env("INPUT_ENABLE-AUTHENTICATION", "false"),
+            .env("INPUT_FUNCTION-ARTIFACT", &artifact),
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(
@@ -229,16 +228,10 @@ fn the_bundled_template_and_function_serve_unless_the_inputs_name_others() {
     std::fs::create_dir_all(&theirs).unwrap();
     std::fs::write(theirs.join("bootstrap.zip"), b"not ours").unwrap();
     let (code, text) = output(
-        deployer(dir.path())
+        validate_inputs(&mut deployer(dir.path()), &stack)
             .env("GITHUB_ACTIONS", "true")
             .env("OPENAI_PROXY_BUNDLED_TEMPLATE", template())
-            .env("OPENAI_PROXY_BUNDLED_ARTIFACT", &bundled_artifact)
-            .env("INPUT_COMMAND", "validate")
-            .env("INPUT_STACK-NAME", &stack)
-            .env("INPUT_AWS-REGION", "us-east-1")
-            .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
-            .env("INPUT_API-GATEWAY-NAME", &stack)
-            .env("INPUT_ENABLE-AUTHENTICATION", "false"),
+            .env("OPENAI_PROXY_BUNDLED_ARTIFACT", &bundled_artifact),
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(

@@ -26,6 +26,8 @@ build: ## build both crates (debug)
 test: setup fmt-check clippy lint ## everything: formatting, lints, unit, integration and emulator tests
 	$(LOCAL_AWS) run $(MAKE) --no-print-directory test-rust test-localaws test-template test-function-sdk
 	$(MAKE) --no-print-directory test-arm64
+	$(MAKE) --no-print-directory image
+	LOCALAWS_MONITORING_SECONDS_PER_MINUTE=10 $(LOCAL_AWS) run $(MAKE) --no-print-directory test-action-image
 	@echo "make test: all checks passed"
 
 fmt: ## format the Rust code
@@ -75,6 +77,20 @@ fuzz-openapi: setup ## schemathesis against the local proxy and a fake upstream,
 .PHONY: test-arm64
 test-arm64: ## build the release arm64 bootstrap.zip and run it under qemu-aarch64-static in Lambda mode
 	scripts/test-arm64.sh
+
+# The action's image from the release's Dockerfile, nothing pulled (FROM scratch), for
+# this machine's platform: podman (installed by `make setup`, as root) or docker.
+.PHONY: image
+image: ## build the action's image openai-lambda-proxy:dev (static deployer, FROM scratch, at most 25 MiB)
+	scripts/image.sh
+
+# The image run exactly as the GitHub runner runs a container action (its docker flags,
+# mounts and rewritten paths), against the local AWS: validate, deploy, a guarded
+# rollback, a configuration error, a cancel. Needs `make image` first and an emulator
+# whose monitoring window is short (make test sets LOCALAWS_MONITORING_SECONDS_PER_MINUTE).
+.PHONY: test-action-image
+test-action-image:
+	$(PY) -m pytest -q tests/action_image
 
 # The main job on a fresh machine: build, deploy into a private local AWS, run the
 # function locally from the deployed secret, run the endpoint tests, print the report.

@@ -411,6 +411,11 @@ pub struct Config {
     /// Read beside the variables, never inputs: see [`Surroundings`].
     #[serde(skip)]
     pub surroundings: Surroundings,
+    /// The variables the run set (an input, or outside Actions the variable), as opposed
+    /// to those left at their defaults: the action image's bundled template and function
+    /// serve unless `template-file` / `function-artifact` is given.
+    #[serde(skip)]
+    pub given: std::collections::BTreeSet<&'static str>,
 }
 
 /// What the deployer reads from the environment besides its own variables (GitHub's
@@ -455,7 +460,7 @@ impl Config {
     }
 
     /// Builds the config from `vars`: each variable from its action input (`INPUT_<ID>`)
-    /// when that is set, else from the variable itself, and what is unset (or empty, as
+    /// when that is set, else (outside Actions only) from the variable itself, and what is unset (or empty, as
     /// GitHub Actions passes inputs left out) from [`VARIABLES`]. Every invalid value,
     /// and every `INPUT_*` that is no input, is reported at once.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
@@ -463,15 +468,22 @@ impl Config {
         let mut problems: Vec<String> = unknown_inputs(vars.keys()).collect();
         let mut known: HashMap<&'static str, String> = HashMap::new();
         let mut from_input: Vec<&'static str> = Vec::new();
+        // Under Actions every variable of the workflow reaches the container (workflow,
+        // job and step `env:`, `$GITHUB_ENV`): a `STAGE` or `OPENAI_API_KEY` meant for
+        // something else must not retarget the deploy or rewrite the secret, so only the
+        // step's inputs count there. Values are trimmed: a secret pasted with a trailing
+        // newline must not be stored with it.
+        let under_actions = vars.get("GITHUB_ACTIONS").is_some_and(|v| v.trim() == "true");
         for var in VARIABLES {
-            let set = |key: &str| vars.get(key).filter(|v| !v.trim().is_empty());
+            let set = |key: &str| vars.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
             if let Some(value) = set(&var.input_env()) {
-                known.insert(var.name, value.clone());
+                known.insert(var.name, value.to_owned());
                 from_input.push(var.name);
-            } else if let Some(value) = set(var.name) {
-                known.insert(var.name, value.clone());
+            } else if let Some(value) = set(var.name).filter(|_| !under_actions) {
+                known.insert(var.name, value.to_owned());
             }
         }
+        let given = known.keys().copied().collect();
         for var in VARIABLES {
             match (known.get(var.name), var.default) {
                 (Some(value), _) => problems.extend(var.check(value).err().map(|problem| {
@@ -504,11 +516,17 @@ impl Config {
                     }
                 }],
             })?;
+        config.given = given;
         let set = |key: &str| vars.get(key).filter(|v| !v.trim().is_empty()).cloned();
-        // An Actions input left empty arrives as AWS_REGION="", which the SDK would take
-        // as a region named "" (hiding AWS_DEFAULT_REGION): empty counts as unset, and the
-        // SDK itself does not read AWS_DEFAULT_REGION.
-        config.aws_region = config.aws_region.take().or_else(|| set("AWS_DEFAULT_REGION"));
+        // Without the `aws-region` input, the AWS chain's own variables (read as always,
+        // also under Actions, where configure-aws-credentials sets them). An empty one
+        // counts as unset: the SDK would take AWS_REGION="" as a region named "", and it
+        // does not read AWS_DEFAULT_REGION itself.
+        config.aws_region = config
+            .aws_region
+            .take()
+            .or_else(|| set("AWS_REGION"))
+            .or_else(|| set("AWS_DEFAULT_REGION"));
         config.surroundings = Surroundings {
             aws_endpoint_url_empty: vars.get("AWS_ENDPOINT_URL").is_some_and(|v| v.trim().is_empty()),
             bundled_template: set("OPENAI_PROXY_BUNDLED_TEMPLATE"),

@@ -10,6 +10,7 @@
 
 pub mod artifact;
 pub mod aws;
+pub mod cancel;
 pub mod cfn;
 pub mod client_keys;
 pub mod commands;
@@ -21,6 +22,7 @@ pub mod params;
 pub mod prereq;
 pub mod report;
 pub mod runner;
+pub mod runner_paths;
 pub mod s3;
 pub mod secret;
 pub mod template;

@@ -42,7 +42,7 @@ pub struct Ready {
     /// Whether the stack should set API Gateway's account-wide logging role: when the
     /// template asks, and the account has none (or this stack set it before).
     pub manage_api_gateway_account: Option<bool>,
-    /// What came from the action's image because the repository has none of its own
+    /// What came from the action's image because the run named no file of its own
     /// ("function", "template").
     pub bundled: Vec<&'static str>,
 }
@@ -63,6 +63,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     // Local checks first: they need no AWS and are the most common mistakes.
     let artifact = if needs.artifact {
         let (path, bundled) = fallback(
+            config,
             &config.function_artifact,
             config.surroundings.bundled_artifact.as_deref(),
             "FUNCTION_ARTIFACT",
@@ -82,6 +83,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
     };
     let loaded = if needs.template {
         let (path, bundled) = fallback(
+            config,
             &config.template_file,
             config.surroundings.bundled_template.as_deref(),
             "TEMPLATE_FILE",
@@ -265,15 +267,13 @@ async fn leftover_log_group(
     }
 }
 
-/// The configured path, or the action image's bundled file when the configured one is
-/// the default and absent (a repository that deploys the stock proxy has neither).
-fn fallback(configured: &str, bundled: Option<&str>, var: &str) -> (PathBuf, bool) {
+/// The configured path, or the action image's bundled file when the run did not name
+/// one. Whether the workspace holds a file at the default path does not matter: a
+/// consumer repository's own `template.yaml` (a SAM app at its root, say) is not ours to
+/// deploy unless `template-file` says so.
+fn fallback(config: &Config, configured: &str, bundled: Option<&str>, var: &str) -> (PathBuf, bool) {
     let path = PathBuf::from(configured);
-    let is_default = crate::config::VARIABLES
-        .iter()
-        .any(|v| v.name == var && v.default == Some(configured));
-    if is_default
-        && !path.exists()
+    if !config.given.contains(var)
         && let Some(bundled) = bundled
         && Path::new(bundled).exists()
     {

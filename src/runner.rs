@@ -1,6 +1,7 @@
 //! What the GitHub runner tells the deployer through the environment, read once: whether
 //! it runs in Actions, where the job summary and the step outputs go, the runner's temp
-//! dir, and the repository and commit being deployed. Outside Actions all are unset.
+//! dir and workspaces, and the repository and commit being deployed. Outside Actions all
+//! are unset.
 //!
 //! The deployer's own variables are [`crate::config`]'s; these two files are the only
 //! ones that read the environment.
@@ -21,6 +22,11 @@ pub struct Runner {
     pub repository: Option<String>,
     /// `GITHUB_SHA`, likewise.
     pub commit: Option<String>,
+    /// `GITHUB_WORKSPACE`: `/github/workspace` in a container action.
+    pub workspace: Option<String>,
+    /// `RUNNER_WORKSPACE`: the one runner path a container action gets unrewritten
+    /// ([`crate::runner_paths`]).
+    pub runner_workspace: Option<String>,
 }
 
 impl Runner {
@@ -33,6 +39,8 @@ impl Runner {
             temp: set("RUNNER_TEMP").map(PathBuf::from),
             repository: set("GITHUB_REPOSITORY"),
             commit: set("GITHUB_SHA"),
+            workspace: set("GITHUB_WORKSPACE"),
+            runner_workspace: set("RUNNER_WORKSPACE"),
         }
     }
 }

@@ -175,7 +175,7 @@ fn workspace_field(key: &str) -> String {
 }
 
 #[test]
-fn outputs_include_the_deploy_results_and_the_image_is_the_released_one_pinned_by_digest() {
+fn outputs_include_the_deploy_results_and_main_builds_the_dockerfile_the_release_pins() {
     let action = action();
     let outputs: BTreeSet<&str> = object(&action, "outputs").keys().map(String::as_str).collect();
     // What deploy workflows rely on; the deployer may write more (all declared here).
@@ -191,30 +191,34 @@ fn outputs_include_the_deploy_results_and_the_image_is_the_released_one_pinned_b
         runs.get("args").is_none() && runs.get("entrypoint").is_none(),
         "the image's ENTRYPOINT runs the deployer"
     );
-    // docker://ghcr.io/<owner>/openai-lambda-proxy:<version>@sha256:<digest>, the owner
-    // the repository's, the version the crates': release.yml rewrites the line per tag.
-    let image = runs.get("image").and_then(Value::as_str).unwrap_or_default();
-    let repository = workspace_field("repository");
-    let owner = repository
-        .strip_prefix("https://github.com/")
-        .and_then(|r| r.split('/').next())
-        .expect("repository = \"https://github.com/<owner>/<name>\"");
-    let prefix = format!(
-        "docker://ghcr.io/{}/openai-lambda-proxy:{}@sha256:",
-        owner.to_ascii_lowercase(),
-        workspace_field("version")
+    // On main (`uses: <owner>/openai-lambda-proxy@main`) the runner builds the
+    // Dockerfile; each release tag's commit names the image that tag published instead.
+    assert_eq!(
+        runs.get("image").and_then(Value::as_str),
+        Some("Dockerfile"),
+        "action.yml on main must build the Dockerfile: a docker:// reference here is either a past release's or unreachable"
     );
-    let digest = image
-        .strip_prefix(&prefix)
-        .unwrap_or_else(|| panic!("runs.image is `{image}`, want `{prefix}<digest>`"));
+    let text = read(&root().join("action.yml"));
     assert!(
-        digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
-        "runs.image's digest `{digest}` is not 64 lowercase hex digits"
+        !text.contains(&"0".repeat(64)),
+        "action.yml holds an all-zero digest, which no registry serves"
     );
     let release = read(&root().join(".github/workflows/release.yml"));
     assert!(
         release.contains(r#"sed -i "s|^  image: .*|  image: $REFERENCE|" action.yml"#),
         "release.yml no longer rewrites action.yml's `  image:` line"
+    );
+    // What it writes is the digest the registry just returned: 64 hex digits, never zero.
+    assert!(
+        release.contains(
+            r#"[[ "$digest" =~ ^sha256:[0-9a-f]{64}$ && "$digest" != "sha256:$(printf '0%.0s' {1..64})" ]]"#
+        ),
+        "release.yml must refuse a digest that is not 64 hex digits or is all zeros before rewriting action.yml"
+    );
+    // buildx refuses image names with capitals; owners may have them.
+    assert!(
+        release.contains("${IMAGE,,}") && !release.contains("name=ghcr.io/${{ github.repository_owner }}"),
+        "release.yml must lowercase the image name (owner) before buildx uses it"
     );
 }
 
@@ -223,6 +227,10 @@ fn the_image_bundles_the_stock_proxy_and_pins_its_bases() {
     let dockerfile = read(&root().join("Dockerfile"));
     for line in dockerfile.lines().filter(|l| l.starts_with("FROM ")) {
         let image = line.split_whitespace().nth(1).unwrap_or_default();
+        // scratch is no image, ${BINARIES} a stage of this file.
+        if image == "scratch" || image == "${BINARIES}" {
+            continue;
+        }
         assert!(
             image.contains("@sha256:") && image.len() > "@sha256:".len() + 64,
             "base image not pinned by digest: {line}"
@@ -231,31 +239,60 @@ fn the_image_bundles_the_stock_proxy_and_pins_its_bases() {
     for needle in [
         "OPENAI_PROXY_BUNDLED_ARTIFACT=/opt/openai-lambda-proxy/bootstrap.zip",
         "OPENAI_PROXY_BUNDLED_TEMPLATE=/opt/openai-lambda-proxy/template.yaml",
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
         "ENTRYPOINT [\"/usr/local/bin/openai-proxy-deployer\"]",
     ] {
         assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
     }
 }
 
-/// What is tested is what ships: the image copies the binaries CI built (one stage, no
-/// RUN), and every build uses the toolchain rust-toolchain.toml pins.
-#[test]
-fn the_image_runs_no_compiler_and_the_toolchain_is_pinned() {
-    let dockerfile = read(&root().join("Dockerfile"));
-    let instructions: Vec<&str> = dockerfile
+/// The Dockerfile's stages: (name, base, instructions).
+fn stages(dockerfile: &str) -> Vec<(String, String, Vec<String>)> {
+    let mut stages: Vec<(String, String, Vec<String>)> = Vec::new();
+    for line in dockerfile
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        instructions.iter().filter(|i| **i == "FROM").count(),
-        1,
-        "the Dockerfile has one stage: {instructions:?}"
-    );
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words[0] == "FROM" {
+            let name = if words.len() >= 4 { words[3] } else { "" };
+            stages.push((name.to_owned(), words[1].to_owned(), Vec::new()));
+        } else if let Some(stage) = stages.last_mut() {
+            stage.2.push(words[0].to_owned());
+        }
+    }
+    stages
+}
+
+/// What is tested is what ships: with BINARIES=dist (make image, the release) every
+/// stage built is FROM scratch and runs nothing, so nothing is pulled or compiled; every
+/// build uses the toolchain rust-toolchain.toml pins.
+#[test]
+fn the_dist_build_pulls_and_compiles_nothing_and_the_toolchain_is_pinned() {
+    let dockerfile = read(&root().join("Dockerfile"));
+    let stages = stages(&dockerfile);
+    let names: Vec<&str> = stages.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["source", "dist", "binaries", ""], "stages: {stages:?}");
     assert!(
-        !instructions.contains(&"RUN"),
-        "the Dockerfile runs something: it should only copy what CI built"
+        dockerfile.contains("ARG BINARIES=source\n"),
+        "the default build (the runner's, for action.yml at main) must compile from the checkout"
     );
+    for (name, base, instructions) in &stages[1..] {
+        assert!(
+            base == "scratch" || base == "${BINARIES}",
+            "stage `{name}` is FROM {base}: the dist build must pull nothing"
+        );
+        assert!(
+            !instructions.iter().any(|i| i == "RUN"),
+            "stage `{name}` runs something: with BINARIES=dist the image only copies what CI built"
+        );
+    }
+    for script in ["scripts/image.sh", ".github/workflows/release.yml"] {
+        assert!(
+            read(&root().join(script)).contains("BINARIES=dist"),
+            "{script} must build the image from dist/ (BINARIES=dist)"
+        );
+    }
 
     let toolchain = read(&root().join("rust-toolchain.toml"));
     let channel = toolchain
@@ -276,7 +313,7 @@ fn the_image_runs_no_compiler_and_the_toolchain_is_pinned() {
     );
     for needle in [
         r#"components = ["rustfmt", "clippy"]"#,
-        r#"targets = ["aarch64-unknown-linux-gnu"]"#,
+        r#"targets = ["aarch64-unknown-linux-gnu", "x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"]"#,
     ] {
         assert!(toolchain.contains(needle), "rust-toolchain.toml lacks {needle}");
     }
@@ -312,7 +349,11 @@ fn the_build_context_holds_what_the_dockerfile_copies() {
     let dist = read(&root().join("scripts/dist.sh"));
     let allowed: BTreeSet<&str> = dockerignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
     let mut missing = Vec::new();
-    for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
+    // `COPY . .` (the source stage) and `COPY --from` take nothing named from the context.
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from=") && !l.starts_with("COPY . "))
+    {
         let words: Vec<&str> = line
             .split_whitespace()
             .skip(1)
@@ -331,6 +372,7 @@ fn the_build_context_holds_what_the_dockerfile_copies() {
     for needle in [
         "\"$root/dist/bootstrap.zip\"",
         "\"$root/dist/$arch/openai-proxy-deployer\"",
+        "\"$root/dist/ca-certificates.crt\"",
     ] {
         assert!(dist.contains(needle), "scripts/dist.sh does not write {needle}");
     }

@@ -54,6 +54,17 @@ fn deployer(dir: &Path) -> Command {
     cmd
 }
 
+/// A validate of `stack` under its own names, configured by inputs alone (authentication
+/// off: these stacks have no client key).
+fn validate_inputs<'a>(cmd: &'a mut Command, stack: &str) -> &'a mut Command {
+    cmd.env("INPUT_COMMAND", "validate")
+        .env("INPUT_STACK-NAME", stack)
+        .env("INPUT_AWS-REGION", "us-east-1")
+        .env("INPUT_LAMBDA-FUNCTION-NAME", stack)
+        .env("INPUT_API-GATEWAY-NAME", stack)
+        .env("INPUT_ENABLE-AUTHENTICATION", "false")
+}
+
 fn output(cmd: &mut Command) -> (Option<i32>, String) {
     let out = cmd.output().unwrap();
     let text = format!(
@@ -70,15 +81,9 @@ fn action_inputs_alone_configure_the_deployer_so_validate_runs() {
     let stack = unique("inputs");
     let artifact = bootstrap(dir.path(), &stack);
     let (code, text) = output(
-        deployer(dir.path())
-            .env("INPUT_COMMAND", "validate")
-            .env("INPUT_STACK-NAME", &stack)
-            .env("INPUT_AWS-REGION", "us-east-1")
+        validate_inputs(&mut deployer(dir.path()), &stack)
             .env("INPUT_TEMPLATE-FILE", template())
-            .env("INPUT_FUNCTION-ARTIFACT", &artifact)
-            .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
-            .env("INPUT_API-GATEWAY-NAME", &stack)
-            .env("INPUT_ENABLE-AUTHENTICATION", "false"),
+            .env("INPUT_FUNCTION-ARTIFACT", &artifact),
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(
@@ -134,5 +139,124 @@ fn an_input_the_action_does_not_have_stops_before_aws_naming_the_closest_input()
         text.contains("INPUT_STACK_NAME is no input of this action: did you mean `stack-name`?"),
         "{text}"
     );
+    assert!(!text.contains("Checking prerequisites"), "{text}");
+}
+
+/// The secret `setup-secrets` stored, as JSON.
+fn stored_secret(id: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let aws = runtime
+        .block_on(openai_proxy_deployer::aws::Aws::load(Some("us-east-1")))
+        .unwrap();
+    let out = runtime
+        .block_on(aws.secrets.get_secret_value().secret_id(id).send())
+        .unwrap();
+    serde_json::from_str(out.secret_string().unwrap()).unwrap()
+}
+
+/// Issue 19, item 1: every variable of a workflow reaches the action's container. Under
+/// Actions, only the step's inputs configure the deployer; before the fix the workflow's
+/// STAGE stopped the run (exit 2) and its STACK_NAME retargeted it.
+#[test]
+fn under_actions_a_workflows_own_variables_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("only-inputs");
+    let decoy = unique("decoy");
+    let artifact = bootstrap(dir.path(), &stack);
+    let (code, text) = output(
+        validate_inputs(&mut deployer(dir.path()), &stack)
+            .env("GITHUB_ACTIONS", "true")
+            // A workflow's `env:` for its other steps.
+            .env("STAGE", "not a stage!")
+            .env("LOG_LEVEL", "loud")
+            .env("STACK_NAME", &decoy)
+            .env("DEPLOYER_COMMAND", "destroy")
+            .env("OPENAI_API_KEY", "sk-meant-for-another-tool")
+            .env("INPUT_TEMPLATE-FILE", template())
+            .env("INPUT_FUNCTION-ARTIFACT", &artifact),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("Change set for stack {stack} (not executed)")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&decoy),
+        "the workflow's STACK_NAME was used: {text}"
+    );
+    assert!(!text.contains("sk-meant-for-another-tool"), "{text}");
+}
+
+/// Items 1 and 6: the workflow's OPENAI_API_KEY does not rewrite the proxy's secret, and
+/// the input's value is stored trimmed (a secret pasted with a trailing newline). Before
+/// the fix the newline was stored with the key.
+#[test]
+fn under_actions_the_secret_comes_from_the_input_trimmed_never_from_the_workflows_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("trim");
+    let (code, text) = output(
+        deployer(dir.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("OPENAI_API_KEY", "sk-meant-for-another-tool-0123456789")
+            .env("INPUT_COMMAND", "setup-secrets")
+            .env("INPUT_STACK-NAME", &stack)
+            .env("INPUT_AWS-REGION", "us-east-1")
+            .env("INPUT_OPENAI-API-KEY", "sk-from-the-input-0123456789\n"),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let stored = stored_secret(&format!("{stack}/config"));
+    assert_eq!(stored["openai_api_key"], "sk-from-the-input-0123456789");
+}
+
+/// Item 2: a consumer repository with a template.yaml (a SAM app, say) and a built
+/// function at the default paths still deploys the bundled ones unless the inputs name
+/// its own. Before the fix the repository's files were picked up.
+#[test]
+fn the_bundled_template_and_function_serve_unless_the_inputs_name_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("bundled");
+    let bundled_artifact = bootstrap(dir.path(), &stack);
+    std::fs::write(
+        dir.path().join("template.yaml"),
+        "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\nResources: {}\n",
+    )
+    .unwrap();
+    let theirs = dir.path().join("target/lambda/openai-proxy-function");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("bootstrap.zip"), b"not ours").unwrap();
+    let (code, text) = output(
+        validate_inputs(&mut deployer(dir.path()), &stack)
+            .env("GITHUB_ACTIONS", "true")
+            .env("OPENAI_PROXY_BUNDLED_TEMPLATE", template())
+            .env("OPENAI_PROXY_BUNDLED_ARTIFACT", &bundled_artifact),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("deploying the stock function and template bundled with openai-proxy-deployer"),
+        "{text}"
+    );
+}
+
+/// Item 4: in a container action a report outside the runner's mounts would vanish with
+/// the container; refused before anything runs, naming the fix.
+#[test]
+fn a_report_file_later_steps_could_not_open_is_refused_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = output(
+        deployer(dir.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", "/github/workspace")
+            .env("INPUT_COMMAND", "validate")
+            .env("INPUT_REPORT-FILE", "/tmp/report.md"),
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("REPORT_FILE /tmp/report.md is outside what the runner shares with later steps"),
+        "{text}"
+    );
+    assert!(text.contains("use a path in the workspace"), "{text}");
     assert!(!text.contains("Checking prerequisites"), "{text}");
 }

@@ -66,7 +66,7 @@ fn a_refused_configuration_in_actions_is_annotated_summarized_and_output() {
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env("GITHUB_OUTPUT", &outputs)
-        .env("STAGE", "production")
+        .env("INPUT_STAGE", "production")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -6,7 +6,7 @@
 mod deploy_support;
 
 use assert_cmd::Command;
-use deploy_support::Case;
+use deploy_support::{Case, input};
 use openai_proxy_deployer::aws::Aws;
 use sha2::Digest;
 
@@ -104,10 +104,15 @@ fn client_keys_are_stored_as_digests_next_to_those_set_by_hand_and_never_printed
         .unwrap();
 
     let keys = format!("web-app={WEB_KEY}\n{CLI_KEY}\n");
+    // As a container action passes it: inputs only, authentication at its default (on).
     let (code, text) = output(
-        deployer(&case, "deploy")
-            .env("CLIENT_API_KEYS", &keys)
-            .env("GITHUB_ACTIONS", "true"),
+        case.action("deploy")
+            .env_remove(input("ENABLE_AUTHENTICATION"))
+            .env(
+                input("FUNCTION_ARTIFACT"),
+                case.bootstrap("bootstrap", 62, "keys"),
+            )
+            .env(input("CLIENT_API_KEYS"), &keys),
     );
     assert_eq!(code, Some(0), "{text}");
     let stored = secret(&aws, &id).unwrap();

@@ -7,7 +7,7 @@ mod deploy_support;
 use std::path::Path;
 
 use assert_cmd::Command;
-use deploy_support::{Case, KEY, repo};
+use deploy_support::{Case, KEY, input, repo};
 use openai_proxy_deployer::artifact;
 use openai_proxy_deployer::aws::Aws;
 
@@ -516,8 +516,9 @@ fn in_github_actions_the_key_is_masked_before_anything_else_and_never_printed() 
     let bin = case.bootstrap("bootstrap", 62, "m");
     let summary = case.dir.path().join("summary.md");
     let out = case
-        .deploy(&bin)
-        .env("GITHUB_ACTIONS", "true")
+        .action("deploy")
+        .env(input("FUNCTION_ARTIFACT"), &bin)
+        .env(input("OPENAI_API_KEY"), KEY)
         .env("GITHUB_STEP_SUMMARY", &summary)
         .output()
         .unwrap();
@@ -741,12 +742,11 @@ fn a_repository_without_a_template_uses_the_bundled_one_and_says_so() {
     // As in the action's image: TEMPLATE_FILE left at its default, which the repository
     // (the working directory) lacks, and the image's stock template named by the image.
     let out = assert_ok({
-        let mut cmd = case.deployer("validate");
-        cmd.env_remove("TEMPLATE_FILE")
+        let mut cmd = case.action("validate");
+        cmd.env_remove(input("TEMPLATE_FILE"))
             .env("OPENAI_PROXY_BUNDLED_TEMPLATE", repo().join("template.yaml"))
-            .env("FUNCTION_ARTIFACT", &bin)
-            .env("GITHUB_ACTIONS", "true")
-            .env("REPORT_FILE", &report);
+            .env(input("FUNCTION_ARTIFACT"), &bin)
+            .env(input("REPORT_FILE"), &report);
         cmd
     });
     assert!(

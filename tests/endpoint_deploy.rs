@@ -117,12 +117,15 @@ async fn deploy_ends_with_the_endpoint_tests_expecting_the_secrets_models() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_of_the_secret_the_api_does_not_list_fails_the_deploy_after_the_stack() {
-    let (code, stdout, report, outputs) =
-        deploy(
-            "missing",
-            vec!["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0", "amazon.titan-embed-text-v2:0"],
-        )
-        .await;
+    let (code, stdout, report, outputs) = deploy(
+        "missing",
+        vec![
+            "amazon.nova-lite-v1:0",
+            "amazon.nova-pro-v1:0",
+            "amazon.titan-embed-text-v2:0",
+        ],
+    )
+    .await;
     assert_eq!(code, 1, "{stdout}");
     assert!(
         report

@@ -92,7 +92,7 @@ impl Context {
                     let what = ready.bundled.join(" and ");
                     announce_bundled(&self.ui, &what);
                     self.report.bundled = Some(format!(
-                        "{what} of openai-proxy-deployer {} (the repository has none of its own)",
+                        "{what} of openai-proxy-deployer {} (no template-file / function-artifact given)",
                         env!("CARGO_PKG_VERSION")
                     ));
                 }
@@ -218,7 +218,7 @@ async fn store_template(aws: &Aws, bucket: &Bucket, stack: &str, prepared: &Prep
 /// Says that the action's bundled stock files are deployed, where people look.
 fn announce_bundled(ui: &Ui, what: &str) {
     ui.notice(&format!(
-        "deploying the stock {what} bundled with openai-proxy-deployer {}: the repository has no {what} of its own at the configured path",
+        "deploying the stock {what} bundled with openai-proxy-deployer {}: to deploy your own, give the input template-file / function-artifact",
         env!("CARGO_PKG_VERSION")
     ));
 }

@@ -33,6 +33,8 @@ pub enum Outcome {
     SecretReady,
     /// destroy; `existed` when there was a stack to delete.
     Destroyed { existed: bool },
+    /// SIGINT or SIGTERM stopped the run ([`crate::cancel`]).
+    Cancelled { signal: &'static str },
 }
 
 impl Outcome {
@@ -83,6 +85,7 @@ impl Outcome {
             Outcome::SecretReady => "secret ready".into(),
             Outcome::Destroyed { existed: true } => "stack deleted".into(),
             Outcome::Destroyed { existed: false } => "nothing to delete".into(),
+            Outcome::Cancelled { signal } => format!("cancelled ({signal})"),
         }
     }
 }

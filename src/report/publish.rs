@@ -28,9 +28,19 @@ pub fn publish(report: &Report, config: &Config, ui: &Ui, runner: &Runner) -> Op
         append(summary, &markdown, ui);
     }
     if let Some(outputs) = &runner.output {
-        let asked = config.report_file.as_deref().and(report_path.as_deref());
+        // In a container action the path as later steps (on the host) open it.
+        let asked = config
+            .report_file
+            .as_deref()
+            .and(report_path.as_deref())
+            .map(|path| {
+                crate::runner_paths::for_later_steps(path, runner)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| path.to_owned())
+            });
         let lines: String = report
-            .outputs(asked)
+            .outputs(asked.as_deref())
             .into_iter()
             .map(|(k, v)| output_line(k, &v))
             .collect();

@@ -58,6 +58,19 @@ impl Case {
     }
 
     pub fn deployer(&self, command: &str) -> Command {
+        self.configured(command, false)
+    }
+
+    /// The deployer as a container action step runs it: every setting an input
+    /// (`INPUT_STACK-NAME`), `GITHUB_ACTIONS=true`. The AWS chain's variables stay.
+    pub fn action(&self, command: &str) -> Command {
+        let mut cmd = self.configured(command, true);
+        cmd.env("GITHUB_ACTIONS", "true");
+        cmd
+    }
+
+    fn configured(&self, command: &str, inputs: bool) -> Command {
+        let name = |var: &str| if inputs { input(var) } else { var.to_owned() };
         let mut cmd = Command::cargo_bin("openai-proxy-deployer").unwrap();
         cmd.env_clear()
             .current_dir(self.dir.path())
@@ -66,13 +79,13 @@ impl Case {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("DEPLOYER_COMMAND", command)
-            .env("STACK_NAME", &self.stack)
-            .env("LAMBDA_FUNCTION_NAME", &self.stack)
-            .env("API_GATEWAY_NAME", &self.stack)
-            .env("TEMPLATE_FILE", repo().join("template.yaml"))
-            .env("ENABLE_AUTHENTICATION", "false")
-            .env("RUN_ENDPOINT_TESTS", "false");
+            .env(name("DEPLOYER_COMMAND"), command)
+            .env(name("STACK_NAME"), &self.stack)
+            .env(name("LAMBDA_FUNCTION_NAME"), &self.stack)
+            .env(name("API_GATEWAY_NAME"), &self.stack)
+            .env(name("TEMPLATE_FILE"), repo().join("template.yaml"))
+            .env(name("ENABLE_AUTHENTICATION"), "false")
+            .env(name("RUN_ENDPOINT_TESTS"), "false");
         cmd
     }
 
@@ -81,6 +94,15 @@ impl Case {
         cmd.env("FUNCTION_ARTIFACT", artifact).env("OPENAI_API_KEY", KEY);
         cmd
     }
+}
+
+/// The action input the runner passes for a deployer variable: `INPUT_STACK-NAME`.
+pub fn input(var: &str) -> String {
+    openai_proxy_deployer::config::VARIABLES
+        .iter()
+        .find(|v| v.name == var)
+        .unwrap_or_else(|| panic!("{var} is no deployer variable"))
+        .input_env()
 }
 
 pub struct Output {

@@ -317,14 +317,26 @@ pub async fn deployer(vars: Vec<(&'static str, String)>) -> (i32, String, String
     let (r, o) = (report.clone(), outputs.clone());
     let output = tokio::task::spawn_blocking(move || {
         let mut cmd = assert_cmd::Command::cargo_bin("openai-proxy-deployer").unwrap();
-        cmd.env_clear()
-            .env("DEPLOYER_COMMAND", "test")
+        cmd.env_clear().env("GITHUB_OUTPUT", &o);
+        let base = [
+            ("DEPLOYER_COMMAND", "test".to_owned()),
             // The proxies here take no client key unless a test turns authentication on.
-            .env("ENABLE_AUTHENTICATION", "false")
-            .env("PERF_REQUESTS", "3")
-            .env("REPORT_FILE", &r)
-            .env("GITHUB_OUTPUT", &o)
-            .envs(vars);
+            ("ENABLE_AUTHENTICATION", "false".to_owned()),
+            ("PERF_REQUESTS", "3".to_owned()),
+            ("REPORT_FILE", r.display().to_string()),
+        ];
+        // Under Actions the deployer reads inputs only: each setting as the runner passes
+        // it, `INPUT_<ID>`.
+        let actions = vars.iter().any(|(k, v)| *k == "GITHUB_ACTIONS" && v == "true");
+        for (key, value) in base.into_iter().chain(vars) {
+            match openai_proxy_deployer::config::VARIABLES
+                .iter()
+                .find(|v| v.name == key)
+            {
+                Some(var) if actions => cmd.env(var.input_env(), value),
+                _ => cmd.env(key, value),
+            };
+        }
         cmd.output().unwrap()
     })
     .await

@@ -61,46 +61,27 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
 
     let mut used_bundled = Vec::new();
     // Local checks first: they need no AWS and are the most common mistakes.
-    let artifact = if needs.artifact {
-        let (path, bundled) = fallback(
-            config,
-            &config.function_artifact,
-            config.surroundings.bundled_artifact.as_deref(),
-            "FUNCTION_ARTIFACT",
-        );
-        if bundled {
-            used_bundled.push("function");
-        }
-        match artifact::load(&path, config.architecture) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                problems.push(e.to_string());
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let loaded = if needs.template {
-        let (path, bundled) = fallback(
-            config,
-            &config.template_file,
-            config.surroundings.bundled_template.as_deref(),
-            "TEMPLATE_FILE",
-        );
-        if bundled {
-            used_bundled.push("template");
-        }
-        match template::load(&path) {
-            Ok(template) => Some(template),
-            Err(e) => {
-                problems.push(e.to_string());
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let artifact = needs.artifact.then(|| {
+        let file = LocalFile {
+            configured: &config.function_artifact,
+            bundled: config.surroundings.bundled_artifact.as_deref(),
+            var: "FUNCTION_ARTIFACT",
+            what: "function",
+        };
+        load_local(config, &file, &mut used_bundled, &mut problems, |path| {
+            artifact::load(path, config.architecture)
+        })
+    });
+    let loaded = needs.template.then(|| {
+        let file = LocalFile {
+            configured: &config.template_file,
+            bundled: config.surroundings.bundled_template.as_deref(),
+            var: "TEMPLATE_FILE",
+            what: "template",
+        };
+        load_local(config, &file, &mut used_bundled, &mut problems, template::load)
+    });
+    let (artifact, loaded) = (artifact.flatten(), loaded.flatten());
     // The AWS SDK cannot take an empty endpoint (it stops the process): say so instead.
     if config.surroundings.aws_endpoint_url_empty {
         problems.push(
@@ -265,6 +246,31 @@ async fn leftover_log_group(
         Ok(_) => None,
         Err(e) => Some(Error::aws(format_args!("look for a leftover log group {name}"), &e).to_string()),
     }
+}
+
+/// A file a command reads from the workspace, or from the action's image.
+struct LocalFile<'a> {
+    configured: &'a str,
+    bundled: Option<&'a str>,
+    /// The variable that names it.
+    var: &'static str,
+    /// What it is, for the report's note on bundled files.
+    what: &'static str,
+}
+
+/// Loads `file` from where [`fallback`] says; a problem goes into `problems`.
+fn load_local<T, E: ToString>(
+    config: &Config,
+    file: &LocalFile<'_>,
+    used_bundled: &mut Vec<&'static str>,
+    problems: &mut Vec<String>,
+    load: impl FnOnce(&Path) -> Result<T, E>,
+) -> Option<T> {
+    let (path, bundled) = fallback(config, file.configured, file.bundled, file.var);
+    if bundled {
+        used_bundled.push(file.what);
+    }
+    load(&path).map_err(|e| problems.push(e.to_string())).ok()
 }
 
 /// The configured path, or the action image's bundled file when the run did not name

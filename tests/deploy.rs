@@ -16,6 +16,14 @@ struct Output {
     text: String,
 }
 
+impl Output {
+    /// The run's output says `what`; the assertion shows the whole output.
+    #[track_caller]
+    fn says(&self, what: &str) {
+        assert!(self.text.contains(what), "expected {what:?} in:\n{}", self.text);
+    }
+}
+
 fn run(mut cmd: Command) -> Output {
     let out = cmd.output().unwrap();
     let text = format!(
@@ -80,8 +88,8 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
         cmd
     });
     assert!(first.ok, "{}", first.text);
-    assert!(first.text.contains("✅ deploy: deployed"), "{}", first.text);
-    assert!(first.text.contains(": uploaded"), "{}", first.text);
+    first.says("✅ deploy: deployed");
+    first.says(": uploaded");
     let aws = aws();
     assert_eq!(
         function_config(&aws, &case.stack).code_sha256().unwrap(),
@@ -106,7 +114,7 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
 
     let second = run(case.deploy(&bin));
     assert!(second.ok, "{}", second.text);
-    assert!(second.text.contains("no changes"), "{}", second.text);
+    second.says("no changes");
     assert!(
         second
             .text
@@ -114,11 +122,7 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
         "{}",
         second.text
     );
-    assert!(
-        second.text.contains("unchanged (no new version)"),
-        "{}",
-        second.text
-    );
+    second.says("unchanged (no new version)");
     // One object version: nothing was uploaded twice.
     let key = format!(
         "{}/function/{}.zip",
@@ -148,7 +152,7 @@ fn a_code_only_change_updates_the_function() {
         cmd.env("GITHUB_SHA", "2222222222222222222222222222222222222222");
         cmd
     });
-    assert!(noop.text.contains("no changes"), "{}", noop.text);
+    noop.says("no changes");
     let commit_tag = |aws: &Aws| {
         let info = runtime()
             .block_on(openai_proxy_deployer::cfn::stack::describe(aws, &case.stack))
@@ -164,7 +168,7 @@ fn a_code_only_change_updates_the_function() {
         cmd
     });
     assert!(out.ok, "{}", out.text);
-    assert!(out.text.contains("to modify"), "{}", out.text);
+    out.says("to modify");
     assert_eq!(
         function_config(&aws, &case.stack).code_sha256().unwrap(),
         code_sha256_of(&v2)
@@ -228,11 +232,8 @@ fn a_route_change_is_deployed_to_the_stage_by_cloudformation_itself() {
     });
     // A new deployment resource, named after the API's hash, replaces the old one
     // inside the stack operation: no API Gateway call outside CloudFormation.
-    assert!(
-        out.text.contains("Add     ApiDeployment") && out.text.contains("Remove  ApiDeployment"),
-        "{}",
-        out.text
-    );
+    out.says("Add     ApiDeployment");
+    out.says("Remove  ApiDeployment");
     let now = deployment(&aws);
     assert_ne!(now, before, "the stage still serves the old deployment");
     let deployments = runtime()
@@ -286,7 +287,7 @@ fn code_changed_out_of_band_is_put_back() {
         .unwrap();
     let out = run(case.deploy(&bin));
     assert!(out.ok, "{}", out.text);
-    assert!(out.text.contains("changed outside this deployer"), "{}", out.text);
+    out.says("changed outside this deployer");
     assert_eq!(
         function_config(&aws, &case.stack).code_sha256().unwrap(),
         code_sha256_of(&bin)
@@ -306,7 +307,7 @@ fn validate_computes_the_change_set_and_never_executes_it() {
         cmd
     });
     assert!(fresh.ok, "{}", fresh.text);
-    assert!(fresh.text.contains("to add"), "{}", fresh.text);
+    fresh.says("to add");
     assert!(!stack_exists(&aws, &case.stack), "validate left a stack behind");
 
     assert_ok(case.deploy(&bin));
@@ -317,11 +318,7 @@ fn validate_computes_the_change_set_and_never_executes_it() {
         cmd
     });
     assert!(changed.ok, "{}", changed.text);
-    assert!(
-        changed.text.contains("0 to add, 1 to modify, 0 to remove"),
-        "{}",
-        changed.text
-    );
+    changed.says("0 to add, 1 to modify, 0 to remove");
     assert_eq!(
         function_config(&aws, &case.stack).memory_size(),
         Some(512),
@@ -352,11 +349,7 @@ fn validate_computes_the_change_set_and_never_executes_it() {
         "{}",
         template_changed.text
     );
-    assert!(
-        template_changed.text.contains("AWS::CloudWatch::Alarm"),
-        "{}",
-        template_changed.text
-    );
+    template_changed.says("AWS::CloudWatch::Alarm");
 
     let same = run({
         let mut cmd = case.deployer("validate");
@@ -364,7 +357,7 @@ fn validate_computes_the_change_set_and_never_executes_it() {
         cmd
     });
     assert!(same.ok, "{}", same.text);
-    assert!(same.text.contains("would change nothing"), "{}", same.text);
+    same.says("would change nothing");
 }
 
 #[test]
@@ -377,7 +370,7 @@ fn destroy_deletes_the_stack_keeps_the_secret_unless_asked_and_is_idempotent() {
 
     let out = run(case.deployer("destroy"));
     assert!(out.ok, "{}", out.text);
-    assert!(out.text.contains("stack deleted"), "{}", out.text);
+    out.says("stack deleted");
     assert!(!stack_exists(&aws, &case.stack));
     let secret = runtime()
         .block_on(aws.secrets.describe_secret().secret_id(&secret_id).send())
@@ -393,7 +386,7 @@ fn destroy_deletes_the_stack_keeps_the_secret_unless_asked_and_is_idempotent() {
         cmd
     });
     assert!(again.ok, "{}", again.text);
-    assert!(again.text.contains("nothing to delete"), "{}", again.text);
+    again.says("nothing to delete");
     let secret = runtime()
         .block_on(aws.secrets.describe_secret().secret_id(&secret_id).send())
         .unwrap();
@@ -432,13 +425,8 @@ fn termination_protection_is_turned_on_and_destroy_refuses_naming_the_fix() {
     );
     let out = run(case.deployer("destroy"));
     assert!(!out.ok, "{}", out.text);
-    assert!(out.text.contains("termination protection on"), "{}", out.text);
-    assert!(
-        out.text
-            .contains("update-termination-protection --no-enable-termination-protection"),
-        "{}",
-        out.text
-    );
+    out.says("termination protection on");
+    out.says("update-termination-protection --no-enable-termination-protection");
     assert!(stack_exists(&aws, &case.stack));
 }
 
@@ -453,7 +441,7 @@ fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
     };
     let first = setup();
     assert!(first.ok, "{}", first.text);
-    assert!(first.text.contains(": created"), "{}", first.text);
+    first.says(": created");
     let id = format!("{}/config", case.stack);
     let mut value: serde_json::Value = serde_json::from_str(
         runtime()
@@ -484,11 +472,7 @@ fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
 
     let second = setup();
     assert!(second.ok, "{}", second.text);
-    assert!(
-        second.text.contains("unchanged (no new version)"),
-        "{}",
-        second.text
-    );
+    second.says("unchanged (no new version)");
     assert_eq!(versions(&aws), before);
 
     let remapped = run({
@@ -549,13 +533,9 @@ fn prerequisite_failures_are_gathered_and_nothing_is_created() {
         cmd
     });
     assert!(!out.ok);
-    assert!(out.text.contains("2 prerequisite(s) not met"), "{}", out.text);
-    assert!(
-        out.text.contains("is built for arm64 but ARCHITECTURE=x86_64"),
-        "{}",
-        out.text
-    );
-    assert!(out.text.contains("missing.yaml does not exist"), "{}", out.text);
+    out.says("2 prerequisite(s) not met");
+    out.says("is built for arm64 but ARCHITECTURE=x86_64");
+    out.says("missing.yaml does not exist");
     let aws = aws();
     assert!(!stack_exists(&aws, &case.stack));
     let secret = runtime().block_on(
@@ -678,8 +658,8 @@ fn a_template_over_cloudformations_inline_limit_deploys_from_s3() {
         cmd.env("TEMPLATE_FILE", &path);
         cmd
     });
-    assert!(out.text.contains("✅ deploy: deployed"), "{}", out.text);
-    assert!(out.text.contains("/template/"), "{}", out.text);
+    out.says("✅ deploy: deployed");
+    out.says("/template/");
 }
 
 #[test]
@@ -695,11 +675,7 @@ fn destroy_artifacts_removes_this_stacks_objects_and_keeps_the_shared_bucket_for
         cmd.env("DESTROY_ARTIFACTS", "true");
         cmd
     });
-    assert!(
-        out.text.contains("deleted 2 object versions of stack"),
-        "{}",
-        out.text
-    );
+    out.says("deleted 2 object versions of stack");
     assert_eq!(object_versions(&aws, &format!("{}/", mine.stack)), 0);
     assert!(
         object_versions(&aws, &format!("{}/", theirs.stack)) >= 2,
@@ -719,13 +695,8 @@ fn a_leftover_log_group_of_the_function_stops_the_deploy_before_anything_is_crea
         .unwrap();
     let out = run(case.deploy(&bin));
     assert!(!out.ok, "{}", out.text);
-    assert!(
-        out.text
-            .contains(&format!("log group {group} already exists outside stack")),
-        "{}",
-        out.text
-    );
-    assert!(out.text.contains("aws logs delete-log-group"), "{}", out.text);
+    out.says(&format!("log group {group} already exists outside stack"));
+    out.says("aws logs delete-log-group");
     assert!(!stack_exists(&aws, &case.stack));
     assert_eq!(
         object_versions(&aws, &format!("{}/", case.stack)),
@@ -749,12 +720,7 @@ fn a_repository_without_a_template_uses_the_bundled_one_and_says_so() {
             .env(input("REPORT_FILE"), &report);
         cmd
     });
-    assert!(
-        out.text
-            .contains("::notice::deploying the stock template bundled with openai-proxy-deployer"),
-        "{}",
-        out.text
-    );
+    out.says("::notice::deploying the stock template bundled with openai-proxy-deployer");
     let markdown = std::fs::read_to_string(report).unwrap();
     assert!(
         markdown.contains("| Bundled | template of openai-proxy-deployer"),

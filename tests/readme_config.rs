@@ -85,15 +85,21 @@ fn render() -> String {
     table.trim_end().to_owned()
 }
 
+/// README's table between `markers` must be `expected`; the failure prints it to paste.
+fn assert_rendered(markers: (&str, &str), expected: &str, source: &str) {
+    let readme = readme();
+    assert!(
+        readme_table(&readme, markers) == expected,
+        "README.md's table is out of step with {source}; \
+         replace the lines between {} and {} with:\n\n{expected}\n",
+        markers.0,
+        markers.1
+    );
+}
+
 #[test]
 fn the_readme_inputs_table_is_the_variable_table() {
-    let readme = readme();
-    let expected = render();
-    assert!(
-        readme_table(&readme, INPUTS) == expected,
-        "README.md's inputs table is out of step with VARIABLES in src/config.rs; \
-         replace the lines between the markers with:\n\n{expected}\n"
-    );
+    assert_rendered(INPUTS, &render(), "VARIABLES in src/config.rs");
 }
 
 /// action.yml's outputs as README's table: name and description (folded to one line).
@@ -111,13 +117,7 @@ fn render_outputs() -> String {
 
 #[test]
 fn the_readme_outputs_table_is_the_actions_outputs() {
-    let readme = readme();
-    let expected = render_outputs();
-    assert!(
-        readme_table(&readme, OUTPUTS) == expected,
-        "README.md's outputs table is out of step with action.yml's outputs; \
-         replace the lines between the markers with:\n\n{expected}\n"
-    );
+    assert_rendered(OUTPUTS, &render_outputs(), "action.yml's outputs");
 }
 
 /// One row of `--help`: name, meaning, default.

@@ -6,6 +6,7 @@
 mod deploy_support;
 
 use assert_cmd::Command;
+use deploy_support::blocking::{self, aws, runtime, stack_exists};
 use deploy_support::{Case, input};
 use openai_proxy_deployer::aws::Aws;
 use sha2::Digest;
@@ -31,24 +32,8 @@ fn deployer(case: &Case, command: &str) -> Command {
 }
 
 fn output(cmd: &mut Command) -> (Option<i32>, String) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn aws() -> Aws {
-    runtime().block_on(Aws::load(Some("us-east-1"))).unwrap()
+    let out = blocking::output(cmd);
+    (out.code, out.text)
 }
 
 /// The secret's value, or None when it does not exist.
@@ -56,13 +41,6 @@ fn secret(aws: &Aws, id: &str) -> Option<serde_json::Value> {
     let out = runtime().block_on(aws.secrets.get_secret_value().secret_id(id).send());
     out.ok()
         .and_then(|o| o.secret_string().map(|s| serde_json::from_str(s).unwrap()))
-}
-
-fn stack_exists(aws: &Aws, stack: &str) -> bool {
-    runtime()
-        .block_on(openai_proxy_deployer::cfn::stack::describe(aws, stack))
-        .unwrap()
-        .is_some()
 }
 
 #[test]

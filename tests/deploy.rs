@@ -4,62 +4,20 @@
 
 mod deploy_support;
 
-use std::path::Path;
-
 use assert_cmd::Command;
-use deploy_support::{Case, KEY, input, repo};
+use deploy_support::blocking::{aws, runtime, stack_exists};
+use deploy_support::{Case, KEY, Output, blocking, code_sha256_of, input, repo};
 use openai_proxy_deployer::artifact;
 use openai_proxy_deployer::aws::Aws;
 
-struct Output {
-    ok: bool,
-    text: String,
-}
-
-impl Output {
-    /// The run's output says `what`; the assertion shows the whole output.
-    #[track_caller]
-    fn says(&self, what: &str) {
-        assert!(self.text.contains(what), "expected {what:?} in:\n{}", self.text);
-    }
-}
-
 fn run(mut cmd: Command) -> Output {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Output {
-        ok: out.status.success(),
-        text,
-    }
+    blocking::output(&mut cmd)
 }
 
 fn assert_ok(cmd: Command) -> Output {
     let out = run(cmd);
     assert!(out.ok, "{}", out.text);
     out
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn aws() -> Aws {
-    // The test process has the emulator's variables from scripts/local-aws.sh run.
-    runtime().block_on(Aws::load(Some("us-east-1"))).unwrap()
-}
-
-fn stack_exists(aws: &Aws, stack: &str) -> bool {
-    runtime()
-        .block_on(openai_proxy_deployer::cfn::stack::describe(aws, stack))
-        .unwrap()
-        .is_some()
 }
 
 fn function_config(
@@ -69,10 +27,6 @@ fn function_config(
     runtime()
         .block_on(aws.lambda.get_function_configuration().function_name(name).send())
         .unwrap()
-}
-
-fn code_sha256_of(path: &Path) -> String {
-    artifact::load(path, None).unwrap().code_sha256
 }
 
 #[test]

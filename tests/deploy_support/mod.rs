@@ -1,5 +1,6 @@
-//! The built deployer against the local AWS emulator, for async tests (tests/guarded.rs):
-//! each case owns its stack, function and secret names, so tests run in parallel.
+//! The built deployer against the local AWS emulator, for async tests (tests/guarded.rs)
+//! and, through [`blocking`], synchronous ones: each case owns its stack, function and
+//! secret names, so tests run in parallel.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
@@ -107,21 +108,59 @@ pub fn input(var: &str) -> String {
 
 pub struct Output {
     pub ok: bool,
+    pub code: Option<i32>,
     pub text: String,
+}
+
+impl Output {
+    /// The run's output says `what`; the assertion shows the whole output.
+    #[track_caller]
+    pub fn says(&self, what: &str) {
+        assert!(self.text.contains(what), "expected {what:?} in:\n{}", self.text);
+    }
 }
 
 /// Runs the deployer off the test's runtime, so servers on it keep answering.
 pub async fn run(mut cmd: Command) -> Output {
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    tokio::task::spawn_blocking(move || blocking::output(&mut cmd))
         .await
-        .unwrap();
-    Output {
-        ok: out.status.success(),
-        text: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        .unwrap()
+}
+
+/// The same for the synchronous tests (tests/deploy.rs, tests/client_keys.rs).
+pub mod blocking {
+    use super::*;
+
+    /// Runs the deployer; its stdout and stderr as one text.
+    pub fn output(cmd: &mut Command) -> Output {
+        let out = cmd.output().unwrap();
+        Output {
+            ok: out.status.success(),
+            code: out.status.code(),
+            text: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    pub fn aws() -> Aws {
+        runtime().block_on(super::aws())
+    }
+
+    pub fn stack_exists(aws: &Aws, stack: &str) -> bool {
+        runtime()
+            .block_on(openai_proxy_deployer::cfn::stack::describe(aws, stack))
+            .unwrap()
+            .is_some()
     }
 }
 

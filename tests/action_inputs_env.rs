@@ -5,40 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use deploy_support::{blocking, bootstrap_in, endpoint, repo, unique};
 
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
-}
+mod deploy_support;
 
 fn template() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")
+    repo().join("template.yaml")
 }
 
-/// A stack name no other test uses.
-fn unique(label: &str) -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!(
-        "t-{label}-{:08x}",
-        (nanos as u64 ^ u64::from(std::process::id()) << 32) as u32
-    )
-}
-
-/// An x86_64 ELF header and a payload: enough for validate, which reads the header and
-/// hashes the file.
 fn bootstrap(dir: &Path, payload: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let mut bytes = vec![0u8; 64];
-    bytes[..4].copy_from_slice(b"\x7fELF");
-    bytes[4..7].copy_from_slice(&[2, 1, 1]);
-    bytes[16] = 2;
-    bytes[18..20].copy_from_slice(&62u16.to_le_bytes());
-    bytes.extend_from_slice(payload.as_bytes());
-    let path = dir.join("bootstrap");
-    std::fs::write(&path, bytes).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+    bootstrap_in(dir, payload)
 }
 
 /// The deployer with nothing but the AWS credentials of the emulator: as a container
@@ -66,13 +42,8 @@ fn validate_inputs<'a>(cmd: &'a mut Command, stack: &str) -> &'a mut Command {
 }
 
 fn output(cmd: &mut Command) -> (Option<i32>, String) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let out = blocking::output(cmd);
+    (out.code, out.text)
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! AWS_ENDPOINT_URL). The emulator's API Gateway does not invoke functions, so
 //! API_BASE_URL points the tests at the real proxy router served by this test.
 
+mod deploy_support;
 mod endpoint_support;
 
+use deploy_support::{bootstrap_in, endpoint, unique};
 use endpoint_support::*;
 
 /// The ids of the default mappings (function/src/config/default_mappings.json), which a
@@ -17,11 +19,8 @@ const SECRET_MODELS: [&str; 4] = [
 ];
 
 fn aws_env(stack: &str) -> Vec<(&'static str, String)> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run",
-    );
     vec![
-        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL", endpoint()),
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
@@ -38,29 +37,8 @@ fn aws_env(stack: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn unique(label: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("t-endpoint-{label}-{:x}{:x}", nanos, std::process::id())
-}
-
-/// An x86_64 ELF header and a payload unique to `stack` (so is its S3 key).
 fn artifact(dir: &std::path::Path, stack: &str) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let mut bytes = vec![0u8; 64];
-    bytes[..4].copy_from_slice(b"\x7fELF");
-    bytes[4] = 2;
-    bytes[5] = 1;
-    bytes[6] = 1;
-    bytes[16] = 2;
-    bytes[18..20].copy_from_slice(&62u16.to_le_bytes());
-    bytes.extend_from_slice(stack.as_bytes());
-    let path = dir.join("bootstrap");
-    std::fs::write(&path, bytes).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
+    bootstrap_in(dir, stack).display().to_string()
 }
 
 /// Deploys a new stack whose endpoint tests target `proxy`, with `more` variables.

@@ -16,9 +16,25 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn endpoint() -> String {
+/// The local emulator the test process was started with.
+pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
+}
+
+/// A unique stack name for `label` (names are global to the emulator the tests share).
+pub fn unique(label: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t-{label}-{}", &id[..8])
+}
+
+/// An executable `bootstrap` for x86_64 in `dir`, its payload (and so S3 key) `payload`.
+pub fn bootstrap_in(dir: &Path, payload: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("bootstrap");
+    std::fs::write(&path, elf(62, payload)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 /// A Linux ELF executable header for `machine` (62 x86_64, 183 aarch64) and a payload:
@@ -42,9 +58,8 @@ pub struct Case {
 
 impl Case {
     pub fn new(label: &str) -> Self {
-        let id = uuid::Uuid::new_v4().simple().to_string();
         Self {
-            stack: format!("t-{label}-{}", &id[..8]),
+            stack: unique(label),
             dir: tempfile::tempdir().unwrap(),
         }
     }

@@ -6,9 +6,8 @@
 mod deploy_support;
 
 use assert_cmd::Command;
-use deploy_support::blocking::{self, aws, runtime, stack_exists};
+use deploy_support::blocking::{self, aws, put_secret, secret, stack_exists};
 use deploy_support::{Case, input};
-use openai_proxy_deployer::aws::Aws;
 use sha2::Digest;
 
 const KEY: &str = "sk-test-client-keys-0123456789";
@@ -34,13 +33,6 @@ fn deployer(case: &Case, command: &str) -> Command {
 fn output(cmd: &mut Command) -> (Option<i32>, String) {
     let out = blocking::output(cmd);
     (out.code, out.text)
-}
-
-/// The secret's value, or None when it does not exist.
-fn secret(aws: &Aws, id: &str) -> Option<serde_json::Value> {
-    let out = runtime().block_on(aws.secrets.get_secret_value().secret_id(id).send());
-    out.ok()
-        .and_then(|o| o.secret_string().map(|s| serde_json::from_str(s).unwrap()))
 }
 
 #[test]
@@ -71,15 +63,7 @@ fn client_keys_are_stored_as_digests_next_to_those_set_by_hand_and_never_printed
     let mut value = secret(&aws, &id).unwrap();
     let by_hand = sha256("set-by-hand-0123456789");
     value["client_api_keys"] = serde_json::json!([by_hand]);
-    runtime()
-        .block_on(
-            aws.secrets
-                .put_secret_value()
-                .secret_id(&id)
-                .secret_string(value.to_string())
-                .send(),
-        )
-        .unwrap();
+    put_secret(&aws, &id, &value);
 
     let keys = format!("web-app={WEB_KEY}\n{CLI_KEY}\n");
     // As a container action passes it: inputs only, authentication at its default (on).

@@ -5,7 +5,7 @@
 mod deploy_support;
 
 use assert_cmd::Command;
-use deploy_support::blocking::{aws, runtime, stack_exists};
+use deploy_support::blocking::{aws, put_secret, runtime, secret, stack_exists};
 use deploy_support::{Case, KEY, Output, blocking, code_sha256_of, input, repo};
 use openai_proxy_deployer::artifact;
 use openai_proxy_deployer::aws::Aws;
@@ -397,24 +397,9 @@ fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
     assert!(first.ok, "{}", first.text);
     first.says(": created");
     let id = format!("{}/config", case.stack);
-    let mut value: serde_json::Value = serde_json::from_str(
-        runtime()
-            .block_on(aws.secrets.get_secret_value().secret_id(&id).send())
-            .unwrap()
-            .secret_string()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut value = secret(&aws, &id).unwrap();
     value["client_api_keys"] = serde_json::json!(["0f".repeat(32)]);
-    runtime()
-        .block_on(
-            aws.secrets
-                .put_secret_value()
-                .secret_id(&id)
-                .secret_string(value.to_string())
-                .send(),
-        )
-        .unwrap();
+    put_secret(&aws, &id, &value);
     let versions = |aws: &Aws| {
         runtime()
             .block_on(aws.secrets.list_secret_version_ids().secret_id(&id).send())

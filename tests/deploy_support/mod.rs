@@ -171,6 +171,26 @@ pub mod blocking {
         runtime().block_on(super::aws())
     }
 
+    /// The secret's value, or None when it does not exist.
+    pub fn secret(aws: &Aws, id: &str) -> Option<serde_json::Value> {
+        let out = runtime().block_on(aws.secrets.get_secret_value().secret_id(id).send());
+        out.ok()
+            .and_then(|o| o.secret_string().map(|s| serde_json::from_str(s).unwrap()))
+    }
+
+    /// Writes `value` as the secret's new version, as an operator editing it by hand.
+    pub fn put_secret(aws: &Aws, id: &str, value: &serde_json::Value) {
+        runtime()
+            .block_on(
+                aws.secrets
+                    .put_secret_value()
+                    .secret_id(id)
+                    .secret_string(value.to_string())
+                    .send(),
+            )
+            .unwrap();
+    }
+
     pub fn stack_exists(aws: &Aws, stack: &str) -> bool {
         runtime()
             .block_on(openai_proxy_deployer::cfn::stack::describe(aws, stack))

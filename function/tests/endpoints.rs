@@ -148,13 +148,8 @@ fn response_events(model: &str) -> Vec<(String, serde_json::Value)> {
 /// is set, keeps the connection open without a word (a Responses stream has no
 /// `[DONE]`: only the final event says it is over).
 async fn responses_upstream(events: Vec<(String, serde_json::Value)>, hold: bool) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut request = vec![0u8; 65536];
-        let _ = socket.read(&mut request).await;
+    use tokio::io::AsyncWriteExt;
+    raw_answer(move |mut socket| async move {
         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
         socket.write_all(head.as_bytes()).await.unwrap();
         for (name, data) in events {
@@ -167,8 +162,8 @@ async fn responses_upstream(events: Vec<(String, serde_json::Value)>, hold: bool
         } else {
             socket.write_all(b"0\r\n\r\n").await.unwrap();
         }
-    });
-    format!("http://{address}/v1")
+    })
+    .await
 }
 
 fn parse_events(text: &str) -> Vec<(String, serde_json::Value)> {

@@ -361,13 +361,8 @@ async fn streaming_relays_each_event_with_the_requested_model_and_usage() {
 /// hangs up: what a dropped connection looks like mid-stream. (wiremock cannot lie about
 /// its Content-Length, so this is a raw socket.)
 async fn breaking_upstream() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut request = vec![0u8; 65536];
-        let _ = socket.read(&mut request).await;
+    use tokio::io::AsyncWriteExt;
+    raw_answer(|mut socket| async move {
         let first = serde_json::json!({"model": "gpt-4o-mini", "choices": [{"delta": {"content": "Hi"}}]});
         let event = format!("data: {first}\n\n");
         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 4096\r\n\r\n";
@@ -376,8 +371,8 @@ async fn breaking_upstream() -> String {
         socket.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Dropping the socket closes it 4 KB short.
-    });
-    format!("http://{address}/v1")
+    })
+    .await
 }
 
 #[tokio::test]

@@ -288,6 +288,27 @@ pub struct StreamReport {
     pub peer_closed: bool,
 }
 
+/// A raw-socket upstream for one request, for answers wiremock cannot give (a length it
+/// does not keep, a stream held open): it reads the request, then `answer` writes to the
+/// socket. Its base URL.
+pub async fn raw_answer<F, Fut>(answer: F) -> String
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        socket.set_nodelay(true).unwrap();
+        let mut request = vec![0u8; 65536];
+        let _ = socket.read(&mut request).await;
+        answer(socket).await;
+    });
+    format!("http://{address}/v1")
+}
+
 /// A raw-socket SSE upstream for one request. It answers with the head and the first
 /// event at once, waits for `go`, then writes the other `events - 1` events `interval`
 /// apart and `[DONE]`, watching the socket all the while: when the proxy hangs up, it

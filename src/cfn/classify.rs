@@ -50,10 +50,11 @@ pub fn summarize(changes: &[ResourceChange]) -> ChangeSummary {
 }
 
 /// A FAILED change set's reason that means "nothing to change". CloudFormation says it
-/// this way only; a change set that computed (CREATE_COMPLETE), even without resource
+/// two ways: "didn't contain changes", and, for a template with a `Transform`, "No updates
+/// are to be performed." (issue 19, item 13). A change set that computed (CREATE_COMPLETE), even without resource
 /// changes, changes something (outputs, parameters no resource uses) and is executed.
 pub fn means_no_changes(reason: &str) -> bool {
-    reason.contains("didn't contain changes")
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
 
 /// Every change is a modification of tags alone: what a new stack tag (the deploying
@@ -134,11 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn only_a_failed_reason_that_says_so_means_no_changes() {
+    fn a_failed_reason_that_says_so_in_either_wording_means_no_changes() {
         assert!(means_no_changes(
             "The submitted information didn't contain changes. Submit different information to create a change set."
         ));
-        assert!(!means_no_changes("No updates are to be performed."));
+        // The wording CloudFormation uses when the template has a Transform.
+        assert!(means_no_changes("No updates are to be performed."));
         assert!(!means_no_changes(
             "Template format error: Unresolved resource dependencies [Foo]"
         ));

@@ -130,6 +130,13 @@ const RESOURCE_TYPES: &[(&str, &[&str])] = &[
             "lambda:DeleteFunction",
             "iam:PassRole",
             "s3:GetObject",
+            // With VpcSubnetIds: Lambda checks the subnets and security groups with the
+            // caller's credentials (Lambda developer guide, "User permissions" for VPC
+            // functions), and their network interfaces on delete.
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeNetworkInterfaces",
         ],
     ),
     (
@@ -316,4 +323,80 @@ fn no_action_is_a_wildcard() {
             "{POLICY}: `{action}` is a wildcard; name the actions"
         );
     }
+}
+
+fn statements() -> Vec<Value> {
+    let policy: Value = serde_json::from_str(&read(&root().join(POLICY))).expect("valid JSON");
+    policy["Statement"].as_array().expect("Statement is a list").clone()
+}
+
+fn actions_of(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.clone()],
+        Value::Array(list) => list.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+        other => panic!("{POLICY}: Action is {other}"),
+    }
+}
+
+/// The role may create the stack's alarm key, but no other KMS action may reach a key
+/// that another stack or person owns: each is limited to keys carrying this stack's
+/// `aws:cloudformation:stack-name` tag, which CloudFormation sets and nobody else can
+/// (tags with the `aws:` prefix are reserved), or, for tagging at creation, to requests
+/// that carry it.
+#[test]
+fn kms_actions_reach_only_the_stacks_own_keys() {
+    let mut problems = Vec::new();
+    for statement in statements() {
+        let kms: Vec<String> = actions_of(&statement)
+            .into_iter()
+            .filter(|a| a.starts_with("kms:") && a != "kms:CreateKey")
+            .collect();
+        if kms.is_empty() {
+            continue;
+        }
+        let condition = statement["Condition"]["StringLike"].as_object();
+        let scoped = condition.is_some_and(|c| {
+            c.keys().any(|k| {
+                k == "aws:ResourceTag/aws:cloudformation:stack-name"
+                    || k == "aws:RequestTag/aws:cloudformation:stack-name"
+            }) && c.values().all(|v| v.as_str().is_some_and(|v| v.starts_with("openai-lambda-proxy")))
+        });
+        if !scoped {
+            problems.push(format!("{}: {kms:?}", statement["Sid"]));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{POLICY}: KMS actions not limited to the stack's own keys (by its aws:cloudformation:stack-name tag):\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// Every `aws cloudformation <command>` the deployer tells the user to run (in a fix or
+/// the report) is one the deploy role may run.
+#[test]
+fn every_cloudformation_command_the_deployer_advises_is_allowed() {
+    let allowed = allowed();
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut advised = BTreeSet::new();
+    for file in &files {
+        let text = read(file);
+        for (at, _) in text.match_indices("aws cloudformation ") {
+            let command: String = text[at + "aws cloudformation ".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            advised.insert(format!("cloudformation:{}", pascal_case(&command.replace('-', "_"))));
+        }
+    }
+    assert!(
+        advised.contains("cloudformation:ContinueUpdateRollback"),
+        "the scan found the advice: {advised:?}"
+    );
+    let missing: Vec<&String> = advised.iter().filter(|a| !allows(&allowed, a)).collect();
+    assert!(
+        missing.is_empty(),
+        "{POLICY}: the deployer advises commands the deploy role may not run: {missing:?}"
+    );
 }

@@ -327,7 +327,10 @@ fn no_action_is_a_wildcard() {
 
 fn statements() -> Vec<Value> {
     let policy: Value = serde_json::from_str(&read(&root().join(POLICY))).expect("valid JSON");
-    policy["Statement"].as_array().expect("Statement is a list").clone()
+    policy["Statement"]
+        .as_array()
+        .expect("Statement is a list")
+        .clone()
 }
 
 fn actions_of(statement: &Value) -> Vec<String> {
@@ -359,7 +362,9 @@ fn kms_actions_reach_only_the_stacks_own_keys() {
             c.keys().any(|k| {
                 k == "aws:ResourceTag/aws:cloudformation:stack-name"
                     || k == "aws:RequestTag/aws:cloudformation:stack-name"
-            }) && c.values().all(|v| v.as_str().is_some_and(|v| v.starts_with("openai-lambda-proxy")))
+            }) && c
+                .values()
+                .all(|v| v.as_str().is_some_and(|v| v.starts_with("openai-lambda-proxy")))
         });
         if !scoped {
             problems.push(format!("{}: {kms:?}", statement["Sid"]));
@@ -387,7 +392,10 @@ fn every_cloudformation_command_the_deployer_advises_is_allowed() {
                 .chars()
                 .take_while(|c| c.is_ascii_lowercase() || *c == '-')
                 .collect();
-            advised.insert(format!("cloudformation:{}", pascal_case(&command.replace('-', "_"))));
+            advised.insert(format!(
+                "cloudformation:{}",
+                pascal_case(&command.replace('-', "_"))
+            ));
         }
     }
     assert!(

@@ -5,36 +5,20 @@ as the deployer deploys."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import uuid
 
-import boto3
 import botocore.exceptions
 import pytest
+
+from localaws.tests.conftest import create_change_set
 
 TEMPLATE = (pathlib.Path(__file__).parent / "extension_stack.yaml").read_text()
 
 
-@pytest.fixture(scope="module")
-def aws():
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint or "127.0.0.1" not in endpoint:
-        pytest.fail("AWS_ENDPOINT_URL must point at the local emulator: run through scripts/local-aws.sh run")
-    session = boto3.Session(region_name="us-east-1")
-    return {name: session.client(name) for name in ("cloudformation", "apigateway", "cloudwatch", "secretsmanager", "sns", "lambda")}
-
-
 def change_set(cfn, stack: str, kind: str, **parameters: str) -> dict:
     name = f"cs-{uuid.uuid4().hex[:8]}"
-    cfn.create_change_set(
-        StackName=stack,
-        ChangeSetName=name,
-        ChangeSetType=kind,
-        TemplateBody=TEMPLATE,
-        Capabilities=["CAPABILITY_IAM"],
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-    )
+    create_change_set(cfn, stack, name, kind, TEMPLATE, parameters)
     return cfn.describe_change_set(StackName=stack, ChangeSetName=name)
 
 

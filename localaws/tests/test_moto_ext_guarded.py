@@ -14,24 +14,16 @@ import time
 import uuid
 import zipfile
 
-import boto3
 import botocore.exceptions
 import pytest
+
+from localaws.tests.conftest import create_change_set
 
 TEMPLATE = (pathlib.Path(__file__).parent / "guarded_stack.yaml").read_text()
 SECONDS_PER_MINUTE = float(os.environ.get("LOCALAWS_MONITORING_SECONDS_PER_MINUTE") or 1)
 # A window long enough that a test acts inside it, however slow the machine.
 LONG_WINDOW = 120
 TERMINAL = {"UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "CREATE_COMPLETE"}
-
-
-@pytest.fixture(scope="module")
-def aws():
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint or "127.0.0.1" not in endpoint:
-        pytest.fail("AWS_ENDPOINT_URL must point at the local emulator: run through scripts/local-aws.sh run")
-    session = boto3.Session(region_name="us-east-1")
-    return {name: session.client(name) for name in ("cloudformation", "cloudwatch", "lambda", "s3", "sns")}
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +51,7 @@ class GuardedStack:
         extra = {"RollbackConfiguration": rollback} if rollback is not None else {}
         if tags is not None:
             extra["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-        self.cfn.create_change_set(
-            StackName=self.name,
-            ChangeSetName=name,
-            ChangeSetType=kind,
-            TemplateBody=template,
-            Capabilities=["CAPABILITY_IAM"],
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
-            **extra,
-        )
+        create_change_set(self.cfn, self.name, name, kind, template, self.parameters, **extra)
         return name
 
     def create(self, token: str | None = None, **kwargs) -> dict:

@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pathlib
 import uuid
 import zipfile
 
-import boto3
 import botocore.exceptions
 import pytest
 
+from localaws.tests.conftest import create_change_set
+
 TEMPLATE = (pathlib.Path(__file__).parent / "conditions_stack.yaml").read_text()
-
-
-@pytest.fixture(scope="module")
-def aws():
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint or "127.0.0.1" not in endpoint:
-        pytest.fail("AWS_ENDPOINT_URL must point at the local emulator: run through scripts/local-aws.sh run")
-    session = boto3.Session(region_name="us-east-1")
-    names = ("cloudformation", "apigateway", "lambda", "logs", "iam", "sns", "s3", "ec2")
-    return {name: session.client(name) for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +37,7 @@ class Stack:
         self.parameters = {**self.parameters, **changes}
         name = f"cs-{uuid.uuid4().hex[:8]}"
         kind = "UPDATE" if self.created else "CREATE"
-        self.cfn.create_change_set(
-            StackName=self.name,
-            ChangeSetName=name,
-            ChangeSetType=kind,
-            TemplateBody=TEMPLATE,
-            Capabilities=["CAPABILITY_IAM"],
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
-        )
+        create_change_set(self.cfn, self.name, name, kind, TEMPLATE, self.parameters)
         self.cfn.execute_change_set(StackName=self.name, ChangeSetName=name)
         self.created = True
         (desc,) = self.cfn.describe_stacks(StackName=self.name)["Stacks"]

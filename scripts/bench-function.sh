@@ -55,17 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_http() { # url
-  for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "error: nothing answers at $1" >&2
-  exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 log() { echo "▹▹▹▹▹ $*" >&2; }
 
 # ---------------------------------------------------------------- build
@@ -209,7 +200,7 @@ EOF
     LOG_LEVEL=INFO "$bootstrap" >/dev/null 2>"$work/$name.stderr" &
   proxy_pid=$!
   pids+=("$proxy_pid")
-  wait_http "http://127.0.0.1:$proxy_port/health"
+  wait_http "http://127.0.0.1:$proxy_port/health" 20 || { echo "error: nothing answers at http://127.0.0.1:$proxy_port/health" >&2; exit 1; }
 }
 start_proxy proxy "http://127.0.0.1:$upstream_port/v1"
 proxied=http://127.0.0.1:$proxy_port/v1/chat/completions

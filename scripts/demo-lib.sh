@@ -9,28 +9,8 @@
 
 say() { printf '\n==> %s\n' "$*"; }
 
-free_port() {
-  "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_http URL PID SECONDS: until URL answers (any HTTP status), while PID lives.
-wait_http() {
-  local url=$1 pid=$2 seconds=$3
-  for _ in $(seq 1 $((seconds * 5))); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if "$python" - "$url" <<'PY' 2>/dev/null; then
-import sys, urllib.request, urllib.error
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=1).read()
-except urllib.error.HTTPError:
-    pass
-PY
-      return 0
-    fi
-    sleep 0.2
-  done
-  return 1
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 # wait_port_file FILE PID WHAT LOG: until a server started as PID wrote its port to FILE.
 wait_port_file() {
@@ -152,7 +132,7 @@ start_function() {
     LOG_LEVEL=INFO \
     "$function_bin" >"$out_dir/function.log" 2>&1 &
   pids+=($!)
-  if ! wait_http "$base/health" "${pids[-1]}" 30; then
+  if ! wait_http "$base/health" 30 "${pids[-1]}"; then
     echo "error: the function did not start; its log ($out_dir/function.log) ends with:" >&2
     tail -n 20 "$out_dir/function.log" >&2
     exit 1

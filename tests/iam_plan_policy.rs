@@ -13,7 +13,10 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
+use iam_support::{iam_actions, sdk_calls};
 use serde_json::Value;
+
+mod iam_support;
 
 const POLICY: &str = "docs/iam-plan-policy.json";
 
@@ -33,25 +36,6 @@ const VALIDATE_PATH: &[(&str, &str)] = &[
     ("src/cfn/change_set.rs", "create"),
     ("src/cfn/change_set.rs", "all_changes"),
     ("src/cfn/change_set.rs", "delete"),
-];
-
-/// SDK operations whose IAM action is not the operation's own name.
-const ACTION_OF: &[(&str, &str)] = &[
-    ("apigateway:GetAccount", "apigateway:GET"),
-    ("s3:HeadBucket", "s3:ListBucket"),
-    ("s3:HeadObject", "s3:GetObject"),
-];
-
-/// The deployer's SDK clients (src/aws.rs) and their IAM service prefixes.
-const CLIENTS: &[(&str, &str)] = &[
-    ("apigateway", "apigateway"),
-    ("cloudformation", "cloudformation"),
-    ("cloudwatch", "cloudwatch"),
-    ("lambda", "lambda"),
-    ("logs", "logs"),
-    ("s3", "s3"),
-    ("secrets", "secretsmanager"),
-    ("sts", "sts"),
 ];
 
 /// Never in a plan role: each changes the account or reveals a secret.
@@ -76,19 +60,7 @@ fn read(path: &str) -> String {
 }
 
 fn allowed() -> BTreeSet<String> {
-    let policy: Value = serde_json::from_str(&read(POLICY)).expect("valid JSON");
-    let mut actions = BTreeSet::new();
-    for statement in policy["Statement"].as_array().expect("Statement is a list") {
-        assert_eq!(statement["Effect"], "Allow", "{POLICY}: only Allow statements");
-        match &statement["Action"] {
-            Value::String(a) => {
-                actions.insert(a.clone());
-            }
-            Value::Array(list) => actions.extend(list.iter().map(|a| a.as_str().unwrap().to_owned())),
-            other => panic!("{POLICY}: Action is {other}"),
-        }
-    }
-    actions
+    iam_support::allowed(POLICY).into_iter().collect()
 }
 
 /// The text of `fn name` in `source`: from its signature to its matching closing brace.
@@ -114,36 +86,12 @@ fn function_body<'a>(source: &'a str, file: &str, name: &str) -> &'a str {
     panic!("{file}: `fn {name}` has no closing brace")
 }
 
-/// IAM actions of every `.client.operation(` in `text` (rustfmt may break the chain
-/// before the second dot).
+/// IAM actions of every SDK call in `text`.
 fn actions_called(text: &str) -> BTreeSet<String> {
-    let mut actions = BTreeSet::new();
-    for (client, service) in CLIENTS {
-        let needle = format!(".{client}");
-        for (at, _) in text.match_indices(&needle) {
-            let Some(rest) = text[at + needle.len()..].trim_start().strip_prefix('.') else {
-                continue;
-            };
-            let rest = rest.trim_start();
-            let op: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if !op.is_empty() && rest[op.len()..].starts_with('(') {
-                let pascal: String = op
-                    .split('_')
-                    .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
-                    .collect();
-                let action = format!("{service}:{pascal}");
-                let action = ACTION_OF
-                    .iter()
-                    .find(|(sdk, _)| *sdk == action)
-                    .map_or(action, |(_, iam)| (*iam).to_owned());
-                actions.insert(action);
-            }
-        }
-    }
-    actions
+    sdk_calls(text)
+        .into_iter()
+        .flat_map(|(client, op)| iam_actions(client, &op))
+        .collect()
 }
 
 fn validate_calls() -> BTreeSet<String> {

@@ -12,42 +12,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use iam_support::{iam_actions, pascal_case, sdk_calls};
 use serde_json::Value;
 
+mod iam_support;
+
 const POLICY: &str = "docs/iam-policy.json";
-
-/// The deployer's SDK clients (src/aws.rs `Aws` fields) and their IAM service prefixes.
-const CLIENTS: &[(&str, &str)] = &[
-    ("apigateway", "apigateway"),
-    ("cloudformation", "cloudformation"),
-    ("cloudwatch", "cloudwatch"),
-    ("lambda", "lambda"),
-    ("logs", "logs"),
-    ("s3", "s3"),
-    ("secrets", "secretsmanager"),
-    ("sts", "sts"),
-];
-
-/// SDK operations whose IAM action is not the operation's own name.
-const ACTION_OF: &[(&str, &[&str])] = &[
-    // API Gateway's IAM actions are HTTP verbs on resource paths.
-    ("apigateway.get_account", &["apigateway:GET"]),
-    ("s3.head_bucket", &["s3:ListBucket"]),
-    ("s3.head_object", &["s3:GetObject"]),
-    ("s3.list_objects_v2", &["s3:ListBucket"]),
-    ("s3.list_object_versions", &["s3:ListBucketVersions"]),
-    (
-        "s3.delete_objects",
-        &["s3:DeleteObject", "s3:DeleteObjectVersion"],
-    ),
-    ("s3.put_bucket_encryption", &["s3:PutEncryptionConfiguration"]),
-    ("s3.get_bucket_encryption", &["s3:GetEncryptionConfiguration"]),
-    (
-        "s3.put_bucket_lifecycle_configuration",
-        &["s3:PutLifecycleConfiguration"],
-    ),
-    ("s3.put_public_access_block", &["s3:PutBucketPublicAccessBlock"]),
-];
 
 /// What CloudFormation needs per resource type of template.yaml (a representative subset
 /// of each type's create/update/delete handler permissions; the policy holds the rest).
@@ -180,20 +150,8 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every action of the policy's Allow statements.
 fn allowed() -> Vec<String> {
-    let policy: Value = serde_json::from_str(&read(&root().join(POLICY))).expect("valid JSON");
-    let statements = policy["Statement"].as_array().expect("Statement is a list");
-    let mut actions = Vec::new();
-    for statement in statements {
-        assert_eq!(statement["Effect"], "Allow", "{POLICY}: only Allow statements");
-        match &statement["Action"] {
-            Value::String(a) => actions.push(a.clone()),
-            Value::Array(list) => actions.extend(list.iter().map(|a| a.as_str().unwrap().to_owned())),
-            other => panic!("{POLICY}: Action is {other}"),
-        }
-    }
-    actions
+    iam_support::allowed(POLICY)
 }
 
 fn allows(allowed: &[String], action: &str) -> bool {
@@ -209,51 +167,6 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
-}
-
-/// `(client, operation)` for every `.client.operation(` in `text`, whitespace allowed
-/// around the second dot (rustfmt breaks long call chains there).
-fn sdk_calls(text: &str) -> Vec<(&'static str, String)> {
-    let mut calls = Vec::new();
-    for (client, _) in CLIENTS {
-        let needle = format!(".{client}");
-        for (at, _) in text.match_indices(&needle) {
-            let rest = &text[at + needle.len()..];
-            let Some(rest) = rest.trim_start().strip_prefix('.') else {
-                continue;
-            };
-            let rest = rest.trim_start();
-            let op: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if !op.is_empty() && rest[op.len()..].starts_with('(') {
-                calls.push((*client, op));
-            }
-        }
-    }
-    calls
-}
-
-fn pascal_case(snake: &str) -> String {
-    snake
-        .split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-fn iam_actions(client: &str, op: &str) -> Vec<String> {
-    let key = format!("{client}.{op}");
-    if let Some((_, actions)) = ACTION_OF.iter().find(|(k, _)| *k == key) {
-        return actions.iter().map(|a| (*a).to_owned()).collect();
-    }
-    let service = CLIENTS.iter().find(|(c, _)| *c == client).unwrap().1;
-    vec![format!("{service}:{}", pascal_case(op))]
 }
 
 #[test]

@@ -24,6 +24,28 @@ pub struct Trigger {
     pub arn: String,
     pub state: StateValue,
     pub reason: String,
+    /// How much metric history one evaluation needs: its period times its evaluation
+    /// periods, in seconds.
+    pub evaluates_seconds: u64,
+}
+
+/// What the window cannot see: the triggers whose alarms need more metric history than
+/// the monitoring window lasts, named with what to do. CloudWatch judges an alarm only
+/// on complete periods (published a minute or more after they end), so a trigger that
+/// evaluates 5 minutes of errors can rarely go to ALARM inside a 3-minute window; the
+/// endpoint tests, which run inside it, are then what guards the update.
+pub fn blind_spot(triggers: &[Trigger], window_minutes: u64) -> Option<String> {
+    let window = window_minutes * 60;
+    let slow: Vec<&Trigger> = triggers.iter().filter(|t| t.evaluates_seconds > window).collect();
+    let longest = slow.iter().map(|t| t.evaluates_seconds).max()?;
+    let names: Vec<&str> = slow.iter().map(|t| t.name.as_str()).collect();
+    // One more minute: a period's datapoint is published after the period ends.
+    let enough = longest.div_ceil(60) + 1;
+    Some(format!(
+        "the rollback alarms {} evaluate {} s of metrics, longer than the {window_minutes}-minute monitoring window: they can rarely fire inside it, so the endpoint tests are what guards this update (ROLLBACK_WINDOW_MINUTES={enough} lets the alarms see a full evaluation)",
+        names.join(", "),
+        longest
+    ))
 }
 
 /// The stack's alarms that guard its updates, found from its resources.
@@ -65,6 +87,8 @@ pub async fn triggers(aws: &Aws, stack: &str) -> Result<Vec<Trigger>> {
                 arn: a.alarm_arn()?.to_owned(),
                 state: a.state_value().cloned().unwrap_or(StateValue::InsufficientData),
                 reason: a.state_reason().unwrap_or_default().to_owned(),
+                evaluates_seconds: u64::try_from(a.period().unwrap_or(60)).unwrap_or(60)
+                    * u64::try_from(a.evaluation_periods().unwrap_or(1)).unwrap_or(1),
             })
         })
         .collect())
@@ -269,6 +293,7 @@ mod tests {
             arn: format!("arn:aws:cloudwatch:us-east-1:1:alarm:{name}"),
             state,
             reason: "Threshold Crossed: 1 datapoint [7.0] was >= the threshold (5.0)".into(),
+            evaluates_seconds: 300,
         };
         assert!(already_alarming(&[trigger("s-api-5xx", StateValue::Ok)]).is_none());
         let err = already_alarming(&[
@@ -282,5 +307,22 @@ mod tests {
             "{err}"
         );
         assert!(err.fix.contains("ROLLBACK_WINDOW_MINUTES=0"), "{err}");
+    }
+
+    #[test]
+    fn alarms_that_evaluate_longer_than_the_window_are_named_with_a_window_that_sees_them() {
+        let trigger = |name: &str, evaluates_seconds| Trigger {
+            name: name.into(),
+            arn: String::new(),
+            state: StateValue::Ok,
+            reason: String::new(),
+            evaluates_seconds,
+        };
+        let triggers = [trigger("s-api-5xx", 300), trigger("s-fast", 60)];
+        let note = blind_spot(&triggers, 3).unwrap();
+        assert!(note.contains("s-api-5xx evaluate 300 s"), "{note}");
+        assert!(!note.contains("s-fast"), "{note}");
+        assert!(note.contains("ROLLBACK_WINDOW_MINUTES=6"), "{note}");
+        assert_eq!(blind_spot(&triggers, 6), None);
     }
 }

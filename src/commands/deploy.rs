@@ -215,6 +215,10 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         if let Some(firing) = guard::already_alarming(&triggers) {
             return Err(firing);
         }
+        if let Some(blind) = guard::blind_spot(&triggers, window) {
+            ctx.ui.warn(&blind);
+            ctx.report.notes.push(format!("⚠️ {blind}"));
+        }
         Some(triggers)
     } else {
         None

@@ -321,3 +321,26 @@ fn every_cloudformation_command_the_deployer_advises_is_allowed() {
         "{POLICY}: the deployer advises commands the deploy role may not run: {missing:?}"
     );
 }
+
+/// The deployer creates change sets with the stack's tags: CloudFormation authorizes
+/// those tags as `cloudformation:TagResource` in the creating call (condition key
+/// `cloudformation:CreateAction`). The role may tag its own stacks that way, and in no
+/// other way.
+#[test]
+fn the_role_tags_only_the_stacks_it_creates() {
+    let tagging: Vec<Value> = statements()
+        .into_iter()
+        .filter(|s| actions_of(s).iter().any(|a| a == "cloudformation:TagResource"))
+        .collect();
+    assert_eq!(tagging.len(), 1, "{POLICY}: one statement grants cloudformation:TagResource");
+    let statement = &tagging[0];
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["cloudformation:CreateAction"],
+        serde_json::json!(["CreateChangeSet", "CreateStack"]),
+        "{POLICY}: cloudformation:TagResource only inside the creating call"
+    );
+    assert_eq!(
+        statement["Resource"], "arn:aws:cloudformation:*:*:stack/openai-lambda-proxy*/*",
+        "{POLICY}: cloudformation:TagResource only on the stack's own ARNs"
+    );
+}

@@ -35,6 +35,7 @@ const VALIDATE_PATH: &[(&str, &str)] = &[
     ("src/cfn/stack.rs", "describe"),
     ("src/cfn/change_set.rs", "create"),
     ("src/cfn/change_set.rs", "all_changes"),
+    ("src/cfn/change_set.rs", "failed_validations"),
     ("src/cfn/change_set.rs", "delete"),
 ];
 

@@ -332,7 +332,11 @@ fn the_role_tags_only_the_stacks_it_creates() {
         .into_iter()
         .filter(|s| actions_of(s).iter().any(|a| a == "cloudformation:TagResource"))
         .collect();
-    assert_eq!(tagging.len(), 1, "{POLICY}: one statement grants cloudformation:TagResource");
+    assert_eq!(
+        tagging.len(),
+        1,
+        "{POLICY}: one statement grants cloudformation:TagResource"
+    );
     let statement = &tagging[0];
     assert_eq!(
         statement["Condition"]["StringEquals"]["cloudformation:CreateAction"],

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, RollbackConfiguration, Tag,
+    Capability, ChangeSetStatus, ChangeSetType, EventType, Parameter, RollbackConfiguration, Tag,
+    ValidationStatus,
 };
 use tokio::time::Instant;
 
@@ -112,9 +113,24 @@ pub async fn create(aws: &Aws, req: &Request<'_>, poll: Poll, timeout: Duration)
             Some(ChangeSetStatus::CreateComplete) => break,
             Some(ChangeSetStatus::Failed) => {
                 let reason = described.status_reason().unwrap_or("no reason given").to_owned();
+                // Read before the change set is deleted: its events go with it.
+                let failed = if is_early_validation(&reason) {
+                    failed_validations(aws, &stack_id, &id).await
+                } else {
+                    Vec::new()
+                };
                 delete(aws, &stack_id, &id).await;
                 if means_no_changes(&reason) {
                     return Ok(Prepared::NoChanges);
+                }
+                if !failed.is_empty() {
+                    return Err(Error::new(
+                        format!(
+                            "CloudFormation's early validation refused the change set for stack {stack}: {}",
+                            failed.join("; ")
+                        ),
+                        "fix the resource named above: for ResourceExistenceCheck, a resource of that name already exists outside the stack; delete it if it can go, import it into the stack, or give the stack's resource another name (LAMBDA_FUNCTION_NAME, API_GATEWAY_NAME, STACK_NAME), then run again",
+                    ));
                 }
                 return Err(Error::new(
                     format!("CloudFormation refused the change set for stack {stack}: {reason}"),
@@ -143,6 +159,47 @@ pub async fn create(aws: &Aws, req: &Request<'_>, poll: Poll, timeout: Duration)
         stack_id,
         kind: req.kind.clone(),
     }))
+}
+
+/// A change set refused by CloudFormation's early validations (or hooks), whose
+/// reason names no resource: "The following hook(s)/validation failed:
+/// [AWS::EarlyValidation::ResourceExistenceCheck]".
+fn is_early_validation(reason: &str) -> bool {
+    reason.contains("hook(s)/validation failed") || reason.contains("AWS::EarlyValidation::")
+}
+
+/// What DescribeEvents says failed validation for change set `id`: each failed
+/// resource with the validation's name and reason. Empty when the events cannot be read
+/// (the caller then reports CloudFormation's own reason).
+async fn failed_validations(aws: &Aws, stack_id: &str, id: &str) -> Vec<String> {
+    let Ok(out) = aws
+        .cloudformation
+        .describe_events()
+        .stack_name(stack_id)
+        .change_set_name(id)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    out.operation_events()
+        .iter()
+        .filter(|e| {
+            e.validation_status() == Some(&ValidationStatus::Failed)
+                || e.event_type() == Some(&EventType::ValidationError)
+        })
+        .map(|e| {
+            format!(
+                "{} ({}) failed {}: {}",
+                e.logical_resource_id().unwrap_or("a resource"),
+                e.resource_type().unwrap_or("unknown type"),
+                e.validation_name().unwrap_or("a validation"),
+                e.validation_status_reason()
+                    .or(e.resource_status_reason())
+                    .unwrap_or("no reason given")
+            )
+        })
+        .collect()
 }
 
 async fn all_changes(aws: &Aws, stack_id: &str, id: &str, name: &str) -> Result<Vec<ResourceChange>> {
@@ -290,5 +347,48 @@ mod tests {
         let err = prepared.unwrap_err();
         assert!(err.cause.contains("undefined resource Nope"), "{err}");
         assert_eq!(deletes, 1);
+    }
+
+    #[tokio::test]
+    async fn an_early_validation_failure_names_the_resource_from_describe_events() {
+        use aws_sdk_cloudformation::operation::describe_events::DescribeEventsOutput;
+        use aws_sdk_cloudformation::types::OperationEvent;
+        let described = mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::Failed)
+                .status_reason("The following hook(s)/validation failed: [AWS::EarlyValidation::ResourceExistenceCheck]. To troubleshoot Early Validation errors, use the DescribeEvents API for detailed failure information.")
+                .build()
+        });
+        // DescribeEvents' answer for a change set that failed early validation (the API
+        // reference's OperationEvent fields).
+        let events = mock!(Client::describe_events).then_output(|| {
+            DescribeEventsOutput::builder()
+                .operation_events(
+                    OperationEvent::builder()
+                        .event_type(EventType::ValidationError)
+                        .logical_resource_id("FunctionLogGroup")
+                        .resource_type("AWS::Logs::LogGroup")
+                        .validation_name("ResourceExistenceCheck")
+                        .validation_status(ValidationStatus::Failed)
+                        .validation_status_reason("Resource of type 'AWS::Logs::LogGroup' with identifier '/aws/lambda/s' already exists.")
+                        .build(),
+                )
+                .build()
+        });
+        let (created, deleted) = (created(), deleted());
+        let aws = aws(&[&created, &described, &events, &deleted], &[]);
+        let params = BTreeMap::new();
+        let err = create(&aws, &request(&params), Poll::fast(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            err.cause.contains(
+                "FunctionLogGroup (AWS::Logs::LogGroup) failed ResourceExistenceCheck: Resource of type 'AWS::Logs::LogGroup' with identifier '/aws/lambda/s' already exists."
+            ),
+            "{err}"
+        );
+        assert!(err.fix.contains("already exists outside the stack"), "{err}");
+        assert_eq!(events.num_calls(), 1);
+        assert_eq!(deleted.num_calls(), 1);
     }
 }

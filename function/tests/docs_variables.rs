@@ -21,8 +21,13 @@ fn render() -> String {
 fn the_pages_variables_table_is_the_functions_variable_table() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/function.md");
     let page = std::fs::read_to_string(&path).unwrap();
-    let start = page.find(BEGIN).expect("docs/function.md has the variables table's marker") + BEGIN.len();
-    let len = page[start..].find(END).expect("docs/function.md ends the variables table");
+    let start = page
+        .find(BEGIN)
+        .expect("docs/function.md has the variables table's marker")
+        + BEGIN.len();
+    let len = page[start..]
+        .find(END)
+        .expect("docs/function.md ends the variables table");
     let expected = render();
     assert!(
         page[start..start + len].trim() == expected,

@@ -74,7 +74,10 @@ async fn counters(db: &aws_sdk_dynamodb::Client, table: &str, client: &str) -> (
     let item = db
         .get_item()
         .table_name(table)
-        .key("pk", AttributeValue::S(format!("{client}#{}", Windows::now().month)))
+        .key(
+            "pk",
+            AttributeValue::S(format!("{client}#{}", Windows::now().month)),
+        )
         .consistent_read(true)
         .send()
         .await
@@ -146,7 +149,9 @@ async fn forty_concurrent_requests_against_a_budget_for_ten_never_pass_the_cap()
     // Every request costs exactly its worst case (10 output tokens at $100 per million,
     // input free), so the budget of $0.01 holds ten and the estimate error is nil.
     Mock::given(method("POST"))
-        .respond_with(answering(json!({"prompt_tokens": 9, "completion_tokens": 10, "total_tokens": 19})))
+        .respond_with(answering(
+            json!({"prompt_tokens": 9, "completion_tokens": 10, "total_tokens": 19}),
+        ))
         .mount(&upstream)
         .await;
     let h = proxy(
@@ -164,13 +169,20 @@ async fn forty_concurrent_requests_against_a_budget_for_ten_never_pass_the_cap()
     for reply in &refused {
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text());
         let error = reply.error();
-        assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("insufficient_quota"), Some("insufficient_quota")));
+        assert_eq!(
+            (error["type"].as_str(), error["code"].as_str()),
+            (Some("insufficient_quota"), Some("insufficient_quota"))
+        );
         assert_eq!(reply.headers["x-should-retry"], "false");
     }
     let forwarded = upstream.received_requests().await.unwrap().len();
     assert_eq!(forwarded, 10, "refused requests never reach the upstream");
     let (requests, _, spent) = counters(&db, &table, "limited").await;
-    assert_eq!((requests, spent), (10, 10_000), "ten requests, $0.01 in micro-dollars");
+    assert_eq!(
+        (requests, spent),
+        (10, 10_000),
+        "ten requests, $0.01 in micro-dollars"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +191,9 @@ async fn a_per_minute_request_limit_answers_429_with_retry_after_and_openais_hea
     let table = usage_table(&db).await;
     let upstream = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(answering(json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})))
+        .respond_with(answering(
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+        ))
         .expect(3)
         .mount(&upstream)
         .await;
@@ -198,15 +212,25 @@ async fn a_per_minute_request_limit_answers_429_with_retry_after_and_openais_hea
     let reply = chat_as(&h, LIMITED_KEY, &request).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text());
     let error = reply.error();
-    assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("requests"), Some("rate_limit_exceeded")));
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("requests"), Some("rate_limit_exceeded"))
+    );
     let retry_after: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(reply.headers["x-ratelimit-limit-requests"], "2");
     assert_eq!(reply.headers["x-ratelimit-remaining-requests"], "0");
-    assert_eq!(reply.headers["x-ratelimit-reset-requests"], format!("{retry_after}s").as_str());
+    assert_eq!(
+        reply.headers["x-ratelimit-reset-requests"],
+        format!("{retry_after}s").as_str()
+    );
     assert_eq!(reply.headers["x-ratelimit-limit-tokens"], "100000");
     let (requests, tokens, _) = counters(&db, &table, "limited").await;
-    assert_eq!((requests, tokens), (2, 14), "settled to the usage: 2 × (5 + 2) tokens");
+    assert_eq!(
+        (requests, tokens),
+        (2, 14),
+        "settled to the usage: 2 × (5 + 2) tokens"
+    );
     // Another key is not held to this key's limits (nor counted: it has none).
     assert_eq!(chat_as(&h, CLIENT_KEY, &request).await.status, StatusCode::OK);
 }
@@ -221,11 +245,24 @@ async fn a_streamed_answer_is_charged_the_usage_it_reports() {
                "choices": delta, "usage": usage})
     };
     let events = [
-        chunk(json!([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]), json!(null)),
-        chunk(json!([{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]), json!(null)),
-        chunk(json!([]), json!({"prompt_tokens": 1000, "completion_tokens": 2000, "total_tokens": 3000})),
+        chunk(
+            json!([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]),
+            json!(null),
+        ),
+        chunk(
+            json!([{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]),
+            json!(null),
+        ),
+        chunk(
+            json!([]),
+            json!({"prompt_tokens": 1000, "completion_tokens": 2000, "total_tokens": 3000}),
+        ),
     ];
-    let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect::<String>() + "data: [DONE]\n\n";
+    let body: String = events
+        .iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .collect::<String>()
+        + "data: [DONE]\n\n";
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
         .expect(1)
@@ -242,10 +279,17 @@ async fn a_streamed_answer_is_charged_the_usage_it_reports() {
     let reply = chat_as(&h, LIMITED_KEY, &request).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert!(reply.text().ends_with("data: [DONE]\n\n"), "{}", reply.text());
-    assert!(!reply.text().contains("prompt_tokens"), "usage the client did not ask for stays hidden");
+    assert!(
+        !reply.text().contains("prompt_tokens"),
+        "usage the client did not ask for stays hidden"
+    );
     let (requests, tokens, spent) = counters(&db, &table, "limited").await;
     // $1 per million in, $2 per million out: 1000 × 1 + 2000 × 2 micro-dollars.
-    assert_eq!((requests, tokens, spent), (1, 3000, 5000), "the usage, not the worst case (4000 out)");
+    assert_eq!(
+        (requests, tokens, spent),
+        (1, 3000, 5000),
+        "the usage, not the worst case (4000 out)"
+    );
 }
 
 #[tokio::test]
@@ -258,7 +302,9 @@ async fn an_unreachable_table_refuses_limited_clients_with_503_and_still_serves_
     let db = dynamodb(&format!("http://{closed}")).await;
     let upstream = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(answering(json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})))
+        .respond_with(answering(
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+        ))
         .expect(1)
         .mount(&upstream)
         .await;
@@ -270,9 +316,17 @@ async fn an_unreachable_table_refuses_limited_clients_with_503_and_still_serves_
     );
     let request = chat_request("amazon.nova-lite-v1:0");
     let refused = chat_as(&h, LIMITED_KEY, &request).await;
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text());
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
     let error = refused.error();
-    assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("server_error"), Some("usage_unavailable")));
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("server_error"), Some("usage_unavailable"))
+    );
     assert!(refused.headers.contains_key("retry-after"));
     let served = chat_as(&h, CLIENT_KEY, &request).await;
     assert_eq!(served.status, StatusCode::OK, "{}", served.text());
@@ -283,7 +337,9 @@ async fn an_unreachable_table_refuses_limited_clients_with_503_and_still_serves_
 async fn without_a_usage_table_limited_clients_are_refused_and_told_why() {
     let upstream = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(answering(json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})))
+        .respond_with(answering(
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+        ))
         .expect(0)
         .mount(&upstream)
         .await;
@@ -295,5 +351,10 @@ async fn without_a_usage_table_limited_clients_are_refused_and_told_why() {
     );
     let reply = chat_as(&h, LIMITED_KEY, &chat_request("amazon.nova-lite-v1:0")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(reply.error()["message"].as_str().unwrap().contains("USAGE_TABLE is not set"));
+    assert!(
+        reply.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("USAGE_TABLE is not set")
+    );
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -14,13 +13,10 @@ use aws_sdk_dynamodb::types::{
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use openai_proxy_function::app::{AppState, Settings};
+use openai_proxy_function::app::Settings;
 use openai_proxy_function::breaker::CircuitBreaker;
-use openai_proxy_function::config::{ConfigSource, ConfigStore, ProxyConfig};
-use openai_proxy_function::observe::Sink;
 use openai_proxy_function::spend::Spend;
 use openai_proxy_function::spend::ledger::{Ledger, Windows};
-use openai_proxy_function::upstream::Upstream;
 use serde_json::json;
 use sha2::Digest;
 use wiremock::matchers::method;
@@ -28,19 +24,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const LIMITED_KEY: &str = "limited-key-0123456789";
 
-fn emulator() -> String {
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
-}
-
 async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&shared)
+    aws_sdk_dynamodb::Client::new(&aws_at(endpoint).await)
 }
 
 /// A new table of the template's shape; its name.
@@ -98,19 +83,12 @@ fn proxy(base: &str, limits: serde_json::Value, price: serde_json::Value, spend:
         "limits": limits,
     }));
     config["prices"] = json!({ "gpt-4o-mini": price });
-    let config = ProxyConfig::from_json(&config.to_string(), "http://unused/v1").unwrap();
-    let store = ConfigStore::new(
-        ConfigSource::Fixed(Arc::new(config)),
-        "http://unused/v1",
-        Duration::from_secs(300),
-    );
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let upstream = Upstream::new(fast_policy(), CircuitBreaker::new(5, Duration::from_secs(30)), 4).unwrap();
     let settings = Settings {
         auth_enabled: true,
         ..Settings::default()
     };
-    let mut app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), false);
+    let breaker = CircuitBreaker::new(5, Duration::from_secs(30));
+    let (mut app, logs) = app_with_config(config, settings, fast_policy(), breaker);
     app.spend = spend;
     Harness::over(app, logs)
 }

@@ -51,13 +51,12 @@ pub async fn forward(
         within_key_caps(endpoint, &request, client.key())?;
     }
     // Admission and reservation: a key with limits has its worst case counted before
-    // anything goes upstream (keys without limits pass without a table call).
-    let hold = app
-        .spend
-        .reserve(
-            client.map(Client::key),
-            config.prices.get(upstream_model),
-            spend::Request {
+    // anything goes upstream. Keys without limits pass untouched: no table call, and
+    // their bodies' counts are OpenAI's to check.
+    let hold = match client.map(Client::key).filter(|key| key.limits.is_some()) {
+        None => None,
+        Some(key) => {
+            let request = spend::Request {
                 body_len: body.len(),
                 output_tokens: output_tokens(endpoint, &request)?,
                 choices: match endpoint {
@@ -65,9 +64,11 @@ pub async fn forward(
                     _ => None,
                 },
                 upstream_model,
-            },
-        )
-        .await?;
+            };
+            let price = config.prices.get(upstream_model);
+            app.spend.reserve(Some(key), price, request).await?
+        }
+    };
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model_known = true;

@@ -72,6 +72,17 @@ const RESOURCE_TYPES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "AWS::DynamoDB::Table",
+        &[
+            "dynamodb:CreateTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:UpdateTimeToLive",
+            "dynamodb:UpdateContinuousBackups",
+            "dynamodb:UpdateTable",
+            "dynamodb:DeleteTable",
+        ],
+    ),
+    (
         "AWS::IAM::Role",
         &[
             "iam:CreateRole",

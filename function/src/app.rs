@@ -12,6 +12,7 @@ use crate::cors::Cors;
 use crate::env::Environment;
 use crate::error::ApiError;
 use crate::observe::{Level, Logger, Sink};
+use crate::spend::Spend;
 use crate::upstream::{RetryPolicy, Upstream};
 
 /// Lambda's synchronous payload limit: larger request bodies are refused unread.
@@ -142,6 +143,9 @@ pub struct AppState {
     /// The local server's address, once it listens (never set under Lambda): with
     /// authentication off, requests must name it in `Host`.
     pub local_listen: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The usage table that holds the limits of client keys (`USAGE_TABLE`); none
+    /// until [`Spend::from_env`] or a test sets one.
+    pub spend: Spend,
 }
 
 pub type App = Arc<AppState>;
@@ -167,6 +171,7 @@ impl AppState {
             upstream,
             logger,
             local_listen: std::sync::OnceLock::new(),
+            spend: Spend::none(),
         }
     }
 }

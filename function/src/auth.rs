@@ -89,6 +89,7 @@ mod tests {
             models: None,
             max_n: None,
             max_tokens: None,
+            limits: None,
         }
     }
 

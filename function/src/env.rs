@@ -48,6 +48,11 @@ pub const VARIABLES: &[Variable] = &[
         Some("https://api.openai.com/v1"),
         "the upstream's base URL (the secret's openai_base_url wins)",
     ),
+    var(
+        "USAGE_TABLE",
+        None,
+        "the DynamoDB table counting the usage of client keys with limits (unset: keys with limits are refused)",
+    ),
     // Behaviour.
     var(
         "ENABLE_AUTHENTICATION",

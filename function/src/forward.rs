@@ -17,6 +17,7 @@ use crate::observe::LogHandle;
 use crate::relay;
 use crate::relayed;
 use crate::rewrite::Fields;
+use crate::spend::{self, Hold};
 use crate::upstream::{self, Failure};
 
 /// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
@@ -49,6 +50,25 @@ pub async fn forward(
     if let Some(client) = client {
         within_key_caps(endpoint, &request, client.key())?;
     }
+    // Admission and reservation: a key with limits has its worst case counted before
+    // anything goes upstream. Keys without limits pass untouched: no table call, and
+    // their bodies' counts are OpenAI's to check.
+    let hold = match client.map(Client::key).filter(|key| key.limits.is_some()) {
+        None => None,
+        Some(key) => {
+            let request = spend::Request {
+                body_len: body.len(),
+                output_tokens: output_tokens(endpoint, &request)?,
+                choices: match endpoint {
+                    Endpoint::ChatCompletions => request.count("n")?,
+                    _ => None,
+                },
+                upstream_model,
+            };
+            let price = config.prices.get(upstream_model);
+            app.spend.reserve(Some(key), price, request).await?
+        }
+    };
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model_known = true;
@@ -70,11 +90,20 @@ pub async fn forward(
     let answer = match result {
         Ok(answer) => answer,
         Err(failure) => {
-            let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
-            record.attempts = failure.attempts();
-            if let Failure::Status { status, headers, .. } = &failure {
-                record.upstream_status = Some(status.as_u16());
-                record.upstream_request_id = relayed::request_id(headers);
+            {
+                let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+                record.attempts = failure.attempts();
+                if let Failure::Status { status, headers, .. } = &failure {
+                    record.upstream_status = Some(status.as_u16());
+                    record.upstream_request_id = relayed::request_id(headers);
+                }
+            }
+            // An error answer, a breaker open or no connection: nothing was generated.
+            // A timeout or a broken answer may have been billed: the worst case stands.
+            if let Some(hold) = hold
+                && !matches!(failure, Failure::Timeout { .. } | Failure::Broken { .. })
+            {
+                hold.release().await;
             }
             return Err(failure_to_error(failure, secret));
         }
@@ -89,6 +118,9 @@ pub async fn forward(
         record.upstream_request_id = relayed::request_id(answer.response.headers());
     }
     if !status.is_success() {
+        if let Some(hold) = hold {
+            hold.release().await;
+        }
         return Err(upstream_error(answer, answer_time_left(deadline, &config), secret).await);
     }
     let is_sse = answer
@@ -108,8 +140,12 @@ pub async fn forward(
                 _ => relay::Dialect::Chat,
             },
         };
-        let mut response =
-            http::Response::new(Body::stream(relay::sse(answer.response, options, log.clone())));
+        let mut response = http::Response::new(Body::stream(relay::sse(
+            answer.response,
+            options,
+            log.clone(),
+            hold,
+        )));
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -118,7 +154,7 @@ pub async fn forward(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     } else {
-        complete(answer.response, &model, &config, deadline, log).await?
+        complete(answer.response, &model, &config, deadline, log, hold).await?
     };
     response.headers_mut().extend(headers);
     Ok(response)
@@ -186,13 +222,18 @@ async fn complete(
     config: &ProxyConfig,
     deadline: Instant,
     log: &LogHandle,
+    hold: Option<Hold>,
 ) -> Result<Response, ApiError> {
     let bytes = read_answer(response, answer_time_left(deadline, config)).await?;
     let invalid = || upstream_broken("The upstream answered with invalid JSON.");
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
     let fields = Fields::parse(text).map_err(|_| invalid())?;
-    if let Some(usage) = fields.usage() {
-        log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(&usage);
+    let usage = fields.usage();
+    if let Some(usage) = &usage {
+        log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(usage);
+    }
+    if let Some(hold) = hold {
+        hold.settle(usage.as_ref()).await;
     }
     let mut out = String::with_capacity(text.len() + model.len());
     fields.write_with_model(model, &mut out);
@@ -237,6 +278,18 @@ fn within_key_caps(endpoint: Endpoint, request: &Request<'_>, key: &ClientKey) -
         }
     }
     Ok(())
+}
+
+/// The output tokens the request asks for at most (`max_tokens` and its kin; the
+/// smallest when it names several, as OpenAI stops at the first reached).
+fn output_tokens(endpoint: Endpoint, request: &Request<'_>) -> Result<Option<u64>, ApiError> {
+    let mut asked: Option<u64> = None;
+    for param in endpoint.token_caps() {
+        if let Some(n) = request.count(param)? {
+            asked = Some(asked.map_or(n, |a| a.min(n)));
+        }
+    }
+    Ok(asked)
 }
 
 /// An upstream error answer, for the client. Its body is read within `left`: an

@@ -9,9 +9,11 @@
 //! `endpoint` checks the request, `relay` streams the answer, `rewrite` puts the
 //! client's model id back, `relayed` passes OpenAI's errors and headers on) → `auth`
 //! (who the client is, which models it may use) → `app` (process state, with the `cors`
-//! policy) → `upstream` (OpenAI, with retries and the `breaker`) → `config`, `observe`,
-//! `error`, `body` (the response body), `worker` (which of the local server's threads
-//! serves the request), `env` (every environment variable the proxy reads, read once).
+//! policy) → `spend` (the limits of client keys: reserve before forwarding, settle
+//! after, in the usage table) → `upstream` (OpenAI, with retries and the `breaker`) →
+//! `config`, `observe`, `error`, `body` (the response body), `worker` (which of the
+//! local server's threads serves the request), `env` (every environment variable the
+//! proxy reads, read once).
 
 pub mod runtime;
 
@@ -38,6 +40,8 @@ pub mod auth;
 pub mod app;
 
 pub mod cors;
+
+pub mod spend;
 
 pub mod upstream;
 

@@ -7,6 +7,7 @@ use openai_proxy_function::config::{ConfigSource, ConfigStore};
 use openai_proxy_function::env::Environment;
 use openai_proxy_function::observe::Sink;
 use openai_proxy_function::runtime::Runtime;
+use openai_proxy_function::spend::Spend;
 
 /// A request allocates and frees dozens of small buffers (headers, bodies, the log line):
 /// mimalloc's per-thread free lists serve them faster than glibc's malloc.
@@ -52,7 +53,8 @@ async fn run() -> Result<(), Vec<String>> {
     let in_lambda = matches!(runtime, Runtime::Lambda { .. });
     let store = ConfigStore::new(source, base_url_from_env(&env), settings.secret_cache_ttl);
     let upstream = default_upstream(runtime.workers()).map_err(|e| vec![e])?;
-    let app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
+    let mut app = AppState::new(settings, store, upstream, Sink::Stdout, in_lambda);
+    app.spend = Spend::from_env(&env).await;
     runtime
         .serve(Arc::new(app))
         .await

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
 use crate::observe::LogHandle;
+use crate::observe::Usage;
 use crate::rewrite::Fields;
+use crate::spend::Hold;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
@@ -61,6 +63,21 @@ struct Relay {
     options: Options,
     log: LogHandle,
     last_event: Instant,
+    /// The reservation of a key with limits, settled to the stream's usage at its end.
+    hold: Option<Hold>,
+    /// The usage the stream reported (chat: the usage chunk the proxy asks for;
+    /// Responses: the final event's).
+    usage: Option<Usage>,
+}
+
+impl Drop for Relay {
+    /// The client went away before the end: it pays for what was produced when the
+    /// usage had arrived, else the reservation stands.
+    fn drop(&mut self) {
+        if let (Some(hold), Some(usage)) = (self.hold.take(), self.usage) {
+            hold.settle_later(usage);
+        }
+    }
 }
 
 enum Step {
@@ -76,6 +93,7 @@ pub fn sse(
     response: crate::upstream::Response,
     options: Options,
     log: LogHandle,
+    hold: Option<Hold>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let events: Events = Box::pin(
         http_body_util::BodyDataStream::new(response.into_body())
@@ -87,6 +105,8 @@ pub fn sse(
         options,
         log,
         last_event: Instant::now(),
+        hold,
+        usage: None,
     };
     futures_util::stream::unfold(Some(relay), |relay| async move {
         let mut relay = relay?;
@@ -94,7 +114,14 @@ pub fn sse(
             match relay.step().await {
                 Step::Send(bytes) => return Some((bytes, Some(relay))),
                 Step::Skip => continue,
-                Step::End(bytes) => return Some((bytes, None)),
+                Step::End(bytes) => {
+                    // Settled before the last bytes go out: inside Lambda, nothing runs
+                    // once the answer is complete.
+                    if let Some(hold) = relay.hold.take() {
+                        hold.settle(relay.usage.as_ref()).await;
+                    }
+                    return Some((bytes, None));
+                }
             }
         }
     })
@@ -149,6 +176,7 @@ impl Relay {
         let data = match Fields::parse(&event.data) {
             Ok(mut chunk) => {
                 if let Some(usage) = chunk.usage() {
+                    self.usage = Some(usage);
                     self.log
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

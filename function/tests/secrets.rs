@@ -12,19 +12,8 @@ use openai_proxy_function::app::{AppState, Settings, default_upstream};
 use openai_proxy_function::config::{ConfigSource, ConfigStore, FAILURE_RETRY};
 use openai_proxy_function::observe::Sink;
 
-fn emulator() -> String {
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
-}
-
 async fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::for_tests())
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&shared)
+    aws_sdk_secretsmanager::Client::new(&aws_at(endpoint).await)
 }
 
 /// A new secret holding `text`; its ARN.

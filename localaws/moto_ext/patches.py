@@ -8,6 +8,8 @@ from typing import Any
 from moto.apigateway.models import Deployment, Integration, Method, RestAPI, apigateway_backends
 from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import CloudFormationBackend, Stack
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.table import Table
 from moto.iam.models import Role, iam_backends
 from moto.logs.models import LogGroup, logs_backends
 
@@ -31,6 +33,7 @@ def apply() -> None:
     _log_group_updates_in_place()
     _role_policies_follow_the_template()
     _tags_only_change_sets()
+    _dynamodb_table_properties()
 
 
 def _keep_lambda_architectures() -> None:
@@ -810,3 +813,29 @@ def _tags_only_change_sets() -> None:
         return change_set_id, stack_id
 
     CloudFormationBackend.create_change_set = create_seeing_tags
+
+
+def _dynamodb_table_properties() -> None:
+    """moto's table from a template reads SSESpecification as the API spells it
+    (`Enabled`, where CloudFormation says `SSEEnabled`), so encryption was lost, and it
+    ignores TimeToLiveSpecification and PointInTimeRecoverySpecification."""
+    create = Table.create_from_cloudformation_json.__func__
+
+    @functools.wraps(create)
+    def create_with_properties(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any) -> Table:
+        props = dict(cloudformation_json["Properties"])
+        sse = props.get("SSESpecification")
+        if sse and "SSEEnabled" in sse:
+            api_sse = {"Enabled": sse["SSEEnabled"]}
+            if sse.get("KMSMasterKeyId"):
+                api_sse["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
+            props["SSESpecification"] = api_sse
+        table = create(cls, resource_name, {**cloudformation_json, "Properties": props}, account_id, region_name, **kwargs)
+        backend = dynamodb_backends[account_id][region_name]
+        if props.get("TimeToLiveSpecification"):
+            backend.update_time_to_live(table.name, props["TimeToLiveSpecification"])
+        if props.get("PointInTimeRecoverySpecification"):
+            backend.update_continuous_backups(table.name, props["PointInTimeRecoverySpecification"])
+        return table
+
+    Table.create_from_cloudformation_json = classmethod(create_with_properties)

@@ -47,7 +47,7 @@ def aws():
     if "127.0.0.1" not in endpoint and "localhost" not in endpoint:
         pytest.fail("AWS_ENDPOINT_URL must point at the local emulator: run through scripts/local-aws.sh run")
     session = boto3.Session(region_name=REGION)
-    names = ("cloudformation", "s3", "secretsmanager", "lambda", "apigateway", "logs", "cloudwatch", "iam", "sns", "ec2", "kms")
+    names = ("cloudformation", "s3", "secretsmanager", "lambda", "apigateway", "logs", "cloudwatch", "iam", "sns", "ec2", "kms", "dynamodb")
     return {name: session.client(name) for name in names}
 
 
@@ -240,6 +240,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
         "RESPONSE_MODE": "stream",
         "CORS_ALLOWED_ORIGINS": "*",
         "SECRET_CACHE_TTL_SECONDS": "300",
+        "USAGE_TABLE": f"{outputs['FunctionName']}-usage",
         "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
     }
     assert config["TracingConfig"] == {"Mode": "PassThrough"}
@@ -296,7 +297,18 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     assert outputs["FunctionName"] in rendered and api_id in rendered and "${" not in rendered
     assert all(arn.startswith("arn:aws:cloudwatch:") for arn in body["widgets"][-1]["properties"]["alarms"])
 
-    assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret"}
+    table = aws["dynamodb"].describe_table(TableName=config["Environment"]["Variables"]["USAGE_TABLE"])["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    ttl = aws["dynamodb"].describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    backups = aws["dynamodb"].describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    usage_statement = next(s for s in inline_statements(aws, stack) if s["Sid"] == "CountUsageOfLimitedClients")
+    assert (usage_statement["Action"], usage_statement["Resource"]) == ("dynamodb:UpdateItem", table["TableArn"])
+
+    assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret", "CountUsageOfLimitedClients"}
     secret_statement = next(s for s in inline_statements(aws, stack) if s["Sid"] == "ReadTheConfigurationSecret")
     assert secret_statement["Resource"] == secret_arn
 
@@ -402,7 +414,7 @@ def test_vpc_on_and_off(aws, stack, network):
 
     outputs = stack.deploy(VpcSubnetIds="", VpcSecurityGroupIds="")
     assert not function_config(aws, outputs).get("VpcConfig", {}).get("SubnetIds")
-    assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret"}, "ENI permissions only with a VPC"
+    assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret", "CountUsageOfLimitedClients"}, "ENI permissions only with a VPC"
 
 
 def test_subnets_without_security_groups_stay_out_of_the_vpc(aws, stack, network):
@@ -431,7 +443,7 @@ def test_tracing_kms_reserved_concurrency_and_alarm_email(aws, stack):
     outputs = stack.deploy(EnableTracing="false", SecretKmsKeyArn="", ReservedConcurrency="-1", AlarmEmail="")
     assert function_config(aws, outputs)["TracingConfig"] == {"Mode": "PassThrough"}
     assert "ReservedConcurrentExecutions" not in aws["lambda"].get_function_concurrency(FunctionName=outputs["FunctionName"])
-    assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret"}
+    assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret", "CountUsageOfLimitedClients"}
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=outputs["AlarmTopicArn"])["Subscriptions"] == []
 
 

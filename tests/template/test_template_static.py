@@ -217,6 +217,7 @@ def check_iam(template: dict[str, Any]) -> None:
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "secretsmanager:GetSecretValue",
+        "dynamodb:UpdateItem",
         "kms:Decrypt",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
@@ -230,6 +231,9 @@ def check_iam(template: dict[str, Any]) -> None:
     cond, secret = by_action["secretsmanager:GetSecretValue"]
     assert cond is None and secret["Resource"] == {"Ref": "OpenAIApiKeySecretArn"}, "exactly the one secret"
     assert as_list(secret["Action"]) == ["secretsmanager:GetSecretValue"]
+    cond, usage = by_action["dynamodb:UpdateItem"]
+    assert cond is None and usage["Resource"] == {"Fn::GetAtt": ["UsageTable", "Arn"]}, "the usage table only"
+    assert as_list(usage["Action"]) == ["dynamodb:UpdateItem"], "the one item action the ledger uses"
     cond, logs = by_action["logs:PutLogEvents"]
     assert cond is None and logs["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${FunctionLogGroup}:*"
@@ -303,6 +307,7 @@ def check_function(template: dict[str, Any]) -> None:
         "RESPONSE_MODE": {"Fn::If": ["IsStream", "stream", "buffered"]},
         "CORS_ALLOWED_ORIGINS": {"Ref": "CorsAllowedOrigins"},
         "SECRET_CACHE_TTL_SECONDS": {"Ref": "SecretCacheTtlSeconds"},
+        "USAGE_TABLE": {"Ref": "UsageTable"},
         "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
     }
     conditions = template["Conditions"]
@@ -491,7 +496,22 @@ def check_checkov_skips_have_reasons(template: dict[str, Any]) -> None:
             assert len(skip.get("comment", "")) >= 40, f"{name}: skip {skip['id']} needs a real reason"
 
 
+def check_usage_table(template: dict[str, Any]) -> None:
+    """The usage table of issue 20: on-demand, encrypted, recoverable, windows expiring."""
+    (name, table), = resources_of(template, "AWS::DynamoDB::Table").items()
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST", "on-demand: no capacity to size or throttle on"
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    # docs/iam-policy.json lets the deploying role manage tables named after the function.
+    assert props["TableName"] == {"Fn::Sub": "${LambdaFunctionName}-usage"}
+    assert name == "UsageTable"
+
+
 PINS: list[Callable[[dict[str, Any]], None]] = [
+    check_usage_table,
     check_parameters,
     check_no_secret_parameters_or_outputs,
     check_alarms,
@@ -643,6 +663,11 @@ BROKEN = {
     "a proxy panel summing every stack's function": (check_dashboard, _proxy_metric_of_every_function),
     "the proxy-errors alarm of every function": (check_dashboard, _drop(["Resources", "UpstreamErrorsAlarm", "Properties", "Dimensions"])),
     "no DashboardUrl": (check_outputs, _drop(["Outputs", "DashboardUrl"])),
+    "usage windows that never expire": (check_usage_table, _drop(["Resources", "UsageTable", "Properties", "TimeToLiveSpecification"])),
+    "usage table on provisioned capacity": (check_usage_table, _set(["Resources", "UsageTable", "Properties", "BillingMode"], "PROVISIONED")),
+    "usage table without point-in-time recovery": (check_usage_table, _drop(["Resources", "UsageTable", "Properties", "PointInTimeRecoverySpecification"])),
+    "every table's items writable": (check_iam, _set(["Resources", "FunctionRole", "Properties", "Policies", 0, "PolicyDocument", "Statement", 2, "Resource"], {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"})),
+    "the function without its table": (check_function, _drop(["Resources", "Function", "Properties", "Environment", "Variables", "USAGE_TABLE"])),
 }
 
 

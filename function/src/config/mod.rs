@@ -4,6 +4,7 @@
 //! document holds the OpenAI key.
 
 pub mod source;
+pub mod spend;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use source::ConfigSource;
+pub use spend::{Limits, MicroUsd, Price, Prices};
 pub use store::{ConfigStore, FAILURE_RETRY};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -68,6 +70,8 @@ pub struct ProxyConfig {
     pub openai_base_url: String,
     /// The client keys accepted when authentication is enabled.
     pub client_api_keys: Vec<ClientKey>,
+    /// Upstream model id -> price: the built-in ones, overridden by the secret's `prices`.
+    pub prices: Prices,
 }
 
 /// One entry of `client_api_keys`: a plain SHA-256 hex digest, or
@@ -84,6 +88,9 @@ pub struct ClientKey {
     /// The most output tokens one request of this key may ask for (`max_tokens`,
     /// `max_completion_tokens`, `max_output_tokens`); `None`: no cap.
     pub max_tokens: Option<u64>,
+    /// What this key may use per minute, day and month; `None`: unlimited, and the
+    /// usage table is never consulted for it.
+    pub limits: Option<Limits>,
 }
 
 impl ClientKey {
@@ -99,6 +106,17 @@ pub enum InvalidConfig {
     NotAnObject,
     #[error("field `{field}` {problem}")]
     Field { field: String, problem: &'static str },
+    /// A USD limit that could not be enforced: the key reaches a model without a price.
+    #[error(
+        "field `{field}` cannot be enforced: model `{model}` maps to `{upstream}`, which has no price; \
+         add \"prices\": {{\"{upstream}\": {{\"input_per_million\": n, \"output_per_million\": n}}}} \
+         (USD per million tokens) to the secret, or limit the key's `models`"
+    )]
+    Unpriced {
+        field: String,
+        model: String,
+        upstream: String,
+    },
 }
 
 fn field(field: impl Into<String>, problem: &'static str) -> InvalidConfig {
@@ -143,13 +161,16 @@ impl ProxyConfig {
             })?,
             Some(_) => return Err(field("openai_base_url", "must be a string")),
         };
+        let prices = spend::prices(doc.get("prices"))?;
         let client_api_keys = client_keys(doc.get("client_api_keys"), &model_mappings)?;
+        unpriced_usd_limit(&client_api_keys, &model_mappings, &prices)?;
         Ok(Self {
             openai_api_key,
             model_mappings,
             timeouts,
             openai_base_url,
             client_api_keys,
+            prices,
         })
     }
 
@@ -283,6 +304,7 @@ fn client_keys(
                 models: None,
                 max_n: None,
                 max_tokens: None,
+                limits: None,
             },
             Value::Object(object) => named_key(object, mappings, &at)?,
             _ => {
@@ -312,11 +334,11 @@ fn named_key(
 ) -> Result<ClientKey, InvalidConfig> {
     if let Some(unknown) = object
         .keys()
-        .find(|k| !["name", "sha256", "models", "max_n", "max_tokens"].contains(&k.as_str()))
+        .find(|k| !["name", "sha256", "models", "max_n", "max_tokens", "limits"].contains(&k.as_str()))
     {
         return Err(field(
             at(&format!(".{unknown}")),
-            "is not a client key field: use name, sha256, models, max_n and max_tokens",
+            "is not a client key field: use name, sha256, models, max_n, max_tokens and limits",
         ));
     }
     let cap = |name: &str| match object.get(name) {
@@ -328,6 +350,7 @@ fn named_key(
             .ok_or_else(|| field(at(&format!(".{name}")), "must be a whole number of at least 1")),
     };
     let (max_n, max_tokens) = (cap("max_n")?, cap("max_tokens")?);
+    let limits = spend::limits(object.get("limits"), at)?;
     // The name becomes a log field and a CloudWatch dimension value.
     let name = match object.get("name") {
         Some(Value::String(name))
@@ -387,7 +410,33 @@ fn named_key(
         models,
         max_n,
         max_tokens,
+        limits,
     })
+}
+
+/// Refuses a USD limit on a key that can reach a model without a price: its spend could
+/// not be counted, so the cap would not hold (the overspend other gateways ship).
+fn unpriced_usd_limit(
+    keys: &[ClientKey],
+    mappings: &BTreeMap<String, String>,
+    prices: &Prices,
+) -> Result<(), InvalidConfig> {
+    for (i, key) in keys.iter().enumerate() {
+        let Some(usd_field) = key.limits.as_ref().and_then(|l| l.usd_fields().next()) else {
+            continue;
+        };
+        if let Some((model, upstream)) = mappings
+            .iter()
+            .find(|(model, upstream)| key.may_use(model) && !prices.contains_key(*upstream))
+        {
+            return Err(InvalidConfig::Unpriced {
+                field: format!("client_api_keys[{i}].limits.{usd_field}"),
+                model: model.clone(),
+                upstream: upstream.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
@@ -438,6 +487,7 @@ mod tests {
                 models: None,
                 max_n: None,
                 max_tokens: None,
+                limits: None,
             }]
         );
     }
@@ -561,6 +611,154 @@ mod tests {
         ];
         for (keys, expected) in cases {
             let message = err(serde_json::json!({"openai_api_key": "sk-SECRET", "client_api_keys": keys}));
+            assert!(message.starts_with(expected), "{message}");
+            assert!(!message.contains("SECRET"), "{message}");
+        }
+    }
+
+    #[test]
+    fn limits_and_prices_parse_into_micro_dollars() {
+        let doc = serde_json::json!({
+            "openai_api_key": "sk-abc",
+            "model_mappings": {"m": "gpt-4o-mini", "big": "gpt-4o"},
+            "prices": {"gpt-4o": {"input_per_million": 2.5, "output_per_million": 10}},
+            "client_api_keys": [
+                {"name": "web-app", "sha256": "c".repeat(64), "limits": {
+                    "requests_per_minute": 60, "tokens_per_minute": 100000,
+                    "usd_per_day": 5, "usd_per_month": 50.25}},
+                {"name": "free", "sha256": "d".repeat(64), "limits": {}},
+            ],
+        });
+        let config = ProxyConfig::from_json(&doc.to_string(), BASE).unwrap();
+        assert_eq!(
+            config.client_api_keys[0].limits,
+            Some(Limits {
+                requests_per_minute: Some(60),
+                tokens_per_minute: Some(100_000),
+                usd_per_day: Some(5_000_000),
+                usd_per_month: Some(50_250_000),
+            })
+        );
+        assert_eq!(
+            config.client_api_keys[1].limits, None,
+            "no limit set: never waits on the table"
+        );
+        assert_eq!(config.prices["gpt-4o"].output_per_million, 10_000_000);
+        assert_eq!(
+            config.prices["gpt-4o-mini"].input_per_million, 150_000,
+            "the built-in price stays for models the secret does not price"
+        );
+    }
+
+    #[test]
+    fn a_secrets_price_wins_over_the_built_in_one() {
+        let doc = serde_json::json!({
+            "openai_api_key": "sk-abc",
+            "prices": {"gpt-4o-mini": {"input_per_million": 1, "output_per_million": 2}},
+        });
+        let config = ProxyConfig::from_json(&doc.to_string(), BASE).unwrap();
+        assert_eq!(
+            config.prices["gpt-4o-mini"],
+            Price {
+                input_per_million: 1_000_000,
+                output_per_million: 2_000_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_usd_limit_reaching_an_unpriced_model_is_refused_naming_the_model_and_field() {
+        let digest = "c".repeat(64);
+        let doc = |models: serde_json::Value, limits: serde_json::Value| {
+            serde_json::json!({
+                "openai_api_key": "sk-SECRET",
+                "model_mappings": {"cheap": "gpt-4o-mini", "new": "gpt-9"},
+                "client_api_keys": [{"name": "a", "sha256": digest, "models": models, "limits": limits}],
+            })
+        };
+        let message = err(doc(
+            serde_json::Value::Null,
+            serde_json::json!({"usd_per_month": 50}),
+        ));
+        assert!(
+            message.starts_with(
+                "field `client_api_keys[0].limits.usd_per_month` cannot be enforced: model `new` maps to `gpt-9`, which has no price"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains(r#""prices": {"gpt-9""#) && !message.contains("SECRET"),
+            "{message}"
+        );
+        // Counting limits need no price; nor does a key that cannot reach the model.
+        for (models, limits) in [
+            (
+                serde_json::Value::Null,
+                serde_json::json!({"requests_per_minute": 5}),
+            ),
+            (
+                serde_json::json!(["cheap"]),
+                serde_json::json!({"usd_per_day": 1}),
+            ),
+        ] {
+            ProxyConfig::from_json(&doc(models, limits).to_string(), BASE).unwrap();
+        }
+    }
+
+    #[test]
+    fn limit_and_price_errors_name_the_field() {
+        let digest = "c".repeat(64);
+        let key = |limits: serde_json::Value| {
+            serde_json::json!({"openai_api_key": "sk-SECRET",
+                "client_api_keys": [{"name": "a", "sha256": digest, "limits": limits}]})
+        };
+        let priced =
+            |prices: serde_json::Value| serde_json::json!({"openai_api_key": "sk-SECRET", "prices": prices});
+        let cases = [
+            (
+                key(serde_json::json!(5)),
+                "field `client_api_keys[0].limits` must be an object",
+            ),
+            (
+                key(serde_json::json!({"usd_per_year": 5})),
+                "field `client_api_keys[0].limits.usd_per_year` is not a limit",
+            ),
+            (
+                key(serde_json::json!({"requests_per_minute": 0})),
+                "field `client_api_keys[0].limits.requests_per_minute` must be a whole number of at least 1",
+            ),
+            (
+                key(serde_json::json!({"tokens_per_minute": 1.5})),
+                "field `client_api_keys[0].limits.tokens_per_minute` must be a whole number",
+            ),
+            (
+                key(serde_json::json!({"usd_per_day": -1})),
+                "field `client_api_keys[0].limits.usd_per_day` must be a number of USD",
+            ),
+            (
+                key(serde_json::json!({"usd_per_month": "sk-SECRET"})),
+                "field `client_api_keys[0].limits.usd_per_month` must be a number of USD",
+            ),
+            (priced(serde_json::json!([])), "field `prices` must be an object"),
+            (
+                priced(serde_json::json!({"gpt-4o": 2.5})),
+                "field `prices.gpt-4o` must be an object",
+            ),
+            (
+                priced(serde_json::json!({"gpt-4o": {"input_per_million": 2.5}})),
+                "field `prices.gpt-4o.output_per_million` is missing",
+            ),
+            (
+                priced(serde_json::json!({"gpt-4o": {"input_per_million": -2, "output_per_million": 1}})),
+                "field `prices.gpt-4o.input_per_million` must be a number of USD per million tokens",
+            ),
+            (
+                priced(serde_json::json!({"gpt-4o": {"input": 2, "output_per_million": 1}})),
+                "field `prices.gpt-4o.input` is not a price field",
+            ),
+        ];
+        for (doc, expected) in cases {
+            let message = err(doc);
             assert!(message.starts_with(expected), "{message}");
             assert!(!message.contains("SECRET"), "{message}");
         }

@@ -83,6 +83,18 @@ pub fn harness_with_config(
     policy: RetryPolicy,
     breaker: CircuitBreaker,
 ) -> Harness {
+    let (app, logs) = app_with_config(config, settings, policy, breaker);
+    Harness::over(app, logs)
+}
+
+/// The process state [`harness_with_config`] serves, to change before serving it; the
+/// log lines go to the second value.
+pub fn app_with_config(
+    config: serde_json::Value,
+    settings: Settings,
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> (AppState, Arc<Mutex<Vec<String>>>) {
     let config = ProxyConfig::from_json(&config.to_string(), "http://unused/v1").unwrap();
     let store = ConfigStore::new(
         ConfigSource::Fixed(Arc::new(config)),
@@ -92,7 +104,23 @@ pub fn harness_with_config(
     let logs = Arc::new(Mutex::new(Vec::new()));
     let upstream = Upstream::new(policy, breaker, 1).unwrap();
     let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), true);
-    Harness::over(app, logs)
+    (app, logs)
+}
+
+/// The local AWS emulator's address (`AWS_ENDPOINT_URL`).
+pub fn emulator() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at the local emulator: run through `make test` or scripts/local-aws.sh run")
+}
+
+/// The SDK configuration for an AWS at `endpoint`: region us-east-1, test credentials.
+pub async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::for_tests())
+        .load()
+        .await
 }
 
 impl Harness {

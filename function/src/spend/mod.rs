@@ -1,0 +1,184 @@
+//! Limits of client keys (`client_api_keys[].limits`), held across every Lambda
+//! instance by the usage table. A request of a key with limits reads
+//! admission → reserve → forward → settle:
+//!
+//! - [`Spend::reserve`] counts the request's worst case ([`prices::worst_case`]) with
+//!   one conditional write ([`ledger::Ledger::reserve`]) before anything goes upstream,
+//!   or answers as OpenAI does when a limit is reached ([`limits`]);
+//! - [`Hold::settle`] corrects the counters to the usage the upstream reported, and
+//!   [`Hold::release`] gives the tokens and spend back when the upstream certainly did
+//!   not bill (an error answer, or no connection);
+//! - a [`Hold`] dropped unsettled leaves the worst case counted (a client gone mid-stream
+//!   before the usage arrived, a timeout that may have been billed).
+//!
+//! Keys without limits never reach the table. When the table cannot be written, keys
+//! with limits are refused with 503 and nothing goes upstream (fail closed).
+
+pub mod ledger;
+pub mod limits;
+pub mod prices;
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::config::{ClientKey, Price};
+use crate::env::Environment;
+use crate::error::ApiError;
+use crate::observe::Usage;
+use ledger::{Ledger, Reservation, Reserved, Windows};
+use prices::Amount;
+
+/// The usage table, when the proxy has one (`USAGE_TABLE`).
+#[derive(Clone, Debug, Default)]
+pub struct Spend {
+    ledger: Option<Ledger>,
+}
+
+/// What a request of a key with limits will use at most, before it is counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub body_len: usize,
+    /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, as asked.
+    pub output_tokens: Option<u64>,
+    /// `n`, as asked.
+    pub choices: Option<u64>,
+    pub upstream_model: &'a str,
+}
+
+impl Spend {
+    /// No usage table: keys with limits are refused (local runs without one).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn with_ledger(ledger: Ledger) -> Self {
+        Self { ledger: Some(ledger) }
+    }
+
+    /// The table named by `USAGE_TABLE`, reached through the SDK's standard chain
+    /// (region, credentials, `AWS_ENDPOINT_URL`), as Secrets Manager is.
+    pub async fn from_env(env: &Environment) -> Self {
+        let Some(table) = env.get("USAGE_TABLE").map(str::trim) else {
+            return Self::none();
+        };
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::with_ledger(Ledger::new(aws_sdk_dynamodb::Client::new(&shared), table))
+    }
+
+    /// Admission and reservation: `None` for a key without limits (the table is not
+    /// asked), a [`Hold`] on the counted worst case, or the answer that refuses it.
+    pub async fn reserve(
+        &self,
+        client: Option<&ClientKey>,
+        price: Option<&Price>,
+        request: Request<'_>,
+    ) -> Result<Option<Hold>, ApiError> {
+        let Some((key, limits)) = client.and_then(|k| Some((k, k.limits?))) else {
+            return Ok(None);
+        };
+        // Limits are only accepted on named keys.
+        let name = key.name.clone().unwrap_or_default();
+        let worst = prices::worst_case(
+            request.body_len,
+            request.output_tokens,
+            request.choices,
+            request.upstream_model,
+            price,
+        );
+        let add = Reservation {
+            tokens: worst.tokens(),
+            usd: worst.usd,
+        };
+        let at = Windows::now();
+        let thresholds = limits::thresholds(&limits, add, &at)?;
+        let Some(ledger) = &self.ledger else {
+            tracing::error!(client = %name, "client key has limits but USAGE_TABLE is not set");
+            return Err(unavailable(
+                "This API key has limits, and this proxy has no usage table to count them (USAGE_TABLE is not set), \
+                 so the request was not sent upstream: the operator must deploy the stack's usage table or remove the key's limits.",
+            ));
+        };
+        match ledger.reserve(&name, &at, add, &thresholds).await {
+            Ok(Reserved::Counted(_)) => Ok(Some(Hold {
+                ledger: ledger.clone(),
+                client: name,
+                at,
+                worst,
+                price: price.copied(),
+                done: false,
+            })),
+            Ok(Reserved::Refused(used)) => Err(limits::refusal(&limits, &used, add, &at, false)),
+            Err(error) => {
+                tracing::error!(client = %name, error = %error, "usage table unavailable; request refused");
+                Err(unavailable(
+                    "The proxy could not reach its usage table to count this API key's limits, so the request was not \
+                     sent upstream. Retry shortly; if this persists, the operator should check the proxy's logs.",
+                ))
+            }
+        }
+    }
+}
+
+fn unavailable(message: &str) -> ApiError {
+    ApiError::server(StatusCode::SERVICE_UNAVAILABLE, "usage_unavailable", message)
+        .with_retry_after(Duration::from_secs(1))
+}
+
+/// A counted worst case, until it is settled or released. Dropped unsettled, it stands.
+#[derive(Debug)]
+pub struct Hold {
+    ledger: Ledger,
+    client: String,
+    at: Windows,
+    worst: Amount,
+    price: Option<Price>,
+    done: bool,
+}
+
+impl Hold {
+    /// Corrects the counters to what `usage` says was used; without usage (none
+    /// reported), the worst case stands.
+    pub async fn settle(mut self, usage: Option<&Usage>) {
+        let Some(used) = usage.and_then(|u| prices::used(u, self.price.as_ref())) else {
+            return;
+        };
+        self.done = true;
+        self.correct(used).await;
+    }
+
+    /// The upstream did not bill: the tokens and spend go back (the request still
+    /// counts against `requests_per_minute`).
+    pub async fn release(mut self) {
+        self.done = true;
+        self.correct(Amount::default()).await;
+    }
+
+    /// Settles in a task of its own when the answer is gone before it could be
+    /// awaited (a client that disconnected after the usage arrived).
+    pub fn settle_later(self, usage: Usage) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { self.settle(Some(&usage)).await });
+        }
+    }
+
+    async fn correct(&self, used: Amount) {
+        let delta = |now: u64, then: u64| {
+            i64::try_from(now).unwrap_or(i64::MAX) - i64::try_from(then).unwrap_or(i64::MAX)
+        };
+        let tokens = delta(used.tokens(), self.worst.tokens());
+        let usd = delta(used.usd, self.worst.usd);
+        if let Err(error) = self.ledger.adjust(&self.client, &self.at, tokens, usd).await {
+            // The answer is out; the worst case stays counted, which errs on the safe side.
+            tracing::warn!(client = %self.client, error = %error, "usage could not be settled; the reservation stands");
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::debug!(client = %self.client, "reservation stands: no usage reported");
+        }
+    }
+}

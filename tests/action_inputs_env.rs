@@ -46,6 +46,14 @@ fn output(cmd: &mut Command) -> (Option<i32>, String) {
     (out.code, out.text)
 }
 
+/// A configuration refused before anything reaches AWS (exit 2); what the run printed.
+fn refused_before_aws(cmd: &mut Command) -> String {
+    let (code, text) = output(cmd);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(!text.contains("Checking prerequisites"), "{text}");
+    text
+}
+
 #[test]
 fn action_inputs_alone_configure_the_deployer_so_validate_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,33 +107,21 @@ fn a_workflow_level_variable_loses_to_the_input() {
 #[test]
 fn an_input_the_action_does_not_have_stops_before_aws_naming_the_closest_input() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, text) = output(
+    let text = refused_before_aws(
         deployer(dir.path())
             .env("INPUT_COMMAND", "validate")
             .env("INPUT_STACK_NAME", "snake-case-of-an-old-version")
             .env("INPUT_AWS-REGION", "us-east-1"),
     );
-    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("INPUT_STACK_NAME is no input of this action: did you mean `stack-name`?"),
         "{text}"
     );
-    assert!(!text.contains("Checking prerequisites"), "{text}");
 }
 
 /// The secret `setup-secrets` stored, as JSON.
 fn stored_secret(id: &str) -> serde_json::Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let aws = runtime
-        .block_on(openai_proxy_deployer::aws::Aws::load(Some("us-east-1")))
-        .unwrap();
-    let out = runtime
-        .block_on(aws.secrets.get_secret_value().secret_id(id).send())
-        .unwrap();
-    serde_json::from_str(out.secret_string().unwrap()).unwrap()
+    blocking::secret(&blocking::aws(), id).expect("the secret exists")
 }
 
 /// Issue 19, item 1: every variable of a workflow reaches the action's container. Under
@@ -216,18 +212,16 @@ fn the_bundled_template_and_function_serve_unless_the_inputs_name_others() {
 #[test]
 fn a_report_file_later_steps_could_not_open_is_refused_naming_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, text) = output(
+    let text = refused_before_aws(
         deployer(dir.path())
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_WORKSPACE", "/github/workspace")
             .env("INPUT_COMMAND", "validate")
             .env("INPUT_REPORT-FILE", "/tmp/report.md"),
     );
-    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("REPORT_FILE /tmp/report.md is outside what the runner shares with later steps"),
         "{text}"
     );
     assert!(text.contains("use a path in the workspace"), "{text}");
-    assert!(!text.contains("Checking prerequisites"), "{text}");
 }

@@ -13,10 +13,6 @@ fn template() -> PathBuf {
     repo().join("template.yaml")
 }
 
-fn bootstrap(dir: &Path, payload: &str) -> PathBuf {
-    bootstrap_in(dir, payload)
-}
-
 /// The deployer with nothing but the AWS credentials of the emulator: as a container
 /// action sees it, every setting must come from an `INPUT_*` variable.
 fn deployer(dir: &Path) -> Command {
@@ -58,7 +54,7 @@ fn refused_before_aws(cmd: &mut Command) -> String {
 fn action_inputs_alone_configure_the_deployer_so_validate_runs() {
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("inputs");
-    let artifact = bootstrap(dir.path(), &stack);
+    let artifact = bootstrap_in(dir.path(), &stack);
     let (code, text) = output(
         validate_inputs(&mut deployer(dir.path()), &stack)
             .env("INPUT_TEMPLATE-FILE", template())
@@ -77,7 +73,7 @@ fn a_workflow_level_variable_loses_to_the_input() {
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("wins");
     let decoy = unique("decoy");
-    let artifact = bootstrap(dir.path(), &stack);
+    let artifact = bootstrap_in(dir.path(), &stack);
     // What a workflow's `env:` puts into every step, the action's among them.
     let (code, text) = output(
         deployer(dir.path())
@@ -132,7 +128,7 @@ fn under_actions_a_workflows_own_variables_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("only-inputs");
     let decoy = unique("decoy");
-    let artifact = bootstrap(dir.path(), &stack);
+    let artifact = bootstrap_in(dir.path(), &stack);
     let (code, text) = output(
         validate_inputs(&mut deployer(dir.path()), &stack)
             .env("GITHUB_ACTIONS", "true")
@@ -185,7 +181,7 @@ fn under_actions_the_secret_comes_from_the_input_trimmed_never_from_the_workflow
 fn the_bundled_template_and_function_serve_unless_the_inputs_name_others() {
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("bundled");
-    let bundled_artifact = bootstrap(dir.path(), &stack);
+    let bundled_artifact = bootstrap_in(dir.path(), &stack);
     std::fs::write(
         dir.path().join("template.yaml"),
         "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\nResources: {}\n",

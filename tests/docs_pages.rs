@@ -104,7 +104,10 @@ fn every_alarm_has_its_section_in_the_runbook() {
         } else {
             format!("{} or more", alarm.threshold)
         };
-        let period = format!("{} minutes", alarm.period / 60);
+        let period = match alarm.period / 60 {
+            1 => "1 minute".to_owned(),
+            minutes => format!("{minutes} minutes"),
+        };
         for (what, needle) in [("threshold", &threshold), ("period", &period)] {
             if !heading.contains(needle.as_str()) {
                 problems.push(format!("{heading}: the {what} should read {needle:?}"));

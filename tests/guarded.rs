@@ -129,6 +129,13 @@ async fn a_version_that_passes_its_tests_completes_after_the_window() {
         "{report}"
     );
     assert!(report.contains("none fired"), "{report}");
+    // What the window could see: the 1-minute guard alarms, not the 5-minute ones.
+    let guards = format!(
+        "a 3-minute window can see {0}-guard-lambda-errors (60 s), {0}-guard-api-5xx (60 s) fire",
+        case.stack
+    );
+    assert!(report.contains(&guards), "{report}");
+    assert!(!report.contains("⚠️ the rollback alarms"), "{report}");
     let outputs = std::fs::read_to_string(case.dir.path().join("outputs")).unwrap();
     assert!(outputs.contains("rolled-back=false"), "{outputs}");
 }

@@ -18,34 +18,72 @@ use crate::error::{Error, Result};
 /// healthy version, so it never guards.
 const TRIGGER_METRICS: &[(&str, &str)] = &[("AWS/ApiGateway", "5XXError"), ("AWS/Lambda", "Errors")];
 
+/// CloudWatch publishes a period's datapoint about a minute after the period ends, and
+/// judges an alarm only on complete periods.
+const PUBLISH_DELAY_SECONDS: u64 = 60;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     pub name: String,
     pub arn: String,
     pub state: StateValue,
     pub reason: String,
+    /// What it watches: `<namespace> <metric>`.
+    pub metric: String,
     /// How much metric history one evaluation needs: its period times its evaluation
     /// periods, in seconds.
     pub evaluates_seconds: u64,
 }
 
-/// What the window cannot see: the triggers whose alarms need more metric history than
-/// the monitoring window lasts, named with what to do. CloudWatch judges an alarm only
-/// on complete periods (published a minute or more after they end), so a trigger that
-/// evaluates 5 minutes of errors can rarely go to ALARM inside a 3-minute window; the
-/// endpoint tests, which run inside it, are then what guards the update.
-pub fn blind_spot(triggers: &[Trigger], window_minutes: u64) -> Option<String> {
+impl Trigger {
+    /// Whether the alarm can go to ALARM inside a window of `window` seconds: one full
+    /// evaluation, and its datapoint published, fit in it.
+    fn fits(&self, window: u64) -> bool {
+        self.evaluates_seconds + PUBLISH_DELAY_SECONDS <= window
+    }
+}
+
+/// What the monitoring window can see, for the report: `note` names the triggers that
+/// can fire inside it (the template's 1-minute guard alarms in a 3-minute window), with
+/// what they evaluate. `warning` is set when some watched metric has no alarm that fits
+/// the window: its errors then rarely roll back, and the endpoint tests (which run
+/// inside the window) are what guards the update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sight {
+    pub note: String,
+    pub warning: Option<String>,
+}
+
+pub fn sight(triggers: &[Trigger], window_minutes: u64) -> Sight {
     let window = window_minutes * 60;
-    let slow: Vec<&Trigger> = triggers.iter().filter(|t| t.evaluates_seconds > window).collect();
-    let longest = slow.iter().map(|t| t.evaluates_seconds).max()?;
-    let names: Vec<&str> = slow.iter().map(|t| t.name.as_str()).collect();
-    // One more minute: a period's datapoint is published after the period ends.
-    let enough = longest.div_ceil(60) + 1;
-    Some(format!(
-        "the rollback alarms {} evaluate {} s of metrics, longer than the {window_minutes}-minute monitoring window: they can rarely fire inside it, so the endpoint tests are what guards this update (ROLLBACK_WINDOW_MINUTES={enough} lets the alarms see a full evaluation)",
-        names.join(", "),
-        longest
-    ))
+    let seen: Vec<String> = triggers
+        .iter()
+        .filter(|t| t.fits(window))
+        .map(|t| format!("{} ({} s)", t.name, t.evaluates_seconds))
+        .collect();
+    let note = if seen.is_empty() {
+        format!("a {window_minutes}-minute window can see none of them fire")
+    } else {
+        format!(
+            "a {window_minutes}-minute window can see {} fire",
+            seen.join(", ")
+        )
+    };
+    // A metric is blind when none of its alarms fits; the window that would let its
+    // quickest alarm see one full evaluation is suggested.
+    let blind: Vec<&Trigger> = triggers
+        .iter()
+        .filter(|t| !triggers.iter().any(|u| u.metric == t.metric && u.fits(window)))
+        .collect();
+    let warning = blind.iter().map(|t| t.evaluates_seconds).min().map(|quickest| {
+        let names: Vec<&str> = blind.iter().map(|t| t.name.as_str()).collect();
+        let enough = (quickest + PUBLISH_DELAY_SECONDS).div_ceil(60);
+        format!(
+            "the rollback alarms {} evaluate {quickest} s or more of metrics, longer than the {window_minutes}-minute monitoring window: they can rarely fire inside it, so the endpoint tests are what guards this update (ROLLBACK_WINDOW_MINUTES={enough} lets the alarms see a full evaluation)",
+            names.join(", ")
+        )
+    });
+    Sight { note, warning }
 }
 
 /// The stack's alarms that guard its updates, found from its resources.
@@ -83,6 +121,7 @@ pub async fn triggers(aws: &Aws, stack: &str) -> Result<Vec<Trigger>> {
         })
         .filter_map(|a| {
             Some(Trigger {
+                metric: format!("{} {}", a.namespace()?, a.metric_name()?),
                 name: a.alarm_name()?.to_owned(),
                 arn: a.alarm_arn()?.to_owned(),
                 state: a.state_value().cloned().unwrap_or(StateValue::InsufficientData),
@@ -293,6 +332,7 @@ mod tests {
             arn: format!("arn:aws:cloudwatch:us-east-1:1:alarm:{name}"),
             state,
             reason: "Threshold Crossed: 1 datapoint [7.0] was >= the threshold (5.0)".into(),
+            metric: "AWS/ApiGateway 5XXError".into(),
             evaluates_seconds: 300,
         };
         assert!(already_alarming(&[trigger("s-api-5xx", StateValue::Ok)]).is_none());
@@ -309,20 +349,62 @@ mod tests {
         assert!(err.fix.contains("ROLLBACK_WINDOW_MINUTES=0"), "{err}");
     }
 
-    #[test]
-    fn alarms_that_evaluate_longer_than_the_window_are_named_with_a_window_that_sees_them() {
-        let trigger = |name: &str, evaluates_seconds| Trigger {
+    fn trigger(name: &str, metric: &str, evaluates_seconds: u64) -> Trigger {
+        Trigger {
             name: name.into(),
             arn: String::new(),
             state: StateValue::Ok,
             reason: String::new(),
+            metric: metric.into(),
             evaluates_seconds,
-        };
-        let triggers = [trigger("s-api-5xx", 300), trigger("s-fast", 60)];
-        let note = blind_spot(&triggers, 3).unwrap();
-        assert!(note.contains("s-api-5xx evaluate 300 s"), "{note}");
-        assert!(!note.contains("s-fast"), "{note}");
-        assert!(note.contains("ROLLBACK_WINDOW_MINUTES=6"), "{note}");
-        assert_eq!(blind_spot(&triggers, 6), None);
+        }
+    }
+
+    #[test]
+    fn a_metric_whose_alarms_all_evaluate_longer_than_the_window_is_named_with_a_window_that_sees_them() {
+        let triggers = [
+            trigger("s-api-5xx", "AWS/ApiGateway 5XXError", 300),
+            trigger("s-lambda-errors", "AWS/Lambda Errors", 300),
+            trigger("s-guard-lambda-errors", "AWS/Lambda Errors", 60),
+        ];
+        let sight = sight(&triggers, 3);
+        let warning = sight.warning.unwrap();
+        assert!(warning.contains("s-api-5xx evaluate 300 s"), "{warning}");
+        // Lambda errors are seen by the 1-minute guard alarm: not blind.
+        assert!(!warning.contains("lambda-errors"), "{warning}");
+        assert!(warning.contains("ROLLBACK_WINDOW_MINUTES=6"), "{warning}");
+        assert_eq!(
+            sight.note,
+            "a 3-minute window can see s-guard-lambda-errors (60 s) fire"
+        );
+        let six = super::sight(&triggers, 6);
+        assert_eq!(six.warning, None);
+        assert!(six.note.contains("s-api-5xx (300 s)"), "{}", six.note);
+    }
+
+    #[test]
+    fn the_templates_guard_alarms_are_seen_by_the_default_window() {
+        let triggers = [
+            trigger("s-api-5xx", "AWS/ApiGateway 5XXError", 300),
+            trigger("s-guard-api-5xx", "AWS/ApiGateway 5XXError", 60),
+            trigger("s-lambda-errors", "AWS/Lambda Errors", 300),
+            trigger("s-guard-lambda-errors", "AWS/Lambda Errors", 60),
+        ];
+        let sight = sight(&triggers, 3);
+        assert_eq!(sight.warning, None);
+        assert!(
+            sight
+                .note
+                .contains("s-guard-api-5xx (60 s), s-guard-lambda-errors (60 s)"),
+            "{}",
+            sight.note
+        );
+        // A 1-minute window cannot see even a 1-minute alarm: its datapoint comes later.
+        assert!(
+            super::sight(&triggers, 1)
+                .warning
+                .unwrap()
+                .contains("ROLLBACK_WINDOW_MINUTES=2")
+        );
     }
 }

@@ -215,7 +215,7 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
         if let Some(firing) = guard::already_alarming(&triggers) {
             return Err(firing);
         }
-        if let Some(blind) = guard::blind_spot(&triggers, window) {
+        if let Some(blind) = guard::sight(&triggers, window).warning {
             ctx.ui.warn(&blind);
             ctx.report.notes.push(format!("⚠️ {blind}"));
         }

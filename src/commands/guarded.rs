@@ -72,22 +72,23 @@ pub(in crate::commands) async fn finish(
         Err(e) => Err(e),
     };
     ctx.end("monitoring window", started, result)?;
+    let minutes = guard.window.as_secs() / 60;
     let alarms = if guard.triggers.is_empty() {
         "no rollback alarm (the stack has none on API 5XX or Lambda errors)".to_owned()
     } else {
         format!(
-            "the rollback alarms {}: none fired",
+            "the rollback alarms {}: none fired ({})",
             guard
                 .triggers
                 .iter()
                 .map(|t| t.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            guard::sight(&guard.triggers, minutes).note
         )
     };
     ctx.report.notes.push(format!(
-        "CloudFormation monitored the new version for {} min with {alarms}",
-        guard.window.as_secs() / 60
+        "CloudFormation monitored the new version for {minutes} min with {alarms}"
     ));
     Ok(())
 }

@@ -273,6 +273,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(AlarmNamePrefix=f"{stack.name}-")["MetricAlarms"]}
     assert {n.removeprefix(f"{stack.name}-") for n in alarms} == {
         "lambda-errors", "lambda-duration", "api-4xx", "api-5xx", "lambda-throttles", "proxy-errors",
+        "guard-lambda-errors", "guard-api-5xx",
     }
     errors = alarms[f"{stack.name}-lambda-errors"]
     assert (errors["Threshold"], errors["Period"], errors["EvaluationPeriods"]) == (5.0, 300, 1)
@@ -282,8 +283,9 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
         {"Name": "ApiName", "Value": stack.parameters["ApiGatewayName"]},
         {"Name": "Stage", "Value": "prod"},
     ]
-    for alarm in alarms.values():
-        assert alarm["AlarmActions"] == [outputs["AlarmTopicArn"]] and alarm["TreatMissingData"] == "notBreaching"
+    for name, alarm in alarms.items():
+        paging = [] if "-guard-" in name else [outputs["AlarmTopicArn"]]
+        assert alarm["AlarmActions"] == paging and alarm["TreatMissingData"] == "notBreaching", name
 
     topic = aws["sns"].get_topic_attributes(TopicArn=outputs["AlarmTopicArn"])["Attributes"]
     assert topic["KmsMasterKeyId"]

@@ -149,27 +149,33 @@ def check_alarms(template: dict[str, Any]) -> None:
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
     designed = {
         # the design document's four, exactly
-        ("AWS/Lambda", "Errors"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
-        ("AWS/Lambda", "Duration"): ("Average", 300, 1, 30000, "GreaterThanOrEqualToThreshold"),
-        ("AWS/ApiGateway", "4XXError"): ("Sum", 300, 1, 10, "GreaterThanOrEqualToThreshold"),
-        ("AWS/ApiGateway", "5XXError"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
+        ("AWS/Lambda", "Errors", 300): ("Sum", 1, 5, "GreaterThanOrEqualToThreshold"),
+        ("AWS/Lambda", "Duration", 300): ("Average", 1, 30000, "GreaterThanOrEqualToThreshold"),
+        ("AWS/ApiGateway", "4XXError", 300): ("Sum", 1, 10, "GreaterThanOrEqualToThreshold"),
+        ("AWS/ApiGateway", "5XXError", 300): ("Sum", 1, 5, "GreaterThanOrEqualToThreshold"),
         # ours: throttles, and the proxy's own error count (EMF)
-        ("AWS/Lambda", "Throttles"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
-        ("OpenAILambdaProxy", "Errors"): ("Sum", 300, 1, 5, "GreaterThanOrEqualToThreshold"),
+        ("AWS/Lambda", "Throttles", 300): ("Sum", 1, 5, "GreaterThanOrEqualToThreshold"),
+        ("OpenAILambdaProxy", "Errors", 300): ("Sum", 1, 5, "GreaterThanOrEqualToThreshold"),
+        # the guarded deploy's rollback triggers: one minute, so that they can fire
+        # inside the default 3-minute window (src/cfn/guard.rs); they notify no one
+        ("AWS/Lambda", "Errors", 60): ("Sum", 1, 3, "GreaterThanOrEqualToThreshold"),
+        ("AWS/ApiGateway", "5XXError", 60): ("Sum", 1, 3, "GreaterThanOrEqualToThreshold"),
     }
     actual = {}
     for name, alarm in alarms.items():
         p = alarm["Properties"]
-        actual[(p["Namespace"], p["MetricName"])] = (
+        actual[(p["Namespace"], p["MetricName"], p["Period"])] = (
             p["Statistic"],
-            p["Period"],
             p["EvaluationPeriods"],
             p["Threshold"],
             p["ComparisonOperator"],
         )
         assert p["TreatMissingData"] == "notBreaching", name
-        assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
-        assert not any(isinstance(v, dict) and "Ref" in v and v["Ref"] in template["Parameters"] for v in actual[(p["Namespace"], p["MetricName"])]), name
+        if p["Period"] == 60:
+            assert "AlarmActions" not in p and "OKActions" not in p, f"{name}: a guard alarm pages no one"
+        else:
+            assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert not any(isinstance(v, dict) and "Ref" in v and v["Ref"] in template["Parameters"] for v in actual[(p["Namespace"], p["MetricName"], p["Period"])]), name
     assert actual == designed
     duration = next(a for a in alarms.values() if a["Properties"]["MetricName"] == "Duration")
     assert duration["Properties"].get("Unit") == "Milliseconds", "30 s average, in the metric's unit"
@@ -643,6 +649,8 @@ BROKEN = {
     "errors alarm threshold 10": (check_alarms, _set(["Resources", "FunctionErrorsAlarm", "Properties", "Threshold"], 10)),
     "duration alarm over 10 minutes": (check_alarms, _set(["Resources", "FunctionDurationAlarm", "Properties", "Period"], 600)),
     "5xx alarm treats missing data as breaching": (check_alarms, _set(["Resources", "Api5xxAlarm", "Properties", "TreatMissingData"], "breaching")),
+    "guard alarm on 5 minutes": (check_alarms, _set(["Resources", "GuardApi5xxAlarm", "Properties", "Period"], 300)),
+    "guard alarm pages": (check_alarms, _set(["Resources", "GuardFunctionErrorsAlarm", "Properties", "AlarmActions"], [{"Ref": "AlarmTopic"}])),
     "4xx alarm removed": (check_alarms, _drop(["Resources", "Api4xxAlarm"])),
     "retention fixed at never expire": (check_log_retention, _drop(["Resources", "AccessLogGroup", "Properties", "RetentionInDays"])),
     "wildcard action": (check_iam, _wildcard_action),

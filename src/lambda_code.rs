@@ -126,7 +126,7 @@ mod tests {
         UpdateFunctionCodeError, UpdateFunctionCodeOutput,
     };
     use aws_sdk_lambda::types::error::ResourceConflictException;
-    use aws_smithy_mocks::mock;
+    use aws_smithy_mocks::{Rule, mock};
 
     use std::time::Duration;
 
@@ -150,10 +150,11 @@ mod tests {
             .build()
     }
 
-    /// Verifies function "f" against [`artifact`], uploaded as s3://b/k.
-    async fn verify_mocked(aws: &Aws) -> Result<Verified> {
+    /// Verifies function "f" against [`artifact`], uploaded as s3://b/k, with Lambda
+    /// answering from `configs` and `updates`.
+    async fn verify_mocked(configs: &Rule, updates: &Rule) -> Result<Verified> {
         verify(
-            aws,
+            &aws(&[], &[configs, updates]),
             "f",
             &artifact(),
             "b",
@@ -186,8 +187,7 @@ mod tests {
             .times(2)
             .output(|| UpdateFunctionCodeOutput::builder().build())
             .build();
-        let aws = aws(&[], &[&configs, &updates]);
-        let verified = verify_mocked(&aws).await;
+        let verified = verify_mocked(&configs, &updates).await;
         assert_eq!(verified.unwrap(), Verified::Updated);
         assert_eq!(updates.num_calls(), 3);
     }
@@ -198,9 +198,10 @@ mod tests {
             .then_output(|| config("NEW=", LastUpdateStatus::Successful));
         let updates =
             mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
-        let aws = aws(&[], &[&configs, &updates]);
-        let verified = verify_mocked(&aws).await;
-        assert_eq!(verified.unwrap(), Verified::Matches);
+        assert_eq!(
+            verify_mocked(&configs, &updates).await.unwrap(),
+            Verified::Matches
+        );
         assert_eq!(updates.num_calls(), 0);
     }
 
@@ -218,8 +219,7 @@ mod tests {
             .build();
         let updates =
             mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
-        let aws = aws(&[], &[&configs, &updates]);
-        let err = verify_mocked(&aws).await.unwrap_err();
+        let err = verify_mocked(&configs, &updates).await.unwrap_err();
         assert!(
             err.cause.contains("failed: Unzipped size must be smaller"),
             "{err}"

@@ -7,20 +7,6 @@ fn deployer() -> Command {
 }
 
 #[test]
-fn help_lists_the_variables_and_exits_zero() {
-    let out = deployer()
-        .arg("--help")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("DEPLOYER_COMMAND"));
-    assert!(text.contains("OPENAI_API_KEY_SECRET_ARN"));
-}
-
-#[test]
 fn version_prints_the_crate_version() {
     deployer()
         .arg("--version")

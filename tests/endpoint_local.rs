@@ -6,7 +6,7 @@
 mod endpoint_support;
 
 use endpoint_support::*;
-use openai_proxy_deployer::endpoint::Verdict;
+use openai_proxy_deployer::endpoint::{Results, Verdict};
 
 const ALL: [&str; 10] = [
     "health",
@@ -70,8 +70,8 @@ async fn every_request_carries_a_request_id_of_the_run_which_the_proxy_logs() {
     assert_eq!(sorted, expected);
 }
 
-#[tokio::test]
-async fn with_authentication_on_the_key_is_sent_and_its_absence_refused() {
+/// Every check against a proxy that requires client keys, sending `client_key`.
+async fn run_with_authentication(client_key: Option<&str>) -> Results {
     let base = Proxy {
         auth: true,
         ..Proxy::default()
@@ -80,8 +80,13 @@ async fn with_authentication_on_the_key_is_sent_and_its_absence_refused() {
     .await;
     let mut plan = plan(&base);
     plan.auth = true;
-    plan.client_key = Some(CLIENT_KEY.into());
-    let results = run(&plan).await;
+    plan.client_key = client_key.map(str::to_owned);
+    run(&plan).await
+}
+
+#[tokio::test]
+async fn with_authentication_on_the_key_is_sent_and_its_absence_refused() {
+    let results = run_with_authentication(Some(CLIENT_KEY)).await;
     let mut expected = ALL.to_vec();
     expected.splice(8..8, ["auth: no key → 401", "auth: valid key → 200"]);
     assert_eq!(names(&results, Verdict::Passed), expected, "{results:#?}");
@@ -90,15 +95,7 @@ async fn with_authentication_on_the_key_is_sent_and_its_absence_refused() {
 
 #[tokio::test]
 async fn authentication_on_without_a_test_key_fails_and_says_what_to_set() {
-    let base = Proxy {
-        auth: true,
-        ..Proxy::default()
-    }
-    .start()
-    .await;
-    let mut plan = plan(&base);
-    plan.auth = true;
-    let results = run(&plan).await;
+    let results = run_with_authentication(None).await;
     assert_eq!(names(&results, Verdict::Failed), ["auth: valid key → 200"]);
     assert!(detail(&results, "auth: valid key → 200").contains("TEST_CLIENT_API_KEY is not set"));
     assert_eq!(

@@ -170,7 +170,7 @@ fn readme_rows(table: &str) -> Vec<(String, String, Option<String>)> {
 }
 
 #[test]
-fn the_readme_table_says_what_help_prints() {
+fn help_lists_the_variables_exits_zero_and_the_readme_table_says_what_it_prints() {
     let output = Command::cargo_bin("openai-proxy-deployer")
         .unwrap()
         .env_clear()
@@ -181,6 +181,8 @@ fn the_readme_table_says_what_help_prints() {
         .stdout
         .clone();
     let help = String::from_utf8(output).expect("--help is UTF-8");
+    assert!(help.contains("DEPLOYER_COMMAND"), "{help}");
+    assert!(help.contains("OPENAI_API_KEY_SECRET_ARN"), "{help}");
     let readme = readme();
     let from_help = help_rows(&help);
     let from_readme = readme_rows(readme_table(&readme, INPUTS));

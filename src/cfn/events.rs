@@ -196,6 +196,29 @@ pub fn failures(events: &[Event]) -> Vec<Event> {
     real
 }
 
+/// A stack event of the function resource, as CloudFormation pages it: for tests here
+/// and of the waits.
+#[cfg(test)]
+pub(crate) fn function_event(
+    id: &str,
+    secs: i64,
+    token: Option<&str>,
+    status: aws_sdk_cloudformation::types::ResourceStatus,
+    reason: &str,
+) -> aws_sdk_cloudformation::types::StackEvent {
+    aws_sdk_cloudformation::types::StackEvent::builder()
+        .event_id(id)
+        .stack_id("s")
+        .stack_name("s")
+        .timestamp(aws_smithy_types::DateTime::from_secs(secs))
+        .logical_resource_id("Function")
+        .resource_type("AWS::Lambda::Function")
+        .resource_status(status)
+        .resource_status_reason(reason)
+        .set_client_request_token(token.map(str::to_owned))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,16 +248,7 @@ mod tests {
     }
 
     fn stack_event(id: &str, secs: i64, token: Option<&str>) -> StackEvent {
-        StackEvent::builder()
-            .event_id(id)
-            .stack_id("s")
-            .stack_name("s")
-            .timestamp(DateTime::from_secs(secs))
-            .logical_resource_id("Function")
-            .resource_type("AWS::Lambda::Function")
-            .resource_status(ResourceStatus::UpdateFailed)
-            .set_client_request_token(token.map(str::to_owned))
-            .build()
+        function_event(id, secs, token, ResourceStatus::UpdateFailed, "")
     }
 
     #[test]

@@ -349,24 +349,26 @@ mod tests {
         assert!(err.fix.contains("ROLLBACK_WINDOW_MINUTES=0"), "{err}");
     }
 
-    fn trigger(name: &str, metric: &str, evaluates_seconds: u64) -> Trigger {
-        Trigger {
+    /// Alarms by name and evaluation; a `guard-` alarm watches its namesake's metric.
+    fn triggers(alarms: &[(&str, u64)]) -> Vec<Trigger> {
+        let trigger = |&(name, evaluates_seconds): &(&str, u64)| Trigger {
             name: name.into(),
             arn: String::new(),
             state: StateValue::Ok,
             reason: String::new(),
-            metric: metric.into(),
+            metric: name.replace("guard-", ""),
             evaluates_seconds,
-        }
+        };
+        alarms.iter().map(trigger).collect()
     }
 
     #[test]
     fn a_metric_whose_alarms_all_evaluate_longer_than_the_window_is_named_with_a_window_that_sees_them() {
-        let triggers = [
-            trigger("s-api-5xx", "AWS/ApiGateway 5XXError", 300),
-            trigger("s-lambda-errors", "AWS/Lambda Errors", 300),
-            trigger("s-guard-lambda-errors", "AWS/Lambda Errors", 60),
-        ];
+        let triggers = triggers(&[
+            ("s-api-5xx", 300),
+            ("s-lambda-errors", 300),
+            ("s-guard-lambda-errors", 60),
+        ]);
         let sight = sight(&triggers, 3);
         let warning = sight.warning.unwrap();
         assert!(warning.contains("s-api-5xx evaluate 300 s"), "{warning}");
@@ -384,12 +386,12 @@ mod tests {
 
     #[test]
     fn the_templates_guard_alarms_are_seen_by_the_default_window() {
-        let triggers = [
-            trigger("s-api-5xx", "AWS/ApiGateway 5XXError", 300),
-            trigger("s-guard-api-5xx", "AWS/ApiGateway 5XXError", 60),
-            trigger("s-lambda-errors", "AWS/Lambda Errors", 300),
-            trigger("s-guard-lambda-errors", "AWS/Lambda Errors", 60),
-        ];
+        let triggers = triggers(&[
+            ("s-api-5xx", 300),
+            ("s-guard-api-5xx", 60),
+            ("s-lambda-errors", 300),
+            ("s-guard-lambda-errors", 60),
+        ]);
         let sight = sight(&triggers, 3);
         assert_eq!(sight.warning, None);
         assert!(

@@ -190,17 +190,7 @@ mod tests {
     }
 
     fn event(id: &str, secs: i64, token: &str, status: ResourceStatus, reason: &str) -> StackEvent {
-        StackEvent::builder()
-            .event_id(id)
-            .stack_id("s")
-            .stack_name("s")
-            .timestamp(DateTime::from_secs(secs))
-            .logical_resource_id("Function")
-            .resource_type("AWS::Lambda::Function")
-            .resource_status(status)
-            .resource_status_reason(reason)
-            .client_request_token(token)
-            .build()
+        crate::cfn::events::function_event(id, secs, Some(token), status, reason)
     }
 
     fn no_events() -> Rule {
@@ -230,20 +220,20 @@ mod tests {
             .build();
         // Newest first, as CloudFormation pages them. "old" was there before the
         // operation began; "theirs" is another pipeline's, newer but with its own token.
+        let old = || {
+            event(
+                "old",
+                50,
+                "earlier",
+                ResourceStatus::DeleteFailed,
+                "an old delete",
+            )
+        };
+        let begun = || event("2", 101, "mine", ResourceStatus::UpdateInProgress, "");
         let events = mock!(Client::describe_stack_events)
             .sequence()
-            .output(|| {
-                DescribeStackEventsOutput::builder()
-                    .stack_events(event(
-                        "old",
-                        50,
-                        "earlier",
-                        ResourceStatus::DeleteFailed,
-                        "an old delete",
-                    ))
-                    .build()
-            })
-            .output(|| {
+            .output(move || DescribeStackEventsOutput::builder().stack_events(old()).build())
+            .output(move || {
                 DescribeStackEventsOutput::builder()
                     .stack_events(event(
                         "theirs",
@@ -252,17 +242,11 @@ mod tests {
                         ResourceStatus::UpdateFailed,
                         "not ours",
                     ))
-                    .stack_events(event("2", 101, "mine", ResourceStatus::UpdateInProgress, ""))
-                    .stack_events(event(
-                        "old",
-                        50,
-                        "earlier",
-                        ResourceStatus::DeleteFailed,
-                        "an old delete",
-                    ))
+                    .stack_events(begun())
+                    .stack_events(old())
                     .build()
             })
-            .output(|| {
+            .output(move || {
                 DescribeStackEventsOutput::builder()
                     .stack_events(event(
                         "3",
@@ -271,7 +255,7 @@ mod tests {
                         ResourceStatus::UpdateFailed,
                         "Memory size 99 is invalid",
                     ))
-                    .stack_events(event("2", 101, "mine", ResourceStatus::UpdateInProgress, ""))
+                    .stack_events(begun())
                     .build()
             })
             .output(|| DescribeStackEventsOutput::builder().build())

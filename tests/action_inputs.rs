@@ -41,17 +41,19 @@ fn input_id(var: &Variable) -> String {
     var.input_id()
 }
 
+fn no_problems(what: &str, problems: &[String]) {
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
+}
+
 #[test]
 fn every_variable_is_a_kebab_case_input_and_nothing_is_mapped_through_runs_env() {
     let action = action();
     let inputs = object(&action, "inputs");
-    let mut problems = Vec::new();
-    for var in VARIABLES {
-        let id = input_id(var);
-        if !inputs.contains_key(&id) {
-            problems.push(format!("{}: no input `{id}`", var.name));
-        }
-    }
+    let mut problems: Vec<String> = VARIABLES
+        .iter()
+        .filter(|var| !inputs.contains_key(&input_id(var)))
+        .map(|var| format!("{}: no input `{}`", var.name, input_id(var)))
+        .collect();
     let ids: BTreeSet<String> = VARIABLES.iter().map(input_id).collect();
     for id in inputs.keys().filter(|id| !ids.contains(*id)) {
         problems.push(format!("input `{id}` is no deployer variable"));
@@ -67,11 +69,7 @@ fn every_variable_is_a_kebab_case_input_and_nothing_is_mapped_through_runs_env()
     if action["runs"].get("env").is_some() {
         problems.push("runs.env is set; the deployer reads the inputs (INPUT_*) itself".to_owned());
     }
-    assert!(
-        problems.is_empty(),
-        "action.yml is out of step with VARIABLES:\n  {}",
-        problems.join("\n  ")
-    );
+    no_problems("action.yml is out of step with VARIABLES", &problems);
 }
 
 #[test]
@@ -155,11 +153,7 @@ fn every_description_names_the_default_and_the_allowed_values() {
             _ => {}
         }
     }
-    assert!(
-        problems.is_empty(),
-        "action.yml descriptions:\n  {}",
-        problems.join("\n  ")
-    );
+    no_problems("action.yml descriptions", &problems);
 }
 
 /// `[workspace.package]`'s `key = "value"` from Cargo.toml.
@@ -390,51 +384,62 @@ fn workflows() -> Vec<PathBuf> {
     files
 }
 
+/// Every job of every workflow, named `<file>: jobs.<id>`, with its steps.
+fn jobs() -> Vec<(String, Value, Vec<Value>)> {
+    let mut out = Vec::new();
+    for path in workflows() {
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        let jobs = yaml(&path)
+            .get("jobs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (job_id, job) in jobs {
+            let steps = job
+                .get("steps")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            out.push((format!("{name}: jobs.{job_id}"), job, steps));
+        }
+    }
+    out
+}
+
 /// zizmor and actionlint check these too; this keeps the two rules that matter most for
 /// supply chain and injection true even where those tools are not installed.
 #[test]
 fn workflows_pin_actions_by_commit_and_expand_nothing_inside_run() {
     let mut problems = Vec::new();
     for path in workflows() {
-        let name = path.strip_prefix(root()).unwrap().display().to_string();
-        let workflow = yaml(&path);
-        if workflow.get("permissions").is_none() {
+        if yaml(&path).get("permissions").is_none() {
+            let name = path.strip_prefix(root()).unwrap().display().to_string();
             problems.push(format!("{name}: no top-level `permissions:`"));
         }
-        let jobs = workflow
-            .get("jobs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for (job_id, job) in &jobs {
-            let steps = job
-                .get("steps")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for (i, step) in steps.iter().enumerate() {
-                let at = format!("{name}: jobs.{job_id}.steps[{i}]");
-                if let Some(run) = step.get("run").and_then(Value::as_str)
-                    && run.contains("${{")
-                {
-                    problems.push(format!(
-                        "{at}: `${{{{ }}}}` inside `run:`; pass the value through `env:`"
-                    ));
-                }
-                if let Some(uses) = step.get("uses").and_then(Value::as_str) {
-                    let pinned = uses.starts_with("./")
-                        || uses.starts_with("docker://") && uses.contains("@sha256:")
-                        || uses
-                            .split_once('@')
-                            .is_some_and(|(_, r)| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
-                    if !pinned {
-                        problems.push(format!("{at}: `{uses}` is not pinned to a full commit SHA"));
-                    }
+    }
+    for (job, _, steps) in jobs() {
+        for (i, step) in steps.iter().enumerate() {
+            let at = format!("{job}.steps[{i}]");
+            if let Some(run) = step.get("run").and_then(Value::as_str)
+                && run.contains("${{")
+            {
+                problems.push(format!(
+                    "{at}: `${{{{ }}}}` inside `run:`; pass the value through `env:`"
+                ));
+            }
+            if let Some(uses) = step.get("uses").and_then(Value::as_str) {
+                let pinned = uses.starts_with("./")
+                    || uses.starts_with("docker://") && uses.contains("@sha256:")
+                    || uses
+                        .split_once('@')
+                        .is_some_and(|(_, r)| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !pinned {
+                    problems.push(format!("{at}: `{uses}` is not pinned to a full commit SHA"));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "workflows:\n  {}", problems.join("\n  "));
+    no_problems("workflows", &problems);
 }
 
 /// Every job is bounded, and this repository's workflows run the code under test:
@@ -442,33 +447,24 @@ fn workflows_pin_actions_by_commit_and_expand_nothing_inside_run() {
 #[test]
 fn workflow_jobs_have_timeouts_and_never_run_the_released_action() {
     let mut problems = Vec::new();
-    for path in workflows() {
-        let name = path.strip_prefix(root()).unwrap().display().to_string();
-        let workflow = yaml(&path);
-        let jobs = workflow
-            .get("jobs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for (job_id, job) in &jobs {
-            if job.get("timeout-minutes").and_then(Value::as_u64).is_none() {
-                problems.push(format!("{name}: jobs.{job_id} has no timeout-minutes"));
-            }
-            let steps = job
-                .get("steps")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for step in &steps {
-                if let Some(uses) = step.get("uses").and_then(Value::as_str)
-                    && (uses == "./" || uses.starts_with("docker://ghcr.io/"))
-                {
-                    problems.push(format!(
-                        "{name}: jobs.{job_id} uses `{uses}`, the released image, not this commit's code"
-                    ));
-                }
+    for (job, definition, steps) in jobs() {
+        if definition
+            .get("timeout-minutes")
+            .and_then(Value::as_u64)
+            .is_none()
+        {
+            problems.push(format!("{job} has no timeout-minutes"));
+        }
+        for uses in steps
+            .iter()
+            .filter_map(|step| step.get("uses").and_then(Value::as_str))
+        {
+            if uses == "./" || uses.starts_with("docker://ghcr.io/") {
+                problems.push(format!(
+                    "{job} uses `{uses}`, the released image, not this commit's code"
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "workflows:\n  {}", problems.join("\n  "));
+    no_problems("workflows", &problems);
 }

@@ -42,9 +42,28 @@ fn output(cmd: &mut Command) -> (Option<i32>, String) {
     (out.code, out.text)
 }
 
-/// A configuration refused before anything reaches AWS (exit 2); what the run printed.
-fn refused_before_aws(cmd: &mut Command) -> String {
-    let (code, text) = output(cmd);
+/// A working directory, a stack name of its own, and the function artifact built for it.
+fn case(name: &str) -> (tempfile::TempDir, String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique(name);
+    let artifact = bootstrap_in(dir.path(), &stack);
+    (dir, stack, artifact)
+}
+
+/// The run validated `stack`: exit 0, and its change set described.
+fn assert_validated((code, text): &(Option<i32>, String), stack: &str) {
+    assert_eq!(*code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("Change set for stack {stack} (not executed)")),
+        "{text}"
+    );
+}
+
+/// A configuration of `vars` refused before anything reaches AWS (exit 2); what the
+/// run printed.
+fn refused_before_aws(vars: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = output(deployer(dir.path()).envs(vars.iter().copied()));
     assert_eq!(code, Some(2), "{text}");
     assert!(!text.contains("Checking prerequisites"), "{text}");
     text
@@ -52,30 +71,23 @@ fn refused_before_aws(cmd: &mut Command) -> String {
 
 #[test]
 fn action_inputs_alone_configure_the_deployer_so_validate_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("inputs");
-    let artifact = bootstrap_in(dir.path(), &stack);
-    let (code, text) = output(
+    let (dir, stack, artifact) = case("inputs");
+    let run = output(
         validate_inputs(&mut deployer(dir.path()), &stack)
             .env("INPUT_TEMPLATE-FILE", template())
             .env("INPUT_FUNCTION-ARTIFACT", &artifact),
     );
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(&format!("Change set for stack {stack} (not executed)")),
-        "{text}"
-    );
+    assert_validated(&run, &stack);
+    let text = run.1;
     assert!(text.contains("✅ validate"), "{text}");
 }
 
 #[test]
 fn a_workflow_level_variable_loses_to_the_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("wins");
+    let (dir, stack, artifact) = case("wins");
     let decoy = unique("decoy");
-    let artifact = bootstrap_in(dir.path(), &stack);
     // What a workflow's `env:` puts into every step, the action's among them.
-    let (code, text) = output(
+    let run = output(
         deployer(dir.path())
             .env("DEPLOYER_COMMAND", "deploy")
             .env("STACK_NAME", &decoy)
@@ -91,24 +103,19 @@ fn a_workflow_level_variable_loses_to_the_input() {
             .env("INPUT_LAMBDA-FUNCTION-NAME", &stack)
             .env("INPUT_API-GATEWAY-NAME", &stack),
     );
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(&format!("Change set for stack {stack} (not executed)")),
-        "{text}"
-    );
+    assert_validated(&run, &stack);
+    let text = run.1;
     assert!(text.contains("✅ validate"), "{text}");
     assert!(!text.contains(&decoy), "the workflow's STACK_NAME won: {text}");
 }
 
 #[test]
 fn an_input_the_action_does_not_have_stops_before_aws_naming_the_closest_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = refused_before_aws(
-        deployer(dir.path())
-            .env("INPUT_COMMAND", "validate")
-            .env("INPUT_STACK_NAME", "snake-case-of-an-old-version")
-            .env("INPUT_AWS-REGION", "us-east-1"),
-    );
+    let text = refused_before_aws(&[
+        ("INPUT_COMMAND", "validate"),
+        ("INPUT_STACK_NAME", "snake-case-of-an-old-version"),
+        ("INPUT_AWS-REGION", "us-east-1"),
+    ]);
     assert!(
         text.contains("INPUT_STACK_NAME is no input of this action: did you mean `stack-name`?"),
         "{text}"
@@ -125,11 +132,9 @@ fn stored_secret(id: &str) -> serde_json::Value {
 /// STAGE stopped the run (exit 2) and its STACK_NAME retargeted it.
 #[test]
 fn under_actions_a_workflows_own_variables_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("only-inputs");
+    let (dir, stack, artifact) = case("only-inputs");
     let decoy = unique("decoy");
-    let artifact = bootstrap_in(dir.path(), &stack);
-    let (code, text) = output(
+    let run = output(
         validate_inputs(&mut deployer(dir.path()), &stack)
             .env("GITHUB_ACTIONS", "true")
             // A workflow's `env:` for its other steps.
@@ -141,11 +146,8 @@ fn under_actions_a_workflows_own_variables_change_nothing() {
             .env("INPUT_TEMPLATE-FILE", template())
             .env("INPUT_FUNCTION-ARTIFACT", &artifact),
     );
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(&format!("Change set for stack {stack} (not executed)")),
-        "{text}"
-    );
+    assert_validated(&run, &stack);
+    let text = run.1;
     assert!(
         !text.contains(&decoy),
         "the workflow's STACK_NAME was used: {text}"
@@ -179,9 +181,7 @@ fn under_actions_the_secret_comes_from_the_input_trimmed_never_from_the_workflow
 /// its own. Before the fix the repository's files were picked up.
 #[test]
 fn the_bundled_template_and_function_serve_unless_the_inputs_name_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("bundled");
-    let bundled_artifact = bootstrap_in(dir.path(), &stack);
+    let (dir, stack, bundled_artifact) = case("bundled");
     std::fs::write(
         dir.path().join("template.yaml"),
         "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\nResources: {}\n",
@@ -207,14 +207,12 @@ fn the_bundled_template_and_function_serve_unless_the_inputs_name_others() {
 /// the container; refused before anything runs, naming the fix.
 #[test]
 fn a_report_file_later_steps_could_not_open_is_refused_naming_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = refused_before_aws(
-        deployer(dir.path())
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_WORKSPACE", "/github/workspace")
-            .env("INPUT_COMMAND", "validate")
-            .env("INPUT_REPORT-FILE", "/tmp/report.md"),
-    );
+    let text = refused_before_aws(&[
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_WORKSPACE", "/github/workspace"),
+        ("INPUT_COMMAND", "validate"),
+        ("INPUT_REPORT-FILE", "/tmp/report.md"),
+    ]);
     assert!(
         text.contains("REPORT_FILE /tmp/report.md is outside what the runner shares with later steps"),
         "{text}"

@@ -2,6 +2,7 @@
 //! code was changed out of band (console edits, another pipeline), CloudFormation sees
 //! no difference and leaves it: this puts the right code back.
 
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::types::LastUpdateStatus;
 use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
@@ -72,26 +73,23 @@ pub async fn verify(
 }
 
 async fn code_sha256(aws: &Aws, function: &str) -> Result<String> {
-    let config = aws
-        .lambda
+    let config = configuration(aws, function).await?;
+    Ok(config.code_sha256().unwrap_or_default().to_owned())
+}
+
+async fn configuration(aws: &Aws, function: &str) -> Result<GetFunctionConfigurationOutput> {
+    aws.lambda
         .get_function_configuration()
         .function_name(function)
         .send()
         .await
-        .map_err(|e| Error::aws(format_args!("read function {function}"), &e))?;
-    Ok(config.code_sha256().unwrap_or_default().to_owned())
+        .map_err(|e| Error::aws(format_args!("read function {function}"), &e))
 }
 
 async fn wait_updated(aws: &Aws, function: &str, poll: Poll, deadline: Instant) -> Result<()> {
     let mut interval = poll.first;
     loop {
-        let config = aws
-            .lambda
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-            .map_err(|e| Error::aws(format_args!("read function {function}"), &e))?;
+        let config = configuration(aws, function).await?;
         match config.last_update_status() {
             Some(LastUpdateStatus::Successful) | None => return Ok(()),
             Some(LastUpdateStatus::Failed) => {

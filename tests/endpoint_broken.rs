@@ -16,8 +16,7 @@ async fn a_server_that_is_down_fails_health_and_skips_the_rest() {
         .unwrap()
         .port();
     let results = run(&plan(&format!("http://127.0.0.1:{port}"))).await;
-    assert_eq!(names(&results, Verdict::Failed), ["health"], "{results:#?}");
-    let health = detail(&results, "health");
+    let health = failed_only(&results, &["health"]);
     assert!(
         health.starts_with(
             "expected HTTP 200 with {\"status\":\"ok\"} from GET /health; got no answer (after "
@@ -41,9 +40,9 @@ async fn a_missing_model_fails_the_model_list_only() {
     .start()
     .await;
     let results = run(&plan(&base)).await;
-    assert_eq!(names(&results, Verdict::Failed), ["models list"], "{results:#?}");
+    let failed = failed_only(&results, &["models list"]);
     assert_eq!(
-        detail(&results, "models list"),
+        failed,
         "expected the list to contain amazon.nova-lite-v1:0, amazon.nova-pro-v1:0; missing amazon.nova-pro-v1:0 (listed: amazon.nova-lite-v1:0)"
     );
     // The chat tests still run, with the first expected (and mapped) model.
@@ -56,13 +55,9 @@ async fn no_cors_headers_fail_the_preflight_only() {
     let router = broken(Proxy::default().router(&upstream), pass_through, true);
     let base = format!("http://{}", serve(router).await);
     let results = run(&plan(&base)).await;
+    let failed = failed_only(&results, &["CORS preflight"]);
     assert_eq!(
-        names(&results, Verdict::Failed),
-        ["CORS preflight"],
-        "{results:#?}"
-    );
-    assert_eq!(
-        detail(&results, "CORS preflight"),
+        failed,
         "expected a 2xx allowing origin https://app.example.com, method POST and headers authorization, content-type, x-stainless-os; got HTTP 200 with allow-origin (none), allow-methods (none), allow-headers (none)"
     );
 }
@@ -73,12 +68,7 @@ async fn a_500_on_chat_fails_both_chat_checks_and_nothing_else() {
     let router = broken(Proxy::default().router(&upstream), fail_chat, false);
     let base = format!("http://{}", serve(router).await);
     let results = run(&plan(&base)).await;
-    assert_eq!(
-        names(&results, Verdict::Failed),
-        ["chat completion", "streaming chat"],
-        "{results:#?}"
-    );
-    let chat = detail(&results, "chat completion");
+    let chat = failed_only(&results, &["chat completion", "streaming chat"]);
     let sent = format!("got HTTP 500 (x-request-id {}-", results.run_id);
     assert!(
         chat.starts_with(&format!(
@@ -102,12 +92,7 @@ async fn a_stream_cut_short_upstream_fails_the_streaming_check_only() {
     let upstream = upstream_with(true).await;
     let base = format!("http://{}", serve(Proxy::default().router(&upstream)).await);
     let results = run(&plan(&base)).await;
-    assert_eq!(
-        names(&results, Verdict::Failed),
-        ["streaming chat"],
-        "{results:#?}"
-    );
-    let stream = detail(&results, "streaming chat");
+    let stream = failed_only(&results, &["streaming chat"]);
     assert!(
         stream.starts_with(
             "expected HTTP 200, SSE chunks for model amazon.nova-lite-v1:0, then data: [DONE]; got an error event after 3 chunks: {\"error\""
@@ -126,12 +111,7 @@ async fn a_stream_buffered_on_its_way_fails_the_streaming_check_only() {
         let router = buffering(Proxy::default().router(&upstream), head_first);
         let base = format!("http://{}", serve(router).await);
         let results = run(&plan(&base)).await;
-        assert_eq!(
-            names(&results, Verdict::Failed),
-            ["streaming chat"],
-            "head first: {head_first}: {results:#?}"
-        );
-        let stream = detail(&results, "streaming chat");
+        let stream = failed_only(&results, &["streaming chat"]);
         assert!(
             stream.starts_with(
                 "expected HTTP 200, SSE chunks for model amazon.nova-lite-v1:0, then data: [DONE]; got all 4 events at once, the first after "
@@ -161,16 +141,14 @@ async fn an_unhealthy_answer_is_retried_then_reported_and_the_rest_still_runs() 
     let mut plan = plan(&base);
     plan.perf_requests = 2;
     let results = run(&plan).await;
-    assert_eq!(
-        names(&results, Verdict::Failed),
-        [
+    let health = failed_only(
+        &results,
+        &[
             "health",
             "performance: sequential /health",
-            "performance: concurrent /health"
+            "performance: concurrent /health",
         ],
-        "{results:#?}"
     );
-    let health = detail(&results, "health");
     assert!(
         health.contains("got HTTP 503 (x-request-id deployer-")
             && health.contains("): {\"message\":\"Service Unavailable\"} (after ")

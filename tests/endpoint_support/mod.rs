@@ -193,6 +193,12 @@ pub fn names(results: &Results, verdict: endpoint::Verdict) -> Vec<&'static str>
         .collect()
 }
 
+/// Asserts that exactly the checks `failed` failed, in this order; the first one's detail.
+pub fn failed_only<'a>(results: &'a Results, failed: &[&str]) -> &'a str {
+    assert_eq!(names(results, endpoint::Verdict::Failed), failed, "{results:#?}");
+    detail(results, failed[0])
+}
+
 pub fn detail<'a>(results: &'a Results, name: &str) -> &'a str {
     &results
         .checks

@@ -141,7 +141,7 @@ pub const VARIABLES: &[Variable] = &[
         "MODEL_MAPPINGS",
         None,
         Kind::JsonObject,
-        "client model id -> OpenAI model id, e.g. {\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}"
+        "client model id -> OpenAI model id, e.g. {\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}, or -> {\"openai\",\"bedrock\",\"primary\"} for failover to Amazon Bedrock (docs/api.md)"
     ),
     var!(
         "API_BASE_URL",
@@ -389,9 +389,10 @@ pub struct Config {
     #[serde(default, deserialize_with = "settings::overrides")]
     pub parameter_overrides: BTreeMap<String, String>,
     pub openai_api_key: Option<Secret>,
-    /// `MODEL_MAPPINGS`: client model id -> OpenAI model (parsed once).
-    #[serde(default, deserialize_with = "settings::mappings")]
-    pub model_mappings: Option<BTreeMap<String, String>>,
+    /// `MODEL_MAPPINGS`: client model id -> OpenAI model id or providers object
+    /// (parsed once, checked by `model_mappings::problems`).
+    #[serde(default, deserialize_with = "settings::object")]
+    pub model_mappings: Option<serde_json::Map<String, Value>>,
     pub api_base_url: Option<String>,
     pub report_file: Option<String>,
     pub secret_name: Option<String>,
@@ -573,16 +574,7 @@ mod settings {
         if let Some(raw) = known.get("MODEL_MAPPINGS")
             && let Ok(serde_json::Value::Object(mappings)) = serde_json::from_str(raw)
         {
-            if mappings.is_empty() {
-                problems.push("MODEL_MAPPINGS is empty: map at least one client model id, e.g. {\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}".into());
-            }
-            if let Some((id, _)) = mappings.iter().find(|(id, target)| {
-                id.trim().is_empty() || target.as_str().is_none_or(|t| t.trim().is_empty())
-            }) {
-                problems.push(format!(
-                    "MODEL_MAPPINGS[{id:?}] must map a non-empty model id to a non-empty OpenAI model name, e.g. {{\"amazon.nova-lite-v1:0\":\"gpt-4o-mini\"}}"
-                ));
-            }
+            problems.extend(crate::model_mappings::problems(&mappings));
         }
         problems
     }
@@ -606,7 +598,7 @@ mod settings {
         }
     }
 
-    fn object<'de, D: serde::Deserializer<'de>>(
+    pub fn object<'de, D: serde::Deserializer<'de>>(
         d: D,
     ) -> Result<Option<serde_json::Map<String, Value>>, D::Error> {
         let Some(raw) = Option::<String>::deserialize(d)? else {
@@ -622,16 +614,6 @@ mod settings {
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), scalar(v)?)))
             .collect())
-    }
-
-    pub fn mappings<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-        Ok(object(d)?.map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        }))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod lambda_code;
+pub mod model_mappings;
 pub mod params;
 pub mod prereq;
 pub mod report;

@@ -13,6 +13,8 @@ pub struct Inputs<'a> {
     /// Whether the stack sets API Gateway's account-wide logging role (None: the
     /// template does not ask).
     pub manage_api_gateway_account: Option<bool>,
+    /// `BedrockModelArns` (comma-separated), when the template asks (None: it does not).
+    pub bedrock_model_arns: Option<&'a str>,
 }
 
 pub fn build(config: &Config, inputs: &Inputs<'_>) -> BTreeMap<String, String> {
@@ -37,6 +39,12 @@ pub fn build(config: &Config, inputs: &Inputs<'_>) -> BTreeMap<String, String> {
     if let Some(manage) = inputs.manage_api_gateway_account {
         params.insert("ManageApiGatewayAccount".to_owned(), manage.to_string());
     }
+    if let Some(arns) = inputs.bedrock_model_arns {
+        params.insert(
+            crate::model_mappings::BEDROCK_PARAMETER.to_owned(),
+            arns.to_owned(),
+        );
+    }
     // The user's word wins, also over what the deployer would choose.
     params.extend(config.parameter_overrides.clone());
     params
@@ -57,6 +65,7 @@ mod tests {
             key: "k.zip",
             architecture: Architecture::Arm64,
             manage_api_gateway_account: None,
+            bedrock_model_arns: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::aws::{self, Aws};
 use crate::cfn::stack::{self, StackInfo};
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
+use crate::model_mappings::{self, BEDROCK_PARAMETER};
 use crate::params;
 use crate::template::{self, Template};
 
@@ -42,6 +43,10 @@ pub struct Ready {
     /// Whether the stack should set API Gateway's account-wide logging role: when the
     /// template asks, and the account has none (or this stack set it before).
     pub manage_api_gateway_account: Option<bool>,
+    /// The Bedrock resources the function may invoke (`BedrockModelArns`), when the
+    /// template asks: from MODEL_MAPPINGS, else what the stack has (the secret keeps its
+    /// mappings then, so the grants stay as they were).
+    pub bedrock_model_arns: Option<String>,
     /// What came from the action's image because the run named no file of its own
     /// ("function", "template").
     pub bundled: Vec<&'static str>,
@@ -132,6 +137,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
         None => None,
     };
     let mut manage_api_gateway_account = None;
+    let mut bedrock_model_arns = None;
     if let Some(template) = &template {
         let existing = match stack::describe(&aws, &config.stack_name).await {
             Ok(found) => found,
@@ -149,6 +155,10 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
                 Err(e) => problems.push(e.to_string()),
             }
         }
+        bedrock_model_arns = (template.parameters.contains_key(BEDROCK_PARAMETER)
+            && !config.parameter_overrides.contains_key(BEDROCK_PARAMETER))
+        .then(|| bedrock_grant(config, existing.as_ref(), &aws.region, &account))
+        .flatten();
         // Values do not matter here, only which parameters are passed.
         let placeholder = params::Inputs {
             secret_arn: "",
@@ -158,6 +168,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
                 .as_ref()
                 .map_or(crate::config::Architecture::Arm64, |a| a.architecture),
             manage_api_gateway_account,
+            bedrock_model_arns: bedrock_model_arns.as_deref(),
         };
         let passed = params::build(config, &placeholder);
         problems.extend(template.check_parameters(&passed));
@@ -179,6 +190,7 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
             template,
             artifact,
             manage_api_gateway_account,
+            bedrock_model_arns,
             bundled: used_bundled,
         })
     } else {
@@ -187,6 +199,29 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
 }
 
 const MANAGE_ACCOUNT: &str = "ManageApiGatewayAccount";
+
+/// `BedrockModelArns` for this deploy: the resources MODEL_MAPPINGS names; without
+/// MODEL_MAPPINGS the secret's mappings stay as they are, and so does the stack's value
+/// (None: the template's default, no Bedrock, on a first create).
+fn bedrock_grant(
+    config: &Config,
+    existing: Option<&StackInfo>,
+    region: &str,
+    account: &str,
+) -> Option<String> {
+    match &config.model_mappings {
+        Some(mappings) => {
+            let models = model_mappings::bedrock_models(mappings);
+            Some(
+                model_mappings::bedrock_arns(&models, model_mappings::partition(region), region, account)
+                    .join(","),
+            )
+        }
+        None => existing
+            .and_then(|s| s.parameters.get(BEDROCK_PARAMETER))
+            .cloned(),
+    }
+}
 
 /// API Gateway logs through one CloudWatch role per account and region. An account that
 /// has one keeps it (another stack or person set it); a fresh account gets one from this

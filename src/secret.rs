@@ -171,13 +171,9 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
         }
     }
     match &config.model_mappings {
-        // Checked (non-empty, strings) when the configuration was read.
+        // Checked (model_mappings::problems) when the configuration was read.
         Some(mappings) => {
-            let mappings = mappings
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                .collect();
-            value.insert("model_mappings".into(), Value::Object(mappings));
+            value.insert("model_mappings".into(), Value::Object(mappings.clone()));
         }
         None => {
             value

@@ -152,6 +152,37 @@ fn a_parameter_change_reaches_the_function() {
     assert_eq!(env.get("LOG_LEVEL").map(String::as_str), Some("DEBUG"));
 }
 
+/// Issue 22: mappings that name Bedrock grant the function exactly those models (the
+/// template's BedrockModelArns); a later deploy without MODEL_MAPPINGS leaves the
+/// secret's mappings alone, and so keeps the grant.
+#[test]
+fn bedrock_mappings_grant_those_models_and_a_deploy_without_mappings_keeps_the_grant() {
+    let case = Case::new("bedrock-grant");
+    let bin = case.bootstrap("bootstrap", 62, "b1");
+    let mappings = r#"{"amazon.nova-lite-v1:0":{"openai":"gpt-4o-mini","bedrock":"us.amazon.nova-lite-v1:0"},"m":"gpt-4o"}"#;
+    assert_ok({
+        let mut cmd = case.deploy(&bin);
+        cmd.env("MODEL_MAPPINGS", mappings);
+        cmd
+    });
+    let granted = || {
+        runtime()
+            .block_on(deploy_support::stack_info(&case.stack))
+            .parameters["BedrockModelArns"]
+            .clone()
+    };
+    let expected = "arn:aws:bedrock:*::foundation-model/amazon.nova-lite-v1:0,arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0";
+    assert_eq!(granted(), expected);
+    let stored = secret(&aws(), &format!("{}/config", case.stack)).unwrap();
+    assert_eq!(
+        stored["model_mappings"]["amazon.nova-lite-v1:0"]["bedrock"],
+        "us.amazon.nova-lite-v1:0"
+    );
+
+    assert_ok(case.deploy(&case.bootstrap("bootstrap", 62, "b2")));
+    assert_eq!(granted(), expected);
+}
+
 #[test]
 fn a_route_change_is_deployed_to_the_stage_by_cloudformation_itself() {
     let case = Case::new("routes");

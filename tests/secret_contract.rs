@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use openai_proxy_deployer::config::Config;
 use openai_proxy_deployer::secret;
-use openai_proxy_function::config::{DEFAULT_OPENAI_BASE_URL, ProxyConfig, default_mappings};
+use openai_proxy_function::config::{
+    DEFAULT_OPENAI_BASE_URL, ModelRoute, Provider, ProxyConfig, default_mappings,
+};
 use sha2::Digest;
 
 const OPENAI_KEY: &str = "sk-contract-0123456789abcdef";
@@ -31,7 +33,7 @@ fn a_new_secret_is_read_by_the_function_with_the_functions_own_default_mappings(
     assert_eq!(read.model_mappings, default_mappings());
     assert_eq!(
         read.model_mappings["amazon.titan-embed-text-v2:0"],
-        "text-embedding-3-small"
+        ModelRoute::openai("text-embedding-3-small")
     );
     assert_eq!(read.openai_base_url, DEFAULT_OPENAI_BASE_URL);
     assert!(read.client_api_keys.is_empty());
@@ -46,7 +48,7 @@ fn mappings_timeouts_and_named_client_keys_reach_the_function_as_the_deployer_wa
             ("OPENAI_API_KEY", OPENAI_KEY),
             (
                 "MODEL_MAPPINGS",
-                r#"{"my-model":"gpt-4o","amazon.nova-pro-v1:0":"gpt-4o-mini"}"#,
+                r#"{"my-model":"gpt-4o","amazon.nova-pro-v1:0":{"openai":"gpt-4o-mini","bedrock":"us.amazon.nova-pro-v1:0","primary":"bedrock"}}"#,
             ),
             ("CLIENT_API_KEYS", keys),
             ("OPENAI_API_TIMEOUT", "45"),
@@ -57,8 +59,15 @@ fn mappings_timeouts_and_named_client_keys_reach_the_function_as_the_deployer_wa
     assert_eq!(
         read.model_mappings.into_iter().collect::<Vec<_>>(),
         [
-            ("amazon.nova-pro-v1:0".to_owned(), "gpt-4o-mini".to_owned()),
-            ("my-model".to_owned(), "gpt-4o".to_owned()),
+            (
+                "amazon.nova-pro-v1:0".to_owned(),
+                ModelRoute {
+                    openai: Some("gpt-4o-mini".into()),
+                    bedrock: Some("us.amazon.nova-pro-v1:0".into()),
+                    primary: Provider::Bedrock,
+                }
+            ),
+            ("my-model".to_owned(), ModelRoute::openai("gpt-4o")),
         ]
     );
     assert_eq!(read.timeouts.openai_api, Duration::from_secs(45));

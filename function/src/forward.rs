@@ -42,11 +42,14 @@ pub async fn forward(
 
     let config = app.load_config().await?;
     // A model the client's key may not use is answered as if it did not exist.
-    let upstream_model = config
+    let route = config
         .model_mappings
         .get(&model)
         .filter(|_| auth::may_use(client, &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?;
+    let Some(upstream_model) = route.openai.as_ref() else {
+        return Err(ApiError::model_not_found(&model));
+    };
     if let Some(client) = client {
         within_key_caps(endpoint, &request, client.key())?;
     }

@@ -34,6 +34,7 @@ def apply() -> None:
     _role_policies_follow_the_template()
     _tags_only_change_sets()
     _dynamodb_table_properties()
+    _list_parameters_described_as_given()
 
 
 def _keep_lambda_architectures() -> None:
@@ -839,3 +840,21 @@ def _dynamodb_table_properties() -> None:
         return table
 
     Table.create_from_cloudformation_json = classmethod(create_with_properties)
+
+
+def _list_parameters_described_as_given() -> None:
+    """moto describes a resolved CommaDelimitedList parameter as Python prints a list
+    (`['a', 'b']`); CloudFormation's DescribeStacks gives the value as passed (`a,b`),
+    which the deployer passes back on the next deploy."""
+    from moto.cloudformation.models import Stack as FakeStack
+
+    described = FakeStack.parameter_list
+
+    @functools.wraps(described.fget)
+    def as_given(self: Any) -> list[dict[str, Any]]:
+        return [
+            {**p, "ParameterValue": ",".join(map(str, p["ParameterValue"]))} if isinstance(p["ParameterValue"], list) else p
+            for p in described.fget(self)
+        ]
+
+    FakeStack.parameter_list = property(as_given)

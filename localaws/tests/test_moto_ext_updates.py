@@ -264,3 +264,11 @@ def test_a_change_of_stack_tags_alone_lists_every_taggable_resource_as_a_tags_mo
     )
     assert cfn.describe_change_set(ChangeSetName=same["Id"])["Status"] == "FAILED"
     cfn.delete_stack(StackName=name)
+
+
+def test_a_list_parameter_is_described_as_it_was_passed(aws, stack):
+    stack.deploy(Subnets="subnet-1,subnet-2")
+    (desc,) = aws["cloudformation"].describe_stacks(StackName=stack.name)["Stacks"]
+    described = {p["ParameterKey"]: p["ParameterValue"] for p in desc["Parameters"]}
+    assert described["Subnets"] == "subnet-1,subnet-2"
+    assert described["Mode"] == "STREAM"

@@ -158,6 +158,7 @@ impl Context {
                 key: &code_key,
                 architecture: artifact.architecture,
                 manage_api_gateway_account: ready.manage_api_gateway_account,
+                bedrock_model_arns: ready.bedrock_model_arns.as_deref(),
             },
         );
         let template = ready

@@ -252,6 +252,7 @@ mod tests {
             template: None,
             artifact: None,
             manage_api_gateway_account: None,
+            bedrock_model_arns: None,
             bundled: Vec::new(),
         };
         let config = Config::from_vars([("STACK_NAME".to_owned(), "s".to_owned())]).unwrap();

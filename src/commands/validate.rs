@@ -221,6 +221,7 @@ mod tests {
             template: None,
             artifact: None,
             manage_api_gateway_account: None,
+            bedrock_model_arns: None,
             bundled: Vec::new(),
         };
         let mut ctx = Context::new(Config::from_vars([]).unwrap(), &Runner::default());

@@ -419,6 +419,20 @@ def test_vpc_on_and_off(aws, stack, network):
     assert sids(aws, stack) == {"OwnLogGroupOnly", "ReadTheConfigurationSecret", "CountUsageOfLimitedClients"}, "ENI permissions only with a VPC"
 
 
+def test_bedrock_is_granted_on_the_named_models_only_and_only_when_named(aws, stack):
+    arns = [
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0",
+        "arn:aws:bedrock:*::foundation-model/amazon.nova-lite-v1:0",
+    ]
+    stack.deploy(BedrockModelArns=",".join(arns))
+    (grant,) = [s for s in inline_statements(aws, stack) if s["Sid"] == "InvokeTheMappedBedrockModels"]
+    assert sorted(grant["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    assert sorted(grant["Resource"]) == sorted(arns)
+
+    stack.deploy(BedrockModelArns="")
+    assert "InvokeTheMappedBedrockModels" not in sids(aws, stack)
+
+
 def test_subnets_without_security_groups_stay_out_of_the_vpc(aws, stack, network):
     outputs = stack.deploy(VpcSubnetIds=",".join(network["subnets"]))
     assert not function_config(aws, outputs).get("VpcConfig", {}).get("SubnetIds")
@@ -497,6 +511,7 @@ def test_delete_removes_the_stack_but_keeps_the_account_logging_role(aws, stack)
         ("EnableAuthentication", "yes"),
         ("ApiGatewayName", "my proxy api"),
         ("CorsAllowedOrigins", "app.example.com"),
+        ("BedrockModelArns", "arn:aws:s3:::a-bucket"),
     ],
 )
 def test_invalid_parameters_are_rejected_before_anything_changes(aws, stack, parameter, value):

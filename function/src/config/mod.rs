@@ -3,16 +3,18 @@
 //! Errors name the offending field and what is wrong with it, never the value: the
 //! document holds the OpenAI key.
 
+pub mod models;
 pub mod source;
 pub mod spend;
 mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub use models::{ModelMappings, ModelRoute, Provider};
 pub use source::ConfigSource;
 pub use spend::{Limits, MicroUsd, Price, Prices};
 pub use store::{ConfigStore, FAILURE_RETRY};
@@ -63,8 +65,8 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
     pub openai_api_key: ApiKey,
-    /// Client-facing model id -> upstream model id. Also the allowlist.
-    pub model_mappings: BTreeMap<String, String>,
+    /// Client-facing model id -> where it is served. Also the allowlist.
+    pub model_mappings: ModelMappings,
     pub timeouts: Timeouts,
     /// Without a trailing slash.
     pub openai_base_url: String,
@@ -137,11 +139,11 @@ impl ProxyConfig {
         let openai_api_key = api_key(&doc)?;
         let model_mappings = match doc.get("model_mappings") {
             None | Some(Value::Null) => default_mappings(),
-            Some(Value::Object(map)) => mappings(map)?,
+            Some(Value::Object(map)) => models::parse(map)?,
             Some(_) => {
                 return Err(field(
                     "model_mappings",
-                    "must be an object of model id -> OpenAI model id",
+                    "must be an object of model id -> OpenAI model id (or {\"openai\", \"bedrock\"} object)",
                 ));
             }
         };
@@ -188,12 +190,15 @@ impl ProxyConfig {
 }
 
 /// [`DEFAULT_MODEL_MAPPINGS_JSON`], parsed once.
-pub fn default_mappings() -> BTreeMap<String, String> {
-    static PARSED: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+pub fn default_mappings() -> ModelMappings {
+    static PARSED: std::sync::OnceLock<ModelMappings> = std::sync::OnceLock::new();
     PARSED
         .get_or_init(|| {
             // The file is part of the source, checked by the tests below: it parses.
-            serde_json::from_str(DEFAULT_MODEL_MAPPINGS_JSON).unwrap_or_default()
+            serde_json::from_str::<Map<String, Value>>(DEFAULT_MODEL_MAPPINGS_JSON)
+                .ok()
+                .and_then(|map| models::parse(&map).ok())
+                .unwrap_or_default()
         })
         .clone()
 }
@@ -216,24 +221,6 @@ fn api_key(doc: &Map<String, Value>) -> Result<ApiKey, InvalidConfig> {
         None | Some(Value::Null) => Err(field("openai_api_key", "is missing")),
         Some(_) => Err(field("openai_api_key", "must be a string")),
     }
-}
-
-fn mappings(map: &Map<String, Value>) -> Result<BTreeMap<String, String>, InvalidConfig> {
-    if map.is_empty() {
-        return Err(field("model_mappings", "is empty: map at least one model id"));
-    }
-    map.iter()
-        .map(|(client, upstream)| match upstream {
-            Value::String(up) if !up.trim().is_empty() && !client.trim().is_empty() => {
-                Ok((client.clone(), up.trim().to_owned()))
-            }
-            Value::String(_) => Err(field(format!("model_mappings.{client}"), "is empty")),
-            _ => Err(field(
-                format!("model_mappings.{client}"),
-                "must be a string (an OpenAI model id)",
-            )),
-        })
-        .collect()
 }
 
 fn timeouts(value: Option<&Value>) -> Result<Timeouts, InvalidConfig> {
@@ -279,10 +266,7 @@ fn base_url(raw: &str) -> Option<String> {
 const DIGEST_PROBLEM: &str =
     "must be the SHA-256 hex digest (64 hex characters) of a client key, not the key itself";
 
-fn client_keys(
-    value: Option<&Value>,
-    mappings: &BTreeMap<String, String>,
-) -> Result<Vec<ClientKey>, InvalidConfig> {
+fn client_keys(value: Option<&Value>, mappings: &ModelMappings) -> Result<Vec<ClientKey>, InvalidConfig> {
     let list = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
@@ -329,7 +313,7 @@ fn client_keys(
 
 fn named_key(
     object: &Map<String, Value>,
-    mappings: &BTreeMap<String, String>,
+    mappings: &ModelMappings,
     at: &dyn Fn(&str) -> String,
 ) -> Result<ClientKey, InvalidConfig> {
     if let Some(unknown) = object
@@ -418,21 +402,25 @@ fn named_key(
 /// not be counted, so the cap would not hold (the overspend other gateways ship).
 fn unpriced_usd_limit(
     keys: &[ClientKey],
-    mappings: &BTreeMap<String, String>,
+    mappings: &ModelMappings,
     prices: &Prices,
 ) -> Result<(), InvalidConfig> {
     for (i, key) in keys.iter().enumerate() {
         let Some(usd_field) = key.limits.as_ref().and_then(|l| l.usd_fields().next()) else {
             continue;
         };
-        if let Some((model, upstream)) = mappings
+        let unpriced = mappings
             .iter()
-            .find(|(model, upstream)| key.may_use(model) && !prices.contains_key(*upstream))
-        {
+            .filter(|(model, _)| key.may_use(model))
+            .find_map(|(model, route)| {
+                let upstream = route.upstreams().find(|up| !prices.contains_key(*up))?;
+                Some((model, upstream))
+            });
+        if let Some((model, upstream)) = unpriced {
             return Err(InvalidConfig::Unpriced {
                 field: format!("client_api_keys[{i}].limits.{usd_field}"),
                 model: model.clone(),
-                upstream: upstream.clone(),
+                upstream: upstream.to_owned(),
             });
         }
     }
@@ -474,7 +462,10 @@ mod tests {
         });
         let config = ProxyConfig::from_json(&doc.to_string(), "http://localhost:9/v1/").unwrap();
         assert_eq!(config.openai_api_key.expose(), "sk-abc");
-        assert_eq!(config.model_mappings["amazon.nova-lite-v1:0"], "gpt-4o-mini");
+        assert_eq!(
+            config.model_mappings["amazon.nova-lite-v1:0"],
+            ModelRoute::openai("gpt-4o-mini")
+        );
         assert_eq!(config.timeouts.openai_api, Duration::from_secs(12));
         assert_eq!(config.timeouts.secrets_manager, Duration::from_secs(3));
         assert_eq!(config.timeouts.stream_idle, Duration::from_secs(600));
@@ -512,7 +503,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"openai_api_key": "sk-SECRET", "model_mappings": {"m": 1}}),
-                "field `model_mappings.m` must be a string",
+                "field `model_mappings.m` must be an OpenAI model id",
             ),
             (
                 serde_json::json!({"openai_api_key": "sk-SECRET", "timeout_settings": {"openai_api_timeout": "sk-SECRET"}}),
@@ -770,7 +761,7 @@ mod tests {
         assert_eq!(config.model_mappings.len(), 4);
         assert_eq!(
             config.model_mappings["amazon.titan-embed-text-v2:0"],
-            "text-embedding-3-small"
+            ModelRoute::openai("text-embedding-3-small")
         );
         let message = ProxyConfig::from_key("  ", BASE).unwrap_err().to_string();
         assert_eq!(message, "field `OPENAI_API_KEY` is empty");

@@ -214,7 +214,10 @@ mod tests {
             parsed.len(),
             "every entry of default_prices.json parses"
         );
-        for upstream in super::super::default_mappings().values() {
+        for upstream in super::super::default_mappings()
+            .values()
+            .flat_map(|r| r.upstreams())
+        {
             assert!(prices.contains_key(upstream), "{upstream} has no built-in price");
         }
         assert_eq!(

@@ -24,7 +24,8 @@ struct Alarm {
     suffix: String,
     namespace: String,
     metric: String,
-    threshold: u64,
+    /// A number, or `!Ref <Parameter>` when the operator chooses it.
+    threshold: String,
     period: u64,
     milliseconds: bool,
 }
@@ -59,7 +60,7 @@ fn alarms(template: &str) -> Vec<Alarm> {
             suffix,
             namespace: field("Namespace"),
             metric: field("MetricName"),
-            threshold: field("Threshold").parse().expect("numeric Threshold"),
+            threshold: field("Threshold"),
             period: field("Period").parse().expect("numeric Period"),
             milliseconds: block.lines().any(|l| l.trim() == "Unit: Milliseconds"),
         });
@@ -99,10 +100,17 @@ fn every_alarm_has_its_section_in_the_runbook() {
             problems.push(format!("no section \"### `<stack>{}`: ...\"", alarm.suffix));
             continue;
         };
-        let threshold = if alarm.milliseconds && alarm.threshold % 1000 == 0 {
-            format!("{} seconds", alarm.threshold / 1000)
-        } else {
-            format!("{} or more", alarm.threshold)
+        let threshold = match (
+            alarm.threshold.parse::<u64>(),
+            alarm.threshold.strip_prefix("!Ref "),
+        ) {
+            (Ok(ms), _) if alarm.milliseconds && ms % 1000 == 0 => format!("{} seconds", ms / 1000),
+            (Ok(n), _) => format!("{n} or more"),
+            (Err(_), Some(parameter)) => format!("`{parameter}`"),
+            (Err(_), None) => panic!(
+                "alarm {}: Threshold {:?} is neither a number nor a !Ref",
+                alarm.suffix, alarm.threshold
+            ),
         };
         let period = match alarm.period / 60 {
             1 => "1 minute".to_owned(),

@@ -76,6 +76,11 @@ pub async fn forward(
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model_known = true;
         record.upstream_model = Some(upstream_model.clone());
+        record.price_per_million = config
+            .prices
+            .get(upstream_model)
+            .map(|p| (p.input_per_million, p.output_per_million));
+        record.budget_used_percent = hold.as_ref().and_then(Hold::budget_used_percent);
     }
     // Usage is asked for on every chat stream, so token metrics count all traffic; the
     // relay drops the usage chunk again when the client did not ask for it. (Responses

@@ -84,6 +84,16 @@ pub struct RequestLog {
     pub completion_tokens: Option<u64>,
     pub total_tokens: Option<u64>,
     pub error_type: Option<String>,
+    /// The upstream model's price, micro-USD per million input and output tokens, when
+    /// known: with the token counts, what the request cost (`cost_usd`, the `Spend`
+    /// metric). Set by the handler from the configuration's prices.
+    #[serde(skip)]
+    pub price_per_million: Option<(u64, u64)>,
+    /// How much of its monthly budget (`usd_per_month`) the client key has used,
+    /// counting this request's reservation, in percent: the `BudgetUsedPercent` metric
+    /// that the budget alarm watches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_used_percent: Option<f64>,
 }
 
 /// `value` trimmed, when it is safe to log and echo as an id: 1 to 128 characters of
@@ -141,6 +151,14 @@ pub struct Usage {
 }
 
 impl RequestLog {
+    /// What the request cost in USD: its token counts at the upstream model's price.
+    pub fn cost_usd(&self) -> Option<f64> {
+        let (input, output) = self.price_per_million?;
+        let (prompt, completion) = (self.prompt_tokens?, self.completion_tokens.unwrap_or(0));
+        let micro_usd = (prompt as f64 * input as f64 + completion as f64 * output as f64) / 1e6;
+        Some(micro_usd / 1e6)
+    }
+
     pub fn record_usage(&mut self, usage: &Usage) {
         self.prompt_tokens = usage.prompt_tokens.or(usage.input_tokens).or(self.prompt_tokens);
         self.completion_tokens = usage
@@ -158,6 +176,8 @@ struct Line<'a> {
     message: &'static str,
     #[serde(flatten)]
     record: &'a RequestLog,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
 }
 
 /// Shared between the service that emits the line (`service`) and the handler (and, for
@@ -205,6 +225,7 @@ impl Logger {
                 level: level.name(),
                 message: "request",
                 record,
+                cost_usd: record.cost_usd(),
             };
             self.write(serde_json::to_string(&line).unwrap_or_default());
         }
@@ -221,9 +242,10 @@ fn now_ms() -> u128 {
         .unwrap_or_default()
 }
 
-/// One EMF document of `function`'s: request and error counts, latency and tokens, per
-/// function in total, by `Model`, and by `Client` for requests with a named client key
-/// (who spends what).
+/// One EMF document of `function`'s: request and error counts, latency, tokens and spend
+/// (USD), per function in total, by `Model`, and by `Client` for requests with a named
+/// client key (who spends what); and a limited key's share of its monthly budget, whose
+/// per-function maximum the budget alarm watches.
 pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     let is_error = record.status >= 500
         || record
@@ -257,6 +279,15 @@ pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     ] {
         if let Some(v) = value {
             metrics.push(json!({"Name": name, "Unit": "Count"}));
+            doc[name] = json!(v);
+        }
+    }
+    for (name, value, unit) in [
+        ("Spend", record.cost_usd(), "None"),
+        ("BudgetUsedPercent", record.budget_used_percent, "Percent"),
+    ] {
+        if let Some(v) = value {
+            metrics.push(json!({"Name": name, "Unit": unit}));
             doc[name] = json!(v);
         }
     }
@@ -318,6 +349,43 @@ mod tests {
         assert_eq!(doc["TotalTokens"], 7);
         assert_eq!(doc["Errors"], 0);
         assert_eq!(doc["Model"], "amazon.nova-lite-v1:0");
+    }
+
+    #[test]
+    fn spend_is_the_tokens_at_the_models_price_and_a_limited_keys_budget_share_goes_with_it() {
+        let record = RequestLog {
+            status: 200,
+            client: Some("web-app".into()),
+            prompt_tokens: Some(1_000_000),
+            completion_tokens: Some(500_000),
+            // gpt-4o-mini: $0.15 and $0.60 per million.
+            price_per_million: Some((150_000, 600_000)),
+            budget_used_percent: Some(81.5),
+            ..Default::default()
+        };
+        assert_eq!(record.cost_usd(), Some(0.45));
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &record, 1)).unwrap();
+        let declared = |name: &str| {
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["Name"] == name)
+                .cloned()
+        };
+        assert_eq!(doc["Spend"], 0.45);
+        assert_eq!(declared("Spend").unwrap()["Unit"], "None");
+        assert_eq!(doc["BudgetUsedPercent"], 81.5);
+        assert_eq!(declared("BudgetUsedPercent").unwrap()["Unit"], "Percent");
+        // Without a price nothing is made up.
+        let unpriced = RequestLog {
+            price_per_million: None,
+            budget_used_percent: None,
+            ..record
+        };
+        assert_eq!(unpriced.cost_usd(), None);
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &unpriced, 1)).unwrap();
+        assert!(doc.get("Spend").is_none() && doc.get("BudgetUsedPercent").is_none());
     }
 
     #[test]

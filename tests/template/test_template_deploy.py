@@ -273,7 +273,7 @@ def test_create_with_defaults_streams_and_everything_resolves(aws, stack, code, 
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(AlarmNamePrefix=f"{stack.name}-")["MetricAlarms"]}
     assert {n.removeprefix(f"{stack.name}-") for n in alarms} == {
         "lambda-errors", "lambda-duration", "api-4xx", "api-5xx", "lambda-throttles", "proxy-errors",
-        "guard-lambda-errors", "guard-api-5xx",
+        "guard-lambda-errors", "guard-api-5xx", "client-budget",
     }
     errors = alarms[f"{stack.name}-lambda-errors"]
     assert (errors["Threshold"], errors["Period"], errors["EvaluationPeriods"]) == (5.0, 300, 1)

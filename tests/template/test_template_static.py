@@ -160,6 +160,9 @@ def check_alarms(template: dict[str, Any]) -> None:
         # inside the default 3-minute window (src/cfn/guard.rs); they notify no one
         ("AWS/Lambda", "Errors", 60): ("Sum", 1, 3, "GreaterThanOrEqualToThreshold"),
         ("AWS/ApiGateway", "5XXError", 60): ("Sum", 1, 3, "GreaterThanOrEqualToThreshold"),
+        # a client key's share of its monthly budget (EMF): the one threshold the
+        # operator chooses
+        ("OpenAILambdaProxy", "BudgetUsedPercent", 300): ("Maximum", 1, {"Ref": "BudgetAlarmPercent"}, "GreaterThanOrEqualToThreshold"),
     }
     actual = {}
     for name, alarm in alarms.items():
@@ -175,7 +178,8 @@ def check_alarms(template: dict[str, Any]) -> None:
             assert "AlarmActions" not in p and "OKActions" not in p, f"{name}: a guard alarm pages no one"
         else:
             assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
-        assert not any(isinstance(v, dict) and "Ref" in v and v["Ref"] in template["Parameters"] for v in actual[(p["Namespace"], p["MetricName"], p["Period"])]), name
+        if p["MetricName"] != "BudgetUsedPercent":
+            assert not any(isinstance(v, dict) and "Ref" in v and v["Ref"] in template["Parameters"] for v in actual[(p["Namespace"], p["MetricName"], p["Period"])]), name
     assert actual == designed
     duration = next(a for a in alarms.values() if a["Properties"]["MetricName"] == "Duration")
     assert duration["Properties"].get("Unit") == "Milliseconds", "30 s average, in the metric's unit"
@@ -233,7 +237,12 @@ def check_iam(template: dict[str, Any]) -> None:
         "ec2:UnassignPrivateIpAddresses",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSubnets",
+        "bedrock:InvokeModel",
+        "bedrock:InvokeModelWithResponseStream",
     }
+    cond, bedrock = by_action["bedrock:InvokeModel"]
+    assert cond == "UsesBedrock" and bedrock["Resource"] == {"Ref": "BedrockModelArns"}, "only the mapped models, only when mapped"
+    assert sorted(as_list(bedrock["Action"])) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
     cond, secret = by_action["secretsmanager:GetSecretValue"]
     assert cond is None and secret["Resource"] == {"Ref": "OpenAIApiKeySecretArn"}, "exactly the one secret"
     assert as_list(secret["Action"]) == ["secretsmanager:GetSecretValue"]
@@ -649,6 +658,7 @@ BROKEN = {
     "errors alarm threshold 10": (check_alarms, _set(["Resources", "FunctionErrorsAlarm", "Properties", "Threshold"], 10)),
     "duration alarm over 10 minutes": (check_alarms, _set(["Resources", "FunctionDurationAlarm", "Properties", "Period"], 600)),
     "5xx alarm treats missing data as breaching": (check_alarms, _set(["Resources", "Api5xxAlarm", "Properties", "TreatMissingData"], "breaching")),
+    "budget alarm on a fixed share": (check_alarms, _set(["Resources", "ClientBudgetAlarm", "Properties", "Threshold"], 80)),
     "guard alarm on 5 minutes": (check_alarms, _set(["Resources", "GuardApi5xxAlarm", "Properties", "Period"], 300)),
     "guard alarm pages": (check_alarms, _set(["Resources", "GuardFunctionErrorsAlarm", "Properties", "AlarmActions"], [{"Ref": "AlarmTopic"}])),
     "4xx alarm removed": (check_alarms, _drop(["Resources", "Api4xxAlarm"])),

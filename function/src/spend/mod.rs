@@ -100,12 +100,16 @@ impl Spend {
             ));
         };
         match ledger.reserve(&name, &at, add, &thresholds).await {
-            Ok(Reserved::Counted(_)) => Ok(Some(Hold {
+            Ok(Reserved::Counted(counters)) => Ok(Some(Hold {
                 ledger: ledger.clone(),
                 client: name,
                 at,
                 worst,
                 price: price.copied(),
+                budget_used_percent: limits
+                    .usd_per_month
+                    .filter(|limit| *limit > 0)
+                    .map(|limit| counters.month_usd as f64 * 100.0 / limit as f64),
                 done: false,
             })),
             Ok(Reserved::Refused(used)) => Err(limits::refusal(&limits, &used, add, &at, false)),
@@ -133,10 +137,17 @@ pub struct Hold {
     at: Windows,
     worst: Amount,
     price: Option<Price>,
+    budget_used_percent: Option<f64>,
     done: bool,
 }
 
 impl Hold {
+    /// The share of its monthly budget the key has used, this request's worst case
+    /// counted (`None`: no `usd_per_month`).
+    pub fn budget_used_percent(&self) -> Option<f64> {
+        self.budget_used_percent
+    }
+
     /// Corrects the counters to what `usage` says was used; without usage (none
     /// reported), the worst case stands.
     pub async fn settle(mut self, usage: Option<&Usage>) {

@@ -68,14 +68,18 @@ struct Relay {
     /// The usage the stream reported (chat: the usage chunk the proxy asks for;
     /// Responses: the final event's).
     usage: Option<Usage>,
+    /// Events relayed so far: about one output token each, as OpenAI streams.
+    relayed: u64,
 }
 
 impl Drop for Relay {
-    /// The client went away before the end: it pays for what was produced when the
-    /// usage had arrived, else the reservation stands.
+    /// The client went away before the end: it pays for what was produced, as the
+    /// usage says when it had arrived, else one output token per event relayed.
     fn drop(&mut self) {
-        if let (Some(hold), Some(usage)) = (self.hold.take(), self.usage) {
-            hold.settle_later(usage);
+        match (self.hold.take(), self.usage) {
+            (Some(hold), Some(usage)) => hold.settle_later(usage),
+            (Some(hold), None) => hold.settle_produced_later(self.relayed),
+            (None, _) => {}
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn sse(
         last_event: Instant::now(),
         hold,
         usage: None,
+        relayed: 0,
     };
     futures_util::stream::unfold(Some(relay), |relay| async move {
         let mut relay = relay?;
@@ -152,7 +157,10 @@ impl Relay {
                 Step::End(Bytes::from_static(b"data: [DONE]\n\n"))
             }
             Some(Ok(event)) => match self.rewrite(&event) {
-                Some((frame, false)) => Step::Send(frame),
+                Some((frame, false)) => {
+                    self.relayed += 1;
+                    Step::Send(frame)
+                }
                 Some((frame, true)) => Step::End(frame),
                 None => Step::Skip,
             },

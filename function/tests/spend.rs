@@ -270,6 +270,66 @@ async fn a_streamed_answer_is_charged_the_usage_it_reports() {
     );
 }
 
+/// A client gone mid-stream, before the usage came, pays for what was produced: the
+/// proxy hangs up on the upstream (which stops generating), and the reservation's output
+/// is corrected to the events relayed, one token each, not left at the worst case.
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_pays_for_what_was_produced() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let db = dynamodb(&emulator()).await;
+    let table = usage_table(&db).await;
+    let (base, report) = sse_upstream(50, Duration::from_millis(20), async {}).await;
+    let h = proxy(
+        &base,
+        json!({"usd_per_month": 1}),
+        json!({"input_per_million": 1, "output_per_million": 1}),
+        Spend::with_ledger(Ledger::new(db.clone(), &table)),
+    );
+    let mut request = streamed("amazon.nova-lite-v1:0");
+    request["max_tokens"] = 4000.into();
+    let body = request.to_string();
+    let response = h
+        .proxy
+        .clone()
+        .oneshot(
+            Request::post("/v1/chat/completions")
+                .header("authorization", format!("Bearer {LIMITED_KEY}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut answer = response.into_body();
+    for _ in 0..3 {
+        answer.frame().await.unwrap().unwrap();
+    }
+    drop(answer);
+    let report = report.await.unwrap();
+    assert!(report.peer_closed && report.sent < 50, "{report:?}");
+    // The correction is written by a task of its own once the answer is dropped.
+    let worst = body.len() as u64 + 4000;
+    let mut charged = (0, worst, 0);
+    for _ in 0..50 {
+        charged = counters(&db, &table, "limited").await;
+        if charged.1 < worst {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (requests, tokens, spent) = charged;
+    let output = tokens - body.len() as u64;
+    assert_eq!(requests, 1);
+    assert!(
+        (3..=4).contains(&output),
+        "three events reached the client: {tokens} tokens"
+    );
+    // $1 per million tokens either way: a micro-dollar a token.
+    assert_eq!(spent, tokens, "charged what was counted, not the worst case");
+}
+
 #[tokio::test]
 async fn an_unreachable_table_refuses_limited_clients_with_503_and_still_serves_unlimited_ones() {
     // A port nothing listens on: connections are refused, as with an unreachable table.

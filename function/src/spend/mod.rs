@@ -173,6 +173,25 @@ impl Hold {
         }
     }
 
+    /// A client that disconnected before the usage arrived pays for what was produced:
+    /// the upstream stops when the proxy drops the connection, so the output is about
+    /// what was relayed, `output_tokens` (never more than the worst case); the input
+    /// stays at its reserved estimate.
+    pub fn settle_produced_later(self, output_tokens: u64) {
+        let used = Amount::new(
+            self.worst.input_tokens,
+            output_tokens.min(self.worst.output_tokens),
+            self.price.as_ref(),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut hold = self;
+                hold.done = true;
+                hold.correct(used).await;
+            });
+        }
+    }
+
     async fn correct(&self, used: Amount) {
         let delta = |now: u64, then: u64| {
             i64::try_from(now).unwrap_or(i64::MAX) - i64::try_from(then).unwrap_or(i64::MAX)

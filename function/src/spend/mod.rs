@@ -212,3 +212,70 @@ impl Drop for Hold {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_config::retry::RetryConfig;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+    use crate::config::Limits;
+
+    /// DynamoDB's answer when a table is throttled (awsJson1.0, as AWS documents it).
+    fn throttled() -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+            aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}"#,
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_throttled_table_refuses_a_limited_key_with_503_after_the_sdks_retries() {
+        let rule = mock!(Client::update_item).then_http_response(throttled);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1))
+                    .with_max_backoff(Duration::from_millis(2))
+            )
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new()));
+        let spend = Spend::with_ledger(Ledger::new(client, "usage"));
+        let key = ClientKey {
+            name: Some("web-app".into()),
+            digest: [0; 32],
+            models: None,
+            max_n: None,
+            max_tokens: None,
+            limits: Some(Limits {
+                requests_per_minute: Some(60),
+                ..Limits::default()
+            }),
+        };
+        let request = Request {
+            body_len: 100,
+            output_tokens: Some(10),
+            choices: None,
+            upstream_model: "gpt-4o-mini",
+        };
+        let refused = spend.reserve(Some(&key), None, request).await.unwrap_err();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.code.as_deref(), Some("usage_unavailable"));
+        assert_eq!(rule.num_calls(), 3, "the SDK retried the throttled write");
+        // A key without limits never asks the table.
+        let unlimited = ClientKey { limits: None, ..key };
+        assert!(
+            spend
+                .reserve(Some(&unlimited), None, request)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(rule.num_calls(), 3);
+    }
+}

@@ -9,7 +9,8 @@
 //! `endpoint` checks the request, `relay` streams the answer, `rewrite` puts the
 //! client's model id back, `relayed` passes OpenAI's errors and headers on) → `auth`
 //! (who the client is, which models it may use) → `app` (process state, with the `cors`
-//! policy) → `spend` (the limits of client keys: reserve before forwarding, settle
+//! policy) → `bedrock` (Amazon Bedrock, the second provider: Converse and
+//! InvokeModel, with a breaker of its own) → `spend` (the limits of client keys: reserve before forwarding, settle
 //! after, in the usage table) → `upstream` (OpenAI, with retries and the `breaker`) →
 //! `config`, `observe`, `error`, `body` (the response body), `worker` (which of the
 //! local server's threads serves the request), `env` (every environment variable the
@@ -40,6 +41,8 @@ pub mod auth;
 pub mod app;
 
 pub mod cors;
+
+pub mod bedrock;
 
 pub mod spend;
 

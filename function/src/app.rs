@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::bedrock::Bedrock;
 use crate::breaker::CircuitBreaker;
 use crate::config::{ConfigStore, ProxyConfig};
 use crate::cors::Cors;
@@ -146,6 +147,8 @@ pub struct AppState {
     /// The usage table that holds the limits of client keys (`USAGE_TABLE`); none
     /// until [`Spend::from_env`] or a test sets one.
     pub spend: Spend,
+    /// Amazon Bedrock, for models whose mapping names it (its client made on first use).
+    pub bedrock: Bedrock,
 }
 
 pub type App = Arc<AppState>;
@@ -172,6 +175,7 @@ impl AppState {
             logger,
             local_listen: std::sync::OnceLock::new(),
             spend: Spend::none(),
+            bedrock: Bedrock::default(),
         }
     }
 }

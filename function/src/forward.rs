@@ -9,8 +9,10 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::app::App;
 use crate::auth::{self, Client};
+use crate::bedrock;
 use crate::body::{self, Body, Response};
-use crate::config::{ClientKey, ProxyConfig};
+use crate::breaker::State as BreakerState;
+use crate::config::{ClientKey, Price, Provider, ProxyConfig};
 use crate::endpoint::{Endpoint, Request, StoredAction};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
@@ -23,7 +25,12 @@ use crate::upstream::{self, Failure};
 /// Time kept back from the Lambda timeout so the answer (or the error) still gets out.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
-/// Checks the request, maps its model, calls the upstream and answers.
+/// The answer header that says which provider served the request.
+pub const PROVIDER_HEADER: &str = "x-proxy-provider";
+
+/// Checks the request, maps its model, and answers from its primary provider, or from
+/// the other one (when the mapping names both) when the primary fails for reasons that
+/// are not the client's and before any byte of an answer went out.
 pub async fn forward(
     endpoint: Endpoint,
     app: &App,
@@ -47,125 +54,383 @@ pub async fn forward(
         .get(&model)
         .filter(|_| auth::may_use(client, &model))
         .ok_or_else(|| ApiError::model_not_found(&model))?;
-    let Some(upstream_model) = route.openai.as_ref() else {
-        return Err(ApiError::model_not_found(&model));
-    };
     if let Some(client) = client {
         within_key_caps(endpoint, &request, client.key())?;
     }
-    // Admission and reservation: a key with limits has its worst case counted before
-    // anything goes upstream. Keys without limits pass untouched: no table call, and
-    // their bodies' counts are OpenAI's to check.
-    let hold = match client.map(Client::key).filter(|key| key.limits.is_some()) {
-        None => None,
-        Some(key) => {
-            let request = spend::Request {
-                body_len: body.len(),
-                output_tokens: output_tokens(endpoint, &request)?,
-                choices: match endpoint {
-                    Endpoint::ChatCompletions => request.count("n")?,
-                    _ => None,
-                },
-                upstream_model,
-            };
-            let price = config.prices.get(upstream_model);
-            app.spend.reserve(Some(key), price, request).await?
-        }
+    let providers: Vec<(Provider, &str)> = std::iter::once(route.first())
+        .chain(route.fallback())
+        .filter(|(provider, upstream)| serves(endpoint, *provider, upstream))
+        .collect();
+    let Some(&(_, first_model)) = providers.first() else {
+        return Err(ApiError::invalid_request(format!(
+            "The model `{model}` is served by Amazon Bedrock only, which does not serve {}: use /v1/chat/completions.",
+            endpoint.upstream_path()
+        ))
+        .with_param("model"));
     };
+    let mut hold = reserve(
+        endpoint,
+        app,
+        &config,
+        client,
+        &request,
+        &body,
+        &providers,
+        first_model,
+    )
+    .await?;
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model_known = true;
-        record.upstream_model = Some(upstream_model.clone());
-        record.price_per_million = config
-            .prices
-            .get(upstream_model)
-            .map(|p| (p.input_per_million, p.output_per_million));
         record.budget_used_percent = hold.as_ref().and_then(Hold::budget_used_percent);
     }
-    // Usage is asked for on every chat stream, so token metrics count all traffic; the
-    // relay drops the usage chunk again when the client did not ask for it. (Responses
-    // streams always end with their usage.)
-    let force_usage = stream && endpoint == Endpoint::ChatCompletions;
-    let hide_usage = force_usage && !request.asks_for_usage();
-    let upstream_body = Bytes::from(request.upstream_body(upstream_model, force_usage));
-
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
-    let result = app
-        .upstream
-        .post(&config, endpoint.upstream_path(), upstream_body, deadline)
-        .await;
-    let secret = config.openai_api_key.expose();
-    let answer = match result {
-        Ok(answer) => answer,
-        Err(failure) => {
-            {
-                let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
-                record.attempts = failure.attempts();
-                if let Failure::Status { status, headers, .. } = &failure {
-                    record.upstream_status = Some(status.as_u16());
-                    record.upstream_request_id = relayed::request_id(headers);
-                }
+    let attempt = Attempt {
+        endpoint,
+        app,
+        log,
+        request: &request,
+        body: &body,
+        config: &config,
+        deadline,
+    };
+    let note_breakers = || {
+        log.lock().unwrap_or_else(|p| p.into_inner()).breakers_open = (
+            !matches!(app.upstream.breaker().state(), BreakerState::Closed { .. }),
+            !matches!(app.bedrock.breaker().state(), BreakerState::Closed { .. }),
+        );
+    };
+    for (i, &(provider, upstream_model)) in providers.iter().enumerate() {
+        let last = i + 1 == providers.len();
+        {
+            let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+            record.provider = Some(provider.as_str());
+            record.upstream_model = Some(upstream_model.to_owned());
+            record.price_per_million = config
+                .prices
+                .get(upstream_model)
+                .map(|p| (p.input_per_million, p.output_per_million));
+        }
+        let this_hold = match hold.take() {
+            Some(hold) => Some(hold.priced(config.prices.get(upstream_model))),
+            // The attempt before may have been billed and kept its reservation: this
+            // one is counted afresh.
+            None if i > 0 => {
+                reserve(
+                    endpoint,
+                    app,
+                    &config,
+                    client,
+                    &request,
+                    &body,
+                    &providers[i..],
+                    upstream_model,
+                )
+                .await?
             }
-            // An error answer, a breaker open or no connection: nothing was generated.
-            // A timeout or a broken answer may have been billed: the worst case stands.
-            if let Some(hold) = hold
-                && !matches!(failure, Failure::Timeout { .. } | Failure::Broken { .. })
-            {
+            None => None,
+        };
+        let served = match provider {
+            Provider::OpenAi => attempt.openai(upstream_model, this_hold).await,
+            Provider::Bedrock => attempt.bedrock(upstream_model, this_hold).await,
+        };
+        match served {
+            Served::Answer(mut response) => {
+                note_breakers();
+                response
+                    .headers_mut()
+                    .insert(PROVIDER_HEADER, HeaderValue::from_static(provider.as_str()));
+                return Ok(response);
+            }
+            Served::Final(error) => {
+                note_breakers();
+                return Err(error);
+            }
+            Served::FailOver { error, hold: kept } => {
+                if last {
+                    note_breakers();
+                    if let Some(kept) = kept {
+                        kept.release().await;
+                    }
+                    return Err(error);
+                }
+                tracing::warn!(
+                    model = %model,
+                    from = provider.as_str(),
+                    status = error.status.as_u16(),
+                    code = error.code.as_deref().unwrap_or(""),
+                    "primary provider failed; failing over"
+                );
+                log.lock().unwrap_or_else(|p| p.into_inner()).failed_over_from = Some(provider.as_str());
+                hold = kept;
+            }
+        }
+    }
+    unreachable!("the last provider's failure returns")
+}
+
+/// Whether `provider` can serve `endpoint` as `upstream_model`: OpenAI serves them all;
+/// Bedrock serves chat, and embeddings for Titan's embedding models, and has no
+/// Responses API.
+fn serves(endpoint: Endpoint, provider: Provider, upstream_model: &str) -> bool {
+    match (provider, endpoint) {
+        (Provider::OpenAi, _) | (Provider::Bedrock, Endpoint::ChatCompletions) => true,
+        (Provider::Bedrock, Endpoint::Embeddings) => {
+            let base = upstream_model.rsplit('/').next().unwrap_or(upstream_model);
+            base.split('.')
+                .any(|part| part == "titan-embed-text-v1" || part.starts_with("titan-embed-text-v2"))
+        }
+        (Provider::Bedrock, Endpoint::Responses) => false,
+    }
+}
+
+/// Admission and reservation: a key with limits has its worst case counted before
+/// anything goes upstream, at the dearest price among the providers that may serve it
+/// (settled later at the price of the one that did). Keys without limits pass
+/// untouched: no table call, and their bodies' counts are the upstream's to check.
+#[allow(clippy::too_many_arguments)]
+async fn reserve(
+    endpoint: Endpoint,
+    app: &App,
+    config: &ProxyConfig,
+    client: Option<&Client>,
+    request: &Request<'_>,
+    body: &Bytes,
+    providers: &[(Provider, &str)],
+    upstream_model: &str,
+) -> Result<Option<Hold>, ApiError> {
+    let Some(key) = client.map(Client::key).filter(|key| key.limits.is_some()) else {
+        return Ok(None);
+    };
+    let price = providers
+        .iter()
+        .filter_map(|(_, model)| config.prices.get(*model).copied())
+        .reduce(|a, b| Price {
+            input_per_million: a.input_per_million.max(b.input_per_million),
+            output_per_million: a.output_per_million.max(b.output_per_million),
+        });
+    let worst = spend::Request {
+        body_len: body.len(),
+        output_tokens: output_tokens(endpoint, request)?,
+        choices: match endpoint {
+            Endpoint::ChatCompletions => request.count("n")?,
+            _ => None,
+        },
+        upstream_model,
+    };
+    app.spend.reserve(Some(key), price.as_ref(), worst).await
+}
+
+/// What one provider made of the request.
+enum Served {
+    /// The answer, about to go to the client.
+    Answer(Response),
+    /// The client's error, or one after which the other provider must not be tried.
+    Final(ApiError),
+    /// The provider failed for reasons that are not the client's, before any byte went
+    /// out: the other provider may serve it. `hold` comes back when nothing was billed.
+    FailOver { error: ApiError, hold: Option<Hold> },
+}
+
+/// Bedrock's answer: whole, or a stream whose first event has arrived.
+enum Answered {
+    Whole(serde_json::Value, Option<crate::observe::Usage>),
+    Stream(Box<bedrock::stream::Opened>),
+}
+
+/// One request, as each provider is asked for it.
+struct Attempt<'a> {
+    endpoint: Endpoint,
+    app: &'a App,
+    log: &'a LogHandle,
+    request: &'a Request<'a>,
+    body: &'a Bytes,
+    config: &'a ProxyConfig,
+    deadline: Instant,
+}
+
+impl Attempt<'_> {
+    /// OpenAI: the client's body with the model replaced, its answer relayed.
+    async fn openai(&self, upstream_model: &str, hold: Option<Hold>) -> Served {
+        let (endpoint, request, config, log) = (self.endpoint, self.request, self.config, self.log);
+        let (model, stream) = (request.model.clone(), request.stream);
+        // Usage is asked for on every chat stream, so token metrics count all traffic; the
+        // relay drops the usage chunk again when the client did not ask for it. (Responses
+        // streams always end with their usage.)
+        let force_usage = stream && endpoint == Endpoint::ChatCompletions;
+        let hide_usage = force_usage && !request.asks_for_usage();
+        let upstream_body = Bytes::from(request.upstream_body(upstream_model, force_usage));
+        let result = self
+            .app
+            .upstream
+            .post(config, endpoint.upstream_path(), upstream_body, self.deadline)
+            .await;
+        let secret = config.openai_api_key.expose();
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(failure) => {
+                {
+                    let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+                    record.attempts = failure.attempts();
+                    if let Failure::Status { status, headers, .. } = &failure {
+                        record.upstream_status = Some(status.as_u16());
+                        record.upstream_request_id = relayed::request_id(headers);
+                    }
+                }
+                // An error answer, a breaker open or no connection: nothing was generated.
+                // A timeout or a broken answer may have been billed: the worst case stands.
+                let billed = matches!(failure, Failure::Timeout { .. } | Failure::Broken { .. });
+                let error = failure_to_error(failure, secret);
+                return match (billed, hold) {
+                    (true, _) => Served::FailOver { error, hold: None },
+                    (false, hold) if not_the_clients(&error) => Served::FailOver { error, hold },
+                    (false, hold) => {
+                        if let Some(hold) = hold {
+                            hold.release().await;
+                        }
+                        Served::Final(error)
+                    }
+                };
+            }
+        };
+        let status = answer.response.status();
+        let headers = relayed::headers(answer.response.headers());
+        {
+            let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+            record.attempts = answer.attempts;
+            record.upstream_status = Some(status.as_u16());
+            record.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
+            record.upstream_request_id = relayed::request_id(answer.response.headers());
+        }
+        if !status.is_success() {
+            let error = upstream_error(answer, answer_time_left(self.deadline, config), secret).await;
+            if not_the_clients(&error) {
+                return Served::FailOver { error, hold };
+            }
+            if let Some(hold) = hold {
                 hold.release().await;
             }
-            return Err(failure_to_error(failure, secret));
+            return Served::Final(error);
         }
-    };
-    let status = answer.response.status();
-    let headers = relayed::headers(answer.response.headers());
-    {
-        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
-        record.attempts = answer.attempts;
-        record.upstream_status = Some(status.as_u16());
-        record.upstream_ms = Some(answer.elapsed.as_secs_f64() * 1000.0);
-        record.upstream_request_id = relayed::request_id(answer.response.headers());
-    }
-    if !status.is_success() {
-        if let Some(hold) = hold {
-            hold.release().await;
+        let is_sse = answer
+            .response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let response = if stream && is_sse {
+            let options = relay::Options {
+                model,
+                idle_timeout: config.timeouts.stream_idle,
+                keep_alive: self.app.settings.stream_keep_alive,
+                hide_usage,
+                dialect: match endpoint {
+                    Endpoint::Responses => relay::Dialect::Responses,
+                    _ => relay::Dialect::Chat,
+                },
+            };
+            Ok(event_stream(Body::stream(relay::sse(
+                answer.response,
+                options,
+                log.clone(),
+                hold,
+            ))))
+        } else {
+            complete(answer.response, &model, config, self.deadline, log, hold).await
+        };
+        match response {
+            Ok(mut response) => {
+                response.headers_mut().extend(headers);
+                Served::Answer(response)
+            }
+            Err(error) => Served::Final(error),
         }
-        return Err(upstream_error(answer, answer_time_left(deadline, &config), secret).await);
     }
-    let is_sse = answer
-        .response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut response = if stream && is_sse {
-        let options = relay::Options {
-            model,
-            idle_timeout: config.timeouts.stream_idle,
-            keep_alive: app.settings.stream_keep_alive,
-            hide_usage,
-            dialect: match endpoint {
-                Endpoint::Responses => relay::Dialect::Responses,
-                _ => relay::Dialect::Chat,
+
+    /// Amazon Bedrock: the request translated to Converse (or InvokeModel for
+    /// embeddings), its answer translated back.
+    async fn bedrock(&self, bedrock_model: &str, hold: Option<Hold>) -> Served {
+        let (request, log) = (self.request, self.log);
+        let model = request.model.as_str();
+        let body: serde_json::Value = match serde_json::from_slice(self.body) {
+            Ok(body) => body,
+            Err(_) => {
+                return Served::Final(ApiError::invalid_request(
+                    "The request body must be a JSON object.",
+                ));
+            }
+        };
+        let bedrock = &self.app.bedrock;
+        let started = Instant::now();
+        let outcome = match self.endpoint {
+            Endpoint::Embeddings => bedrock
+                .embeddings(&body, bedrock_model, model, self.deadline)
+                .await
+                .map(|(answer, usage)| Answered::Whole(answer, usage)),
+            _ => match bedrock::request::conversation(&body) {
+                Err(error) => Err(bedrock::Failure::Client(error)),
+                Ok(conversation) if request.stream => bedrock
+                    .converse_stream(conversation, bedrock_model, model, self.deadline)
+                    .await
+                    .map(|opened| Answered::Stream(Box::new(opened))),
+                Ok(conversation) => bedrock
+                    .converse(conversation, bedrock_model, model, self.deadline)
+                    .await
+                    .map(|(answer, usage)| Answered::Whole(answer, usage)),
             },
         };
-        let mut response = http::Response::new(Body::stream(relay::sse(
-            answer.response,
-            options,
-            log.clone(),
-            hold,
-        )));
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        response
-    } else {
-        complete(answer.response, &model, &config, deadline, log, hold).await?
-    };
-    response.headers_mut().extend(headers);
-    Ok(response)
+        log.lock().unwrap_or_else(|p| p.into_inner()).upstream_ms =
+            Some(started.elapsed().as_secs_f64() * 1000.0);
+        match outcome {
+            Ok(Answered::Whole(answer, usage)) => {
+                if let Some(usage) = &usage {
+                    log.lock().unwrap_or_else(|p| p.into_inner()).record_usage(usage);
+                }
+                if let Some(hold) = hold {
+                    hold.settle(usage.as_ref()).await;
+                }
+                Served::Answer(body::with_type(
+                    StatusCode::OK,
+                    "application/json",
+                    answer.to_string(),
+                ))
+            }
+            Ok(Answered::Stream(opened)) => Served::Answer(event_stream(Body::stream(opened.sse(
+                log.clone(),
+                hold,
+                self.config.timeouts.stream_idle,
+            )))),
+            Err(bedrock::Failure::Client(error)) => {
+                if let Some(hold) = hold {
+                    hold.release().await;
+                }
+                Served::Final(error)
+            }
+            Err(bedrock::Failure::Unavailable(error)) => Served::FailOver { error, hold },
+        }
+    }
+}
+
+/// Whether an upstream's error is not the client's doing, so that the other provider
+/// may serve the request: its server failing or unreachable, its breaker open, a
+/// timeout before the first byte, or OpenAI refusing the proxy's own key for quota.
+fn not_the_clients(error: &ApiError) -> bool {
+    error.status.is_server_error()
+        || error.status == StatusCode::REQUEST_TIMEOUT
+        || (error.status == StatusCode::TOO_MANY_REQUESTS
+            && error.code.as_deref() == Some("insufficient_quota"))
+}
+
+/// A streamed answer's response: its body, and the headers every event stream gets.
+fn event_stream(body: Body) -> Response {
+    let mut response = http::Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// A stored Responses API response (`GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`,

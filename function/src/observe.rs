@@ -73,6 +73,16 @@ pub struct RequestLog {
     pub model_known: bool,
     #[serde(serialize_with = "capped_option")]
     pub upstream_model: Option<String>,
+    /// Who served it: `openai` or `bedrock` (the metrics' `Provider` dimension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    /// The provider that failed before `provider` took the request over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_over_from: Option<&'static str>,
+    /// Whether OpenAI's and Bedrock's circuit breakers were open when the request was
+    /// answered (the metrics `OpenAIBreakerOpen`, `BedrockBreakerOpen`).
+    #[serde(skip)]
+    pub breakers_open: (bool, bool),
     pub upstream_status: Option<u16>,
     /// OpenAI's own request id (`x-upstream-request-id`), to quote to OpenAI.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -291,6 +301,18 @@ pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
             doc[name] = json!(v);
         }
     }
+    // A request that failed over, and each provider's breaker (open: 1).
+    if record.failed_over_from.is_some() {
+        metrics.push(json!({"Name": "Failovers", "Unit": "Count"}));
+        doc["Failovers"] = json!(1);
+    }
+    for (name, open) in [
+        ("OpenAIBreakerOpen", record.breakers_open.0),
+        ("BedrockBreakerOpen", record.breakers_open.1),
+    ] {
+        metrics.push(json!({"Name": name, "Unit": "Count"}));
+        doc[name] = json!(u8::from(open));
+    }
     let mut directive = json!({
         "Namespace": METRICS_NAMESPACE,
         "Dimensions": [["FunctionName"], ["FunctionName", "Model"]],
@@ -299,6 +321,11 @@ pub fn emf(function: &str, record: &RequestLog, timestamp_ms: u128) -> String {
     if let (Some(client), Some(dimensions)) = (&record.client, directive["Dimensions"].as_array_mut()) {
         doc["Client"] = json!(client);
         dimensions.push(json!(["FunctionName", "Client"]));
+    }
+    // Who served it: the dashboard's per-provider panels.
+    if let (Some(provider), Some(dimensions)) = (record.provider, directive["Dimensions"].as_array_mut()) {
+        doc["Provider"] = json!(provider);
+        dimensions.push(json!(["FunctionName", "Provider"]));
     }
     doc["_aws"] = json!({
         "Timestamp": timestamp_ms,
@@ -386,6 +413,41 @@ mod tests {
         assert_eq!(unpriced.cost_usd(), None);
         let doc: serde_json::Value = serde_json::from_str(&emf("f", &unpriced, 1)).unwrap();
         assert!(doc.get("Spend").is_none() && doc.get("BudgetUsedPercent").is_none());
+    }
+
+    #[test]
+    fn the_provider_is_a_dimension_and_a_failover_and_open_breakers_are_counted() {
+        let record = RequestLog {
+            status: 200,
+            provider: Some("bedrock"),
+            failed_over_from: Some("openai"),
+            breakers_open: (true, false),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&emf("f", &record, 1)).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert!(
+            directive["Dimensions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["FunctionName", "Provider"]))
+        );
+        assert_eq!(doc["Provider"], "bedrock");
+        assert_eq!(
+            (
+                doc["Failovers"].clone(),
+                doc["OpenAIBreakerOpen"].clone(),
+                doc["BedrockBreakerOpen"].clone()
+            ),
+            (json!(1), json!(1), json!(0))
+        );
+        let line = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            (line["provider"].as_str(), line["failed_over_from"].as_str()),
+            (Some("bedrock"), Some("openai"))
+        );
+        let plain: serde_json::Value = serde_json::from_str(&emf("f", &RequestLog::default(), 1)).unwrap();
+        assert!(plain.get("Provider").is_none() && plain.get("Failovers").is_none());
     }
 
     #[test]

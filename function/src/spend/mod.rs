@@ -142,6 +142,13 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// The reservation, to be settled at `price`: the provider that serves the request
+    /// is known only after its reservation (made at the dearest one's price).
+    pub fn priced(mut self, price: Option<&Price>) -> Self {
+        self.price = price.copied();
+        self
+    }
+
     /// The share of its monthly budget the key has used, this request's worst case
     /// counted (`None`: no `usd_per_month`).
     pub fn budget_used_percent(&self) -> Option<f64> {

@@ -23,7 +23,7 @@ CloudWatch also answers the Smithy RPC v2 CBOR protocol current SDKs speak
 cached): the launcher in `localaws.server` calls it before serving.
 """
 
-from . import cloudwatch_cbor, guarded_updates, models, patches, protection
+from . import bedrock_runtime, cloudwatch_cbor, guarded_updates, models, patches, protection
 
 _installed = False
 
@@ -41,6 +41,7 @@ def install() -> None:
     patches.apply()
     protection.apply()
     cloudwatch_cbor.apply()
+    bedrock_runtime.apply()
     guarded_updates.apply()  # last: it wraps what the others patched
     _installed = True
 

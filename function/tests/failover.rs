@@ -1,0 +1,264 @@
+//! Same-model failover between OpenAI and Amazon Bedrock, end to end: OpenAI is a test
+//! upstream, Bedrock the local AWS emulator's Bedrock Runtime (Converse and
+//! ConverseStream in event-stream frames; `make test` runs this under
+//! scripts/local-aws.sh, which sets AWS_ENDPOINT_URL). The emulator's model echoes the
+//! last user message and takes `[[bedrock:...]]` directives (localaws/moto_ext/bedrock_runtime.py).
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use openai_proxy_function::app::Settings;
+use openai_proxy_function::bedrock::Bedrock;
+use openai_proxy_function::breaker::CircuitBreaker;
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const MODEL: &str = "amazon.nova-lite-v1:0";
+
+/// The proxy with `MODEL` mapped to both providers (`primary` first), OpenAI at
+/// `openai`, Bedrock at the emulator.
+async fn proxy(openai: &MockServer, primary: &str) -> Harness {
+    proxy_at(&format!("{}/v1", openai.uri()), primary).await
+}
+
+async fn proxy_at(openai_base: &str, primary: &str) -> Harness {
+    let mut config = config_json(openai_base);
+    config["model_mappings"][MODEL] =
+        json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}"), "primary": primary});
+    config["model_mappings"]["amazon.titan-embed-text-v2:0"] =
+        json!({"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"});
+    let (mut app, logs) = app_with_config(
+        config,
+        Settings::default(),
+        fast_policy(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    );
+    app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
+    Harness::over(app, logs)
+}
+
+async fn openai_answering(template: ResponseTemplate, calls: impl Into<wiremock::Times>) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(template)
+        .expect(calls)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn chat(text: &str) -> Value {
+    json!({"model": MODEL, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]})
+}
+
+/// The `data:` of each event.
+fn data(text: &str) -> Vec<&str> {
+    sse_events(text)
+        .into_iter()
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect()
+}
+
+fn provider(reply: &Reply) -> &str {
+    reply
+        .headers
+        .get("x-proxy-provider")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+}
+
+#[tokio::test]
+async fn openai_failing_after_its_retries_is_answered_by_bedrock_as_the_same_model() {
+    let openai = openai_answering(
+        ResponseTemplate::new(500)
+            .set_body_json(json!({"error": {"message": "boom", "type": "server_error"}})),
+        3,
+    )
+    .await;
+    let h = proxy(&openai, "openai").await;
+    let reply = h.chat(chat("Hello from a failover")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(provider(&reply), "bedrock");
+    let answer = reply.json();
+    assert_eq!(answer["model"], MODEL);
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Echo: Hello from a failover"
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert!(answer["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let line = h.request_logs().pop().unwrap();
+    assert_eq!(
+        (line["provider"].as_str(), line["failed_over_from"].as_str()),
+        (Some("bedrock"), Some("openai"))
+    );
+    assert_eq!(line["upstream_model"], format!("us.{MODEL}"));
+}
+
+#[tokio::test]
+async fn openais_quota_refusal_of_the_proxys_key_fails_over_but_a_clients_error_does_not() {
+    let quota = json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}});
+    let openai = openai_answering(ResponseTemplate::new(429).set_body_json(quota), 1..=3).await;
+    let reply = proxy(&openai, "openai").await.chat(chat("quota")).await;
+    assert_eq!(
+        (reply.status, provider(&reply)),
+        (StatusCode::OK, "bedrock"),
+        "{}",
+        reply.text()
+    );
+
+    let bad = json!({"error": {"message": "Invalid 'temperature'", "type": "invalid_request_error", "param": "temperature", "code": null}});
+    let openai = openai_answering(ResponseTemplate::new(400).set_body_json(bad), 1).await;
+    let h = proxy(&openai, "openai").await;
+    let reply = h.chat(chat("never to bedrock")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error()["param"], "temperature");
+    assert!(h.request_logs().pop().unwrap().get("failed_over_from").is_none());
+}
+
+#[tokio::test]
+async fn an_unreachable_openai_fails_over_and_a_streamed_answer_carries_tool_calls_and_usage() {
+    // A port nothing listens on: OpenAI cannot be reached.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = proxy_at(&format!("http://127.0.0.1:{port}/v1"), "openai").await;
+    let request = json!({"model": MODEL, "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Weather in Paris and Lyon? [[bedrock:tool2]]"}],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]});
+    let reply = h.chat(request).await;
+    assert_eq!(
+        (reply.status, provider(&reply)),
+        (StatusCode::OK, "bedrock"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.headers["content-type"], "text/event-stream");
+    let text = reply.text();
+    let events = data(&text);
+    assert_eq!(*events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["model"] == MODEL && c["object"] == "chat.completion.chunk")
+    );
+    let mut arguments = ["".to_owned(), "".to_owned()];
+    for call in chunks.iter().flat_map(|c| {
+        c["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }) {
+        let index = call["index"].as_u64().unwrap() as usize;
+        arguments[index].push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+    }
+    assert_eq!(
+        arguments.map(|a| serde_json::from_str::<Value>(&a).unwrap()),
+        [json!({"city": "Paris"}), json!({"city": "Paris"})]
+    );
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str());
+    assert_eq!(finish, Some("tool_calls"));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0, "{text}");
+    let line = h.request_logs().pop().unwrap();
+    assert_eq!(line["total_tokens"], usage["total_tokens"]);
+}
+
+#[tokio::test]
+async fn bedrock_as_primary_serves_natively_and_its_throttling_fails_over_to_openai() {
+    let openai = openai_answering(
+        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
+        1,
+    )
+    .await;
+    let h = proxy(&openai, "bedrock").await;
+    let native = h.chat(chat("native")).await;
+    assert_eq!((native.status, provider(&native)), (StatusCode::OK, "bedrock"));
+    let throttled = h.chat(chat("busy [[bedrock:error=ThrottlingException]]")).await;
+    assert_eq!(
+        (throttled.status, provider(&throttled)),
+        (StatusCode::OK, "openai"),
+        "{}",
+        throttled.text()
+    );
+    assert_eq!(throttled.json()["model"], MODEL);
+}
+
+#[tokio::test]
+async fn bedrocks_validation_error_is_the_clients_and_never_goes_to_openai() {
+    let openai = openai_answering(
+        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
+        0,
+    )
+    .await;
+    let h = proxy(&openai, "bedrock").await;
+    let reply = h.chat(chat("bad [[bedrock:error=ValidationException]]")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert_eq!(reply.error()["type"], "invalid_request_error");
+    // What Bedrock cannot take is refused before any call, naming the parameter.
+    let mut asks_two = chat("two please");
+    asks_two["n"] = 2.into();
+    let reply = h.chat(asks_two).await;
+    assert_eq!(
+        (reply.status, reply.error()["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("n"))
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_after_its_first_bytes_ends_with_an_error_and_is_not_served_twice() {
+    let openai = openai_answering(
+        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
+        0,
+    )
+    .await;
+    let h = proxy(&openai, "bedrock").await;
+    let mut request = chat("break [[bedrock:stream-error=modelStreamErrorException]]");
+    request["stream"] = true.into();
+    let reply = h.chat(request).await;
+    assert_eq!((reply.status, provider(&reply)), (StatusCode::OK, "bedrock"));
+    let text = reply.text();
+    let events = data(&text);
+    assert!(events.iter().any(|e| e.contains("Echo")), "{text}");
+    assert!(
+        events[events.len() - 2].contains("\"upstream_stream_error\""),
+        "{text}"
+    );
+    assert_eq!(*events.last().unwrap(), "[DONE]");
+}
+
+#[tokio::test]
+async fn embeddings_of_a_titan_model_fail_over_to_bedrock() {
+    let openai = openai_answering(ResponseTemplate::new(503), 3).await;
+    let h = proxy(&openai, "openai").await;
+    let reply = h
+        .post(
+            "/v1/embeddings",
+            json!({"model": "amazon.titan-embed-text-v2:0", "input": ["one", "two"], "dimensions": 256}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, provider(&reply)),
+        (StatusCode::OK, "bedrock"),
+        "{}",
+        reply.text()
+    );
+    let answer = reply.json();
+    assert_eq!(answer["model"], "amazon.titan-embed-text-v2:0");
+    assert_eq!(answer["data"].as_array().unwrap().len(), 2);
+    assert_eq!(answer["data"][1]["embedding"].as_array().unwrap().len(), 256);
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+}

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -330,6 +331,42 @@ def proxy(upstream, tmp_path_factory):
             },
         ],
     }
+    yield from _serve(config, tmp_path_factory, {})
+
+
+@pytest.fixture(scope="session")
+def failover_proxy(tmp_path_factory):
+    """The proxy with OpenAI unreachable (a port nothing listens on) and its models
+    mapped to Amazon Bedrock as well: the local AWS's Bedrock Runtime
+    (localaws/moto_ext/bedrock_runtime.py) answers every request."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if "127.0.0.1" not in endpoint:
+        pytest.fail("AWS_ENDPOINT_URL must point at the local emulator: run through make test or scripts/local-aws.sh run")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    config = {
+        "openai_api_key": OPENAI_KEY,
+        "model_mappings": {
+            "amazon.nova-lite-v1:0": {"openai": "gpt-4o-mini", "bedrock": "us.amazon.nova-lite-v1:0"},
+            "amazon.nova-pro-v1:0": {"openai": "gpt-4o", "bedrock": "amazon.nova-pro-v1:0", "primary": "bedrock"},
+        },
+        "timeout_settings": {"openai_api_timeout": 10, "secrets_manager_timeout": 5, "lambda_timeout": 60},
+        "openai_base_url": f"http://127.0.0.1:{dead}/v1",
+        "client_api_keys": [hashlib.sha256(CLIENT_KEY.encode()).hexdigest()],
+    }
+    aws = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    yield from _serve(config, tmp_path_factory, aws)
+
+
+def _serve(config: dict, tmp_path_factory, extra_env: dict[str, str]):
+    """The binary in local mode with `config`, until the session ends (SIGTERM, exit 0)."""
     config_file = tmp_path_factory.mktemp("proxy") / "config.json"
     config_file.write_text(json.dumps(config))
     env = {
@@ -338,6 +375,7 @@ def proxy(upstream, tmp_path_factory):
         "PROXY_CONFIG_FILE": str(config_file),
         "ENABLE_AUTHENTICATION": "true",
         "LOG_LEVEL": "INFO",
+        **extra_env,
     }
     process = subprocess.Popen(
         [_binary()], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

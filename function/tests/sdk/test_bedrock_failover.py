@@ -1,0 +1,83 @@
+"""Failover to Amazon Bedrock through the official `openai` SDK, unmodified: OpenAI is
+unreachable, so the local AWS's Bedrock Runtime answers as the same model id
+(conftest.py's `failover_proxy`). Streamed and whole answers, tool calls, usage, and the
+errors that are the client's."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+from conftest import CLIENT_KEY
+
+MODEL = "amazon.nova-lite-v1:0"
+TOOLS = [{"type": "function", "function": {"name": "weather", "description": "Weather in a city",
+                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+
+
+@pytest.fixture
+def client(failover_proxy) -> openai.OpenAI:
+    return openai.OpenAI(base_url=failover_proxy.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+
+
+def ask(text: str) -> list[dict]:
+    return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+
+
+def test_a_whole_answer_comes_from_bedrock_as_the_requested_model(client):
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=ask("Hello, Bedrock"))
+    assert raw.headers["x-proxy-provider"] == "bedrock"
+    answer = raw.parse()
+    assert answer.model == MODEL
+    assert answer.choices[0].message.content == "Echo: Hello, Bedrock"
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens > 0
+
+
+def test_a_streamed_answer_with_usage_as_the_sdk_reads_it(client):
+    stream = client.chat.completions.create(model=MODEL, messages=ask("Stream me"), stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert all(c.model == MODEL for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Echo: Stream me"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+
+
+def test_tool_calls_whole_and_streamed(client):
+    answer = client.chat.completions.create(model=MODEL, messages=ask("Weather? [[bedrock:tool]]"), tools=TOOLS)
+    (call,) = answer.choices[0].message.tool_calls
+    assert call.function.name == "weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    assert answer.choices[0].finish_reason == "tool_calls"
+    # The round trip: the tool's result goes back, Bedrock answers.
+    follow_up = client.chat.completions.create(model=MODEL, tools=TOOLS, messages=[
+        *ask("Weather? [[bedrock:tool]]"),
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"},
+        {"role": "user", "content": "Thanks"},
+    ])
+    assert follow_up.choices[0].message.content == "Echo: Thanks"
+    with client.chat.completions.stream(model=MODEL, messages=ask("Two cities [[bedrock:tool2]]"), tools=TOOLS) as stream:
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls
+    assert [json.loads(c.function.arguments) for c in calls] == [{"city": "Paris"}, {"city": "Paris"}]
+
+
+def test_bedrock_as_primary_serves_without_trying_openai(client):
+    raw = client.chat.completions.with_raw_response.create(model="amazon.nova-pro-v1:0", messages=ask("native"))
+    assert raw.headers["x-proxy-provider"] == "bedrock"
+
+
+def test_the_clients_errors_are_openais_error_types(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=ask("two"), n=2)
+    assert raised.value.body["param"] == "n"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=ask("x [[bedrock:error=ValidationException]]"))
+
+
+def test_when_both_fail_the_last_providers_error_is_answered(client):
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model=MODEL, messages=ask("busy [[bedrock:error=ThrottlingException]]"))
+    assert raised.value.response.headers.get("retry-after")

@@ -12,7 +12,7 @@ use crate::auth::{self, Client};
 use crate::bedrock;
 use crate::body::{self, Body, Response};
 use crate::breaker::State as BreakerState;
-use crate::config::{ClientKey, Price, Provider, ProxyConfig};
+use crate::config::{ClientKey, Price, Provider, ProxyConfig, price_of};
 use crate::endpoint::{Endpoint, Request, StoredAction};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
@@ -106,13 +106,11 @@ pub async fn forward(
             let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
             record.provider = Some(provider.as_str());
             record.upstream_model = Some(upstream_model.to_owned());
-            record.price_per_million = config
-                .prices
-                .get(upstream_model)
-                .map(|p| (p.input_per_million, p.output_per_million));
+            record.price_per_million =
+                price_of(&config.prices, upstream_model).map(|p| (p.input_per_million, p.output_per_million));
         }
         let this_hold = match hold.take() {
-            Some(hold) => Some(hold.priced(config.prices.get(upstream_model))),
+            Some(hold) => Some(hold.priced(price_of(&config.prices, upstream_model))),
             // The attempt before may have been billed and kept its reservation: this
             // one is counted afresh.
             None if i > 0 => {
@@ -204,7 +202,7 @@ async fn reserve(
     };
     let price = providers
         .iter()
-        .filter_map(|(_, model)| config.prices.get(*model).copied())
+        .filter_map(|(_, model)| price_of(&config.prices, model).copied())
         .reduce(|a, b| Price {
             input_per_million: a.input_per_million.max(b.input_per_million),
             output_per_million: a.output_per_million.max(b.output_per_million),

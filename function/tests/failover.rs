@@ -262,3 +262,53 @@ async fn embeddings_of_a_titan_model_fail_over_to_bedrock() {
     assert_eq!(answer["data"][1]["embedding"].as_array().unwrap().len(), 256);
     assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
 }
+
+/// Caps count what Bedrock serves, at Bedrock's price: the reservation is made at the
+/// dearer of the two providers and settled at the one that answered.
+#[tokio::test]
+async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
+    use openai_proxy_function::spend::Spend;
+    use openai_proxy_function::spend::ledger::Ledger;
+    use sha2::Digest;
+    let db = dynamodb(&emulator()).await;
+    let table = usage_table(&db).await;
+    let openai = openai_answering(ResponseTemplate::new(500), 3).await;
+    let mut config = config_json(&format!("{}/v1", openai.uri()));
+    config["model_mappings"][MODEL] = json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}")});
+    config["client_api_keys"] = json!([{"name": "capped", "sha256": hex(&sha2::Sha256::digest(CLIENT_KEY.as_bytes())),
+                                        "models": [MODEL], "limits": {"usd_per_month": 5}}]);
+    config["prices"] = json!({"gpt-4o-mini": {"input_per_million": 1, "output_per_million": 1},
+                              MODEL: {"input_per_million": 2, "output_per_million": 2}});
+    let settings = Settings {
+        auth_enabled: true,
+        ..Settings::default()
+    };
+    let (mut app, logs) = app_with_config(
+        config,
+        settings,
+        fast_policy(),
+        CircuitBreaker::new(5, Duration::from_secs(30)),
+    );
+    app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
+    app.spend = Spend::with_ledger(Ledger::new(db.clone(), &table));
+    let h = Harness::over(app, logs);
+    let reply = h
+        .send(
+            axum::http::Request::post("/v1/chat/completions")
+                .header("authorization", format!("Bearer {CLIENT_KEY}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, provider(&reply)),
+        (StatusCode::OK, "bedrock"),
+        "{}",
+        reply.text()
+    );
+    let total = reply.json()["usage"]["total_tokens"].as_u64().unwrap();
+    let (requests, tokens, spent) = counters(&db, &table, "capped").await;
+    // $2 per million tokens, Bedrock's: two micro-dollars a token, Bedrock's count.
+    assert_eq!((requests, tokens, spent), (1, total, 2 * total));
+}

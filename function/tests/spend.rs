@@ -7,9 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
@@ -23,54 +20,6 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const LIMITED_KEY: &str = "limited-key-0123456789";
-
-async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&aws_at(endpoint).await)
-}
-
-/// A new table of the template's shape; its name.
-async fn usage_table(db: &aws_sdk_dynamodb::Client) -> String {
-    let name = format!("usage-{}", uuid::Uuid::new_v4());
-    db.create_table()
-        .table_name(&name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
-}
-
-/// The counters of `client`'s item this month.
-async fn counters(db: &aws_sdk_dynamodb::Client, table: &str, client: &str) -> (u64, u64, u64) {
-    let item = db
-        .get_item()
-        .table_name(table)
-        .key(
-            "pk",
-            AttributeValue::S(format!("{client}#{}", Windows::now().month)),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let item = item.item().expect("the client's item exists");
-    let n = |name: &str| item[name].as_n().unwrap().parse::<u64>().unwrap();
-    (n("requests"), n("tokens"), n("month_usd"))
-}
 
 /// Authentication on; [`CLIENT_KEY`] unlimited, [`LIMITED_KEY`] named `limited` with
 /// `limits`; gpt-4o-mini at `price`; the usage table behind `spend`.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 pub use models::{ModelMappings, ModelRoute, Provider};
 pub use source::ConfigSource;
-pub use spend::{Limits, MicroUsd, Price, Prices};
+pub use spend::{Limits, MicroUsd, Price, Prices, price_of};
 pub use store::{ConfigStore, FAILURE_RETRY};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -413,7 +413,7 @@ fn unpriced_usd_limit(
             .iter()
             .filter(|(model, _)| key.may_use(model))
             .find_map(|(model, route)| {
-                let upstream = route.upstreams().find(|up| !prices.contains_key(*up))?;
+                let upstream = route.upstreams().find(|up| price_of(prices, up).is_none())?;
                 Some((model, upstream))
             });
         if let Some((model, upstream)) = unpriced {

@@ -71,6 +71,19 @@ impl Price {
 /// Upstream model id -> its price.
 pub type Prices = BTreeMap<String, Price>;
 
+/// The geographic prefixes of Bedrock's cross-region inference profiles.
+const PROFILE_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global."];
+
+/// The price of `model`: its own entry, else (a Bedrock inference profile such as
+/// `us.amazon.nova-lite-v1:0`) the entry of the model it routes to, which AWS charges
+/// at the same price.
+pub fn price_of<'a>(prices: &'a Prices, model: &str) -> Option<&'a Price> {
+    prices.get(model).or_else(|| {
+        let base = PROFILE_PREFIXES.iter().find_map(|p| model.strip_prefix(p))?;
+        prices.get(base)
+    })
+}
+
 /// [`DEFAULT_PRICES_JSON`], parsed once.
 pub fn default_prices() -> Prices {
     static PARSED: std::sync::OnceLock<Prices> = std::sync::OnceLock::new();
@@ -227,6 +240,22 @@ mod tests {
                 output_per_million: 600_000
             }
         );
+    }
+
+    #[test]
+    fn an_inference_profile_is_priced_as_the_model_it_routes_to() {
+        let prices = default_prices();
+        assert_eq!(
+            price_of(&prices, "us.amazon.nova-lite-v1:0"),
+            prices.get("amazon.nova-lite-v1:0")
+        );
+        assert_eq!(
+            price_of(&prices, "amazon.nova-pro-v1:0")
+                .unwrap()
+                .output_per_million,
+            3_200_000
+        );
+        assert_eq!(price_of(&prices, "us.gpt-9"), None);
     }
 
     #[test]

@@ -478,3 +478,55 @@ pub fn function_command() -> tokio::process::Command {
         None => tokio::process::Command::new(binary),
     }
 }
+
+/// The usage table on the local AWS (DynamoDB), as the template makes it.
+pub async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&aws_at(endpoint).await)
+}
+
+/// A new table of the template's shape; its name.
+pub async fn usage_table(db: &aws_sdk_dynamodb::Client) -> String {
+    let name = format!("usage-{}", uuid::Uuid::new_v4());
+    db.create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+/// The counters of `client`'s item this month.
+pub async fn counters(db: &aws_sdk_dynamodb::Client, table: &str, client: &str) -> (u64, u64, u64) {
+    let item = db
+        .get_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "{client}#{}",
+                openai_proxy_function::spend::ledger::Windows::now().month
+            )),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().expect("the client's item exists");
+    let n = |name: &str| item[name].as_n().unwrap().parse::<u64>().unwrap();
+    (n("requests"), n("tokens"), n("month_usd"))
+}

@@ -50,6 +50,7 @@ const COMMANDS: &[&str] = &["validate", "deploy", "test", "destroy", "setup-secr
 const STAGES: &[&str] = &["dev", "test", "prod"];
 const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARNING", "ERROR"];
 const ARCHITECTURES: &[&str] = &["arm64", "x86_64"];
+const PROVIDERS: &[&str] = &["auto", "openai", "bedrock"];
 
 pub const VARIABLES: &[Variable] = &[
     var!(
@@ -216,6 +217,12 @@ pub const VARIABLES: &[Variable] = &[
         "endpoint tests include real chat completions (costs a few tokens)"
     ),
     var!(
+        "TEST_PROVIDER",
+        Some("auto"),
+        Kind::OneOf(PROVIDERS),
+        "the provider the endpoint tests' chats ask for first (x-proxy-provider); bedrock exercises the failover path of models mapped to both"
+    ),
+    var!(
         "TEST_CLIENT_API_KEY",
         None,
         Kind::Secret,
@@ -306,6 +313,29 @@ pub enum Stage {
     Test,
     #[serde(rename = "prod")]
     Prod,
+}
+
+/// `TEST_PROVIDER`: whom the endpoint tests' chats ask for first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TestProvider {
+    /// The mapping's primary.
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "openai")]
+    OpenAi,
+    #[serde(rename = "bedrock")]
+    Bedrock,
+}
+
+impl TestProvider {
+    /// The `x-proxy-provider` value the chats send (None: the mapping decides).
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Self::Auto => None,
+            Self::OpenAi => Some("openai"),
+            Self::Bedrock => Some("bedrock"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -405,6 +435,7 @@ pub struct Config {
     pub termination_protection: bool,
     pub run_endpoint_tests: bool,
     pub test_chat_completion: bool,
+    pub test_provider: TestProvider,
     pub test_client_api_key: Option<Secret>,
     pub perf_requests: u64,
     pub destroy_secret: bool,

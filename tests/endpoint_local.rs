@@ -30,14 +30,14 @@ async fn every_check_passes_against_the_proxy_and_its_upstream() {
     assert_eq!(results.model.as_deref(), Some(MODELS[0]));
     assert_eq!(
         detail(&results, "chat completion"),
-        format!("answer: \"{ANSWER}\"")
+        format!("answer: \"{ANSWER}\", served by openai")
     );
     // Three events paced by the upstream: the last arrives at least 2 × PACE after the first.
     let stream = detail(&results, "streaming chat");
     let spread: f64 = stream
         .strip_prefix("3 chunks, then [DONE]; first event after ")
         .and_then(|rest| rest.split_once(" ms, the last "))
-        .and_then(|(_, spread)| spread.strip_suffix(" ms later"))
+        .and_then(|(_, spread)| spread.strip_suffix(" ms later, served by openai"))
         .and_then(|spread| spread.parse().ok())
         .unwrap_or_else(|| panic!("{stream}"));
     assert!(spread >= 2.0 * PACE.as_millis() as f64, "{stream}");
@@ -326,5 +326,35 @@ async fn restricted_cors_origins_are_preflighted_from_an_allowed_origin() {
     assert!(
         failed.contains("got HTTP 200 with allow-origin (none)"),
         "{results:#?}"
+    );
+}
+
+/// TEST_PROVIDER=bedrock: the chats ask for Bedrock first and must be served by it; the
+/// report says who served each.
+#[tokio::test]
+async fn test_provider_bedrock_exercises_the_failover_path_and_says_who_served() {
+    let base = Proxy {
+        bedrock: true,
+        ..Proxy::default()
+    }
+    .start()
+    .await;
+    let mut asked = plan(&base);
+    asked.provider = Some("bedrock");
+    let results = run(&asked).await;
+    assert!(results.passed(), "{results:#?}");
+    assert!(
+        detail(&results, "chat completion").ends_with(", served by bedrock"),
+        "{results:#?}"
+    );
+    // Without the mapping naming Bedrock, the same test fails and says why.
+    let base = Proxy::default().start().await;
+    let mut asked = plan(&base);
+    asked.provider = Some("bedrock");
+    let results = run(&asked).await;
+    let failed = failed_only(&results, &["chat completion", "streaming chat"]);
+    assert!(
+        failed.contains("served by openai, not by bedrock as TEST_PROVIDER asked"),
+        "{failed}"
     );
 }

@@ -28,15 +28,29 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// The answer header that says which provider served the request.
 pub const PROVIDER_HEADER: &str = "x-proxy-provider";
 
-/// Checks the request, maps its model, and answers from its primary provider, or from
-/// the other one (when the mapping names both) when the primary fails for reasons that
-/// are not the client's and before any byte of an answer went out.
+/// The provider a request asks to be served by first (`x-proxy-provider: bedrock` or
+/// `openai`), as the deployer's endpoint tests ask to exercise each path. It only
+/// reorders the providers the model's mapping names: no client reaches a model or a
+/// provider the operator did not map.
+pub fn preferred_provider(headers: &http::HeaderMap) -> Option<Provider> {
+    match headers.get(PROVIDER_HEADER)?.as_bytes() {
+        b"openai" => Some(Provider::OpenAi),
+        b"bedrock" => Some(Provider::Bedrock),
+        _ => None,
+    }
+}
+
+/// Checks the request, maps its model, and answers from its primary provider (or the
+/// one `prefer` names), or from the other one (when the mapping names both) when the
+/// first fails for reasons that are not the client's and before any byte of an answer
+/// went out.
 pub async fn forward(
     endpoint: Endpoint,
     app: &App,
     log: &LogHandle,
     client: Option<&Client>,
     body: Bytes,
+    prefer: Option<Provider>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let request = endpoint.parse(&body)?;
@@ -57,10 +71,13 @@ pub async fn forward(
     if let Some(client) = client {
         within_key_caps(endpoint, &request, client.key())?;
     }
-    let providers: Vec<(Provider, &str)> = std::iter::once(route.first())
+    let mut providers: Vec<(Provider, &str)> = std::iter::once(route.first())
         .chain(route.fallback())
         .filter(|(provider, upstream)| serves(endpoint, *provider, upstream))
         .collect();
+    if let Some(prefer) = prefer {
+        providers.sort_by_key(|(provider, _)| *provider != prefer);
+    }
     let Some(&(_, first_model)) = providers.first() else {
         return Err(ApiError::invalid_request(format!(
             "The model `{model}` is served by Amazon Bedrock only, which does not serve {}: use /v1/chat/completions.",

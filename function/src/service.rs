@@ -175,7 +175,8 @@ where
                 return Err(endpoint::not_json());
             }
             let body = read_body(body, app.settings.body_read_timeout).await?;
-            forward::forward(endpoint, app, log, client.as_ref(), body).await
+            let prefer = forward::preferred_provider(&parts.headers);
+            forward::forward(endpoint, app, log, client.as_ref(), body, prefer).await
         }
     }
 }

@@ -312,3 +312,37 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
     // $2 per million tokens, Bedrock's: two micro-dollars a token, Bedrock's count.
     assert_eq!((requests, tokens, spent), (1, total, 2 * total));
 }
+
+/// The deployer's endpoint tests exercise each provider by asking for it first; a
+/// provider the mapping does not name cannot be asked for.
+#[tokio::test]
+async fn a_request_may_ask_for_a_mapped_provider_first() {
+    let openai = openai_answering(
+        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
+        1,
+    )
+    .await;
+    let h = proxy(&openai, "openai").await;
+    let asked = |provider: &'static str, model: &str| {
+        axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .header("x-proxy-provider", provider)
+            .body(axum::body::Body::from(
+                json!({"model": model, "messages": [{"role": "user", "content": "which?"}]}).to_string(),
+            ))
+            .unwrap()
+    };
+    let bedrock = h.send(asked("bedrock", MODEL)).await;
+    assert_eq!(
+        (bedrock.status, provider(&bedrock)),
+        (StatusCode::OK, "bedrock"),
+        "{}",
+        bedrock.text()
+    );
+    // nova-pro maps to OpenAI alone: asking for Bedrock changes nothing.
+    let only_openai = h.send(asked("bedrock", "amazon.nova-pro-v1:0")).await;
+    assert_eq!(
+        (only_openai.status, provider(&only_openai)),
+        (StatusCode::OK, "openai")
+    );
+}

@@ -9,7 +9,7 @@ On the wire as AWS answers (botocore's service model, restJson1):
   written and flushed as it is made; an error mid-stream is an `exception` frame.
 
 The model answers deterministically, from the last user message:
-- the text `Echo: <text>`, in several deltas; `maxTokens` cuts it (stop `max_tokens`);
+- the text `Echo: <text>`, in several deltas, frames paced 20 ms apart; `maxTokens` cuts it (stop `max_tokens`);
 - `[[bedrock:tool]]` calls the first tool of `toolConfig` (`[[bedrock:tool2]]` twice),
   with an input made from its schema's string properties (`"Paris"`);
 - `[[bedrock:error=<ExceptionName>]]` fails the call with that error before any byte;
@@ -183,7 +183,19 @@ def _pieces(text: str, n: int = 3) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+# Between two frames of a stream, as a model writes its tokens over time: an answer that
+# arrives whole cannot pass for a streamed one downstream.
+PACE_SECONDS = 0.02
+
+
 def _stream(answer: dict[str, Any]) -> Iterable[bytes]:
+    for n, data in enumerate(_frames(answer)):
+        if n:
+            time.sleep(PACE_SECONDS)
+        yield data
+
+
+def _frames(answer: dict[str, Any]) -> Iterable[bytes]:
     yield event("messageStart", {"role": "assistant"})
     for index, block in enumerate(answer["blocks"]):
         if "text" in block:

@@ -90,6 +90,7 @@ pub(super) async fn endpoint_phase(
     let mut plan = endpoint::Plan::new(base);
     plan.expected_models = expected_models;
     plan.chat = ctx.config.test_chat_completion;
+    plan.provider = ctx.config.test_provider.header();
     plan.auth = ctx.config.enable_authentication;
     plan.client_key = ctx
         .config

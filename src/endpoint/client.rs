@@ -30,12 +30,18 @@ pub(super) struct Client {
     http: reqwest::Client,
     base_url: String,
     key: Option<String>,
+    /// `TEST_PROVIDER`: the provider the chats ask for first.
+    provider: Option<&'static str>,
     /// Of one request, unless the request sets its own (chat completions do).
     timeout: Duration,
     run_id: String,
     /// Requests sent so far: the last part of the next request id.
     sent: AtomicU32,
 }
+
+/// The proxy's answer header naming who served a chat, and the request header that
+/// asks for a provider first.
+pub const PROVIDER_HEADER: &str = "x-proxy-provider";
 
 impl Client {
     pub fn new(plan: &Plan, run_id: String) -> Self {
@@ -52,6 +58,7 @@ impl Client {
             http: http.unwrap_or_default(),
             base_url: plan.base_url.clone(),
             key: plan.client_key.clone(),
+            provider: plan.provider,
             timeout: plan.timeout,
             run_id,
             sent: AtomicU32::new(0),
@@ -80,12 +87,31 @@ impl Client {
     /// A chat completion with the key. It may take as long as the upstream's answer: three
     /// times the limit of one request.
     pub fn post_chat(&self, body: String) -> RequestBuilder {
-        self.keyed(
-            self.request(Method::POST, "/v1/chat/completions")
-                .header(header::CONTENT_TYPE, "application/json")
-                .timeout(self.timeout * 3)
-                .body(body),
-        )
+        let request = self
+            .request(Method::POST, "/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .timeout(self.timeout * 3)
+            .body(body);
+        self.keyed(match self.provider {
+            Some(provider) => request.header(PROVIDER_HEADER, provider),
+            None => request,
+        })
+    }
+
+    /// Who answered a chat (`x-proxy-provider`), checked against the provider asked
+    /// for: `Ok("served by bedrock")`, or what went wrong.
+    pub fn served_by(&self, headers: &HeaderMap) -> Result<String, String> {
+        let served = headers.get(PROVIDER_HEADER).and_then(|v| v.to_str().ok());
+        match (self.provider, served) {
+            (Some(asked), Some(served)) if asked != served => Err(format!(
+                "served by {served}, not by {asked} as TEST_PROVIDER asked: {asked} failed (the proxy's log says why) or the model's mapping does not name it"
+            )),
+            (Some(asked), None) => Err(format!(
+                "no {PROVIDER_HEADER} header: the proxy predates failover, so TEST_PROVIDER={asked} cannot be tested"
+            )),
+            (_, Some(served)) => Ok(format!("served by {served}")),
+            (None, None) => Ok(String::new()),
+        }
     }
 
     fn keyed(&self, request: RequestBuilder) -> RequestBuilder {

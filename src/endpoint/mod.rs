@@ -56,6 +56,9 @@ pub struct Plan {
     /// streaming chat must arrive as it is generated. False for a BUFFERED API, whose
     /// answers come whole by design; see [`streams`].
     pub streaming: bool,
+    /// The provider the chats ask for first (`x-proxy-provider`), and must be answered
+    /// by; None: whoever the mapping says.
+    pub provider: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -71,6 +74,7 @@ impl std::fmt::Debug for Plan {
             .field("warmup", &self.warmup)
             .field("timeout", &self.timeout)
             .field("streaming", &self.streaming)
+            .field("provider", &self.provider)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ impl Plan {
             warmup: Duration::from_secs(30),
             timeout: Duration::from_secs(30),
             streaming: true,
+            provider: None,
         }
     }
 }

@@ -97,6 +97,8 @@ fn chat(body: axum::Json<Value>, truncated: bool) -> Response {
 
 pub struct Proxy {
     pub models: Vec<&'static str>,
+    /// The models are mapped to Bedrock too (the local AWS's, at AWS_ENDPOINT_URL).
+    pub bedrock: bool,
     pub auth: bool,
     /// CORS_ALLOWED_ORIGINS as a list; `None` is `*`.
     pub cors: Option<Vec<String>>,
@@ -106,6 +108,7 @@ impl Default for Proxy {
     fn default() -> Self {
         Self {
             models: MODELS.to_vec(),
+            bedrock: false,
             auth: false,
             cors: None,
         }
@@ -127,7 +130,10 @@ impl Proxy {
         let mappings: serde_json::Map<String, Value> = self
             .models
             .iter()
-            .map(|m| ((*m).to_owned(), json!("gpt-4o-mini")))
+            .map(|m| match self.bedrock {
+                true => ((*m).to_owned(), json!({"openai": "gpt-4o-mini", "bedrock": m})),
+                false => ((*m).to_owned(), json!("gpt-4o-mini")),
+            })
             .collect();
         let config = json!({
             "openai_api_key": "sk-endpoint-tests-0123456789abcdef",
@@ -156,7 +162,22 @@ impl Proxy {
             ..Settings::default()
         };
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), false);
+        let mut app = AppState::new(settings, store, upstream, Sink::Memory(logs.clone()), false);
+        if self.bedrock {
+            let emulator = std::env::var("AWS_ENDPOINT_URL")
+                .expect("Bedrock is the local AWS's: run under scripts/local-aws.sh");
+            let sdk = aws_config::SdkConfig::builder()
+                .endpoint_url(emulator)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_bedrockruntime::config::SharedCredentialsProvider::new(
+                    aws_sdk_bedrockruntime::config::Credentials::for_tests(),
+                ))
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build();
+            app.bedrock = openai_proxy_function::bedrock::Bedrock::with_client(
+                aws_sdk_bedrockruntime::Client::new(&sdk),
+            );
+        }
         // The proxy's service, as an axum router the tests can wrap in breaking layers.
         let proxy = openai_proxy_function::Proxy::new(Arc::new(app));
         (Router::new().fallback_service(proxy), logs)

@@ -36,7 +36,17 @@ pub(in crate::endpoint) async fn check(client: &Client, model: &str) -> Outcome 
                 ))
             } else {
                 let answer = message["content"].as_str().unwrap_or_default();
-                Ok(format!("answer: \"{}\"", excerpt(answer.trim(), 80)))
+                client
+                    .served_by(&reply.headers)
+                    .map(|served| {
+                        let answer = format!("answer: \"{}\"", excerpt(answer.trim(), 80));
+                        if served.is_empty() {
+                            answer
+                        } else {
+                            format!("{answer}, {served}")
+                        }
+                    })
+                    .map_err(|problem| format!("{expected}; {problem}"))
             }
         }
         _ => Err(format!("{expected}; got {}", reply.said())),

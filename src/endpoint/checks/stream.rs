@@ -75,6 +75,7 @@ pub(in crate::endpoint) async fn check(client: &Client, model: &str, streamed: b
         let result = Err(format!("{expected}; got {} ({content_type})", reply.said()));
         return Outcome::of(&reply, result);
     }
+    let served = client.served_by(&opened.headers);
     let (started, timeout) = (opened.started, opened.timeout);
     // When the latest piece of the body was read (µs after the request left). The parser
     // hands out every event a piece completes before it reads the next, so an event is
@@ -105,9 +106,14 @@ pub(in crate::endpoint) async fn check(client: &Client, model: &str, streamed: b
             result: Err(format!("{expected}; got {} events, then {problem}", timed.len())),
         };
     }
+    let result = judge(&expected, model, &timed, streamed).and_then(|verdict| match served {
+        Ok(served) if served.is_empty() => Ok(verdict),
+        Ok(served) => Ok(format!("{verdict}, {served}")),
+        Err(problem) => Err(format!("{expected}; {problem}")),
+    });
     Outcome {
         millis: Some(elapsed_ms(started)),
-        result: judge(&expected, model, &timed, streamed),
+        result,
     }
 }
 

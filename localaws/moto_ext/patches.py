@@ -13,6 +13,8 @@ from moto.dynamodb.models.table import Table
 from moto.iam.models import Role, iam_backends
 from moto.logs.models import LogGroup, logs_backends
 
+from .cfn_props import as_bool, camel
+
 
 def apply() -> None:
     _lambda_function_configuration()  # before the Architectures wrapper, which wraps it
@@ -319,7 +321,7 @@ def _rest_api_properties() -> None:
         api = apigateway_backends[account_id][region_name].create_rest_api(
             name=props["Name"],
             description=props.get("Description", ""),
-            endpoint_configuration=_camel_keys(props.get("EndpointConfiguration")),
+            endpoint_configuration=camel(props.get("EndpointConfiguration")),
             tags={t["Key"]: t["Value"] for t in props.get("Tags") or []} or None,
         )
         return apply(api, props)
@@ -330,11 +332,11 @@ def _rest_api_properties() -> None:
         api.name = props["Name"]
         api.description = props.get("Description", "")
         if props.get("EndpointConfiguration"):
-            api.endpoint_configuration = _camel_keys(props["EndpointConfiguration"])
+            api.endpoint_configuration = camel(props["EndpointConfiguration"])
         size = props.get("MinimumCompressionSize")
         api.minimum_compression_size = int(size) if size is not None else None
         api.binaryMediaTypes = list(props.get("BinaryMediaTypes") or [])
-        api.disableExecuteApiEndpoint = str(props.get("DisableExecuteApiEndpoint", False)).lower() == "true"
+        api.disableExecuteApiEndpoint = as_bool(props.get("DisableExecuteApiEndpoint", False))
         policy = props.get("Policy")
         api.policy = json.dumps(policy) if isinstance(policy, dict) else policy
         return api
@@ -344,14 +346,6 @@ def _rest_api_properties() -> None:
 
     RestAPI.create_from_cloudformation_json = classmethod(create)
     RestAPI.update_from_cloudformation_json = classmethod(update)
-
-
-def _camel_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k[:1].lower() + k[1:]: _camel_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel_keys(v) for v in value]
-    return value
 
 
 def _log_group_updates_in_place() -> None:

@@ -13,6 +13,7 @@ from moto.dynamodb.models.table import Table
 from moto.iam.models import Role, iam_backends
 from moto.logs.models import LogGroup, logs_backends
 
+from ..cfn_refs import names_in
 from .cfn_props import as_bool, camel
 
 
@@ -586,31 +587,6 @@ def _change_set_changes_follow_parameters() -> None:
         for name, condition in (template.get("Conditions") or {}).items():
             lazy[name] = functools.partial(parsing.parse_condition, condition, scope, lazy)
         return {name: bool(lazy[name]) for name in lazy}
-
-    def names_in(value: Any) -> set[str]:
-        import re
-
-        found: set[str] = set()
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if key in ("Ref", "Condition", "Fn::Condition") and isinstance(inner, str):
-                    found.add(inner)
-                elif key == "Fn::GetAtt":
-                    found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
-                elif key == "Fn::If":
-                    found.add(inner[0])
-                    found |= names_in(inner[1:])
-                elif key == "Fn::Sub":
-                    text = inner if isinstance(inner, str) else inner[0]
-                    found |= {n.split(".")[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text)}
-                    if not isinstance(inner, str):
-                        found |= names_in(inner[1])
-                else:
-                    found |= names_in(inner)
-        elif isinstance(value, list):
-            for inner in value:
-                found |= names_in(inner)
-        return found
 
     def diff(self: ChangeSet) -> list[Change]:
         stack = self.stack

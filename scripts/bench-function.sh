@@ -105,20 +105,36 @@ open(f"{work}/request.json", "w").write(json.dumps(request, separators=(",", ":"
 open(f"{work}/stream-request.json", "w").write(json.dumps(stream_request, separators=(",", ":")))
 open(f"{work}/events.txt", "w").write("".join(events))
 EOF
-upstream_port=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat > "$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
+# start_nginx NAME WORKERS: nginx with WORKERS worker processes, its files in $work/NAME,
+# and the lines of its http block from stdin; around them, what both nginx share: no
+# access log, and keep-alive connections that last the whole run.
+start_nginx() {
+  local dir=$work/$1 workers=$2
+  mkdir -p "$dir/logs"
+  {
+    cat <<EOF
+worker_processes $workers;
 daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
-  client_body_temp_path $work/nginx/body;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
   keepalive_requests 10000000;
   keepalive_timeout 120s;
   client_body_buffer_size 64k;
+EOF
+    cat
+    echo "}"
+  } > "$dir/nginx.conf"
+  "$nginx" -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" &
+  pids+=($!)
+}
+
+upstream_port=$(free_port)
+start_nginx nginx 1 <<EOF
   server {
     listen 127.0.0.1:$upstream_port;
     location = /v1/chat/completions {
@@ -130,10 +146,7 @@ http {
       return 200 '$(cat "$work/events.txt")';
     }
   }
-}
 EOF
-"$nginx" -p "$work/nginx" -e "$work/nginx/logs/error.log" -c "$work/nginx/nginx.conf" &
-pids+=($!)
 direct=http://127.0.0.1:$upstream_port/v1/chat/completions
 direct_sse=http://127.0.0.1:$upstream_port/sse/v1/chat/completions
 wait_post() { # url
@@ -151,20 +164,7 @@ wait_post "$direct"
 # machine has cores (the proxy's runtime has as many threads), relaying every request
 # to the same upstream over pooled keep-alive connections, touching nothing.
 anchor_port=$(free_port)
-mkdir -p "$work/anchor/logs"
-cat > "$work/anchor/nginx.conf" <<EOF
-worker_processes $(nproc);
-daemon off;
-pid $work/anchor/nginx.pid;
-error_log $work/anchor/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/anchor/body;
-  proxy_temp_path $work/anchor/proxy;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  client_body_buffer_size 64k;
+start_nginx anchor "$(nproc)" <<EOF
   upstream openai {
     server 127.0.0.1:$upstream_port;
     keepalive 64;
@@ -178,10 +178,7 @@ http {
       proxy_set_header Connection "";
     }
   }
-}
 EOF
-"$nginx" -p "$work/anchor" -e "$work/anchor/logs/error.log" -c "$work/anchor/nginx.conf" &
-pids+=($!)
 anchored=http://127.0.0.1:$anchor_port/v1/chat/completions
 wait_post "$anchored"
 

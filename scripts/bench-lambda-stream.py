@@ -65,9 +65,27 @@ class Quiet(http.server.ThreadingHTTPServer):
         pass  # the killed function resets its idle connection: expected
 
 
-def nodelay(handler):
-    # The measuring side must not add Nagle delays of its own.
-    handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class Handler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1, no request log, and TCP_NODELAY: the measuring side must not add Nagle
+    delays of its own."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *a):
+        pass
+
+
+def chunks(reader):
+    """The chunks of a chunked body from `reader`, each as soon as it is read."""
+    while (size := int(reader.readline().split(b";")[0], 16)) > 0:
+        yield reader.read(size)
+        reader.readline()
+    while reader.readline() not in (b"\r\n", b""):
+        pass  # trailers, if any
 
 
 def invoke(event, config, on_chunk=None, mode="stream"):
@@ -76,14 +94,8 @@ def invoke(event, config, on_chunk=None, mode="stream"):
     state = {"served": False}
     done, stop = threading.Event(), threading.Event()
 
-    class Api(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
+    class Api(Handler):
         def do_GET(self):
-            nodelay(self)
             if state["served"]:
                 stop.wait(30)  # idle: the next invocation never comes
                 return
@@ -98,23 +110,15 @@ def invoke(event, config, on_chunk=None, mode="stream"):
             self.wfile.write(event)
 
         def do_POST(self):
-            nodelay(self)
             state["post"] = time.perf_counter()
             body = b""
-            chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
-            if not chunked:  # buffered mode
+            if self.headers.get("transfer-encoding", "").lower() != "chunked":  # buffered mode
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            while chunked:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b""):
-                        pass  # trailers, if any
-                    break
-                chunk = self.rfile.read(size)
-                if on_chunk:
-                    on_chunk(time.perf_counter(), chunk)
-                body += chunk
-                self.rfile.readline()
+            else:
+                for chunk in chunks(self.rfile):
+                    if on_chunk:
+                        on_chunk(time.perf_counter(), chunk)
+                    body += chunk
             state["end"], state["body"], state["path"] = time.perf_counter(), body, self.path
             self.send_response(202)
             self.send_header("content-length", "0")
@@ -149,14 +153,8 @@ def sse_upstream(port, sent_times):
     puts the list of times each was written on `sent_times`."""
     sent = {}
 
-    class Upstream(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
+    class Upstream(Handler):
         def do_POST(self):
-            nodelay(self)
             self.rfile.read(int(self.headers.get("content-length", 0)))
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -259,10 +257,8 @@ with socket.create_connection(("127.0.0.1", port)) as connection:
     reader, on_chunk = connection.makefile("rb"), events_in(arrived)
     while reader.readline() not in (b"\r\n", b""):
         pass  # the head
-    while (size := int(reader.readline().split(b";")[0], 16)) > 0:
-        chunk = reader.read(size)
+    for chunk in chunks(reader):
         on_chunk(time.perf_counter(), chunk)
-        reader.readline()
 direct = delays_of(arrived, sent_times.get(timeout=30), "direct")
 process.terminate()
 

@@ -13,8 +13,8 @@ request it reads the CodeSha256 of the stack's Lambda function from the emulator
                                                  with a broken chat path would; other
                                                  requests are forwarded
 
-Every request is logged on stderr with the version that answered it. Standard library
-plus boto3 (from the project's venv), which reads AWS_ENDPOINT_URL, AWS_REGION and the
+Every request is logged on stderr with the version that answered it. Standard library,
+local_http.py beside it, and boto3 (from the project's venv), which reads AWS_ENDPOINT_URL, AWS_REGION and the
 dummy credentials that scripts/local-aws.sh run sets. Usage:
 
   scripts/demo-gate.py --target http://127.0.0.1:PORT --function NAME \\
@@ -29,14 +29,12 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
+import local_http
 from botocore.exceptions import BotoCoreError, ClientError
 
 # Not forwarded either way (RFC 9110 section 7.6.1); the body is re-framed.
@@ -68,8 +66,7 @@ class Gate:
             return self.lambda_.get_function_configuration(FunctionName=self.function)["CodeSha256"]
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(local_http.Handler):
     server_version = "demo-gate/1"
     gate: Gate
 
@@ -80,18 +77,9 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"gate: {version} {self.command} {self.path} {status}\n")
         sys.stderr.flush()
 
-    def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
     def _error(self, version: str, status: int, message: str) -> None:
         self._log(version, status)
-        self._json(status, {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+        self._openai_error(status, message, "server_error")
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -149,9 +137,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("transfer-encoding", "chunked")
                 self.end_headers()
                 while data := response.read1(65536):
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+                    self._chunk(data)
+                self._end_chunks()
             self.wfile.flush()
             self._log(version, response.status)
         finally:
@@ -166,9 +153,7 @@ def main() -> int:
     parser.add_argument("--function", required=True, help="the stack's Lambda function name")
     parser.add_argument("--good-code-sha256", required=True, help="CodeSha256 of the good version")
     parser.add_argument("--models", required=True, help="MODEL_MAPPINGS (JSON object): the models whose chat completions the bad version fails")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", help="write the port here once listening")
+    local_http.add_listen_arguments(parser)
     args = parser.parse_args()
 
     try:
@@ -178,23 +163,9 @@ def main() -> int:
     if not isinstance(models, dict) or not models:
         parser.error("--models must be a non-empty JSON object of client model id -> OpenAI model id")
     Handler.gate = Gate(args.target, args.function, args.good_code_sha256, set(models))
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    port = server.server_address[1]
-
-    def stop(*_):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write(f"{port}\n")
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print(f"demo gate on http://{args.host}:{port} in front of {args.target} (function {args.function})", file=sys.stderr, flush=True)
-    server.serve_forever()
-    server.server_close()
-    return 0
+    return local_http.serve(
+        Handler, args, lambda port: f"demo gate on http://{args.host}:{port} in front of {args.target} (function {args.function})"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 # (reports and logs) first. Inside the emulator, demo_inside sets bin_dir, function_bin,
 # deployer, arch and models; start_upstream sets key, upstream_url and upstream_label;
 # start_function sets base. Every process they start is stopped when the script exits.
+# The sourcing script also sets `report` (its REPORT_FILE) for show_report.
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -111,6 +112,37 @@ deploy() {
     MODEL_MAPPINGS="$models" \
     "$@" \
     "$deployer"
+}
+
+# deploy_untested ARTIFACT REPORT OUTPUTS WHAT: deploy ARTIFACT with the endpoint tests off
+# (the emulator's API Gateway does not invoke functions), its report to REPORT and its step
+# outputs to OUTPUTS; when it fails, says "WHAT failed" and exits with its status.
+deploy_untested() {
+  local artifact=$1 its_report=$2 outputs=$3 what=$4 status=0
+  deploy "$artifact" RUN_ENDPOINT_TESTS=false REPORT_FILE="$its_report" GITHUB_OUTPUT="$outputs" || status=$?
+  if [[ $status -ne 0 ]]; then
+    echo "error: $what failed; its report: $its_report" >&2
+    exit "$status"
+  fi
+}
+
+# endpoint_tests URL REPORT: the deployer's endpoint tests (DEPLOYER_COMMAND=test) of URL
+# with the demo's models, its report to REPORT; returns the deployer's status.
+endpoint_tests() {
+  DEPLOYER_COMMAND=test API_BASE_URL="$1" MODEL_MAPPINGS="$models" REPORT_FILE="$2" "$deployer"
+}
+
+# show_report TITLE: the report ($report) under TITLE, then its path.
+show_report() {
+  say "$1"
+  cat "$report" 2>/dev/null || echo "(no report was written)"
+  echo
+  echo "report: $report"
+}
+
+# The seconds since the demo started (the build included).
+elapsed() {
+  echo $(($(date +%s) - ${DEMO_STARTED:-$(date +%s)}))
 }
 
 # output NAME FILE: the last value of step output NAME in a $GITHUB_OUTPUT file.

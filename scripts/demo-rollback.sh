@@ -77,15 +77,7 @@ PY
 
 # --- 1. the good version ---
 say "1/2 Deploying the good version (the host build of the function) into the local AWS emulator ($AWS_ENDPOINT_URL)"
-status=0
-deploy "$function_bin" \
-  RUN_ENDPOINT_TESTS=false \
-  REPORT_FILE="$good_report" \
-  GITHUB_OUTPUT="$good_outputs" || status=$?
-if [[ $status -ne 0 ]]; then
-  echo "error: the deploy of the good version failed; its report: $good_report" >&2
-  exit "$status"
-fi
+deploy_untested "$function_bin" "$good_report" "$good_outputs" "the deploy of the good version"
 secret_arn=$(output secret-arn "$good_outputs")
 function_name=$(output function-name "$good_outputs")
 stack_id=$(output stack-id "$good_outputs")
@@ -118,11 +110,7 @@ EOF
 
 say "Endpoint tests of the good version: DEPLOYER_COMMAND=test API_BASE_URL=$gate"
 status=0
-DEPLOYER_COMMAND=test \
-  API_BASE_URL="$gate" \
-  MODEL_MAPPINGS="$models" \
-  REPORT_FILE="$out_dir/good-test-report.md" \
-  "$deployer" || status=$?
+endpoint_tests "$gate" "$out_dir/good-test-report.md" || status=$?
 if [[ $status -ne 0 ]]; then
   echo "demo-rollback FAILED: the good version failed its endpoint tests (report: $out_dir/good-test-report.md)" >&2
   exit 1
@@ -162,15 +150,12 @@ echo "stack: $stack_status"
 echo "function code: $code_after ($([[ "$code_after" == "$good_code" ]] && echo "the good version's" || echo "NOT the good version's"))"
 echo "gate: $(grep -c '^gate: good ' "$out_dir/gate.log" || true) requests answered by the good version, $(grep -c '^gate: bad ' "$out_dir/gate.log" || true) by the bad one"
 
-say "Report of the bad deploy"
-cat "$report" 2>/dev/null || echo "(no report was written)"
-echo
-echo "report: $report"
+show_report "Report of the bad deploy"
 echo "good deploy's report: $good_report; its endpoint tests: $out_dir/good-test-report.md"
 echo "upstream: $upstream_label"
 if [[ ${#problems[@]} -eq 0 ]]; then
   echo "${headline:-}"
-  echo "demo-rollback passed in $(($(date +%s) - ${DEMO_STARTED:-$(date +%s)})) s (build included): the bad version was rolled back as designed; stopping what it started"
+  echo "demo-rollback passed in $(elapsed) s (build included): the bad version was rolled back as designed; stopping what it started"
   exit 0
 fi
 echo "demo-rollback FAILED: the rollback did not happen as designed:" >&2

@@ -38,15 +38,7 @@ rm -f "$report" "$out_dir/deploy-report.md" "$out_dir/deploy-outputs"
 start_upstream
 
 say "Deploying into the local AWS emulator ($AWS_ENDPOINT_URL)"
-status=0
-deploy "$function_bin" \
-  RUN_ENDPOINT_TESTS=false \
-  REPORT_FILE="$out_dir/deploy-report.md" \
-  GITHUB_OUTPUT="$out_dir/deploy-outputs" || status=$?
-if [[ $status -ne 0 ]]; then
-  echo "error: the deploy failed; its report: $out_dir/deploy-report.md" >&2
-  exit "$status"
-fi
+deploy_untested "$function_bin" "$out_dir/deploy-report.md" "$out_dir/deploy-outputs" "the deploy"
 secret_arn=$(output secret-arn "$out_dir/deploy-outputs")
 [[ -n "$secret_arn" ]] || { echo "error: the deployer wrote no secret-arn output" >&2; exit 1; }
 
@@ -54,11 +46,7 @@ start_function "$secret_arn"
 
 say "Endpoint tests: DEPLOYER_COMMAND=test API_BASE_URL=$base"
 status=0
-DEPLOYER_COMMAND=test \
-  API_BASE_URL="$base" \
-  MODEL_MAPPINGS="$models" \
-  REPORT_FILE="$report" \
-  "$deployer" || status=$?
+endpoint_tests "$base" "$report" || status=$?
 
 # The report says which upstream answered: the demo's context, above the deployer's text.
 if [[ -f "$report" ]]; then
@@ -73,14 +61,11 @@ if [[ $status -eq 0 ]] && "$python" -c 'import openai' 2>/dev/null; then
   env -u OPENAI_API_KEY -u OPENAI_BASE_URL "$python" -c "$snippet" || status=$?
 fi
 
-say "Report"
-cat "$report" 2>/dev/null || echo "(no report was written)"
-echo
-echo "report: $report"
+show_report "Report"
 echo "deploy report: $out_dir/deploy-report.md"
 echo "upstream: $upstream_label"
 if [[ $status -eq 0 ]]; then
-  echo "demo passed in $(($(date +%s) - ${DEMO_STARTED:-$(date +%s)})) s (build included); stopping what it started"
+  echo "demo passed in $(elapsed) s (build included); stopping what it started"
 else
   echo "demo FAILED: the endpoint tests above say what was expected and what came back" >&2
 fi

@@ -10,7 +10,7 @@ and its model is "local-test-upstream". It answers, in OpenAI's shapes:
   GET  /v1/models             the model list (one model)
   anything else               404 in OpenAI's error shape
 
-Python standard library only. Usage:
+Python standard library only (and local_http.py beside it). Usage:
 
   scripts/test-upstream.py [--host 127.0.0.1] [--port 0] [--port-file PATH]
 
@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import local_http
 
 MODEL = "local-test-upstream"
 LABEL = "[local test upstream]"
@@ -50,23 +48,14 @@ def usage(prompt: str, completion: str) -> dict:
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(local_http.Handler):
     server_version = "local-test-upstream/1"
 
     def log_message(self, fmt: str, *args) -> None:  # one short line per request on stderr
         sys.stderr.write(f"test-upstream: {self.command} {self.path} {fmt % args}\n")
 
-    def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def _error(self, status: int, message: str, code: str | None = None, param: str | None = None) -> None:
-        self._json(status, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+        self._openai_error(status, message, "invalid_request_error", code, param)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path.rstrip("/") == "/v1/models":
@@ -144,38 +133,15 @@ class Handler(BaseHTTPRequestHandler):
                 # Paced like a model generating tokens: the endpoint tests' streaming check
                 # fails an answer whose events all arrive at once (a buffered one).
                 time.sleep(PACE_SECONDS)
-            data = event.encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+            self._chunk(event.encode())
+        self._end_chunks()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Local OpenAI-compatible test upstream (not OpenAI).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", help="write the port here once listening")
+    local_http.add_listen_arguments(parser)
     args = parser.parse_args()
-
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    port = server.server_address[1]
-
-    def stop(*_):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write(f"{port}\n")
-        # Renamed into place: a reader never sees a half-written file.
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print(f"local test upstream (not OpenAI) on http://{args.host}:{port}/v1", file=sys.stderr, flush=True)
-    server.serve_forever()
-    server.server_close()
-    return 0
+    return local_http.serve(Handler, args, lambda port: f"local test upstream (not OpenAI) on http://{args.host}:{port}/v1")
 
 
 if __name__ == "__main__":

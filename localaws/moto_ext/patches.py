@@ -13,6 +13,9 @@ from moto.dynamodb.models.table import Table
 from moto.iam.models import Role, iam_backends
 from moto.logs.models import LogGroup, logs_backends
 
+from ..cfn_refs import names_in
+from .cfn_props import as_bool, camel
+
 
 def apply() -> None:
     _lambda_function_configuration()  # before the Architectures wrapper, which wraps it
@@ -320,7 +323,7 @@ def _rest_api_properties() -> None:
         api = apigateway_backends[account_id][region_name].create_rest_api(
             name=props["Name"],
             description=props.get("Description", ""),
-            endpoint_configuration=_camel_keys(props.get("EndpointConfiguration")),
+            endpoint_configuration=camel(props.get("EndpointConfiguration")),
             tags={t["Key"]: t["Value"] for t in props.get("Tags") or []} or None,
         )
         return apply(api, props)
@@ -331,11 +334,11 @@ def _rest_api_properties() -> None:
         api.name = props["Name"]
         api.description = props.get("Description", "")
         if props.get("EndpointConfiguration"):
-            api.endpoint_configuration = _camel_keys(props["EndpointConfiguration"])
+            api.endpoint_configuration = camel(props["EndpointConfiguration"])
         size = props.get("MinimumCompressionSize")
         api.minimum_compression_size = int(size) if size is not None else None
         api.binaryMediaTypes = list(props.get("BinaryMediaTypes") or [])
-        api.disableExecuteApiEndpoint = str(props.get("DisableExecuteApiEndpoint", False)).lower() == "true"
+        api.disableExecuteApiEndpoint = as_bool(props.get("DisableExecuteApiEndpoint", False))
         policy = props.get("Policy")
         api.policy = json.dumps(policy) if isinstance(policy, dict) else policy
         return api
@@ -345,14 +348,6 @@ def _rest_api_properties() -> None:
 
     RestAPI.create_from_cloudformation_json = classmethod(create)
     RestAPI.update_from_cloudformation_json = classmethod(update)
-
-
-def _camel_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k[:1].lower() + k[1:]: _camel_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel_keys(v) for v in value]
-    return value
 
 
 def _log_group_updates_in_place() -> None:
@@ -593,31 +588,6 @@ def _change_set_changes_follow_parameters() -> None:
         for name, condition in (template.get("Conditions") or {}).items():
             lazy[name] = functools.partial(parsing.parse_condition, condition, scope, lazy)
         return {name: bool(lazy[name]) for name in lazy}
-
-    def names_in(value: Any) -> set[str]:
-        import re
-
-        found: set[str] = set()
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if key in ("Ref", "Condition", "Fn::Condition") and isinstance(inner, str):
-                    found.add(inner)
-                elif key == "Fn::GetAtt":
-                    found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
-                elif key == "Fn::If":
-                    found.add(inner[0])
-                    found |= names_in(inner[1:])
-                elif key == "Fn::Sub":
-                    text = inner if isinstance(inner, str) else inner[0]
-                    found |= {n.split(".")[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text)}
-                    if not isinstance(inner, str):
-                        found |= names_in(inner[1])
-                else:
-                    found |= names_in(inner)
-        elif isinstance(value, list):
-            for inner in value:
-                found |= names_in(inner)
-        return found
 
     def diff(self: ChangeSet) -> list[Change]:
         stack = self.stack

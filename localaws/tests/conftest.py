@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import uuid
+import zipfile
 
 import boto3
 import pytest
@@ -40,3 +43,21 @@ def create_change_set(cfn, stack: str, name: str, kind: str, template: str, para
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         **extra,
     )
+
+
+def bootstrap_zip(script: str) -> bytes:
+    """Lambda code as the deployer uploads it: a zip whose `bootstrap` (mode 0755) is `script`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        archive.writestr(info, script)
+    return buffer.getvalue()
+
+
+def put_in_new_bucket(s3, prefix: str, key: str, body: bytes) -> str:
+    """`body` at `key` in a bucket of its own (named `prefix-...`); returns the bucket."""
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return bucket

@@ -77,20 +77,31 @@ def put_alarm(cloudwatch, name: str, **overrides) -> None:
     )
 
 
-def test_describe_alarms_answers_in_cbor_with_the_alarm_and_state_set_through_the_query_api(endpoint, cloudwatch):
+@pytest.fixture
+def alarm_name(cloudwatch) -> str:
+    """A new alarm (put_alarm's defaults), by name."""
     name = f"cbor-{uuid.uuid4().hex[:8]}"
     put_alarm(cloudwatch, name)
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="errors above threshold")
-    (queried,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return name
 
-    answer = call(endpoint, "DescribeAlarms", cbor2.dumps({"AlarmNames": [name]}))
+
+def set_alarm_state(endpoint: str, name: str, reason: str, **fields: str) -> Answer:
+    """SetAlarmState to ALARM over CBOR."""
+    return call(endpoint, "SetAlarmState", cbor2.dumps({"AlarmName": name, "StateValue": "ALARM", "StateReason": reason, **fields}))
+
+
+def test_describe_alarms_answers_in_cbor_with_the_alarm_and_state_set_through_the_query_api(endpoint, cloudwatch, alarm_name):
+    cloudwatch.set_alarm_state(AlarmName=alarm_name, StateValue="ALARM", StateReason="errors above threshold")
+    (queried,) = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+
+    answer = call(endpoint, "DescribeAlarms", cbor2.dumps({"AlarmNames": [alarm_name]}))
 
     assert answer.status == 200, answer.raw
     assert answer.headers["smithy-protocol"] == "rpc-v2-cbor"
     assert answer.headers["Content-Type"] == "application/cbor"
     (alarm,) = answer.body["MetricAlarms"]
-    assert alarm["AlarmName"] == name
-    assert alarm["AlarmArn"] == queried["AlarmArn"] == f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{name}"
+    assert alarm["AlarmName"] == alarm_name
+    assert alarm["AlarmArn"] == queried["AlarmArn"] == f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm_name}"
     assert alarm["StateValue"] == "ALARM"
     assert alarm["StateReason"] == "errors above threshold"
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
@@ -124,29 +135,18 @@ def test_describe_alarms_filters_by_name_prefix_and_by_state(endpoint, cloudwatc
     assert prefix + "alarm" in in_alarm and prefix + "ok" not in in_alarm
 
 
-def test_set_alarm_state_over_cbor_changes_the_alarm_the_query_api_reads(endpoint, cloudwatch):
-    name = f"cbor-{uuid.uuid4().hex[:8]}"
-    put_alarm(cloudwatch, name)
-
-    answer = call(
-        endpoint,
-        "SetAlarmState",
-        cbor2.dumps({"AlarmName": name, "StateValue": "ALARM", "StateReason": "forced", "StateReasonData": "{}"}),
-    )
+def test_set_alarm_state_over_cbor_changes_the_alarm_the_query_api_reads(endpoint, cloudwatch, alarm_name):
+    answer = set_alarm_state(endpoint, alarm_name, "forced", StateReasonData="{}")
 
     assert answer.status == 200, answer.raw
     assert answer.raw == b""  # SetAlarmState has no output: no body
     assert answer.headers["smithy-protocol"] == "rpc-v2-cbor"
-    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
     assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "forced")
 
 
 def test_set_alarm_state_of_an_unknown_alarm_is_a_cbor_resource_not_found(endpoint):
-    answer = call(
-        endpoint,
-        "SetAlarmState",
-        cbor2.dumps({"AlarmName": f"missing-{uuid.uuid4().hex}", "StateValue": "ALARM", "StateReason": "x"}),
-    )
+    answer = set_alarm_state(endpoint, f"missing-{uuid.uuid4().hex}", "x")
 
     assert answer.status == 404
     assert answer.headers["Content-Type"] == "application/cbor"
@@ -155,15 +155,8 @@ def test_set_alarm_state_of_an_unknown_alarm_is_a_cbor_resource_not_found(endpoi
     assert answer.headers["x-amzn-query-error"] == "ResourceNotFound;Sender"
 
 
-def test_set_alarm_state_with_reason_data_that_is_not_json_is_invalid_format(endpoint, cloudwatch):
-    name = f"cbor-{uuid.uuid4().hex[:8]}"
-    put_alarm(cloudwatch, name)
-
-    answer = call(
-        endpoint,
-        "SetAlarmState",
-        cbor2.dumps({"AlarmName": name, "StateValue": "ALARM", "StateReason": "x", "StateReasonData": "{not json"}),
-    )
+def test_set_alarm_state_with_reason_data_that_is_not_json_is_invalid_format(endpoint, alarm_name):
+    answer = set_alarm_state(endpoint, alarm_name, "x", StateReasonData="{not json")
 
     assert answer.status == 400
     assert answer.body["__type"] == "com.amazonaws.cloudwatch#InvalidFormatFault"
@@ -277,11 +270,8 @@ def test_a_path_naming_no_cloudwatch_operation_is_refused_without_calling_a_hand
     assert "no operation 'CallAction'" in answer.body["message"]
 
 
-def test_timestamps_are_epoch_seconds_with_millisecond_resolution(endpoint, cloudwatch):
-    name = f"cbor-{uuid.uuid4().hex[:8]}"
-    put_alarm(cloudwatch, name)
-
-    answer = call(endpoint, "DescribeAlarms", cbor2.dumps({"AlarmNames": [name]}))
+def test_timestamps_are_epoch_seconds_with_millisecond_resolution(endpoint, alarm_name):
+    answer = call(endpoint, "DescribeAlarms", cbor2.dumps({"AlarmNames": [alarm_name]}))
 
     (alarm,) = answer.body["MetricAlarms"]
     kind, seconds = alarm["AlarmConfigurationUpdatedTimestamp"]

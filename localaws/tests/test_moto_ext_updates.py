@@ -4,28 +4,21 @@ its resolved properties and its Condition, as in AWS, not only its template text
 
 from __future__ import annotations
 
-import io
 import json
 import pathlib
 import uuid
-import zipfile
 
 import botocore.exceptions
 import pytest
 
-from localaws.tests.conftest import create_change_set
+from localaws.tests.conftest import bootstrap_zip, create_change_set, put_in_new_bucket
 
 TEMPLATE = (pathlib.Path(__file__).parent / "conditions_stack.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
 def code(aws):
-    bucket = f"ext-code-{uuid.uuid4().hex[:8]}"
-    aws["s3"].create_bucket(Bucket=bucket)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("bootstrap", "#!/bin/sh\n")
-    aws["s3"].put_object(Bucket=bucket, Key="bootstrap.zip", Body=buffer.getvalue())
+    bucket = put_in_new_bucket(aws["s3"], "ext-code", "bootstrap.zip", bootstrap_zip("#!/bin/sh\n"))
     return {"CodeBucket": bucket, "CodeKey": "bootstrap.zip"}
 
 

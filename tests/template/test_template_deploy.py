@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import re
 import uuid
-import zipfile
 from typing import Any
 
 import boto3
@@ -24,6 +22,7 @@ import botocore.exceptions
 import pytest
 
 from cfn_template import TEMPLATE_PATH
+from localaws.tests.conftest import bootstrap_zip, put_in_new_bucket
 
 REGION = "us-east-1"
 OUTPUTS = {
@@ -54,16 +53,9 @@ def aws():
 @pytest.fixture(scope="module")
 def code(aws):
     """A real zip with a `bootstrap` in an S3 bucket, as the deployer uploads it."""
-    bucket = f"code-{uuid.uuid4().hex[:12]}"
-    aws["s3"].create_bucket(Bucket=bucket)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        info = zipfile.ZipInfo("bootstrap")
-        info.external_attr = 0o755 << 16
-        archive.writestr(info, "#!/bin/sh\necho not a real proxy\n")
-    body = buffer.getvalue()
+    body = bootstrap_zip("#!/bin/sh\necho not a real proxy\n")
     key = f"openai-proxy-function/{hashlib.sha256(body).hexdigest()}.zip"
-    aws["s3"].put_object(Bucket=bucket, Key=key, Body=body)
+    bucket = put_in_new_bucket(aws["s3"], "code", key, body)
     return {"bucket": bucket, "key": key, "sha256": base64.b64encode(hashlib.sha256(body).digest()).decode()}
 
 

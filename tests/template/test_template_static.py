@@ -17,37 +17,13 @@ import botocore.session
 import pytest
 
 from cfn_template import ROOT
+from localaws.cfn_refs import names_in
 
 # ----------------------------------------------------------------------------- helpers
 
 
 def resources_of(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
-
-
-def refs_in(value: Any) -> set[str]:
-    """Every name a value refers to: Ref, GetAtt, Sub variables, If conditions."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref":
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                found.add(inner[0])
-            elif key == "Fn::Sub":
-                text = inner if isinstance(inner, str) else inner[0]
-                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^!][^}]*)\}", text)}
-                if not isinstance(inner, str):
-                    found |= refs_in(inner[1])
-            elif key == "Fn::If":
-                found.add(inner[0])
-                found |= refs_in(inner[1:])
-            else:
-                found |= refs_in(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= refs_in(inner)
-    return found
 
 
 def if_branches(value: Any) -> list[Any]:
@@ -80,7 +56,7 @@ def dependencies(template: dict[str, Any], name: str) -> set[str]:
     """The resources CloudFormation creates before `name`: its DependsOn and every resource
     its properties refer to."""
     resource = template["Resources"][name]
-    referenced = refs_in(resource.get("Properties", {})) & set(template["Resources"])
+    referenced = names_in(resource.get("Properties", {})) & set(template["Resources"])
     return set(as_list(resource.get("DependsOn", []))) | referenced
 
 
@@ -140,7 +116,7 @@ def check_no_secret_parameters_or_outputs(template: dict[str, Any]) -> None:
             assert spec.get("AllowedPattern", "").startswith(("^arn:", "^$|^arn:")), f"{name} must only accept an ARN"
     for name, output in template["Outputs"].items():
         assert not secretish.search(name) or name.endswith(("Arn", "Name")), f"output {name}"
-        referenced = refs_in(output["Value"])
+        referenced = names_in(output["Value"])
         assert not referenced & {"OpenAIApiKeySecretArn", "SecretKmsKeyArn"}, f"output {name} exposes the secret's identity"
         assert "NoEcho" not in output
 
@@ -368,8 +344,8 @@ def check_routes(template: dict[str, Any]) -> None:
     assert "Condition" not in deployment, "the stage always serves it"
     responses = resources_of(template, "AWS::ApiGateway::GatewayResponse")
     assert sorted(deployment["DependsOn"]) == sorted([*methods, *responses]), "a deployment snapshots every method and gateway response"
-    referring = {name for name, r in template["Resources"].items() if "ApiDeployment" in refs_in(r)}
-    assert referring == {"ApiStage"} and not any("ApiDeployment" in refs_in(o) for o in template["Outputs"].values())
+    referring = {name for name, r in template["Resources"].items() if "ApiDeployment" in names_in(r)}
+    assert referring == {"ApiStage"} and not any("ApiDeployment" in names_in(o) for o in template["Outputs"].values())
     api = template["Resources"]["Api"]["Properties"]
     assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     assert api["MinimumCompressionSize"] == {
@@ -501,7 +477,7 @@ def check_account_logging_setting(template: dict[str, Any]) -> None:
     assert isinstance(description, dict) and "Fn::If" in description, "the stage does not wait for the account setting"
     condition, when_managed, otherwise = description["Fn::If"]
     assert condition == "ManageAccount"
-    assert "ApiGatewayAccount" in refs_in(when_managed) and "ApiGatewayAccount" not in refs_in(otherwise)
+    assert "ApiGatewayAccount" in names_in(when_managed) and "ApiGatewayAccount" not in names_in(otherwise)
 
 
 def check_checkov_skips_have_reasons(template: dict[str, Any]) -> None:

@@ -52,6 +52,23 @@ pub struct Ready {
     pub bundled: Vec<&'static str>,
 }
 
+impl Ready {
+    /// An account's AWS and nothing loaded, for tests of what commands do with it.
+    #[cfg(test)]
+    pub fn of(aws: Aws, account: &str) -> Self {
+        Self {
+            aws,
+            account: account.to_owned(),
+            caller_arn: String::new(),
+            template: None,
+            artifact: None,
+            manage_api_gateway_account: None,
+            bedrock_model_arns: None,
+            bundled: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("prerequisites are not met:\n  - {}", .problems.join("\n  - "))]
 pub struct Unmet {

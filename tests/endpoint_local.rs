@@ -6,7 +6,7 @@
 mod endpoint_support;
 
 use endpoint_support::*;
-use openai_proxy_deployer::endpoint::{Results, Verdict};
+use openai_proxy_deployer::endpoint::{Plan, Results, Verdict};
 
 const ALL: [&str; 10] = [
     "health",
@@ -70,18 +70,25 @@ async fn every_request_carries_a_request_id_of_the_run_which_the_proxy_logs() {
     assert_eq!(sorted, expected);
 }
 
+/// Every check against `proxy`, with the plan made for it changed by `adjust`.
+async fn run_against(proxy: Proxy, adjust: impl FnOnce(&mut Plan)) -> Results {
+    let base = proxy.start().await;
+    let mut plan = plan(&base);
+    adjust(&mut plan);
+    run(&plan).await
+}
+
 /// Every check against a proxy that requires client keys, sending `client_key`.
 async fn run_with_authentication(client_key: Option<&str>) -> Results {
-    let base = Proxy {
+    let proxy = Proxy {
         auth: true,
         ..Proxy::default()
-    }
-    .start()
-    .await;
-    let mut plan = plan(&base);
-    plan.auth = true;
-    plan.client_key = client_key.map(str::to_owned);
-    run(&plan).await
+    };
+    run_against(proxy, |plan| {
+        plan.auth = true;
+        plan.client_key = client_key.map(str::to_owned);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -333,25 +340,19 @@ async fn restricted_cors_origins_are_preflighted_from_an_allowed_origin() {
 /// report says who served each.
 #[tokio::test]
 async fn test_provider_bedrock_exercises_the_failover_path_and_says_who_served() {
-    let base = Proxy {
+    let bedrock = |plan: &mut Plan| plan.provider = Some("bedrock");
+    let both = Proxy {
         bedrock: true,
         ..Proxy::default()
-    }
-    .start()
-    .await;
-    let mut asked = plan(&base);
-    asked.provider = Some("bedrock");
-    let results = run(&asked).await;
+    };
+    let results = run_against(both, bedrock).await;
     assert!(results.passed(), "{results:#?}");
     assert!(
         detail(&results, "chat completion").ends_with(", served by bedrock"),
         "{results:#?}"
     );
     // Without the mapping naming Bedrock, the same test fails and says why.
-    let base = Proxy::default().start().await;
-    let mut asked = plan(&base);
-    asked.provider = Some("bedrock");
-    let results = run(&asked).await;
+    let results = run_against(Proxy::default(), bedrock).await;
     let failed = failed_only(&results, &["chat completion", "streaming chat"]);
     assert!(
         failed.contains("served by openai, not by bedrock as TEST_PROVIDER asked"),

@@ -78,28 +78,12 @@ pub async fn forward(
     if let Some(prefer) = prefer {
         providers.sort_by_key(|(provider, _)| *provider != prefer);
     }
-    let Some(&(_, first_model)) = providers.first() else {
+    if providers.is_empty() {
         return Err(ApiError::invalid_request(format!(
             "The model `{model}` is served by Amazon Bedrock only, which does not serve {}: use /v1/chat/completions.",
             endpoint.upstream_path()
         ))
         .with_param("model"));
-    };
-    let mut hold = reserve(
-        endpoint,
-        app,
-        &config,
-        client,
-        &request,
-        &body,
-        &providers,
-        first_model,
-    )
-    .await?;
-    {
-        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
-        record.model_known = true;
-        record.budget_used_percent = hold.as_ref().and_then(Hold::budget_used_percent);
     }
     let deadline = started + config.timeouts.lambda.saturating_sub(DEADLINE_MARGIN);
     let attempt = Attempt {
@@ -111,6 +95,12 @@ pub async fn forward(
         config: &config,
         deadline,
     };
+    let mut hold = attempt.reserve(client, &providers).await?;
+    {
+        let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+        record.model_known = true;
+        record.budget_used_percent = hold.as_ref().and_then(Hold::budget_used_percent);
+    }
     let note_breakers = || {
         log.lock().unwrap_or_else(|p| p.into_inner()).breakers_open = (
             !matches!(app.upstream.breaker().state(), BreakerState::Closed { .. }),
@@ -130,19 +120,7 @@ pub async fn forward(
             Some(hold) => Some(hold.priced(price_of(&config.prices, upstream_model))),
             // The attempt before may have been billed and kept its reservation: this
             // one is counted afresh.
-            None if i > 0 => {
-                reserve(
-                    endpoint,
-                    app,
-                    &config,
-                    client,
-                    &request,
-                    &body,
-                    &providers[i..],
-                    upstream_model,
-                )
-                .await?
-            }
+            None if i > 0 => attempt.reserve(client, &providers[i..]).await?,
             None => None,
         };
         let served = match provider {
@@ -199,43 +177,6 @@ fn serves(endpoint: Endpoint, provider: Provider, upstream_model: &str) -> bool 
     }
 }
 
-/// Admission and reservation: a key with limits has its worst case counted before
-/// anything goes upstream, at the dearest price among the providers that may serve it
-/// (settled later at the price of the one that did). Keys without limits pass
-/// untouched: no table call, and their bodies' counts are the upstream's to check.
-#[allow(clippy::too_many_arguments)]
-async fn reserve(
-    endpoint: Endpoint,
-    app: &App,
-    config: &ProxyConfig,
-    client: Option<&Client>,
-    request: &Request<'_>,
-    body: &Bytes,
-    providers: &[(Provider, &str)],
-    upstream_model: &str,
-) -> Result<Option<Hold>, ApiError> {
-    let Some(key) = client.map(Client::key).filter(|key| key.limits.is_some()) else {
-        return Ok(None);
-    };
-    let price = providers
-        .iter()
-        .filter_map(|(_, model)| price_of(&config.prices, model).copied())
-        .reduce(|a, b| Price {
-            input_per_million: a.input_per_million.max(b.input_per_million),
-            output_per_million: a.output_per_million.max(b.output_per_million),
-        });
-    let worst = spend::Request {
-        body_len: body.len(),
-        output_tokens: output_tokens(endpoint, request)?,
-        choices: match endpoint {
-            Endpoint::ChatCompletions => request.count("n")?,
-            _ => None,
-        },
-        upstream_model,
-    };
-    app.spend.reserve(Some(key), price.as_ref(), worst).await
-}
-
 /// What one provider made of the request.
 enum Served {
     /// The answer, about to go to the client.
@@ -265,6 +206,38 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// Admission and reservation: a key with limits has its worst case counted before
+    /// anything goes upstream, at the dearest price among `providers` (settled later at
+    /// the price of the one that served it; the first's model sizes the worst case).
+    /// Keys without limits pass untouched: no table call, and their bodies' counts are
+    /// the upstream's to check.
+    async fn reserve(
+        &self,
+        client: Option<&Client>,
+        providers: &[(Provider, &str)],
+    ) -> Result<Option<Hold>, ApiError> {
+        let Some(key) = client.map(Client::key).filter(|key| key.limits.is_some()) else {
+            return Ok(None);
+        };
+        let price = providers
+            .iter()
+            .filter_map(|(_, model)| price_of(&self.config.prices, model).copied())
+            .reduce(|a, b| Price {
+                input_per_million: a.input_per_million.max(b.input_per_million),
+                output_per_million: a.output_per_million.max(b.output_per_million),
+            });
+        let worst = spend::Request {
+            body_len: self.body.len(),
+            output_tokens: output_tokens(self.endpoint, self.request)?,
+            choices: match self.endpoint {
+                Endpoint::ChatCompletions => self.request.count("n")?,
+                _ => None,
+            },
+            upstream_model: providers.first().map_or("", |(_, model)| model),
+        };
+        self.app.spend.reserve(Some(key), price.as_ref(), worst).await
+    }
+
     /// OpenAI: the client's body with the model replaced, its answer relayed.
     async fn openai(&self, upstream_model: &str, hold: Option<Hold>) -> Served {
         let (endpoint, request, config, log) = (self.endpoint, self.request, self.config, self.log);

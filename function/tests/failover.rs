@@ -51,6 +51,26 @@ async fn openai_answering(template: ResponseTemplate, calls: impl Into<wiremock:
     server
 }
 
+/// OpenAI answering every chat, expecting `calls` of them.
+async fn healthy_openai(calls: u64) -> MockServer {
+    openai_answering(
+        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
+        calls,
+    )
+    .await
+}
+
+/// The reply is a success that `by` served.
+#[track_caller]
+fn served(reply: &Reply, by: &str) {
+    assert_eq!(
+        (reply.status, provider(reply)),
+        (StatusCode::OK, by),
+        "{}",
+        reply.text()
+    );
+}
+
 fn chat(text: &str) -> Value {
     json!({"model": MODEL, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]})
 }
@@ -105,12 +125,7 @@ async fn openais_quota_refusal_of_the_proxys_key_fails_over_but_a_clients_error_
     let quota = json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}});
     let openai = openai_answering(ResponseTemplate::new(429).set_body_json(quota), 1..=3).await;
     let reply = proxy(&openai, "openai").await.chat(chat("quota")).await;
-    assert_eq!(
-        (reply.status, provider(&reply)),
-        (StatusCode::OK, "bedrock"),
-        "{}",
-        reply.text()
-    );
+    served(&reply, "bedrock");
 
     let bad = json!({"error": {"message": "Invalid 'temperature'", "type": "invalid_request_error", "param": "temperature", "code": null}});
     let openai = openai_answering(ResponseTemplate::new(400).set_body_json(bad), 1).await;
@@ -134,12 +149,7 @@ async fn an_unreachable_openai_fails_over_and_a_streamed_answer_carries_tool_cal
         "messages": [{"role": "user", "content": "Weather in Paris and Lyon? [[bedrock:tool2]]"}],
         "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]});
     let reply = h.chat(request).await;
-    assert_eq!(
-        (reply.status, provider(&reply)),
-        (StatusCode::OK, "bedrock"),
-        "{}",
-        reply.text()
-    );
+    served(&reply, "bedrock");
     assert_eq!(reply.headers["content-type"], "text/event-stream");
     let text = reply.text();
     let events = data(&text);
@@ -179,31 +189,18 @@ async fn an_unreachable_openai_fails_over_and_a_streamed_answer_carries_tool_cal
 
 #[tokio::test]
 async fn bedrock_as_primary_serves_natively_and_its_throttling_fails_over_to_openai() {
-    let openai = openai_answering(
-        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
-        1,
-    )
-    .await;
+    let openai = healthy_openai(1).await;
     let h = proxy(&openai, "bedrock").await;
     let native = h.chat(chat("native")).await;
-    assert_eq!((native.status, provider(&native)), (StatusCode::OK, "bedrock"));
+    served(&native, "bedrock");
     let throttled = h.chat(chat("busy [[bedrock:error=ThrottlingException]]")).await;
-    assert_eq!(
-        (throttled.status, provider(&throttled)),
-        (StatusCode::OK, "openai"),
-        "{}",
-        throttled.text()
-    );
+    served(&throttled, "openai");
     assert_eq!(throttled.json()["model"], MODEL);
 }
 
 #[tokio::test]
 async fn bedrocks_validation_error_is_the_clients_and_never_goes_to_openai() {
-    let openai = openai_answering(
-        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
-        0,
-    )
-    .await;
+    let openai = healthy_openai(0).await;
     let h = proxy(&openai, "bedrock").await;
     let reply = h.chat(chat("bad [[bedrock:error=ValidationException]]")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
@@ -220,16 +217,12 @@ async fn bedrocks_validation_error_is_the_clients_and_never_goes_to_openai() {
 
 #[tokio::test]
 async fn a_stream_that_breaks_after_its_first_bytes_ends_with_an_error_and_is_not_served_twice() {
-    let openai = openai_answering(
-        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
-        0,
-    )
-    .await;
+    let openai = healthy_openai(0).await;
     let h = proxy(&openai, "bedrock").await;
     let mut request = chat("break [[bedrock:stream-error=modelStreamErrorException]]");
     request["stream"] = true.into();
     let reply = h.chat(request).await;
-    assert_eq!((reply.status, provider(&reply)), (StatusCode::OK, "bedrock"));
+    served(&reply, "bedrock");
     let text = reply.text();
     let events = data(&text);
     assert!(events.iter().any(|e| e.contains("Echo")), "{text}");
@@ -250,12 +243,7 @@ async fn embeddings_of_a_titan_model_fail_over_to_bedrock() {
             json!({"model": "amazon.titan-embed-text-v2:0", "input": ["one", "two"], "dimensions": 256}),
         )
         .await;
-    assert_eq!(
-        (reply.status, provider(&reply)),
-        (StatusCode::OK, "bedrock"),
-        "{}",
-        reply.text()
-    );
+    served(&reply, "bedrock");
     let answer = reply.json();
     assert_eq!(answer["model"], "amazon.titan-embed-text-v2:0");
     assert_eq!(answer["data"].as_array().unwrap().len(), 2);
@@ -301,12 +289,7 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(
-        (reply.status, provider(&reply)),
-        (StatusCode::OK, "bedrock"),
-        "{}",
-        reply.text()
-    );
+    served(&reply, "bedrock");
     let total = reply.json()["usage"]["total_tokens"].as_u64().unwrap();
     let (requests, tokens, spent) = counters(&db, &table, "capped").await;
     // $2 per million tokens, Bedrock's: two micro-dollars a token, Bedrock's count.
@@ -317,11 +300,7 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
 /// provider the mapping does not name cannot be asked for.
 #[tokio::test]
 async fn a_request_may_ask_for_a_mapped_provider_first() {
-    let openai = openai_answering(
-        ResponseTemplate::new(200).set_body_json(completion("gpt-4o-mini")),
-        1,
-    )
-    .await;
+    let openai = healthy_openai(1).await;
     let h = proxy(&openai, "openai").await;
     let asked = |provider: &'static str, model: &str| {
         axum::http::Request::post("/v1/chat/completions")
@@ -333,16 +312,8 @@ async fn a_request_may_ask_for_a_mapped_provider_first() {
             .unwrap()
     };
     let bedrock = h.send(asked("bedrock", MODEL)).await;
-    assert_eq!(
-        (bedrock.status, provider(&bedrock)),
-        (StatusCode::OK, "bedrock"),
-        "{}",
-        bedrock.text()
-    );
+    served(&bedrock, "bedrock");
     // nova-pro maps to OpenAI alone: asking for Bedrock changes nothing.
     let only_openai = h.send(asked("bedrock", "amazon.nova-pro-v1:0")).await;
-    assert_eq!(
-        (only_openai.status, provider(&only_openai)),
-        (StatusCode::OK, "openai")
-    );
+    served(&only_openai, "openai");
 }

@@ -245,16 +245,7 @@ mod tests {
         let deletes = mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
         let events =
             mock!(Client::describe_stack_events).then_output(|| DescribeStackEventsOutput::builder().build());
-        let ready = Ready {
-            aws: aws(&[&statuses, &deletes, &events], &[]),
-            account: "123456789012".into(),
-            caller_arn: String::new(),
-            template: None,
-            artifact: None,
-            manage_api_gateway_account: None,
-            bedrock_model_arns: None,
-            bundled: Vec::new(),
-        };
+        let ready = Ready::of(aws(&[&statuses, &deletes, &events], &[]), "123456789012");
         let config = Config::from_vars([("STACK_NAME".to_owned(), "s".to_owned())]).unwrap();
         let mut ctx = Context::new(config, &Runner::default());
         ctx.poll = crate::cfn::Poll::fast();

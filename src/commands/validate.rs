@@ -214,16 +214,7 @@ mod tests {
         let deleted = mock!(Client::delete_stack)
             .match_requests(|r| r.stack_name() == Some("arn:aws:cloudformation:us-east-1:1:stack/s/new"))
             .then_output(|| DeleteStackOutput::builder().build());
-        let ready = Ready {
-            aws: aws(&[&described, &deleted], &[]),
-            account: "1".into(),
-            caller_arn: String::new(),
-            template: None,
-            artifact: None,
-            manage_api_gateway_account: None,
-            bedrock_model_arns: None,
-            bundled: Vec::new(),
-        };
+        let ready = Ready::of(aws(&[&described, &deleted], &[]), "1");
         let mut ctx = Context::new(Config::from_vars([]).unwrap(), &Runner::default());
         remove_review_stack(&mut ctx, &ready, "arn:aws:cloudformation:us-east-1:1:stack/s/new").await;
         deleted.num_calls()

@@ -25,6 +25,19 @@ use crate::observe::Usage;
 
 pub use request::Conversation;
 
+/// A Converse or ConverseStream call (their builders are different types) for `model`
+/// with the conversation's messages, system blocks, settings and tools.
+macro_rules! with_conversation {
+    ($builder:expr, $model:expr, $conversation:expr) => {
+        $builder
+            .model_id($model)
+            .set_messages(Some($conversation.messages))
+            .set_system(Some($conversation.system).filter(|s| !s.is_empty()))
+            .inference_config($conversation.inference)
+            .set_tool_config($conversation.tools)
+    };
+}
+
 pub struct Bedrock {
     client: OnceCell<aws_sdk_bedrockruntime::Client>,
     breaker: CircuitBreaker,
@@ -89,16 +102,7 @@ impl Bedrock {
         deadline: Instant,
     ) -> Result<(Value, Option<Usage>), Failure> {
         let permit = self.breaker.try_acquire().map_err(open)?;
-        let call = self
-            .client()
-            .await
-            .converse()
-            .model_id(model)
-            .set_messages(Some(conversation.messages))
-            .set_system(Some(conversation.system).filter(|s| !s.is_empty()))
-            .inference_config(conversation.inference)
-            .set_tool_config(conversation.tools)
-            .send();
+        let call = with_conversation!(self.client().await.converse(), model, conversation).send();
         let output = match within(deadline, call).await {
             Ok(output) => output,
             Err(failure) => {
@@ -130,16 +134,7 @@ impl Bedrock {
     ) -> Result<stream::Opened, Failure> {
         let permit = self.breaker.try_acquire().map_err(open)?;
         let include_usage = conversation.include_usage;
-        let call = self
-            .client()
-            .await
-            .converse_stream()
-            .model_id(model)
-            .set_messages(Some(conversation.messages))
-            .set_system(Some(conversation.system).filter(|s| !s.is_empty()))
-            .inference_config(conversation.inference)
-            .set_tool_config(conversation.tools)
-            .send();
+        let call = with_conversation!(self.client().await.converse_stream(), model, conversation).send();
         let opened = match within(deadline, async {
             let mut output = call.await?;
             let first = output.stream.recv().await.map_err(stream::event_failure)?;

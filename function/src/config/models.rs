@@ -172,25 +172,24 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(mappings["plain"], ModelRoute::openai("gpt-4o-mini"));
-        assert_eq!(mappings["plain"].fallback(), None);
-        assert_eq!(mappings["both"].first(), (Provider::OpenAi, "gpt-4o-mini"));
-        assert_eq!(
-            mappings["both"].fallback(),
-            Some((Provider::Bedrock, "us.amazon.nova-lite-v1:0"))
-        );
-        assert_eq!(
-            mappings["native"].first(),
-            (Provider::Bedrock, "amazon.nova-lite-v1:0")
-        );
-        assert_eq!(
-            mappings["native"].fallback(),
-            Some((Provider::OpenAi, "gpt-4o-mini"))
-        );
-        assert_eq!(
-            mappings["bedrock-only"].first(),
-            (Provider::Bedrock, "amazon.nova-pro-v1:0")
-        );
-        assert_eq!(mappings["bedrock-only"].fallback(), None);
+        let order = |id: &str| (mappings[id].first(), mappings[id].fallback());
+        use Provider::{Bedrock, OpenAi};
+        for (id, first, fallback) in [
+            ("plain", (OpenAi, "gpt-4o-mini"), None),
+            (
+                "both",
+                (OpenAi, "gpt-4o-mini"),
+                Some((Bedrock, "us.amazon.nova-lite-v1:0")),
+            ),
+            (
+                "native",
+                (Bedrock, "amazon.nova-lite-v1:0"),
+                Some((OpenAi, "gpt-4o-mini")),
+            ),
+            ("bedrock-only", (Bedrock, "amazon.nova-pro-v1:0"), None),
+        ] {
+            assert_eq!(order(id), (first, fallback), "{id}");
+        }
     }
 
     #[test]

@@ -6,6 +6,15 @@ fn deployer() -> Command {
     cmd
 }
 
+/// Runs `cmd`: its exit code and its standard output.
+fn run(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn version_prints_the_crate_version() {
     deployer()
@@ -48,15 +57,12 @@ fn a_refused_configuration_in_actions_is_annotated_summarized_and_output() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("summary.md");
     let outputs = dir.path().join("outputs");
-    let out = deployer()
+    let (code, stdout) = run(deployer()
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env("GITHUB_OUTPUT", &outputs)
-        .env("INPUT_STAGE", "production")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .env("INPUT_STAGE", "production"));
+    assert_eq!(code, Some(2));
     assert!(
         stdout.contains("::error title=invalid configuration::") && stdout.contains("STAGE must be one of"),
         "{stdout}"
@@ -72,14 +78,11 @@ fn a_refused_configuration_in_actions_is_annotated_summarized_and_output() {
 
 #[test]
 fn an_empty_aws_endpoint_is_a_prerequisite_problem_not_a_crash() {
-    let out = deployer()
+    let (code, stdout) = run(deployer()
         .env("AWS_ENDPOINT_URL", "")
         .env("AWS_REGION", "us-east-1")
-        .env("DEPLOYER_COMMAND", "destroy")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .env("DEPLOYER_COMMAND", "destroy"));
+    assert_eq!(code, Some(1));
     assert!(
         stdout.contains("AWS_ENDPOINT_URL is set but empty: unset it"),
         "{stdout}"

@@ -290,19 +290,11 @@ async fn stored_responses_are_retrieved_deleted_cancelled_and_listed_through_ope
     assert_eq!(retrieved.status, StatusCode::OK, "{}", retrieved.text());
     assert_eq!(retrieved.json()["output"][0]["content"][0]["text"], "Hello!");
     let deleted = h
-        .send(
-            axum::http::Request::delete("/v1/responses/resp_abc123")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
+        .empty(axum::http::Method::DELETE, "/v1/responses/resp_abc123")
         .await;
     assert_eq!(deleted.json()["deleted"], true);
     let cancelled = h
-        .send(
-            axum::http::Request::post("/v1/responses/resp_abc123/cancel")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
+        .empty(axum::http::Method::POST, "/v1/responses/resp_abc123/cancel")
         .await;
     assert_eq!(cancelled.json()["status"], "cancelled");
     let items = h.get("/v1/responses/resp_abc123/input_items?limit=2").await;

@@ -30,8 +30,7 @@ async fn chat_maps_the_model_upstream_and_answers_with_the_requested_id() {
         .expect(1)
         .mount(&server)
         .await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (h, reply) = chat_through(&base).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let body = reply.json();
     assert_eq!(body["model"], "amazon.nova-lite-v1:0");
@@ -61,8 +60,7 @@ async fn server_errors_are_retried_up_to_the_attempt_limit() {
         .expect(1)
         .mount(&server)
         .await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (h, reply) = chat_through(&base).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(h.request_logs()[0]["attempts"], 3);
 }
@@ -242,8 +240,7 @@ async fn connect_errors_are_retried_and_answer_502_unreachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     drop(listener);
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (h, reply) = chat_through(&base).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(reply.error()["code"], "upstream_unreachable");
     assert_eq!(h.request_logs()[0]["attempts"], 3);
@@ -551,4 +548,11 @@ async fn a_tls_handshake_that_stalls_is_a_connect_error_and_retried() {
         "one connection per attempt"
     );
     assert_eq!(h.request_logs()[0]["attempts"], 3);
+}
+
+/// A proxy in front of `base`, and its answer to a plain chat request.
+async fn chat_through(base: &str) -> (Harness, Reply) {
+    let h = harness(base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    (h, reply)
 }

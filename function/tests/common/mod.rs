@@ -186,6 +186,18 @@ impl Harness {
         }
     }
 
+    /// `method path` without a body.
+    pub async fn empty(&self, method: axum::http::Method, path: &str) -> Reply {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Request::get(path).body(Body::empty()).unwrap()).await
     }

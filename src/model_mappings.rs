@@ -41,7 +41,7 @@ fn problem(id: &str, value: &Value) -> Option<String> {
         Value::Object(object) => object,
         _ => {
             return Some(format!(
-                "{at} must be a non-empty OpenAI model id or an object of `openai`, `bedrock` and `primary`, {EXAMPLE}"
+                "MODEL_MAPPINGS[{id:?}] must be a non-empty OpenAI model id or an object of `openai`, `bedrock` and `primary`, {EXAMPLE}"
             ));
         }
     };

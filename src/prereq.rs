@@ -52,23 +52,6 @@ pub struct Ready {
     pub bundled: Vec<&'static str>,
 }
 
-impl Ready {
-    /// An account's AWS and nothing loaded, for tests of what commands do with it.
-    #[cfg(test)]
-    pub fn of(aws: Aws, account: &str) -> Self {
-        Self {
-            aws,
-            account: account.to_owned(),
-            caller_arn: String::new(),
-            template: None,
-            artifact: None,
-            manage_api_gateway_account: None,
-            bedrock_model_arns: None,
-            bundled: Vec::new(),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("prerequisites are not met:\n  - {}", .problems.join("\n  - "))]
 pub struct Unmet {
@@ -394,6 +377,23 @@ mod tests {
         }
         for bad in ["us-east", "US-EAST-1", "useast1", "eu_west_1", "us-east-1a", ""] {
             assert!(!looks_like_region(bad), "{bad}");
+        }
+    }
+}
+
+/// An account's AWS and nothing loaded, for tests of what commands do with it.
+#[cfg(test)]
+impl Ready {
+    pub fn of(aws: Aws, account: &str) -> Self {
+        Self {
+            aws,
+            account: account.to_owned(),
+            caller_arn: String::new(),
+            template: None,
+            artifact: None,
+            manage_api_gateway_account: None,
+            bedrock_model_arns: None,
+            bundled: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local AWS API emulator: moto server with the project's extension (localaws/).
 #
-#   scripts/local-aws.sh start           start on 127.0.0.1:$LOCAL_AWS_PORT (default 5055)
+#   scripts/local-aws.sh start           start on 127.0.0.1:$LOCAL_AWS_PORT (default 5055); its pid,
+#                                        endpoint and moto.log in $LOCAL_AWS_STATE (default .local-aws)
 #   scripts/local-aws.sh stop            stop the one `start` started (by its pid)
 #   scripts/local-aws.sh status          say whether it runs, and where
 #   scripts/local-aws.sh run CMD [ARG]   start a private emulator on a free port, run CMD
@@ -14,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${VENV_DIR:-$root/.venv}
 python="$venv/bin/python"
-state="$root/.local-aws"
+state="${LOCAL_AWS_STATE:-$root/.local-aws}"
 
 need_venv() {
   if [[ ! -x "$python" ]] || ! "$python" -c 'import moto' 2>/dev/null; then

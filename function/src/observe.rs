@@ -99,6 +99,10 @@ pub struct RequestLog {
     /// metric). Set by the handler from the configuration's prices.
     #[serde(skip)]
     pub price_per_million: Option<(u64, u64)>,
+    /// Time spent waiting for the usage table (reservation and settling) for a key
+    /// with limits, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_ms: Option<f64>,
     /// How much of its monthly budget (`usd_per_month`) the client key has used,
     /// counting this request's reservation, in percent: the `BudgetUsedPercent` metric
     /// that the budget alarm watches.

@@ -280,14 +280,10 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
     app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
     app.spend = Spend::with_ledger(Ledger::new(db.clone(), &table));
     let h = Harness::over(app, logs);
+    let body = json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]});
+    let bearer = format!("Bearer {CLIENT_KEY}");
     let reply = h
-        .send(
-            axum::http::Request::post("/v1/chat/completions")
-                .header("authorization", format!("Bearer {CLIENT_KEY}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]}).to_string()))
-                .unwrap(),
-        )
+        .post_with("/v1/chat/completions", &[("authorization", &bearer)], body.to_string())
         .await;
     served(&reply, "bedrock");
     let total = reply.json()["usage"]["total_tokens"].as_u64().unwrap();
@@ -303,17 +299,12 @@ async fn a_request_may_ask_for_a_mapped_provider_first() {
     let openai = healthy_openai(1).await;
     let h = proxy(&openai, "openai").await;
     let asked = |provider: &'static str, model: &str| {
-        axum::http::Request::post("/v1/chat/completions")
-            .header("content-type", "application/json")
-            .header("x-proxy-provider", provider)
-            .body(axum::body::Body::from(
-                json!({"model": model, "messages": [{"role": "user", "content": "which?"}]}).to_string(),
-            ))
-            .unwrap()
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "which?"}]});
+        h.post_with("/v1/chat/completions", &[("x-proxy-provider", provider)], body.to_string())
     };
-    let bedrock = h.send(asked("bedrock", MODEL)).await;
+    let bedrock = asked("bedrock", MODEL).await;
     served(&bedrock, "bedrock");
     // nova-pro maps to OpenAI alone: asking for Bedrock changes nothing.
-    let only_openai = h.send(asked("bedrock", "amazon.nova-pro-v1:0")).await;
+    let only_openai = asked("bedrock", "amazon.nova-pro-v1:0").await;
     served(&only_openai, "openai");
 }

@@ -73,14 +73,7 @@ async fn unknown_path_and_wrong_method_answer_in_openai_shape() {
 #[tokio::test]
 async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    let malformed = h
-        .send(
-            Request::post("/v1/chat/completions")
-                .header("content-type", "application/json")
-                .body(Body::from("{\"model\": "))
-                .unwrap(),
-        )
-        .await;
+    let malformed = h.post_with("/v1/chat/completions", &[], "{\"model\": ").await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.error()["type"], "invalid_request_error");
 
@@ -105,15 +98,7 @@ async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream(
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    let declared = h
-        .send(
-            Request::post("/v1/chat/completions")
-                .header("content-type", "application/json")
-                .header("content-length", "6000001")
-                .body(Body::from("{}"))
-                .unwrap(),
-        )
-        .await;
+    let declared = h.post_with("/v1/chat/completions", &[("content-length", "6000001")], "{}").await;
     assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(declared.error()["code"], "request_too_large");
 
@@ -121,14 +106,7 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let chunks = futures_util::stream::iter(
         (0..7).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1_000_000]))),
     );
-    let streamed = h
-        .send(
-            Request::post("/v1/chat/completions")
-                .header("content-type", "application/json")
-                .body(Body::from_stream(chunks))
-                .unwrap(),
-        )
-        .await;
+    let streamed = h.post_with("/v1/chat/completions", &[], Body::from_stream(chunks)).await;
     assert_eq!(streamed.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 

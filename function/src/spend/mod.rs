@@ -18,14 +18,14 @@ pub mod ledger;
 pub mod limits;
 pub mod prices;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
 use crate::config::{ClientKey, Price};
 use crate::env::Environment;
 use crate::error::ApiError;
-use crate::observe::Usage;
+use crate::observe::{LogHandle, Usage};
 use ledger::{Ledger, Reservation, Reserved, Windows};
 use prices::Amount;
 
@@ -73,6 +73,7 @@ impl Spend {
         client: Option<&ClientKey>,
         price: Option<&Price>,
         request: Request<'_>,
+        log: &LogHandle,
     ) -> Result<Option<Hold>, ApiError> {
         let Some((key, limits)) = client.and_then(|k| Some((k, k.limits?))) else {
             return Ok(None);
@@ -99,9 +100,13 @@ impl Spend {
                  so the request was not sent upstream: the operator must deploy the stack's usage table or remove the key's limits.",
             ));
         };
-        match ledger.reserve(&name, &at, add, &thresholds).await {
+        let started = Instant::now();
+        let reserved = ledger.reserve(&name, &at, add, &thresholds).await;
+        waited(log, started);
+        match reserved {
             Ok(Reserved::Counted(counters)) => Ok(Some(Hold {
                 ledger: ledger.clone(),
+                log: log.clone(),
                 client: name,
                 at,
                 worst,
@@ -124,6 +129,14 @@ impl Spend {
     }
 }
 
+/// Time spent waiting for the usage table goes into the request's log line
+/// (`usage_ms`): what limits cost a request, apart from the proxy's own work.
+fn waited(log: &LogHandle, started: Instant) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
+    record.usage_ms = Some(record.usage_ms.unwrap_or(0.0) + ms);
+}
+
 fn unavailable(message: &str) -> ApiError {
     ApiError::server(StatusCode::SERVICE_UNAVAILABLE, "usage_unavailable", message)
         .with_retry_after(Duration::from_secs(1))
@@ -133,6 +146,7 @@ fn unavailable(message: &str) -> ApiError {
 #[derive(Debug)]
 pub struct Hold {
     ledger: Ledger,
+    log: LogHandle,
     client: String,
     at: Windows,
     worst: Amount,
@@ -205,7 +219,10 @@ impl Hold {
         };
         let tokens = delta(used.tokens(), self.worst.tokens());
         let usd = delta(used.usd, self.worst.usd);
-        if let Err(error) = self.ledger.adjust(&self.client, &self.at, tokens, usd).await {
+        let started = Instant::now();
+        let adjusted = self.ledger.adjust(&self.client, &self.at, tokens, usd).await;
+        waited(&self.log, started);
+        if let Err(error) = adjusted {
             // The answer is out; the worst case stays counted, which errs on the safe side.
             tracing::warn!(client = %self.client, error = %error, "usage could not be settled; the reservation stands");
         }
@@ -270,19 +287,18 @@ mod tests {
             choices: None,
             upstream_model: "gpt-4o-mini",
         };
-        let refused = spend.reserve(Some(&key), None, request).await.unwrap_err();
+        let log = LogHandle::default();
+        let refused = spend.reserve(Some(&key), None, request, &log).await.unwrap_err();
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.code.as_deref(), Some("usage_unavailable"));
         assert_eq!(rule.num_calls(), 3, "the SDK retried the throttled write");
         // A key without limits never asks the table.
         let unlimited = ClientKey { limits: None, ..key };
-        assert!(
-            spend
-                .reserve(Some(&unlimited), None, request)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        let log_unlimited = LogHandle::default();
+        let passed = spend.reserve(Some(&unlimited), None, request, &log_unlimited).await;
+        assert!(passed.unwrap().is_none());
         assert_eq!(rule.num_calls(), 3);
+        assert!(log.lock().unwrap().usage_ms.is_some(), "the throttled wait is in the log line");
+        assert!(log_unlimited.lock().unwrap().usage_ms.is_none());
     }
 }

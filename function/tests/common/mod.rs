@@ -220,13 +220,17 @@ impl Harness {
 
     /// POSTs `body`, JSON text as written, to `path`.
     pub async fn send_json(&self, path: &str, body: String) -> Reply {
-        self.send(
-            Request::post(path)
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await
+        self.post_with(path, &[], body).await
+    }
+
+    /// `POST path` of a JSON `body` (any body: a stream, bytes that are not JSON), with
+    /// `headers` besides its content type.
+    pub async fn post_with(&self, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
+        let mut request = Request::post(path).header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(body.into()).unwrap()).await
     }
 
     pub async fn chat(&self, body: serde_json::Value) -> Reply {

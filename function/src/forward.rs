@@ -235,7 +235,10 @@ impl Attempt<'_> {
             },
             upstream_model: providers.first().map_or("", |(_, model)| model),
         };
-        self.app.spend.reserve(Some(key), price.as_ref(), worst, self.log).await
+        self.app
+            .spend
+            .reserve(Some(key), price.as_ref(), worst, self.log)
+            .await
     }
 
     /// OpenAI: the client's body with the model replaced, its answer relayed.

@@ -280,10 +280,15 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
     app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
     app.spend = Spend::with_ledger(Ledger::new(db.clone(), &table));
     let h = Harness::over(app, logs);
-    let body = json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]});
+    let body =
+        json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]});
     let bearer = format!("Bearer {CLIENT_KEY}");
     let reply = h
-        .post_with("/v1/chat/completions", &[("authorization", &bearer)], body.to_string())
+        .post_with(
+            "/v1/chat/completions",
+            &[("authorization", &bearer)],
+            body.to_string(),
+        )
         .await;
     served(&reply, "bedrock");
     let total = reply.json()["usage"]["total_tokens"].as_u64().unwrap();
@@ -298,9 +303,17 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
 async fn a_request_may_ask_for_a_mapped_provider_first() {
     let openai = healthy_openai(1).await;
     let h = proxy(&openai, "openai").await;
-    let asked = |provider: &'static str, model: &str| {
-        let body = json!({"model": model, "messages": [{"role": "user", "content": "which?"}]});
-        h.post_with("/v1/chat/completions", &[("x-proxy-provider", provider)], body.to_string())
+    let asked = |provider: &'static str, model: &'static str| {
+        let h = &h;
+        async move {
+            let body = json!({"model": model, "messages": [{"role": "user", "content": "which?"}]});
+            h.post_with(
+                "/v1/chat/completions",
+                &[("x-proxy-provider", provider)],
+                body.to_string(),
+            )
+            .await
+        }
     };
     let bedrock = asked("bedrock", MODEL).await;
     served(&bedrock, "bedrock");

@@ -264,7 +264,9 @@ async fn a_body_that_trickles_is_answered_408_in_openais_shape() {
     let first =
         futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"model\":"))]);
     let body = futures_util::StreamExt::chain(first, futures_util::stream::pending());
-    let reply = h.post_with("/v1/chat/completions", &[], axum::body::Body::from_stream(body)).await;
+    let reply = h
+        .post_with("/v1/chat/completions", &[], axum::body::Body::from_stream(body))
+        .await;
     assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(reply.error()["code"], "request_timeout");
 }

@@ -98,7 +98,9 @@ async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream(
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let h = harness(NO_UPSTREAM, Settings::default());
-    let declared = h.post_with("/v1/chat/completions", &[("content-length", "6000001")], "{}").await;
+    let declared = h
+        .post_with("/v1/chat/completions", &[("content-length", "6000001")], "{}")
+        .await;
     assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(declared.error()["code"], "request_too_large");
 
@@ -106,7 +108,9 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let chunks = futures_util::stream::iter(
         (0..7).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1_000_000]))),
     );
-    let streamed = h.post_with("/v1/chat/completions", &[], Body::from_stream(chunks)).await;
+    let streamed = h
+        .post_with("/v1/chat/completions", &[], Body::from_stream(chunks))
+        .await;
     assert_eq!(streamed.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 

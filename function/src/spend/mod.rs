@@ -295,10 +295,15 @@ mod tests {
         // A key without limits never asks the table.
         let unlimited = ClientKey { limits: None, ..key };
         let log_unlimited = LogHandle::default();
-        let passed = spend.reserve(Some(&unlimited), None, request, &log_unlimited).await;
+        let passed = spend
+            .reserve(Some(&unlimited), None, request, &log_unlimited)
+            .await;
         assert!(passed.unwrap().is_none());
         assert_eq!(rule.num_calls(), 3);
-        assert!(log.lock().unwrap().usage_ms.is_some(), "the throttled wait is in the log line");
+        assert!(
+            log.lock().unwrap().usage_ms.is_some(),
+            "the throttled wait is in the log line"
+        );
         assert!(log_unlimited.lock().unwrap().usage_ms.is_none());
     }
 }

@@ -123,7 +123,7 @@ pub const VARIABLES: &[Variable] = &[
         "CLIENT_API_KEYS",
         None,
         Kind::Secret,
-        "client API keys, one per line, name=key allowed; stored in the secret as SHA-256 digests (never printed)"
+        "client API keys, one per line, name=key allowed, limits after it (web-app=<key>;usd_per_month=50); stored in the secret as SHA-256 digests (never printed)"
     ),
     var!(
         "PARAMETER_OVERRIDES",

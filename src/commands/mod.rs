@@ -234,10 +234,9 @@ pub async fn run(ctx: &mut Context) {
     }
     if let Some(keys) = &ctx.config.client_api_keys {
         for line in client_keys::lines(keys.expose()) {
-            ctx.ui.mask(line.text);
-            // `name=key`: the key alone may be printed elsewhere (never by us). A key too
+            // The key alone: its name and limits are shown in the report. A named key too
             // short to be valid is refused later, and masking it would blot out common words.
-            if line.name.is_some() && line.key.len() >= client_keys::MIN_LEN {
+            if line.name.is_none() || line.key.len() >= client_keys::MIN_LEN {
                 ctx.ui.mask(line.key);
             }
         }

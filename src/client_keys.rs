@@ -122,6 +122,36 @@ pub fn usd(micros: u64) -> String {
     text
 }
 
+/// A client as the secret lists it (`client_api_keys`), for the report and `usage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name, or `key N` (its place in the list, from 1) for a bare digest: never the
+    /// key or its digest.
+    pub label: String,
+    /// The name the usage table counts it by; `None` for a bare digest, which can have
+    /// no limits and is never counted.
+    pub name: Option<String>,
+    pub limits: Limits,
+}
+
+/// The clients of a secret's JSON, in its order.
+pub fn listed(secret: &Value) -> Vec<Listed> {
+    let entries = secret.get("client_api_keys").and_then(Value::as_array);
+    entries
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, entry)| {
+            let name = entry.get("name").and_then(Value::as_str).map(str::to_owned);
+            Listed {
+                label: name.clone().unwrap_or_else(|| format!("key {}", i + 1)),
+                name,
+                limits: Limits::from_json(entry.get("limits")),
+            }
+        })
+        .collect()
+}
+
 /// One non-blank line, trimmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line<'a> {
@@ -423,6 +453,23 @@ mod tests {
                 "an unknown name may be the key's end: {err}"
             );
         }
+    }
+
+    #[test]
+    fn listed_clients_are_named_or_numbered_never_by_digest() {
+        let secret = json!({"client_api_keys": [
+            "ab".repeat(32),
+            {"name": "web-app", "sha256": "cd".repeat(32), "limits": {"usd_per_month": 50}},
+        ]});
+        let clients = listed(&secret);
+        assert_eq!(clients[0].label, "key 1");
+        assert_eq!(
+            (clients[0].name.as_deref(), clients[0].limits.is_empty()),
+            (None, true)
+        );
+        assert_eq!(clients[1].label, "web-app");
+        assert_eq!(clients[1].limits.usd_per_month, Some(50_000_000));
+        assert!(listed(&json!({})).is_empty());
     }
 
     #[test]

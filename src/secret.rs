@@ -34,6 +34,8 @@ impl Action {
 pub struct Outcome {
     pub arn: String,
     pub action: Action,
+    /// The clients the secret lists after this run, with their limits (for the report).
+    pub clients: Vec<client_keys::Listed>,
 }
 
 /// Where the secret is: the configured ARN, or the deployer's own name for it.
@@ -309,6 +311,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
         return Ok(Outcome {
             arn: arn.clone(),
             action: Action::Existing,
+            clients: existing.as_ref().map(client_keys::listed).unwrap_or_default(),
         });
     }
     if arn.is_none() && config.openai_api_key_secret_arn.is_some() {
@@ -321,10 +324,12 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
         ));
     }
     let value = desired(existing.as_ref(), config)?;
+    let clients = client_keys::listed(&value);
     if existing.as_ref() == Some(&value) {
         return Ok(Outcome {
             arn: arn.unwrap_or(id),
             action: Action::Unchanged,
+            clients,
         });
     }
     let text = value.to_string();
@@ -340,6 +345,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
             Ok(Outcome {
                 arn,
                 action: Action::Updated,
+                clients,
             })
         }
         None => {
@@ -361,6 +367,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
             Ok(Outcome {
                 arn: out.arn().unwrap_or(&id).to_owned(),
                 action: Action::Created,
+                clients,
             })
         }
     }

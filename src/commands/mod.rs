@@ -134,6 +134,7 @@ impl Context {
         self.ui
             .step(&format!("{}: {}", outcome.arn, outcome.action.as_str()));
         self.report.secret = Some((outcome.arn.clone(), outcome.action));
+        self.report.clients = outcome.clients;
         Ok(outcome.arn)
     }
 

@@ -46,7 +46,7 @@ macro_rules! var {
     };
 }
 
-const COMMANDS: &[&str] = &["validate", "deploy", "test", "destroy", "setup-secrets"];
+const COMMANDS: &[&str] = &["validate", "deploy", "test", "destroy", "setup-secrets", "usage"];
 const STAGES: &[&str] = &["dev", "test", "prod"];
 const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARNING", "ERROR"];
 const ARCHITECTURES: &[&str] = &["arm64", "x86_64"];
@@ -296,6 +296,7 @@ pub enum Command {
     Test,
     Destroy,
     SetupSecrets,
+    Usage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -336,6 +337,7 @@ impl Command {
             Command::Test => "test",
             Command::Destroy => "destroy",
             Command::SetupSecrets => "setup-secrets",
+            Command::Usage => "usage",
         }
     }
 }

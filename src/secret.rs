@@ -283,6 +283,21 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
     Ok(value)
 }
 
+/// The secret's JSON as it is now (`null` when it holds no JSON).
+pub async fn read(aws: &Aws, id: &str) -> Result<Value> {
+    let out = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| Error::aws(format_args!("read secret {id}"), &e))?;
+    Ok(out
+        .secret_string()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null))
+}
+
 /// Creates or updates the secret when the configuration carries something to write;
 /// otherwise finds the existing one.
 pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {

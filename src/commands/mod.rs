@@ -8,6 +8,7 @@ mod guarded;
 mod setup_secrets;
 mod stack_op;
 mod test;
+mod usage;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -255,6 +256,7 @@ pub async fn run(ctx: &mut Context) {
         Command::Destroy => destroy::run(ctx).await,
         Command::SetupSecrets => setup_secrets::run(ctx).await,
         Command::Test => test::run(ctx).await,
+        Command::Usage => usage::run(ctx).await,
     };
     if let Err(failed) = result {
         ctx.report.status = Some(Status::Failed);

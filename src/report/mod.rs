@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 mod outcome;
 pub mod publish;
+pub mod usage;
 
 pub use outcome::Outcome;
 
@@ -82,6 +83,8 @@ pub struct Report {
     pub bundled: Option<String>,
     /// The clients the secret lists, with their limits (never a key or digest).
     pub clients: Vec<client_keys::Listed>,
+    /// `usage`: what each client used this month.
+    pub usage: Option<usage::Usage>,
 }
 
 impl Report {
@@ -177,6 +180,9 @@ impl Report {
                 );
             }
             md.push('\n');
+        }
+        if let Some(usage) = &self.usage {
+            md.push_str(&usage.markdown());
         }
         if let Some(api) = self.api_url() {
             md.push_str("### Endpoints\n\n| | |\n|---|---|\n");
@@ -331,6 +337,9 @@ impl Report {
         let mut text = format!("{}\n", self.status_line().replace("**", ""));
         if let Some(api) = self.api_url() {
             let _ = writeln!(text, "API: {api}  (OpenAI base URL: {api}/v1)");
+        }
+        if let Some(usage) = &self.usage {
+            text.push_str(&usage.markdown());
         }
         let mut listed = false;
         if let Some(results) = &self.endpoint {

@@ -6,6 +6,8 @@
 
 use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::date_time::Format;
 
 use super::Context;
@@ -95,6 +97,27 @@ fn missing_table_fix(stack: &str) -> String {
     )
 }
 
+/// A failed read, with the fix its cause calls for: a missing table is deployed again,
+/// a denied read names the statement the role lacks.
+fn failure(e: &SdkError<GetItemError, HttpResponse>, client: &str, table: &str, missing_fix: &str) -> Error {
+    let error = Error::aws(
+        format_args!("read usage of client {client} from table {table}"),
+        e,
+    );
+    if matches!(
+        e.as_service_error(),
+        Some(GetItemError::ResourceNotFoundException(_))
+    ) {
+        error.with_fix(missing_fix)
+    } else if Kind::of_sdk(e) == Kind::Denied {
+        error.with_fix(format!(
+            "usage runs with the deploy role, which needs dynamodb:GetItem on the table {table} (docs/iam-policy.json, statement UsageReadsTheUsageTable; the table is named <LambdaFunctionName>-usage)"
+        ))
+    } else {
+        error
+    }
+}
+
 /// `client`'s item for `month`, as far as it counts the current windows; `None` when the
 /// client has none this month.
 async fn item(
@@ -113,21 +136,7 @@ async fn item(
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| {
-            let error = Error::aws(
-                format_args!("read usage of client {client} from table {table}"),
-                &e,
-            );
-            if matches!(e.as_service_error(), Some(GetItemError::ResourceNotFoundException(_))) {
-                error.with_fix(missing_fix)
-            } else if Kind::of_sdk(&e) == Kind::Denied {
-                error.with_fix(format!(
-                    "usage runs with the deploy role, which needs dynamodb:GetItem on the table {table} (docs/iam-policy.json, statement UsageReadsTheUsageTable; the table is named <LambdaFunctionName>-usage)"
-                ))
-            } else {
-                error
-            }
-        })?;
+        .map_err(|e| failure(&e, client, table, missing_fix))?;
     let Some(item) = out.item() else {
         return Ok(None);
     };
@@ -145,4 +154,58 @@ async fn item(
         day_usd: if today { n("day_usd") } else { 0 },
         month_usd: n("month_usd"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    fn answered(status: u16, error: GetItemError) -> SdkError<GetItemError, HttpResponse> {
+        let response = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(error, response)
+    }
+
+    /// What the local emulator cannot produce (it enforces no IAM), as DynamoDB answers it.
+    #[test]
+    fn a_denied_read_names_the_statement_and_a_missing_table_says_deploy_again() {
+        let denied = answered(
+            400,
+            GetItemError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("User: arn:aws:sts::123456789012:assumed-role/deploy/1 is not authorized to perform: dynamodb:GetItem")
+                    .build(),
+            ),
+        );
+        let err = failure(&denied, "web-app", "proxy-usage", "unused");
+        assert!(
+            err.cause.starts_with(
+                "could not read usage of client web-app from table proxy-usage (AccessDeniedException: User:"
+            ),
+            "{err}"
+        );
+        assert!(err.fix.contains("statement UsageReadsTheUsageTable"), "{err}");
+        let missing = answered(
+            400,
+            GetItemError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .message("Requested resource not found")
+                    .build(),
+            ),
+        );
+        let err = failure(&missing, "web-app", "proxy-usage", &missing_table_fix("s"));
+        assert!(
+            err.fix.contains("deploy again (DEPLOYER_COMMAND=deploy)"),
+            "{err}"
+        );
+        let throttled = answered(
+            400,
+            GetItemError::generic(ErrorMetadata::builder().code("ThrottlingException").build()),
+        );
+        assert!(failure(&throttled, "a", "t", "unused").fix.contains("run again"));
+    }
 }

@@ -7,7 +7,7 @@ mod deploy_support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::date_time::Format;
-use deploy_support::{Case, aws, run, stack_info};
+use deploy_support::{Case, KEY, aws, input, run, stack_info};
 
 const WEB_KEY: &str = "web-app-key-0123456789abcdef";
 const BATCH_KEY: &str = "batch-key-0123456789abcdefgh";
@@ -116,19 +116,42 @@ async fn usage_of_a_stack_that_is_not_deployed_says_to_deploy_it() {
 }
 
 #[tokio::test]
-async fn the_deploy_report_lists_each_client_with_its_limits_and_no_key() {
+async fn the_deploy_report_lists_each_client_with_its_limits_and_only_keys_are_masked() {
     let case = Case::new("clients");
-    let report = case.dir.path().join("report.md");
-    let mut deploy = case.deploy(&case.bootstrap("bootstrap", 62, "clients"));
+    let summary = case.dir.path().join("summary.md");
+    // As a container action runs it: inputs, GITHUB_ACTIONS=true, a job summary.
+    let mut deploy = case.action("deploy");
     deploy
         .env(
-            "CLIENT_API_KEYS",
+            input("FUNCTION_ARTIFACT"),
+            case.bootstrap("bootstrap", 62, "clients"),
+        )
+        .env(input("OPENAI_API_KEY"), KEY)
+        .env(
+            input("CLIENT_API_KEYS"),
             format!("web-app={WEB_KEY};usd_per_month=50;requests_per_minute=60\n{PLAIN_KEY}"),
         )
-        .env("REPORT_FILE", &report);
+        .env("GITHUB_STEP_SUMMARY", &summary);
     let out = run(deploy).await;
     assert!(out.ok, "{}", out.text);
-    let report = std::fs::read_to_string(report).unwrap();
+    let masks: Vec<&str> = out
+        .text
+        .lines()
+        .filter(|l| l.starts_with("::add-mask::"))
+        .collect();
+    for key in [WEB_KEY, PLAIN_KEY] {
+        assert!(
+            masks.contains(&format!("::add-mask::{key}").as_str()),
+            "{masks:?}"
+        );
+    }
+    assert!(
+        masks
+            .iter()
+            .all(|m| !m.contains("usd_per_month") && !m.contains("web-app=")),
+        "names and limits stay readable: {masks:?}"
+    );
+    let report = std::fs::read_to_string(summary).unwrap();
     assert!(
         report.contains("| web-app | 60 | — | — | $50.00 |\n| key 2 | — | — | — | — |"),
         "{report}"

@@ -46,7 +46,7 @@ macro_rules! var {
     };
 }
 
-const COMMANDS: &[&str] = &["validate", "deploy", "test", "destroy", "setup-secrets"];
+const COMMANDS: &[&str] = &["validate", "deploy", "test", "destroy", "setup-secrets", "usage"];
 const STAGES: &[&str] = &["dev", "test", "prod"];
 const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARNING", "ERROR"];
 const ARCHITECTURES: &[&str] = &["arm64", "x86_64"];
@@ -124,7 +124,7 @@ pub const VARIABLES: &[Variable] = &[
         "CLIENT_API_KEYS",
         None,
         Kind::Secret,
-        "client API keys, one per line, name=key allowed; stored in the secret as SHA-256 digests (never printed)"
+        "client API keys, one per line, name=key allowed, limits after it (web-app=<key>;usd_per_month=50); stored in the secret as SHA-256 digests (never printed)"
     ),
     var!(
         "PARAMETER_OVERRIDES",
@@ -303,6 +303,7 @@ pub enum Command {
     Test,
     Destroy,
     SetupSecrets,
+    Usage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -366,6 +367,7 @@ impl Command {
             Command::Test => "test",
             Command::Destroy => "destroy",
             Command::SetupSecrets => "setup-secrets",
+            Command::Usage => "usage",
         }
     }
 }

@@ -201,26 +201,26 @@ pub async fn check(config: &Config, needs: Needs) -> Result<Ready, Unmet> {
 const MANAGE_ACCOUNT: &str = "ManageApiGatewayAccount";
 
 /// `BedrockModelArns` for this deploy: the resources MODEL_MAPPINGS names; without
-/// MODEL_MAPPINGS the secret's mappings stay as they are, and so does the stack's value
-/// (None: the template's default, no Bedrock, on a first create).
+/// MODEL_MAPPINGS the secret's mappings stay as they are, and so does the stack's value.
+/// None when there is nothing to grant: the parameter is left out and takes its default
+/// (empty, no Bedrock), so a stack without Bedrock is never submitted a change.
 fn bedrock_grant(
     config: &Config,
     existing: Option<&StackInfo>,
     region: &str,
     account: &str,
 ) -> Option<String> {
-    match &config.model_mappings {
+    let arns = match &config.model_mappings {
         Some(mappings) => {
             let models = model_mappings::bedrock_models(mappings);
-            Some(
-                model_mappings::bedrock_arns(&models, model_mappings::partition(region), region, account)
-                    .join(","),
-            )
+            model_mappings::bedrock_arns(&models, model_mappings::partition(region), region, account)
+                .join(",")
         }
         None => existing
             .and_then(|s| s.parameters.get(BEDROCK_PARAMETER))
-            .cloned(),
-    }
+            .cloned()?,
+    };
+    (!arns.is_empty()).then_some(arns)
 }
 
 /// API Gateway logs through one CloudWatch role per account and region. An account that
@@ -366,21 +366,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn region_names_are_recognised_and_typos_are_not() {
-        for ok in ["us-east-1", "ap-southeast-3", "us-gov-west-1", "eu-central-2"] {
-            assert!(looks_like_region(ok), "{ok}");
-        }
-        for bad in ["us-east", "US-EAST-1", "useast1", "eu_west_1", "us-east-1a", ""] {
-            assert!(!looks_like_region(bad), "{bad}");
-        }
-    }
-}
-
 /// An account's AWS and nothing loaded, for tests of what commands do with it.
 #[cfg(test)]
 impl Ready {
@@ -394,6 +379,21 @@ impl Ready {
             manage_api_gateway_account: None,
             bedrock_model_arns: None,
             bundled: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_recognised_and_typos_are_not() {
+        for ok in ["us-east-1", "ap-southeast-3", "us-gov-west-1", "eu-central-2"] {
+            assert!(looks_like_region(ok), "{ok}");
+        }
+        for bad in ["us-east", "US-EAST-1", "useast1", "eu_west_1", "us-east-1a", ""] {
+            assert!(!looks_like_region(bad), "{bad}");
         }
     }
 }

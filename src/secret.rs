@@ -34,6 +34,8 @@ impl Action {
 pub struct Outcome {
     pub arn: String,
     pub action: Action,
+    /// The clients the secret lists after this run, with their limits (for the report).
+    pub clients: Vec<client_keys::Listed>,
 }
 
 /// Where the secret is: the configured ARN, or the deployer's own name for it.
@@ -68,11 +70,25 @@ fn entry_digest(entry: &Value) -> Option<&str> {
 
 /// `existing` (the secret's `client_api_keys`, kept as set by hand) plus `keys`: a key
 /// already listed is left as it is; a named key replaces the entry of the same name (a
-/// rotated key), keeping that entry's other fields (`models`).
+/// rotated key), keeping that entry's other fields (`models`). A key given with limits
+/// sets its entry's `limits`; one given without leaves the entry's as they are.
 fn merge_client_keys(existing: Option<&Value>, keys: &[ClientKey]) -> Value {
     let mut list = existing.and_then(Value::as_array).cloned().unwrap_or_default();
     for key in keys {
-        if list.iter().any(|e| entry_digest(e) == Some(key.sha256.as_str())) {
+        let limits = (!key.limits.is_empty()).then(|| key.limits.to_json());
+        let listed = list
+            .iter()
+            .position(|e| entry_digest(e) == Some(key.sha256.as_str()));
+        if let Some(at) = listed {
+            // Limits only come with a name (client_keys refuses them on a bare key).
+            if let (Some(limits), Some(name)) = (limits, &key.name) {
+                match &mut list[at] {
+                    Value::Object(entry) => {
+                        entry.insert("limits".into(), limits);
+                    }
+                    bare => *bare = json!({"name": name, "sha256": key.sha256, "limits": limits}),
+                }
+            }
             continue;
         }
         match &key.name {
@@ -84,13 +100,75 @@ fn merge_client_keys(existing: Option<&Value>, keys: &[ClientKey]) -> Value {
                 match same_name {
                     Some(Value::Object(entry)) => {
                         entry.insert("sha256".into(), Value::from(key.sha256.clone()));
+                        if let Some(limits) = limits {
+                            entry.insert("limits".into(), limits);
+                        }
                     }
-                    _ => list.push(json!({"name": name, "sha256": key.sha256})),
+                    _ => {
+                        let mut entry = json!({"name": name, "sha256": key.sha256});
+                        if let Some(limits) = limits {
+                            entry["limits"] = limits;
+                        }
+                        list.push(entry);
+                    }
                 }
             }
         }
     }
     Value::Array(list)
+}
+
+/// The upstream models' built-in prices, from the file the function reads them from.
+fn default_prices() -> Map<String, Value> {
+    serde_json::from_str(include_str!("../function/src/config/default_prices.json"))
+        .expect("function/src/config/default_prices.json is a JSON object")
+}
+
+/// The function refuses, when it loads the secret, a USD limit on a client key that can
+/// reach a model without a price (its spend could not be counted). The same check here
+/// stops the deploy before the secret is written, instead of leaving a proxy that answers
+/// every request with a configuration error. It reads mappings to plain model ids (and an
+/// object mapping's `openai` model); the function's own check at load stays the final word.
+pub fn unpriced_usd_limit(value: &Value) -> Result<()> {
+    let mut prices = default_prices();
+    if let Some(Value::Object(set)) = value.get("prices") {
+        prices.extend(set.clone());
+    }
+    let empty = Map::new();
+    let mappings = value
+        .get("model_mappings")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let keys = value.get("client_api_keys").and_then(Value::as_array);
+    for (i, entry) in keys.into_iter().flatten().enumerate() {
+        let limits = client_keys::Limits::from_json(entry.get("limits"));
+        let Some(field) = limits.usd_names().next() else {
+            continue;
+        };
+        let models = entry.get("models").and_then(Value::as_array);
+        let may_use = |model: &str| models.is_none_or(|list| list.iter().any(|m| m == model));
+        let unpriced = mappings.iter().find_map(|(model, target)| {
+            let upstream = target
+                .as_str()
+                .or_else(|| target.get("openai").and_then(Value::as_str))?;
+            (may_use(model) && !prices.contains_key(upstream)).then_some((model, upstream))
+        });
+        if let Some((model, upstream)) = unpriced {
+            let client = entry
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("client_api_keys[{i}]"), str::to_owned);
+            return Err(Error::new(
+                format!(
+                    "client {client} has a USD limit ({field}) but can reach model {model}, which maps to {upstream}: that model has no price, so its spend could not be counted and the proxy would refuse its configuration"
+                ),
+                format!(
+                    "add \"prices\": {{\"{upstream}\": {{\"input_per_million\": n, \"output_per_million\": n}}}} (USD per million tokens) to the secret, map {model} to a model with a built-in price (docs/api.md), or drop the USD limit"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `value` (a secret's JSON) lists at least one client key.
@@ -196,7 +274,24 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
             "lambda_timeout": config.lambda_timeout,
         }),
     );
-    Ok(Value::Object(value))
+    let value = Value::Object(value);
+    unpriced_usd_limit(&value)?;
+    Ok(value)
+}
+
+/// The secret's JSON as it is now (`null` when it holds no JSON).
+pub async fn read(aws: &Aws, id: &str) -> Result<Value> {
+    let out = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| Error::aws(format_args!("read secret {id}"), &e))?;
+    Ok(out
+        .secret_string()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null))
 }
 
 /// Creates or updates the secret when the configuration carries something to write;
@@ -227,6 +322,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
         return Ok(Outcome {
             arn: arn.clone(),
             action: Action::Existing,
+            clients: existing.as_ref().map(client_keys::listed).unwrap_or_default(),
         });
     }
     if arn.is_none() && config.openai_api_key_secret_arn.is_some() {
@@ -239,10 +335,12 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
         ));
     }
     let value = desired(existing.as_ref(), config)?;
+    let clients = client_keys::listed(&value);
     if existing.as_ref() == Some(&value) {
         return Ok(Outcome {
             arn: arn.unwrap_or(id),
             action: Action::Unchanged,
+            clients,
         });
     }
     let text = value.to_string();
@@ -258,6 +356,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
             Ok(Outcome {
                 arn,
                 action: Action::Updated,
+                clients,
             })
         }
         None => {
@@ -279,6 +378,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
             Ok(Outcome {
                 arn: out.arn().unwrap_or(&id).to_owned(),
                 action: Action::Created,
+                clients,
             })
         }
     }
@@ -347,6 +447,75 @@ mod tests {
         assert_eq!(again, value);
         assert!(has_client_keys(&value));
         assert!(!has_client_keys(&json!({"client_api_keys": []})));
+    }
+
+    #[test]
+    fn limits_of_a_named_key_are_written_and_kept_when_a_later_run_gives_none() {
+        let keys = "web-app=web-app-key-0123456789;usd_per_month=50;requests_per_minute=60";
+        let value = desired(
+            None,
+            &config(&[("OPENAI_API_KEY", KEY), ("CLIENT_API_KEYS", keys)]),
+        )
+        .unwrap();
+        let digest = client_keys::digests(keys).unwrap()[0].sha256.clone();
+        assert_eq!(
+            value["client_api_keys"],
+            json!([{"name": "web-app", "sha256": digest, "limits": {"requests_per_minute": 60, "usd_per_month": 50}}])
+        );
+        let plain = desired(
+            Some(&value),
+            &config(&[("CLIENT_API_KEYS", "web-app=web-app-key-0123456789")]),
+        )
+        .unwrap();
+        assert_eq!(plain, value, "limits set before stay");
+        let changed = desired(
+            Some(&value),
+            &config(&[("CLIENT_API_KEYS", "web-app=web-app-key-0123456789;usd_per_day=1")]),
+        )
+        .unwrap();
+        assert_eq!(
+            changed["client_api_keys"][0]["limits"],
+            json!({"usd_per_day": 1}),
+            "limits given replace those before"
+        );
+    }
+
+    #[test]
+    fn a_usd_limit_on_a_key_that_reaches_an_unpriced_model_stops_before_the_secret_is_written() {
+        let keys = "web-app=web-app-key-0123456789;usd_per_day=5";
+        let err = desired(
+            None,
+            &config(&[
+                ("OPENAI_API_KEY", KEY),
+                (
+                    "MODEL_MAPPINGS",
+                    r#"{"mine":"gpt-4o-mini","big":"gpt-9-unpriced"}"#,
+                ),
+                ("CLIENT_API_KEYS", keys),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.cause.contains("client web-app has a USD limit (usd_per_day) but can reach model big, which maps to gpt-9-unpriced"),
+            "{err}"
+        );
+        assert!(err.fix.contains("\"prices\": {\"gpt-9-unpriced\""), "{err}");
+        assert!(!err.to_string().contains("web-app-key"), "{err}");
+        // A price in the secret, or a key limited to priced models, is enforceable.
+        let mut existing = desired(None, &config(&[("OPENAI_API_KEY", KEY)])).unwrap();
+        existing["prices"] = json!({"gpt-9-unpriced": {"input_per_million": 1, "output_per_million": 2}});
+        let mapped = [
+            (
+                "MODEL_MAPPINGS",
+                r#"{"mine":"gpt-4o-mini","big":"gpt-9-unpriced"}"#,
+            ),
+            ("CLIENT_API_KEYS", keys),
+        ];
+        assert!(desired(Some(&existing), &config(&mapped)).is_ok());
+        existing.as_object_mut().unwrap().remove("prices");
+        existing["client_api_keys"] =
+            json!([{"name": "web-app", "sha256": "ab".repeat(32), "models": ["mine"]}]);
+        assert!(desired(Some(&existing), &config(&mapped)).is_ok());
     }
 
     #[test]

@@ -359,3 +359,41 @@ fn the_role_tags_only_the_stacks_it_creates() {
         "{POLICY}: cloudformation:TagResource only on the stack's own ARNs"
     );
 }
+
+/// `usage` runs with this role and reads one item per client: the role may read the
+/// usage table's items (GetItem, on the stack's table only) and never write, query or
+/// scan them; the function's own role does the counting.
+#[test]
+fn the_role_reads_usage_items_and_writes_none() {
+    const ITEM_ACTIONS: &[&str] = &[
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLSelect",
+        "dynamodb:PartiQLUpdate",
+    ];
+    let granting: Vec<(Vec<String>, Value)> = statements()
+        .into_iter()
+        .map(|s| {
+            let items: Vec<String> = actions_of(&s)
+                .into_iter()
+                .filter(|a| ITEM_ACTIONS.iter().any(|i| i.eq_ignore_ascii_case(a)))
+                .collect();
+            (items, s["Resource"].clone())
+        })
+        .filter(|(items, _)| !items.is_empty())
+        .collect();
+    assert_eq!(
+        granting,
+        [(
+            vec!["dynamodb:GetItem".to_owned()],
+            Value::from("arn:aws:dynamodb:*:*:table/openai-lambda-proxy*")
+        )],
+        "{POLICY}: item actions on the usage table"
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use openai_proxy_deployer::config::Config;
 use openai_proxy_deployer::secret;
 use openai_proxy_function::config::{
-    DEFAULT_OPENAI_BASE_URL, ModelRoute, Provider, ProxyConfig, default_mappings,
+    DEFAULT_OPENAI_BASE_URL, Limits, ModelRoute, Provider, ProxyConfig, default_mappings,
 };
 use sha2::Digest;
 
@@ -109,4 +109,72 @@ fn fields_set_by_hand_survive_a_deploy_and_still_parse() {
         <[u8; 32]>::from(sha2::Sha256::digest(b"rotated-key-0123456789"))
     );
     assert!(key.may_use("amazon.nova-lite-v1:0") && !key.may_use("amazon.nova-pro-v1:0"));
+}
+
+#[test]
+fn limits_from_client_api_keys_reach_the_function_in_its_units() {
+    let keys = "web-app=web-app-key-0123456789abcdef;usd_per_month=50;requests_per_minute=60\n\
+                batch=batch-key-0123456789abcdef;tokens_per_minute=100000;usd_per_day=0.25";
+    // The default mappings reach gpt-4o-mini and text-embedding-3-small: both have
+    // built-in prices, so USD limits are enforceable.
+    let read = read_back(None, &[("OPENAI_API_KEY", OPENAI_KEY), ("CLIENT_API_KEYS", keys)]);
+    let limits: Vec<_> = read
+        .client_api_keys
+        .iter()
+        .map(|k| (k.name.as_deref(), k.limits))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            (
+                Some("web-app"),
+                Some(Limits {
+                    requests_per_minute: Some(60),
+                    tokens_per_minute: None,
+                    usd_per_day: None,
+                    usd_per_month: Some(50_000_000),
+                })
+            ),
+            (
+                Some("batch"),
+                Some(Limits {
+                    requests_per_minute: None,
+                    tokens_per_minute: Some(100_000),
+                    usd_per_day: Some(250_000),
+                    usd_per_month: None,
+                })
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_usd_limit_on_an_unpriced_model_is_refused_by_both_crates_and_the_deployer_refuses_first() {
+    let pairs = [
+        ("OPENAI_API_KEY", OPENAI_KEY),
+        (
+            "MODEL_MAPPINGS",
+            r#"{"mine":"gpt-4o-mini","big":"gpt-9-unpriced"}"#,
+        ),
+        (
+            "CLIENT_API_KEYS",
+            "web-app=web-app-key-0123456789abcdef;usd_per_month=50",
+        ),
+    ];
+    let err = secret::desired(None, &config(&pairs)).unwrap_err();
+    assert!(err.cause.contains("which maps to gpt-9-unpriced"), "{err}");
+    // The same secret, written anyway (by hand), is refused by the function at load.
+    let without_limits = secret::desired(None, &config(&pairs[..2])).unwrap();
+    let mut by_hand = without_limits.clone();
+    by_hand["client_api_keys"] = serde_json::json!([
+        {"name": "web-app", "sha256": "cd".repeat(32), "limits": {"usd_per_month": 50}}
+    ]);
+    let refused = ProxyConfig::from_json(&by_hand.to_string(), DEFAULT_OPENAI_BASE_URL).unwrap_err();
+    assert!(refused.to_string().contains("gpt-9-unpriced"), "{refused}");
+    assert!(secret::unpriced_usd_limit(&by_hand).is_err());
+    // With the price in the secret both accept it.
+    by_hand["prices"] =
+        serde_json::json!({"gpt-9-unpriced": {"input_per_million": 1, "output_per_million": 2}});
+    ProxyConfig::from_json(&by_hand.to_string(), DEFAULT_OPENAI_BASE_URL).unwrap();
+    secret::unpriced_usd_limit(&by_hand).unwrap();
 }

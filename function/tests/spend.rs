@@ -13,7 +13,7 @@ use common::*;
 use openai_proxy_function::app::Settings;
 use openai_proxy_function::breaker::CircuitBreaker;
 use openai_proxy_function::spend::Spend;
-use openai_proxy_function::spend::ledger::{Ledger, Windows};
+use openai_proxy_function::spend::ledger::{Ledger, Reservation, Reserved, Thresholds, Windows};
 use serde_json::json;
 use sha2::Digest;
 use wiremock::matchers::method;
@@ -344,4 +344,56 @@ async fn without_a_usage_table_limited_clients_are_refused_and_told_why() {
             .unwrap()
             .contains("USAGE_TABLE is not set")
     );
+}
+
+#[tokio::test]
+async fn the_month_counts_requests_and_tokens_across_minutes_and_days_and_settling_corrects_them() {
+    let db = dynamodb(&emulator()).await;
+    let table = usage_table(&db).await;
+    let ledger = Ledger::new(db.clone(), &table);
+    // 2024-03-01T00:00:00Z, then a minute later, then the next day: every kind of write
+    // (a new item, a new minute, a new day, the same windows) adds to the month.
+    let start = 1_709_251_200;
+    let writes = [
+        (start, 100),
+        (start + 60, 50),
+        (start + 86_400, 30),
+        (start + 86_400, 20),
+    ];
+    for (at, tokens) in writes {
+        let reserved = ledger
+            .reserve(
+                "monthly",
+                &Windows::at(at),
+                Reservation { tokens, usd: 10 },
+                &Thresholds::default(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(reserved, Reserved::Counted(_)), "{reserved:?}");
+    }
+    // Settling the last request to 5 tokens fewer than reserved.
+    ledger
+        .adjust("monthly", &Windows::at(start + 86_400), -5, -1)
+        .await
+        .unwrap();
+    let item = db
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("monthly#2024-03".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().expect("the client's item exists");
+    let n = |name: &str| item[name].as_n().unwrap().parse::<i64>().unwrap();
+    assert_eq!(
+        (n("month_requests"), n("month_tokens"), n("month_usd")),
+        (4, 195, 39)
+    );
+    // The minute's and the day's counters started again as before.
+    assert_eq!((n("requests"), n("tokens"), n("day_usd")), (2, 45, 19));
 }

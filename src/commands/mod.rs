@@ -8,6 +8,7 @@ mod guarded;
 mod setup_secrets;
 mod stack_op;
 mod test;
+mod usage;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -134,6 +135,7 @@ impl Context {
         self.ui
             .step(&format!("{}: {}", outcome.arn, outcome.action.as_str()));
         self.report.secret = Some((outcome.arn.clone(), outcome.action));
+        self.report.clients = outcome.clients;
         Ok(outcome.arn)
     }
 
@@ -235,10 +237,9 @@ pub async fn run(ctx: &mut Context) {
     }
     if let Some(keys) = &ctx.config.client_api_keys {
         for line in client_keys::lines(keys.expose()) {
-            ctx.ui.mask(line.text);
-            // `name=key`: the key alone may be printed elsewhere (never by us). A key too
+            // The key alone: its name and limits are shown in the report. A named key too
             // short to be valid is refused later, and masking it would blot out common words.
-            if line.name.is_some() && line.key.len() >= client_keys::MIN_LEN {
+            if line.name.is_none() || line.key.len() >= client_keys::MIN_LEN {
                 ctx.ui.mask(line.key);
             }
         }
@@ -256,6 +257,7 @@ pub async fn run(ctx: &mut Context) {
         Command::Destroy => destroy::run(ctx).await,
         Command::SetupSecrets => setup_secrets::run(ctx).await,
         Command::Test => test::run(ctx).await,
+        Command::Usage => usage::run(ctx).await,
     };
     if let Err(failed) = result {
         ctx.report.status = Some(Status::Failed);

@@ -63,17 +63,11 @@ pub(super) fn target(ctx: &Context) -> Result<String> {
 
 /// The model ids the deployed secret maps (the tests then expect each in the list).
 pub(super) async fn secret_model_ids(aws: &Aws, secret_arn: &str) -> Result<Vec<String>> {
-    let out = aws
-        .secrets
-        .get_secret_value()
-        .secret_id(secret_arn)
-        .send()
-        .await
-        .map_err(|e| Error::aws(format_args!("read secret {secret_arn}"), &e))?;
-    Ok(out
-        .secret_string()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|v| Some(v.get("model_mappings")?.as_object()?.keys().cloned().collect()))
+    let value = crate::secret::read(aws, secret_arn).await?;
+    Ok(value
+        .get("model_mappings")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
         .unwrap_or_default())
 }
 

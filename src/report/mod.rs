@@ -10,11 +10,13 @@ use std::fmt::Write as _;
 
 mod outcome;
 pub mod publish;
+pub mod usage;
 
 pub use outcome::Outcome;
 
 use crate::cfn::classify::{ChangeSummary, ResourceChange};
 use crate::cfn::events::Event;
+use crate::client_keys;
 use crate::endpoint::{self, Verdict, millis};
 use crate::secret;
 
@@ -79,6 +81,10 @@ pub struct Report {
     pub rolled_back: bool,
     /// The action image's stock function and template were deployed (what, which version).
     pub bundled: Option<String>,
+    /// The clients the secret lists, with their limits (never a key or digest).
+    pub clients: Vec<client_keys::Listed>,
+    /// `usage`: what each client used this month.
+    pub usage: Option<usage::Usage>,
 }
 
 impl Report {
@@ -175,6 +181,9 @@ impl Report {
             }
             md.push('\n');
         }
+        if let Some(usage) = &self.usage {
+            md.push_str(&usage.markdown());
+        }
         if let Some(api) = self.api_url() {
             md.push_str("### Endpoints\n\n| | |\n|---|---|\n");
             let _ = writeln!(md, "| API | {api} |");
@@ -244,6 +253,9 @@ impl Report {
         }
         if let Some((arn, action)) = &self.secret {
             let _ = writeln!(md, "### Secret\n\n`{arn}`: {}\n", action.as_str());
+        }
+        if !self.clients.is_empty() {
+            clients_table(&mut md, &self.clients);
         }
         if !self.notes.is_empty() {
             for note in &self.notes {
@@ -325,6 +337,9 @@ impl Report {
         let mut text = format!("{}\n", self.status_line().replace("**", ""));
         if let Some(api) = self.api_url() {
             let _ = writeln!(text, "API: {api}  (OpenAI base URL: {api}/v1)");
+        }
+        if let Some(usage) = &self.usage {
+            text.push_str(&usage.markdown());
         }
         let mut listed = false;
         if let Some(results) = &self.endpoint {
@@ -411,6 +426,26 @@ impl Report {
         }
         out
     }
+}
+
+/// Each client key the secret lists and its limits ("—": none), for who may spend what.
+fn clients_table(md: &mut String, clients: &[client_keys::Listed]) {
+    md.push_str("### Clients\n\n| Client | Requests / min | Tokens / min | USD / day | USD / month |\n|---|---:|---:|---:|---:|\n");
+    let count = |n: Option<u64>| n.map_or_else(|| "—".to_owned(), |n| n.to_string());
+    let usd = |n: Option<u64>| n.map_or_else(|| "—".to_owned(), client_keys::usd);
+    for client in clients {
+        let l = &client.limits;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            cell(&client.label),
+            count(l.requests_per_minute),
+            count(l.tokens_per_minute),
+            usd(l.usd_per_day),
+            usd(l.usd_per_month)
+        );
+    }
+    md.push('\n');
 }
 
 /// The change set's resource changes as a markdown table.
@@ -753,6 +788,24 @@ mod tests {
         report.fix = Some("each failed test in the report says what it expected and what it got; the function's log group /aws/lambda/openai-lambda-proxy has their request lines (x-request-id deployer-3f2a9c1e-<n>); run the tests alone with DEPLOYER_COMMAND=test".into());
         snapshot("failed_endpoint_tests", &report.markdown());
         snapshot("failed_endpoint_tests_short", &report.short());
+    }
+
+    #[test]
+    fn clients_and_their_limits() {
+        let mut report = deployed();
+        let secret = serde_json::json!({"client_api_keys": [
+            {"name": "web-app", "sha256": "cd".repeat(32), "limits": {"usd_per_month": 50, "requests_per_minute": 60}},
+            "ab".repeat(32),
+            {"name": "batch", "sha256": "ef".repeat(32), "limits": {"tokens_per_minute": 100000, "usd_per_day": 0.25}},
+            {"name": "ops", "sha256": "01".repeat(32)},
+        ]});
+        report.clients = client_keys::listed(&secret);
+        let md = report.markdown();
+        assert!(
+            !md.contains(&"cd".repeat(32)) && !md.contains(&"ab".repeat(32)),
+            "no digest"
+        );
+        snapshot("clients", &md);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum Outcome {
     Tested,
     /// setup-secrets.
     SecretReady,
+    /// usage: the table of what each client used was read.
+    UsageRead,
     /// destroy; `existed` when there was a stack to delete.
     Destroyed { existed: bool },
     /// SIGINT or SIGTERM stopped the run ([`crate::cancel`]).
@@ -83,6 +85,7 @@ impl Outcome {
             ),
             Outcome::Tested => "the proxy answers as it should".into(),
             Outcome::SecretReady => "secret ready".into(),
+            Outcome::UsageRead => "usage of each client key this month, below".into(),
             Outcome::Destroyed { existed: true } => "stack deleted".into(),
             Outcome::Destroyed { existed: false } => "nothing to delete".into(),
             Outcome::Cancelled { signal } => format!("cancelled ({signal})"),

@@ -11,6 +11,7 @@ pub const CLIENTS: &[(&str, &str)] = &[
     ("apigateway", "apigateway"),
     ("cloudformation", "cloudformation"),
     ("cloudwatch", "cloudwatch"),
+    ("dynamodb", "dynamodb"),
     ("lambda", "lambda"),
     ("logs", "logs"),
     ("s3", "s3"),

@@ -1,6 +1,7 @@
 //! The usage table: one item per client key and month (`pk` = `<client>#<YYYY-MM>`),
-//! holding the month's spend, the current day's spend, and the current minute's
-//! requests and tokens. The day and minute are fixed windows named in the item
+//! holding the month's spend, requests and tokens (`month_usd`, `month_requests`,
+//! `month_tokens`: what the deployer's `usage` command reports), the current day's
+//! spend, and the current minute's requests and tokens. The day and minute are fixed windows named in the item
 //! (`day`, `minute`): the first request of a new window starts its counters again.
 //! Items expire a month after theirs ends (`expires_at`, the table's TTL attribute).
 //!
@@ -217,7 +218,9 @@ impl Ledger {
                         .add("#rq :one")
                         .add("#tk :t")
                         .add("#du :c")
-                        .add("#mu :c");
+                        .add("#mu :c")
+                        .add("#mq :one")
+                        .add("#mt :t");
                     write.same_day().same_minute();
                     write.limits(max, true, true);
                 }
@@ -227,7 +230,9 @@ impl Ledger {
                         .set("#rq = :one")
                         .set("#tk = :t")
                         .set("#du = :c")
-                        .set("#mu = :c");
+                        .set("#mu = :c")
+                        .set("#mq = :one")
+                        .set("#mt = :t");
                     write.condition("attribute_not_exists(pk)");
                 }
                 Step::NewDay { old_day } => {
@@ -236,7 +241,9 @@ impl Ledger {
                         .set("#rq = :one")
                         .set("#tk = :t")
                         .set("#du = :c")
-                        .add("#mu :c");
+                        .add("#mu :c")
+                        .add("#mq :one")
+                        .add("#mt :t");
                     write.string(":old_day", old_day).condition("#d = :old_day");
                     write.limits(max, false, false);
                 }
@@ -246,7 +253,9 @@ impl Ledger {
                         .set("#rq = :one")
                         .set("#tk = :t")
                         .add("#du :c")
-                        .add("#mu :c");
+                        .add("#mu :c")
+                        .add("#mq :one")
+                        .add("#mt :t");
                     write
                         .value(":old_minute", *old_minute)
                         .condition("#m = :old_minute");
@@ -294,7 +303,7 @@ impl Ledger {
 
     /// Adds `tokens` and `usd` (negative: gives back) to what `client` used in the
     /// windows `at` named, as far as they are still current: a minute gone by keeps its
-    /// tokens, a day gone by its spend; the month's spend is always corrected.
+    /// tokens, a day gone by its spend; the month's spend and tokens are always corrected.
     pub async fn adjust(&self, client: &str, at: &Windows, tokens: i64, usd: i64) -> Result<(), LedgerError> {
         if tokens == 0 && usd == 0 {
             return Ok(());
@@ -305,6 +314,8 @@ impl Ledger {
             write
                 .signed(":c", usd)
                 .add("#mu :c")
+                .signed(":mt", tokens)
+                .add("#mt :mt")
                 .condition("attribute_exists(pk)");
             if day {
                 write.add("#du :c").same_day();
@@ -436,6 +447,8 @@ impl<'a> Write<'a> {
             ("#tk", "tokens"),
             ("#du", "day_usd"),
             ("#mu", "month_usd"),
+            ("#mq", "month_requests"),
+            ("#mt", "month_tokens"),
             ("#x", "expires_at"),
         ]
         .into_iter()

@@ -61,6 +61,43 @@ if [[ $status -eq 0 ]] && "$python" -c 'import openai' 2>/dev/null; then
   env -u OPENAI_API_KEY -u OPENAI_BASE_URL "$python" -c "$snippet" || status=$?
 fi
 
+# A client reaching its cap: a named key limited to 2 requests a minute, counted in the
+# stack's DynamoDB usage table; its third request is refused as OpenAI refuses, and the
+# usage command's table (appended to the report) shows the client at its limit.
+if [[ $status -eq 0 ]]; then
+  say "A capped client: CLIENT_API_KEYS=demo-capped=<key>;requests_per_minute=2"
+  capped_key="demo-capped-$(date +%s%N)"
+  first_model=$("$python" -c 'import json,sys; print(next(iter(json.loads(sys.argv[1]))))' "$models")
+  DEPLOYER_COMMAND=setup-secrets CLIENT_API_KEYS="demo-capped=$capped_key;requests_per_minute=2" "$deployer" >"$out_dir/capped-setup.log" 2>&1 ||
+    { echo "error: setup-secrets with the capped key failed: $out_dir/capped-setup.log" >&2; exit 1; }
+  usage_table=$("$python" -c 'import json,sys; print(json.loads(sys.argv[1]).get("UsageTableName", ""))' "$(output stack-outputs "$out_dir/deploy-outputs")")
+  [[ -n $usage_table ]] || { echo "error: the stack has no UsageTableName output" >&2; exit 1; }
+  ENABLE_AUTHENTICATION=true USAGE_TABLE=$usage_table start_function "$secret_arn"
+  capped="$out_dir/capped.md"
+  {
+    echo "### Demo: a client reaching its cap"
+    echo
+    echo "\`demo-capped\` may send 2 requests a minute (\`CLIENT_API_KEYS=demo-capped=<key>;requests_per_minute=2\`):"
+    echo
+    echo "| request | HTTP status | answer |"
+    echo "|---|---|---|"
+    for n in 1 2 3; do
+      answer=$(curl -s -o "$out_dir/capped-$n.json" -w '%{http_code}' "$base/v1/chat/completions" \
+        -H "authorization: Bearer $capped_key" -H 'content-type: application/json' \
+        -d "{\"model\":\"$first_model\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"Say ok\"}]}")
+      what=$("$python" -c 'import json,sys; b=json.load(open(sys.argv[1])); e=b.get("error"); print(f"{e[\"code\"]}: {e[\"message\"]}" if e else "answered")' "$out_dir/capped-$n.json")
+      echo "| $n | $answer | $what |"
+    done
+    echo
+  } >"$capped"
+  grep -q '| 3 | 429 | rate_limit_exceeded' "$capped" ||
+    { echo "error: the third request of the capped client was not refused:" >&2; cat "$capped" >&2; status=1; }
+  DEPLOYER_COMMAND=usage GITHUB_STEP_SUMMARY="$out_dir/usage.md" "$deployer" >"$out_dir/usage.log" 2>&1 ||
+    { echo "error: DEPLOYER_COMMAND=usage failed: $out_dir/usage.log" >&2; status=1; }
+  cat "$out_dir/usage.md" >>"$capped" 2>/dev/null || true
+  cat "$capped" >>"$report"
+fi
+
 show_report "Report"
 echo "deploy report: $out_dir/deploy-report.md"
 echo "upstream: $upstream_label"

@@ -37,6 +37,7 @@ OUTPUTS = {
     "ExecutionLogGroupName",
     "DashboardUrl",
     "AlarmTopicArn",
+    "UsageTableName",
 }
 
 

@@ -462,6 +462,24 @@ fn setup_secrets_is_idempotent_and_keeps_fields_set_by_hand() {
     assert_eq!(now["model_mappings"], serde_json::json!({"my-model": "gpt-4o"}));
     assert_eq!(now["client_api_keys"], value["client_api_keys"]);
     assert_eq!(now["openai_api_key"], KEY);
+
+    // Client keys alone are something to write: a capped key joins the secret.
+    let capped = run({
+        let mut cmd = case.deployer("setup-secrets");
+        cmd.env(
+            "CLIENT_API_KEYS",
+            "capped=capped-key-0123456789abcdef;requests_per_minute=2",
+        );
+        cmd
+    });
+    assert!(capped.ok, "{}", capped.text);
+    let now = secret(&aws, &id).unwrap();
+    let keys = now["client_api_keys"].as_array().unwrap();
+    let entry = keys
+        .iter()
+        .find(|k| k["name"] == "capped")
+        .expect("the capped key is stored");
+    assert_eq!(entry["limits"]["requests_per_minute"], 2);
 }
 
 #[test]

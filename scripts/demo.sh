@@ -85,7 +85,7 @@ if [[ $status -eq 0 ]]; then
       answer=$(curl -s -o "$out_dir/capped-$n.json" -w '%{http_code}' "$base/v1/chat/completions" \
         -H "authorization: Bearer $capped_key" -H 'content-type: application/json' \
         -d "{\"model\":\"$first_model\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"Say ok\"}]}")
-      what=$("$python" -c 'import json,sys; b=json.load(open(sys.argv[1])); e=b.get("error"); print(f"{e[\"code\"]}: {e[\"message\"]}" if e else "answered")' "$out_dir/capped-$n.json")
+      what=$("$python" -c 'import json,sys; e=json.load(open(sys.argv[1])).get("error"); print(e["code"] + ": " + e["message"] if e else "answered")' "$out_dir/capped-$n.json")
       echo "| $n | $answer | $what |"
     done
     echo

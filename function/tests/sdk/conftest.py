@@ -355,8 +355,10 @@ def failover_proxy(tmp_path_factory):
         "openai_base_url": f"http://127.0.0.1:{dead}/v1",
         "client_api_keys": [hashlib.sha256(CLIENT_KEY.encode()).hexdigest()],
     }
+    # The service-specific variable, as an operator would point Bedrock alone elsewhere:
+    # the SDK honours it (nothing else of AWS is called in local mode with a file).
     aws = {
-        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

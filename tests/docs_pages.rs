@@ -223,16 +223,20 @@ fn the_runbook_names_what_the_template_sets_up() {
     );
 }
 
+/// The text under `heading` (a `## ` heading) up to the next one.
+fn section<'a>(page: &'a str, heading: &str) -> &'a str {
+    page.split(heading)
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_else(|| panic!("no section {heading:?}"))
+}
+
 #[test]
 fn the_api_page_lists_every_route_of_the_openapi_document() {
     let openapi: Value =
         serde_saphyr::from_str(&read("docs/openapi.yaml")).expect("docs/openapi.yaml is YAML");
     let api = read("docs/api.md");
-    let routes = api
-        .split("## Routes")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("docs/api.md has a Routes section");
+    let routes = section(&api, "## Routes");
     let paths = openapi["paths"].as_object().expect("openapi.yaml has paths");
     let mut missing = Vec::new();
     for (path, item) in paths {
@@ -257,11 +261,7 @@ fn the_api_page_lists_every_route_of_the_openapi_document() {
 fn the_api_pages_error_codes_are_the_ones_openapi_documents() {
     let openapi = read("docs/openapi.yaml");
     let api = read("docs/api.md");
-    let table = api
-        .split("## Errors")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("docs/api.md has an Errors section");
+    let table = section(&api, "## Errors");
     let template = read("template.yaml");
     for row in table
         .lines()

@@ -77,13 +77,7 @@ async fn a_version_that_fails_its_tests_is_rolled_back_and_the_previous_one_pass
     })
     .await;
     assert!(!out.ok, "a rolled back deploy must fail the job:\n{}", out.text);
-    assert!(
-        out.text.contains(
-            "rolled back: chat completion failed on the new version; the previous version is serving and passed its tests"
-        ),
-        "{}",
-        out.text
-    );
+    out.says("rolled back: chat completion failed on the new version; the previous version is serving and passed its tests");
     let after = stack_info(&case.stack).await;
     assert_eq!(after.status.as_str(), "UPDATE_ROLLBACK_COMPLETE");
     assert_eq!(
@@ -115,13 +109,7 @@ async fn a_version_that_passes_its_tests_completes_after_the_window() {
     })
     .await;
     assert!(out.ok, "{}", out.text);
-    assert!(
-        out.text.contains(
-            "deployed: the new version passed its endpoint tests while CloudFormation monitored it"
-        ),
-        "{}",
-        out.text
-    );
+    out.says("deployed: the new version passed its endpoint tests while CloudFormation monitored it");
     assert_eq!(stack_info(&case.stack).await.status.as_str(), "UPDATE_COMPLETE");
     let report = std::fs::read_to_string(case.dir.path().join("report.md")).unwrap();
     assert!(
@@ -177,12 +165,8 @@ async fn an_alarm_that_fires_during_the_window_rolls_back_and_is_named() {
     assert!(fired, "the new version never came up");
     let out = deploy.await.unwrap();
     assert!(!out.ok, "{}", out.text);
-    assert!(
-        out.text.contains("CloudWatch Alarms were in ALARM state"),
-        "{}",
-        out.text
-    );
-    assert!(out.text.contains(&alarm), "{}", out.text);
+    out.says("CloudWatch Alarms were in ALARM state");
+    out.says(&alarm);
     assert_eq!(
         stack_info(&case.stack).await.status.as_str(),
         "UPDATE_ROLLBACK_COMPLETE"
@@ -205,11 +189,7 @@ async fn a_first_create_that_fails_its_tests_is_kept_and_says_how_to_remove_it()
     })
     .await;
     assert!(!out.ok, "{}", out.text);
-    assert!(
-        out.text.contains("a first create has no previous version"),
-        "{}",
-        out.text
-    );
+    out.says("a first create has no previous version");
     let report = std::fs::read_to_string(case.dir.path().join("report.md")).unwrap();
     assert!(
         report.contains("remove it with DEPLOYER_COMMAND=destroy"),

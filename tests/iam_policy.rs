@@ -169,6 +169,13 @@ fn allows(allowed: &[String], action: &str) -> bool {
     allowed.iter().any(|a| a.eq_ignore_ascii_case(action))
 }
 
+/// The deployer's Rust sources.
+fn src_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    files
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -183,8 +190,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_sdk_call_of_the_deployer_is_allowed() {
     let allowed = allowed();
-    let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    let files = src_files();
     let mut seen = BTreeSet::new();
     let mut missing = BTreeSet::new();
     for file in &files {
@@ -306,8 +312,7 @@ fn kms_actions_reach_only_the_stacks_own_keys() {
 #[test]
 fn every_cloudformation_command_the_deployer_advises_is_allowed() {
     let allowed = allowed();
-    let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    let files = src_files();
     let mut advised = BTreeSet::new();
     for file in &files {
         let text = read(file);

@@ -390,6 +390,7 @@ impl Attempt<'_> {
                 log.clone(),
                 hold,
                 self.config.timeouts.stream_idle,
+                self.app.settings.stream_keep_alive,
             )))),
             Err(bedrock::Failure::Client(error)) => {
                 if let Some(hold) = hold {

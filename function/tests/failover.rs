@@ -26,6 +26,10 @@ async fn proxy(openai: &MockServer, primary: &str) -> Harness {
 }
 
 async fn proxy_at(openai_base: &str, primary: &str) -> Harness {
+    proxy_with(openai_base, primary, Settings::default()).await
+}
+
+async fn proxy_with(openai_base: &str, primary: &str, settings: Settings) -> Harness {
     let mut config = config_json(openai_base);
     config["model_mappings"][MODEL] =
         json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}"), "primary": primary});
@@ -33,7 +37,7 @@ async fn proxy_at(openai_base: &str, primary: &str) -> Harness {
         json!({"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"});
     let (mut app, logs) = app_with_config(
         config,
-        Settings::default(),
+        settings,
         fast_policy(),
         CircuitBreaker::new(5, Duration::from_secs(30)),
     );
@@ -320,4 +324,23 @@ async fn a_request_may_ask_for_a_mapped_provider_first() {
     // nova-pro maps to OpenAI alone: asking for Bedrock changes nothing.
     let only_openai = asked("bedrock", "amazon.nova-pro-v1:0").await;
     served(&only_openai, "openai");
+}
+
+/// A quiet Bedrock stream gets keep-alive comments, as OpenAI's streams do: the
+/// emulator writes its frames 20 ms apart, longer than this proxy's keep-alive.
+#[tokio::test]
+async fn a_quiet_bedrock_stream_is_kept_alive_with_sse_comments() {
+    let settings = Settings {
+        stream_keep_alive: Duration::from_millis(5),
+        ..Settings::default()
+    };
+    let openai = healthy_openai(0).await;
+    let h = proxy_with(&format!("{}/v1", openai.uri()), "bedrock", settings).await;
+    let mut request = chat("slowly");
+    request["stream"] = true.into();
+    let reply = h.chat(request).await;
+    served(&reply, "bedrock");
+    let text = reply.text();
+    assert!(text.contains(": keep-alive\n\n"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
 }

@@ -4,7 +4,7 @@
 //! before it, as the OpenAI relay ends a broken stream.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::ConverseStreamOutput;
@@ -60,6 +60,7 @@ impl Opened {
         log: LogHandle,
         hold: Option<Hold>,
         idle_timeout: Duration,
+        keep_alive: Duration,
     ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
         let relay = Relay {
             opened: self,
@@ -67,12 +68,13 @@ impl Opened {
             hold,
             relayed: 0,
             done: false,
+            last_event: Instant::now(),
         };
         futures_util::stream::unfold(relay, move |mut relay| async move {
             if relay.done {
                 return None;
             }
-            let bytes = relay.next(idle_timeout).await;
+            let bytes = relay.next(idle_timeout, keep_alive).await;
             Some((Ok(bytes), relay))
         })
     }
@@ -84,15 +86,26 @@ struct Relay {
     hold: Option<Hold>,
     relayed: u64,
     done: bool,
+    last_event: Instant,
 }
 
+/// An SSE comment: ignored by every SSE parser, but traffic on a quiet connection (as
+/// the OpenAI relay sends it while a model thinks).
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
 impl Relay {
-    async fn next(&mut self, idle_timeout: Duration) -> Bytes {
+    async fn next(&mut self, idle_timeout: Duration, keep_alive: Duration) -> Bytes {
         loop {
+            let idle_left = idle_timeout.saturating_sub(self.last_event.elapsed());
+            let wait = keep_alive.min(idle_left);
             let event = match self.opened.first.take() {
                 Some(event) => Ok(Some(event)),
-                None => match tokio::time::timeout(idle_timeout, self.opened.events.recv()).await {
-                    Ok(received) => received.map_err(event_failure),
+                None => match tokio::time::timeout(wait, self.opened.events.recv()).await {
+                    Ok(received) => {
+                        self.last_event = Instant::now();
+                        received.map_err(event_failure)
+                    }
+                    Err(_) if wait < idle_left => return Bytes::from_static(KEEP_ALIVE),
                     Err(_) => {
                         return self
                             .end_with_error("Amazon Bedrock's stream stalled and was cut off.")

@@ -159,7 +159,12 @@ pub async fn forward(
             }
         }
     }
-    unreachable!("the last provider's failure returns")
+    // The last provider's failure returned above; an empty list was refused before.
+    Err(ApiError::server(
+        StatusCode::BAD_GATEWAY,
+        "upstream_error",
+        "No provider could serve the request.",
+    ))
 }
 
 /// Whether `provider` can serve `endpoint` as `upstream_model`: OpenAI serves them all;

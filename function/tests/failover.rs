@@ -35,14 +35,22 @@ async fn proxy_with(openai_base: &str, primary: &str, settings: Settings) -> Har
         json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}"), "primary": primary});
     config["model_mappings"]["amazon.titan-embed-text-v2:0"] =
         json!({"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"});
-    let (mut app, logs) = app_with_config(
-        config,
-        settings,
-        fast_policy(),
-        CircuitBreaker::new(5, Duration::from_secs(30)),
-    );
-    app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
+    let (app, logs) = bedrock_app(config, settings).await;
     Harness::over(app, logs)
+}
+
+/// The proxy's state for `config`, its Bedrock the local AWS's.
+async fn bedrock_app(
+    config: Value,
+    settings: Settings,
+) -> (
+    openai_proxy_function::app::AppState,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let breaker = CircuitBreaker::new(5, Duration::from_secs(30));
+    let (mut app, logs) = app_with_config(config, settings, fast_policy(), breaker);
+    app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
+    (app, logs)
 }
 
 async fn openai_answering(template: ResponseTemplate, calls: impl Into<wiremock::Times>) -> MockServer {
@@ -275,13 +283,7 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
         auth_enabled: true,
         ..Settings::default()
     };
-    let (mut app, logs) = app_with_config(
-        config,
-        settings,
-        fast_policy(),
-        CircuitBreaker::new(5, Duration::from_secs(30)),
-    );
-    app.bedrock = Bedrock::with_client(aws_sdk_bedrockruntime::Client::new(&aws_at(&emulator()).await));
+    let (mut app, logs) = bedrock_app(config, settings).await;
     app.spend = Spend::with_ledger(Ledger::new(db.clone(), &table));
     let h = Harness::over(app, logs);
     let body =

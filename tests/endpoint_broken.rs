@@ -169,10 +169,17 @@ async fn the_test_command_exits_1_and_its_report_names_the_failure() {
     let base = format!("http://{}", serve(router).await);
     let (code, stdout, report, outputs) = deployer(vec![("API_BASE_URL", base)]).await;
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("❌ CORS preflight"), "{stdout}");
-    assert!(stdout.contains("endpoint tests: 9 passed, 1 failed"), "{stdout}");
-    assert!(report.contains("❌ **test**: failed"), "{report}");
-    assert!(report.contains("| CORS preflight | ❌ |"), "{report}");
-    assert!(report.contains("**Fix:** each failed test"), "{report}");
+    contains_all(
+        &stdout,
+        &["❌ CORS preflight", "endpoint tests: 9 passed, 1 failed"],
+    );
+    contains_all(
+        &report,
+        &[
+            "❌ **test**: failed",
+            "| CORS preflight | ❌ |",
+            "**Fix:** each failed test",
+        ],
+    );
     assert!(outputs.contains("status=failed\n"), "{outputs}");
 }

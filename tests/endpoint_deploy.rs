@@ -81,10 +81,15 @@ async fn deploy_ends_with_the_endpoint_tests_expecting_the_secrets_models() {
     let (code, stdout, report, outputs) = deploy("pass", SECRET_MODELS.to_vec()).await;
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("✅ models list"), "{stdout}");
-    assert!(report.contains("✅ **deploy**: deployed"), "{report}");
-    assert!(report.contains("| models list | ✅ |"), "{report}");
-    assert!(report.contains("| 4 listed |"), "{report}");
-    assert!(report.contains("| endpoint tests | ✅ |"), "{report}");
+    contains_all(
+        &report,
+        &[
+            "✅ **deploy**: deployed",
+            "| models list | ✅ |",
+            "| 4 listed |",
+            "| endpoint tests | ✅ |",
+        ],
+    );
     // The stack's ApiUrl stays the API clients use; the snippet points at it.
     assert!(
         report.contains(".execute-api.us-east-1.amazonaws.com/prod/v1\""),
@@ -117,8 +122,7 @@ async fn a_model_of_the_secret_the_api_does_not_list_fails_the_deploy_after_the_
         "{report}"
     );
     assert!(report.contains("| endpoint tests | ❌ |"), "{report}");
-    assert!(outputs.contains("status=failed\n"), "{outputs}");
-    assert!(outputs.contains("stack-status=CREATE_COMPLETE\n"), "{outputs}");
+    contains_all(&outputs, &["status=failed\n", "stack-status=CREATE_COMPLETE\n"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -377,19 +377,8 @@ async fn the_month_counts_requests_and_tokens_across_minutes_and_days_and_settli
         .adjust("monthly", &Windows::at(start + 86_400), -5, -1)
         .await
         .unwrap();
-    let item = db
-        .get_item()
-        .table_name(&table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("monthly#2024-03".into()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let item = item.item().expect("the client's item exists");
-    let n = |name: &str| item[name].as_n().unwrap().parse::<i64>().unwrap();
+    let numbers = numbers(&db, &table, "monthly#2024-03").await;
+    let n = |name: &str| numbers[name];
     assert_eq!(
         (n("month_requests"), n("month_tokens"), n("month_usd")),
         (4, 195, 39)

@@ -526,23 +526,30 @@ pub async fn usage_table(db: &aws_sdk_dynamodb::Client) -> String {
     name
 }
 
-/// The counters of `client`'s item this month.
-pub async fn counters(db: &aws_sdk_dynamodb::Client, table: &str, client: &str) -> (u64, u64, u64) {
-    let item = db
+/// The number attributes of the usage table's item `pk`, read consistently.
+pub async fn numbers(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> std::collections::HashMap<String, i64> {
+    let read = db
         .get_item()
         .table_name(table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!(
-                "{client}#{}",
-                openai_proxy_function::spend::ledger::Windows::now().month
-            )),
-        )
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
         .consistent_read(true)
         .send()
         .await
         .unwrap();
-    let item = item.item().expect("the client's item exists");
-    let n = |name: &str| item[name].as_n().unwrap().parse::<u64>().unwrap();
-    (n("requests"), n("tokens"), n("month_usd"))
+    let item = read.item().unwrap_or_else(|| panic!("no item {pk}"));
+    item.iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_n().ok()?.parse().ok()?)))
+        .collect()
+}
+
+/// The counters of `client`'s item this month.
+pub async fn counters(db: &aws_sdk_dynamodb::Client, table: &str, client: &str) -> (u64, u64, u64) {
+    let month = openai_proxy_function::spend::ledger::Windows::now().month;
+    let n = numbers(db, table, &format!("{client}#{month}")).await;
+    let get = |name: &str| u64::try_from(n[name]).unwrap();
+    (get("requests"), get("tokens"), get("month_usd"))
 }

@@ -2,9 +2,11 @@
 //! starts one and sets AWS_ENDPOINT_URL). Each test owns its stack, function and secret
 //! names, so tests run in parallel against one emulator.
 
+mod assertions;
 mod deploy_support;
 
 use assert_cmd::Command;
+use assertions::contains_all;
 use deploy_support::blocking::{aws, put_secret, runtime, secret, stack_exists};
 use deploy_support::{Case, KEY, Output, blocking, code_sha256_of, input, repo};
 use openai_proxy_deployer::artifact;
@@ -50,18 +52,14 @@ fn first_deploy_then_a_noop_redeploy_uploads_once_and_reports_no_changes() {
         code_sha256_of(&bin)
     );
     let github_output = std::fs::read_to_string(&outputs).unwrap();
-    assert!(github_output.contains("api-url=https://"), "{github_output}");
-    assert!(
-        github_output.contains(&format!("function-name={}\n", case.stack)),
-        "{github_output}"
-    );
-    assert!(
-        github_output.contains("stack-status=CREATE_COMPLETE"),
-        "{github_output}"
-    );
-    assert!(
-        github_output.contains(&format!("report-path={}", report.display())),
-        "{github_output}"
+    contains_all(
+        &github_output,
+        &[
+            "api-url=https://",
+            &format!("function-name={}\n", case.stack),
+            "stack-status=CREATE_COMPLETE",
+            &format!("report-path={}", report.display()),
+        ],
     );
     let markdown = std::fs::read_to_string(&report).unwrap();
     assert!(markdown.contains("OpenAI base URL"), "{markdown}");

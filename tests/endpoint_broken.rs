@@ -2,8 +2,10 @@
 //! the checks it should, with expected and actual in one line, and the `test` command
 //! exits non-zero.
 
+mod assertions;
 mod endpoint_support;
 
+use assertions::contains_all;
 use endpoint_support::*;
 use openai_proxy_deployer::endpoint::Verdict;
 

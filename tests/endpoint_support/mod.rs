@@ -375,11 +375,3 @@ pub async fn deployer(vars: Vec<(&'static str, String)>) -> (i32, String, String
         std::fs::read_to_string(outputs).unwrap_or_default(),
     )
 }
-
-/// `text` contains every one of `needles`; the assertion shows the whole text.
-#[track_caller]
-pub fn contains_all(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
-    }
-}

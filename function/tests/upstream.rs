@@ -70,8 +70,7 @@ async fn persistent_server_errors_are_relayed_with_openais_status_after_exactly_
     let failing = ResponseTemplate::new(500).set_body_json(serde_json::json!({
         "error": {"message": "The server had an error while processing your request.", "type": "server_error",
                   "param": null, "code": null}}));
-    let (_server, h) = proxy_answered_by(failing, 3).await;
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (h, reply) = answered(failing, 3).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     let error = reply.error();
     assert_eq!(
@@ -116,9 +115,7 @@ async fn rate_limits_honour_retry_after_ms_then_pass_through_with_both_retry_hea
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_cap_is_not_waited_for() {
-    let (_server, h) =
-        proxy_answered_by(ResponseTemplate::new(429).insert_header("retry-after", "60"), 1).await;
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (_, reply) = answered(ResponseTemplate::new(429).insert_header("retry-after", "60"), 1).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.headers["retry-after"], "60");
 }
@@ -128,8 +125,7 @@ async fn client_errors_pass_through_once_with_their_status_and_shape() {
     let bad = ResponseTemplate::new(400).set_body_json(serde_json::json!({
         "error": {"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error",
                   "param": "messages", "code": "context_length_exceeded"}}));
-    let (_server, h) = proxy_answered_by(bad, 1).await;
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (_, reply) = answered(bad, 1).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let error = reply.error();
     assert_eq!(
@@ -143,8 +139,7 @@ async fn openai_refusing_the_proxys_key_is_a_502_that_never_quotes_the_key() {
     let refused = ResponseTemplate::new(401).set_body_json(serde_json::json!({
         "error": {"message": "Incorrect API key provided: sk-test-****cdef. You can find your API key at https://platform.openai.com/account/api-keys.",
                   "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}));
-    let (_server, h) = proxy_answered_by(refused, 1).await;
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (_, reply) = answered(refused, 1).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     let error = reply.error();
     assert_eq!(error["code"], "upstream_auth_failed");
@@ -253,8 +248,7 @@ async fn upstream_errors_reach_the_client_unchanged_but_for_key_shaped_text() {
         .set_body_json(serde_json::json!({
             "error": {"message": "Project `proj_1` has no access to model `gpt-4o-mini` with key sk-proj-abcdefghijklmnop.",
                       "type": "model_access_error", "param": "model", "code": "unsupported_country_region_territory"}}));
-    let (_server, h) = proxy_answered_by(refused, 1).await;
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    let (h, reply) = answered(refused, 1).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     let error = reply.error();
     assert_eq!(
@@ -553,6 +547,14 @@ async fn a_tls_handshake_that_stalls_is_a_connect_error_and_retried() {
 /// A proxy in front of `base`, and its answer to a plain chat request.
 async fn chat_through(base: &str) -> (Harness, Reply) {
     let h = harness(base, Settings::default());
+    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
+    (h, reply)
+}
+
+/// The answer to a plain chat through a proxy whose upstream answers `template`,
+/// `calls` times.
+async fn answered(template: ResponseTemplate, calls: u64) -> (Harness, Reply) {
+    let (_server, h) = proxy_answered_by(template, calls).await;
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
     (h, reply)
 }

@@ -502,24 +502,17 @@ pub async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
 
 /// A new table of the template's shape; its name.
 pub async fn usage_table(db: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
     let name = format!("usage-{}", uuid::Uuid::new_v4());
+    let pk = AttributeDefinition::builder().attribute_name("pk");
+    let hash = KeySchemaElement::builder().attribute_name("pk");
     db.create_table()
         .table_name(&name)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(pk.attribute_type(ScalarAttributeType::S).build().unwrap())
+        .key_schema(hash.key_type(KeyType::Hash).build().unwrap())
+        .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
         .unwrap();

@@ -98,3 +98,7 @@ pub fn json(value: &impl serde::Serialize) -> Response {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     with_type(http::StatusCode::OK, "application/json", bytes)
 }
+
+/// An SSE comment: ignored by every SSE parser, but traffic on a quiet connection, sent
+/// while a model thinks (OpenAI's relayed streams and Bedrock's alike).
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";

@@ -29,8 +29,7 @@ use http::StatusCode;
 
 type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
 
-/// An SSE comment: ignored by every SSE parser, but traffic on the connection.
-pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+use crate::body::KEEP_ALIVE;
 
 /// How the relay treats the stream.
 #[derive(Debug, Clone)]

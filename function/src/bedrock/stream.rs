@@ -15,6 +15,7 @@ use http::StatusCode;
 
 use super::Failure;
 use super::answer::Chunks;
+use crate::body::KEEP_ALIVE;
 use crate::error::ApiError;
 use crate::observe::LogHandle;
 use crate::spend::Hold;
@@ -88,10 +89,6 @@ struct Relay {
     done: bool,
     last_event: Instant,
 }
-
-/// An SSE comment: ignored by every SSE parser, but traffic on a quiet connection (as
-/// the OpenAI relay sends it while a model thinks).
-const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 impl Relay {
     async fn next(&mut self, idle_timeout: Duration, keep_alive: Duration) -> Bytes {

@@ -189,8 +189,8 @@ impl Hold {
     /// Settles in a task of its own when the answer is gone before it could be
     /// awaited (a client that disconnected after the usage arrived).
     pub fn settle_later(self, usage: Usage) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { self.settle(Some(&usage)).await });
+        if let Some(used) = prices::used(&usage, self.price.as_ref()) {
+            self.correct_later(used);
         }
     }
 
@@ -204,12 +204,13 @@ impl Hold {
             output_tokens.min(self.worst.output_tokens),
             self.price.as_ref(),
         );
+        self.correct_later(used);
+    }
+
+    fn correct_later(mut self, used: Amount) {
+        self.done = true;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let mut hold = self;
-                hold.done = true;
-                hold.correct(used).await;
-            });
+            runtime.spawn(async move { self.correct(used).await });
         }
     }
 

@@ -28,3 +28,15 @@ pub mod s3;
 pub mod secret;
 pub mod template;
 pub mod ui;
+
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Asserts that `text` contains each of `needles`, showing the text when one is missing.
+    #[track_caller]
+    pub fn contains_all(text: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+        }
+    }
+}

@@ -114,28 +114,35 @@ mod tests {
         }
     }
 
+    /// Asserts the host path each container path is named by, for the steps after.
+    #[track_caller]
+    fn assert_named(cases: &[(&str, &str)]) {
+        for (in_container, on_host) in cases {
+            assert_eq!(
+                for_later_steps(in_container, &container()),
+                Ok(Some((*on_host).into())),
+                "{in_container}"
+            );
+        }
+    }
+
     #[test]
     fn a_report_under_runner_temp_is_named_by_its_host_path() {
-        assert_eq!(
-            for_later_steps("/github/runner_temp/r.md", &container()),
-            Ok(Some("/home/runner/work/_temp/r.md".into()))
-        );
-        assert_eq!(
-            for_later_steps("/github/home/x/r.md", &container()),
-            Ok(Some("/home/runner/work/_temp/_github_home/x/r.md".into()))
-        );
+        assert_named(&[
+            ("/github/runner_temp/r.md", "/home/runner/work/_temp/r.md"),
+            (
+                "/github/home/x/r.md",
+                "/home/runner/work/_temp/_github_home/x/r.md",
+            ),
+        ]);
     }
 
     #[test]
     fn a_report_in_the_workspace_is_named_by_the_host_workspace() {
-        assert_eq!(
-            for_later_steps("out/r.md", &container()),
-            Ok(Some("/home/runner/work/app/app/out/r.md".into()))
-        );
-        assert_eq!(
-            for_later_steps("/github/workspace/./a/../r.md", &container()),
-            Ok(Some("/home/runner/work/app/app/r.md".into()))
-        );
+        assert_named(&[
+            ("out/r.md", "/home/runner/work/app/app/out/r.md"),
+            ("/github/workspace/./a/../r.md", "/home/runner/work/app/app/r.md"),
+        ]);
     }
 
     #[test]

@@ -71,8 +71,7 @@ async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
     assert_eq!(all.model_ids().len(), 3);
 
     let hidden = as_client(&h, WEB_KEY, Request::get("/v1/models/amazon.nova-pro-v1:0"), None).await;
-    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
-    assert_eq!(hidden.error()["code"], "model_not_found");
+    hidden.assert_error(StatusCode::NOT_FOUND, "model_not_found");
     // The same answer as for a model that does not exist at all.
     let missing = as_client(&h, WEB_KEY, Request::get("/v1/models/no-such-model"), None).await;
     assert_eq!(
@@ -88,8 +87,7 @@ async fn a_named_key_sees_only_its_models_and_any_other_is_not_found() {
 
     let post = || Request::post("/v1/chat/completions").header("content-type", "application/json");
     let refused = as_client(&h, WEB_KEY, post(), Some(chat_request("amazon.nova-pro-v1:0"))).await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND);
-    assert_eq!(refused.error()["code"], "model_not_found");
+    refused.assert_error(StatusCode::NOT_FOUND, "model_not_found");
     let served = as_client(&h, WEB_KEY, post(), Some(chat_request("amazon.nova-lite-v1:0"))).await;
     assert_eq!(served.status, StatusCode::OK);
     // Only the allowed model reached the upstream (the mock expects exactly one call).

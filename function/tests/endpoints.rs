@@ -80,8 +80,7 @@ async fn an_unmapped_embedding_model_is_not_found_and_never_sent_upstream() {
             json!({"model": "text-embedding-3-large", "input": "x"}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(reply.error()["code"], "model_not_found");
+    reply.assert_error(StatusCode::NOT_FOUND, "model_not_found");
     assert_eq!(reply.headers["x-should-retry"], "false");
 }
 

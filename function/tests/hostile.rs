@@ -43,8 +43,7 @@ async fn a_body_of_150000_keys_is_answered_and_forwarded_whole() {
     let refused = h
         .send_json("/v1/chat/completions", many_keys("no-such-model", 150_000))
         .await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND);
-    assert_eq!(refused.error()["code"], "model_not_found");
+    refused.assert_error(StatusCode::NOT_FOUND, "model_not_found");
     // A mapped one: every key reaches OpenAI, in order, the model mapped.
     let reply = h
         .send_json(
@@ -100,69 +99,80 @@ async fn raw_upstream(answer: &'static str, hold: Duration) -> (String, Arc<Atom
     (base, accepted)
 }
 
+/// Heads promising a body that never comes.
+const SERVER_ERROR_HEAD: &str =
+    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+const CLIENT_ERROR_HEAD: &str =
+    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+/// How long a silent upstream holds on: past `openai_api_timeout` (2 s in these tests).
+const HELD: Duration = Duration::from_secs(10);
+const NOVA: &str = "amazon.nova-lite-v1:0";
+
+/// One chat `request` through a proxy whose OpenAI is `raw_upstream(answer, hold)`: the
+/// proxy, its reply, and how many connections reached the upstream by then.
+async fn chat_through_raw(
+    answer: &'static str,
+    hold: Duration,
+    request: serde_json::Value,
+) -> (Harness, Reply, usize) {
+    let (base, accepted) = raw_upstream(answer, hold).await;
+    let h = harness(&base, Settings::default());
+    let reply = h.chat(request).await;
+    (h, reply, accepted.load(Ordering::SeqCst))
+}
+
 #[tokio::test]
 async fn a_connection_that_breaks_after_the_request_was_written_is_not_retried() {
     // Reads the request and hangs up without a word: OpenAI may be generating.
-    let (base, accepted) = raw_upstream("", Duration::ZERO).await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "upstream_error");
+    let (h, reply, accepted) = chat_through_raw("", Duration::ZERO, chat_request(NOVA)).await;
+    reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_error");
     assert_eq!(reply.headers["x-should-retry"], "false");
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "sent once, never again");
+    assert_eq!(accepted, 1, "sent once, never again");
     assert_eq!(h.request_logs()[0]["attempts"], 1);
 }
 
 #[tokio::test]
 async fn a_server_error_head_followed_by_silence_ends_within_the_attempts_time() {
-    // The head of a 500 promising a body that never comes (openai_api_timeout is 2 s;
-    // the upstream holds on for 10 s).
-    let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
-    let (base, accepted) = raw_upstream(head, Duration::from_secs(10)).await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "upstream_timeout");
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    let (_, reply, accepted) = chat_through_raw(SERVER_ERROR_HEAD, HELD, chat_request(NOVA)).await;
+    reply.assert_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
+    assert_eq!(accepted, 1);
 }
 
 #[tokio::test]
 async fn a_client_error_head_followed_by_silence_ends_within_the_openai_timeout() {
-    let head = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
-    let (base, _accepted) = raw_upstream(head, Duration::from_secs(10)).await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "upstream_timeout");
+    let (_, reply, _) = chat_through_raw(CLIENT_ERROR_HEAD, HELD, chat_request(NOVA)).await;
+    reply.assert_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
 }
 
 #[tokio::test]
 async fn the_proxys_own_504_tells_the_sdks_not_to_retry() {
     // A head that never comes: the model may be generating, and billing.
-    let (base, accepted) = raw_upstream("", Duration::from_secs(10)).await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "upstream_timeout");
+    let (_, reply, accepted) = chat_through_raw("", HELD, chat_request(NOVA)).await;
+    reply.assert_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
     assert_eq!(reply.headers["x-should-retry"], "false");
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted, 1);
 }
 
 #[tokio::test]
 async fn a_stream_whose_head_never_comes_is_not_sent_twice() {
-    let (base, accepted) = raw_upstream("", Duration::from_secs(10)).await;
-    let h = harness(&base, Settings::default());
-    let reply = h.chat(streamed("amazon.nova-lite-v1:0")).await;
+    let (_, reply, accepted) = chat_through_raw("", HELD, streamed(NOVA)).await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.text());
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted, 1);
 }
 
-/// Limits for the server tests: a short header timeout, so a test waits for it briefly.
-fn short_limits() -> Limits {
-    Limits {
+/// A proxy served with a short header timeout (so a test waits for it briefly), and a raw
+/// connection to it that has sent `bytes`.
+async fn connection_that_sent(bytes: &[u8]) -> (std::net::SocketAddr, tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let h = harness(NO_UPSTREAM_URL, Settings::default());
+    let limits = Limits {
         header_read_timeout: Duration::from_millis(500),
         ..Limits::default()
-    }
+    };
+    let address = serve_proxy_with(h.proxy.clone(), limits).await;
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket.write_all(bytes).await.unwrap();
+    (address, socket)
 }
 
 /// Reads until the server closes the connection; what it sent. The guard only stops a
@@ -180,13 +190,8 @@ async fn until_closed(socket: &mut tokio::net::TcpStream) -> String {
 
 #[tokio::test]
 async fn a_slowloris_head_is_cut_off_and_others_are_still_served() {
-    use tokio::io::AsyncWriteExt;
-    let h = harness(NO_UPSTREAM_URL, Settings::default());
-    let address = serve_proxy_with(h.proxy.clone(), short_limits()).await;
-    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
-    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-a: ")
-        .await
-        .unwrap();
+    let (address, mut slow) =
+        connection_that_sent(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-a: ").await;
     // The head never ends: the server closes the connection.
     until_closed(&mut slow).await;
     let health = reqwest::get(format!("http://{address}/health")).await.unwrap();
@@ -195,13 +200,7 @@ async fn a_slowloris_head_is_cut_off_and_others_are_still_served() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    use tokio::io::AsyncWriteExt;
-    let h = harness(NO_UPSTREAM_URL, Settings::default());
-    let address = serve_proxy_with(h.proxy.clone(), short_limits()).await;
-    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
-    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let (_, mut idle) = connection_that_sent(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await;
     // One answer, then silence from the client: the server closes the connection.
     let got = until_closed(&mut idle).await;
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
@@ -267,8 +266,7 @@ async fn a_body_that_trickles_is_answered_408_in_openais_shape() {
     let reply = h
         .post_with("/v1/chat/completions", &[], axum::body::Body::from_stream(body))
         .await;
-    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
-    assert_eq!(reply.error()["code"], "request_timeout");
+    reply.assert_error(StatusCode::REQUEST_TIMEOUT, "request_timeout");
 }
 
 #[tokio::test]
@@ -314,8 +312,7 @@ async fn with_authentication_off_the_local_server_answers_only_requests_addresse
     h.app.local_listen.set("127.0.0.1:8080".parse().unwrap()).unwrap();
     // A page whose domain was rebound to 127.0.0.1 sends its own name.
     let rebound = h.get_with("/v1/models", "host", "evil.example:8080").await;
-    assert_eq!(rebound.status, StatusCode::FORBIDDEN);
-    assert_eq!(rebound.error()["code"], "host_not_allowed");
+    rebound.assert_error(StatusCode::FORBIDDEN, "host_not_allowed");
     for host in ["127.0.0.1:8080", "localhost:8080"] {
         let own = h.get_with("/v1/models", "host", host).await;
         assert_eq!(own.status, StatusCode::OK, "{host}");
@@ -405,8 +402,7 @@ async fn a_request_without_a_key_is_refused_before_the_configuration_is_loaded()
     );
     let h = Harness::over(app, logs);
     let reply = h.get("/v1/models").await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "invalid_api_key");
+    reply.assert_error(StatusCode::UNAUTHORIZED, "invalid_api_key");
     // With a key, the outage shows.
     let keyed = h
         .get_with("/v1/models", "authorization", "BEARER some-client-key")

@@ -46,16 +46,14 @@ async fn models_lists_exactly_the_mapped_ids() {
         (StatusCode::OK, Some("amazon.nova-pro-v1:0"))
     );
     let missing = h.get("/v1/models/gpt-4o").await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(missing.error()["code"], "model_not_found");
+    missing.assert_error(StatusCode::NOT_FOUND, "model_not_found");
 }
 
 #[tokio::test]
 async fn unknown_path_and_wrong_method_answer_in_openai_shape() {
     let h = harness(NO_UPSTREAM, Settings::default());
     let reply = h.get("/v2/nothing").await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(reply.error()["code"], "unknown_url");
+    reply.assert_error(StatusCode::NOT_FOUND, "unknown_url");
 
     let reply = h
         .send(
@@ -64,8 +62,7 @@ async fn unknown_path_and_wrong_method_answer_in_openai_shape() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(reply.error()["code"], "method_not_allowed");
+    reply.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     let reply = h.get("/v1/chat/completions").await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 }
@@ -90,8 +87,7 @@ async fn bad_chat_bodies_are_400s_naming_the_parameter_and_never_reach_upstream(
     assert_eq!(wrong_type.error()["param"], "messages");
 
     let unmapped = h.chat(chat_request("gpt-4o")).await;
-    assert_eq!(unmapped.status, StatusCode::NOT_FOUND);
-    assert_eq!(unmapped.error()["code"], "model_not_found");
+    unmapped.assert_error(StatusCode::NOT_FOUND, "model_not_found");
     assert_eq!(unmapped.error()["param"], "model");
 }
 
@@ -101,8 +97,7 @@ async fn oversized_bodies_are_refused_with_413_declared_or_not() {
     let declared = h
         .post_with("/v1/chat/completions", &[("content-length", "6000001")], "{}")
         .await;
-    assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(declared.error()["code"], "request_too_large");
+    declared.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large");
 
     // No length header: the body is cut off at the limit while being read.
     let chunks = futures_util::stream::iter(
@@ -190,8 +185,7 @@ async fn every_response_carries_the_proxys_own_request_id_and_logs_the_callers_b
 async fn auth_refuses_missing_and_wrong_keys_and_accepts_both_header_forms() {
     let h = harness(NO_UPSTREAM, auth_on());
     let none = h.get("/v1/models").await;
-    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(none.error()["code"], "invalid_api_key");
+    none.assert_error(StatusCode::UNAUTHORIZED, "invalid_api_key");
     let wrong = h.get_with("/v1/models", "authorization", "Bearer nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let bearer = h

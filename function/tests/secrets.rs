@@ -37,10 +37,11 @@ fn secret(models: &[(&str, &str)]) -> String {
     doc.to_string()
 }
 
-/// The proxy over `source`, its configuration cached for five minutes.
-fn proxy_over(source: ConfigSource) -> Harness {
+/// The proxy over the secret `secret_id` read through `client`, its configuration cached
+/// for five minutes.
+fn proxy_over(secret_id: String, client: aws_sdk_secretsmanager::Client) -> Harness {
     router(ConfigStore::new(
-        source,
+        ConfigSource::SecretsManager { secret_id, client },
         "http://unused/v1",
         Duration::from_secs(300),
     ))
@@ -101,14 +102,9 @@ async fn a_rotated_secret_is_served_once_the_ttl_has_passed() {
 async fn an_invalid_secret_answers_503_without_revealing_it() {
     let sm = client(&emulator()).await;
     let arn = stored(&sm, r#"{"openai_api_key": 42, "x": "sk-leak"}"#).await;
-    let source = ConfigSource::SecretsManager {
-        secret_id: arn,
-        client: sm,
-    };
-    let h = proxy_over(source);
+    let h = proxy_over(arn, sm);
     let reply = h.get("/v1/models").await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(reply.error()["code"], "configuration_unavailable");
+    reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "configuration_unavailable");
     assert!(!reply.text().contains("sk-leak"));
 }
 
@@ -138,15 +134,10 @@ async fn secrets_manager_down_answers_503_and_the_next_request_recovers() {
         probe.local_addr().unwrap().port()
     };
     let down = client(&format!("http://127.0.0.1:{port}")).await;
-    let source = ConfigSource::SecretsManager {
-        secret_id: arn,
-        client: down,
-    };
-    let h = proxy_over(source);
+    let h = proxy_over(arn, down);
 
     let reply = h.get("/v1/models").await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "configuration_unavailable");
+    reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "configuration_unavailable");
     assert!(reply.headers.contains_key("retry-after"));
     assert_eq!(
         h.get("/health").await.status,

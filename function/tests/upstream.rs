@@ -10,7 +10,7 @@ use common::*;
 use openai_proxy_function::app::Settings;
 use openai_proxy_function::breaker::CircuitBreaker;
 use wiremock::matchers::{body_partial_json, header, method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn sse(events: &[&str]) -> ResponseTemplate {
     let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
@@ -166,8 +166,7 @@ async fn the_breaker_opens_fails_fast_then_probes_and_closes() {
     // Open: no upstream call (the mock expects exactly 2), a 503 that says how long
     // the breaker stays open (300 ms).
     let fast = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(fast.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(fast.error()["code"], "upstream_unavailable");
+    fast.assert_error(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable");
     assert_eq!(fast.headers["retry-after"], "1");
     let wait_ms: u64 = fast.headers["retry-after-ms"].to_str().unwrap().parse().unwrap();
     assert!((200..=300).contains(&wait_ms), "{wait_ms}");
@@ -236,8 +235,7 @@ async fn connect_errors_are_retried_and_answer_502_unreachable() {
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     drop(listener);
     let (h, reply) = chat_through(&base).await;
-    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(reply.error()["code"], "upstream_unreachable");
+    reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_unreachable");
     assert_eq!(h.request_logs()[0]["attempts"], 3);
 }
 
@@ -306,25 +304,42 @@ async fn openais_rate_limit_processing_and_request_id_headers_pass_through() {
     assert_eq!(h.request_logs()[0]["client_request_id"], "client-chosen-id");
 }
 
-#[tokio::test]
-async fn streaming_relays_each_event_with_the_requested_model_and_usage() {
-    let (server, base) = upstream().await;
-    let chunk = |content: &str| {
-        serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-                           "choices": [{"index": 0, "delta": {"content": content}}]})
-        .to_string()
-    };
-    let usage = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [],
-                                   "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}})
-    .to_string();
+/// A stream's content chunk as OpenAI writes it when usage was asked for (`usage: null`).
+fn content_chunk(content: &str) -> String {
+    serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+                       "choices": [{"index": 0, "delta": {"content": content}}], "usage": null})
+    .to_string()
+}
+
+/// The last chunk of a stream that asked for usage: no choices, the counts.
+fn usage_chunk(prompt: u64, completion: u64) -> String {
+    serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [],
+                       "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}})
+    .to_string()
+}
+
+/// OpenAI answering one request, which must ask for usage, with `chunks` then `[DONE]`.
+async fn streams_with_usage(server: &MockServer, chunks: &[&str]) {
+    let events: Vec<&str> = chunks.iter().copied().chain(["[DONE]"]).collect();
     Mock::given(method("POST"))
         .and(body_partial_json(
             serde_json::json!({"stream": true, "stream_options": {"include_usage": true}}),
         ))
-        .respond_with(sse(&[&chunk("Hel"), &chunk("lo"), &usage, "[DONE]"]))
+        .respond_with(sse(&events))
         .expect(1)
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+#[tokio::test]
+async fn streaming_relays_each_event_with_the_requested_model_and_usage() {
+    let (server, base) = upstream().await;
+    streams_with_usage(
+        &server,
+        &[&content_chunk("Hel"), &content_chunk("lo"), &usage_chunk(4, 2)],
+    )
+    .await;
     let h = harness(&base, Settings::default());
     let mut request = chat_request("amazon.nova-lite-v1:0");
     request["stream"] = true.into();
@@ -441,20 +456,7 @@ async fn logs_of_a_full_cycle_hold_neither_the_openai_key_nor_a_client_key() {
 #[tokio::test]
 async fn usage_is_asked_for_on_every_stream_and_its_chunk_dropped_when_the_client_did_not_ask() {
     let (server, base) = upstream().await;
-    let chunk = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-                                   "choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": null})
-    .to_string();
-    let usage = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [],
-                                   "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}})
-    .to_string();
-    Mock::given(method("POST"))
-        .and(body_partial_json(
-            serde_json::json!({"stream": true, "stream_options": {"include_usage": true}}),
-        ))
-        .respond_with(sse(&[&chunk, &usage, "[DONE]"]))
-        .expect(1)
-        .mount(&server)
-        .await;
+    streams_with_usage(&server, &[&content_chunk("Hi"), &usage_chunk(4, 1)]).await;
     let h = harness(&base, Settings::default());
     let text = h.chat(streamed("amazon.nova-lite-v1:0")).await.text();
     let events = sse_events(&text);
@@ -534,8 +536,7 @@ async fn a_tls_handshake_that_stalls_is_a_connect_error_and_retried() {
     // The configuration's openai_api_timeout is 2 s, fast_policy's connect timeout 300 ms.
     let h = harness(&format!("https://{address}/v1"), Settings::default());
     let reply = h.chat(chat_request("amazon.nova-lite-v1:0")).await;
-    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
-    assert_eq!(reply.error()["code"], "upstream_unreachable");
+    reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_unreachable");
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
         3,

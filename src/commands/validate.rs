@@ -96,15 +96,13 @@ async fn change_set_phase(
             }
         }
     };
-    let tags = tags(ctx);
-    let cs_name = change_set::unique_name("validate");
     let request = change_set::Request {
         stack: &target,
-        name: &cs_name,
+        name: &change_set::unique_name("validate"),
         kind: kind.clone(),
         template: url.as_deref().map_or(Source::Body(&prepared.body), Source::Url),
         parameters: &parameters,
-        tags: &tags,
+        tags: &tags(ctx),
         rollback: None,
     };
     let prepared = change_set::create(&ready.aws, &request, ctx.poll, ctx.wait_timeout()).await;

@@ -527,6 +527,7 @@ mod tests {
     use aws_sdk_cloudformation::types::{ChangeAction, Replacement, ResourceAttribute, ResourceStatus};
 
     use crate::endpoint::{Check, Probe, Results};
+    use crate::test_support::contains_all;
 
     fn event(time: &str, logical_id: &str, kind: &str, status: &str, reason: &str) -> Event {
         Event {
@@ -813,9 +814,14 @@ mod tests {
         let mut report = deployed();
         report.endpoint.as_mut().unwrap().auth = true;
         let md = report.markdown();
-        assert!(md.contains("import os\n\nfrom openai import OpenAI"), "{md}");
-        assert!(md.contains("api_key=os.environ[\"PROXY_API_KEY\"]"), "{md}");
-        assert!(md.contains(&format!("base_url=\"{API}/v1\"")), "{md}");
+        contains_all(
+            &md,
+            &[
+                "import os\n\nfrom openai import OpenAI",
+                "api_key=os.environ[\"PROXY_API_KEY\"]",
+                &format!("base_url=\"{API}/v1\""),
+            ],
+        );
     }
 
     #[test]
@@ -823,21 +829,22 @@ mod tests {
         let mut report = deployed();
         report.endpoint = None;
         let md = report.markdown();
-        assert!(
-            md.contains("model=\"<a model id of your MODEL_MAPPINGS>\""),
-            "{md}"
-        );
-        assert!(
-            md.contains("os.environ.get(\"PROXY_API_KEY\", \"unused\")"),
-            "{md}"
+        contains_all(
+            &md,
+            &[
+                "model=\"<a model id of your MODEL_MAPPINGS>\"",
+                "os.environ.get(\"PROXY_API_KEY\", \"unused\")",
+            ],
         );
         report.model = Some("my-model".into());
         report.auth = Some(false);
         let md = report.markdown();
-        assert!(md.contains("model=\"my-model\""), "{md}");
-        assert!(
-            md.contains("api_key=\"unused\",  # authentication is off"),
-            "{md}"
+        contains_all(
+            &md,
+            &[
+                "model=\"my-model\"",
+                "api_key=\"unused\",  # authentication is off",
+            ],
         );
         assert!(!md.contains("import os"), "{md}");
         assert!(!md.contains("### Endpoint tests"), "{md}");

@@ -82,6 +82,7 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::contains_all;
 
     #[test]
     fn budget_left_is_the_limit_less_the_spend_and_never_negative() {
@@ -112,13 +113,12 @@ mod tests {
             ],
         };
         let md = usage.markdown();
-        assert!(
-            md.contains("| web-app | 12 | 3456 | $5.25 | $12.34 | $0.00 | $37.66 |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| key 2 | not counted (no limits) | | | | no limit | no limit |"),
-            "{md}"
+        contains_all(
+            &md,
+            &[
+                "| web-app | 12 | 3456 | $5.25 | $12.34 | $0.00 | $37.66 |",
+                "| key 2 | not counted (no limits) | | | | no limit | no limit |",
+            ],
         );
     }
 }

@@ -161,6 +161,16 @@ impl Reply {
             .collect()
     }
 
+    /// Asserts an answer in OpenAI's error shape with this status and `code`; returns the
+    /// `error` object.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) -> serde_json::Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        let error = self.error();
+        assert_eq!(error["code"], code, "{error}");
+        error
+    }
+
     /// Asserts OpenAI's error shape and returns the `error` object.
     pub fn error(&self) -> serde_json::Value {
         let body = self.json();

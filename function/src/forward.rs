@@ -95,7 +95,7 @@ pub async fn forward(
         config: &config,
         deadline,
     };
-    let mut hold = attempt.reserve(client, &providers).await?;
+    let mut hold = attempt.reserve(client, &providers, false).await?;
     {
         let mut record = log.lock().unwrap_or_else(|p| p.into_inner());
         record.model_known = true;
@@ -119,8 +119,8 @@ pub async fn forward(
         let this_hold = match hold.take() {
             Some(hold) => Some(hold.priced(price_of(&config.prices, upstream_model))),
             // The attempt before may have been billed and kept its reservation: this
-            // one is counted afresh.
-            None if i > 0 => attempt.reserve(client, &providers[i..]).await?,
+            // one's tokens and spend are counted afresh, the request not again.
+            None if i > 0 => attempt.reserve(client, &providers[i..], true).await?,
             None => None,
         };
         let served = match provider {
@@ -215,11 +215,12 @@ impl Attempt<'_> {
     /// anything goes upstream, at the dearest price among `providers` (settled later at
     /// the price of the one that served it; the first's model sizes the worst case).
     /// Keys without limits pass untouched: no table call, and their bodies' counts are
-    /// the upstream's to check.
+    /// the upstream's to check. `again`: a failover's further reservation.
     async fn reserve(
         &self,
         client: Option<&Client>,
         providers: &[(Provider, &str)],
+        again: bool,
     ) -> Result<Option<Hold>, ApiError> {
         let Some(key) = client.map(Client::key).filter(|key| key.limits.is_some()) else {
             return Ok(None);
@@ -239,6 +240,7 @@ impl Attempt<'_> {
                 _ => None,
             },
             upstream_model: providers.first().map_or("", |(_, model)| model),
+            again,
         };
         self.app
             .spend

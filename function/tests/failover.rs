@@ -263,22 +263,28 @@ async fn embeddings_of_a_titan_model_fail_over_to_bedrock() {
     assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
 }
 
-/// Caps count what Bedrock serves, at Bedrock's price: the reservation is made at the
-/// dearer of the two providers and settled at the one that answered.
-#[tokio::test]
-async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
+/// One chat `body` from the client key `name` with `limits`, through the proxy with
+/// `MODEL` mapped to OpenAI at `openai_base` then Bedrock, counted in a fresh usage
+/// table: the reply, and the usage table's client and name.
+async fn limited_chat(
+    openai_base: &str,
+    name: &str,
+    limits: Value,
+    prices: Option<Value>,
+    body: Value,
+) -> (Reply, aws_sdk_dynamodb::Client, String) {
     use openai_proxy_function::spend::Spend;
     use openai_proxy_function::spend::ledger::Ledger;
     use sha2::Digest;
     let db = dynamodb(&emulator()).await;
     let table = usage_table(&db).await;
-    let openai = openai_answering(ResponseTemplate::new(500), 3).await;
-    let mut config = config_json(&format!("{}/v1", openai.uri()));
+    let mut config = config_json(openai_base);
     config["model_mappings"][MODEL] = json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}")});
-    config["client_api_keys"] = json!([{"name": "capped", "sha256": hex(&sha2::Sha256::digest(CLIENT_KEY.as_bytes())),
-                                        "models": [MODEL], "limits": {"usd_per_month": 5}}]);
-    config["prices"] = json!({"gpt-4o-mini": {"input_per_million": 1, "output_per_million": 1},
-                              MODEL: {"input_per_million": 2, "output_per_million": 2}});
+    config["client_api_keys"] = json!([{"name": name, "sha256": hex(&sha2::Sha256::digest(CLIENT_KEY.as_bytes())),
+                                        "models": [MODEL], "limits": limits}]);
+    if let Some(prices) = prices {
+        config["prices"] = prices;
+    }
     let settings = Settings {
         auth_enabled: true,
         ..Settings::default()
@@ -286,8 +292,6 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
     let (mut app, logs) = bedrock_app(config, settings).await;
     app.spend = Spend::with_ledger(Ledger::new(db.clone(), &table));
     let h = Harness::over(app, logs);
-    let body =
-        json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]});
     let bearer = format!("Bearer {CLIENT_KEY}");
     let reply = h
         .post_with(
@@ -296,11 +300,46 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
             body.to_string(),
         )
         .await;
+    (reply, db, table)
+}
+
+/// Caps count what Bedrock serves, at Bedrock's price: the reservation is made at the
+/// dearer of the two providers and settled at the one that answered.
+#[tokio::test]
+async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
+    let openai = openai_answering(ResponseTemplate::new(500), 3).await;
+    let prices = json!({"gpt-4o-mini": {"input_per_million": 1, "output_per_million": 1},
+                        MODEL: {"input_per_million": 2, "output_per_million": 2}});
+    let body =
+        json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]});
+    let (reply, db, table) = limited_chat(
+        &format!("{}/v1", openai.uri()),
+        "capped",
+        json!({"usd_per_month": 5}),
+        Some(prices),
+        body,
+    )
+    .await;
     served(&reply, "bedrock");
     let total = reply.json()["usage"]["total_tokens"].as_u64().unwrap();
     let (requests, tokens, spent) = counters(&db, &table, "capped").await;
     // $2 per million tokens, Bedrock's: two micro-dollars a token, Bedrock's count.
     assert_eq!((requests, tokens, spent), (1, total, 2 * total));
+}
+
+/// An OpenAI attempt that may have been billed (the connection broke after the request
+/// was written) keeps its worst case counted; the failover reserves its own, but the
+/// client made one request, so a key allowed one request a minute is still served.
+#[tokio::test]
+async fn a_failover_after_a_possibly_billed_attempt_counts_one_request() {
+    let (openai, accepted) = raw_upstream("", Duration::ZERO).await;
+    let limits = json!({"requests_per_minute": 1});
+    let (reply, db, table) = limited_chat(&openai, "one-a-minute", limits, None, chat("once")).await;
+    served(&reply, "bedrock");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let month = openai_proxy_function::spend::ledger::Windows::now().month;
+    let item = numbers(&db, &table, &format!("one-a-minute#{month}")).await;
+    assert_eq!((item["requests"], item["month_requests"]), (1, 1), "{item:?}");
 }
 
 /// The deployer's endpoint tests exercise each provider by asking for it first; a

@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -73,30 +73,6 @@ async fn a_key_given_many_times_is_checked_as_its_last_value() {
             .unwrap()
             .contains("no-such-model")
     );
-}
-
-/// A raw-socket upstream: for each connection, reads the whole request, writes `answer`
-/// (nothing, a head alone, a head and part of a body), then holds the connection for
-/// `hold` and closes it. Returns its base URL and how many connections it accepted.
-async fn raw_upstream(answer: &'static str, hold: Duration) -> (String, Arc<AtomicUsize>) {
-    use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            socket.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let (mut reader, mut writer) = socket.into_split();
-                read_request(&mut reader).await;
-                let _ = writer.write_all(answer.as_bytes()).await;
-                tokio::time::sleep(hold).await;
-            });
-        }
-    });
-    (base, accepted)
 }
 
 /// Heads promising a body that never comes.

@@ -365,7 +365,11 @@ async fn the_month_counts_requests_and_tokens_across_minutes_and_days_and_settli
             .reserve(
                 "monthly",
                 &Windows::at(at),
-                Reservation { tokens, usd: 10 },
+                Reservation {
+                    requests: 1,
+                    tokens,
+                    usd: 10,
+                },
                 &Thresholds::default(),
             )
             .await

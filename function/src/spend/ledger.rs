@@ -134,9 +134,11 @@ impl Thresholds {
     }
 }
 
-/// What a reservation adds: one request, its worst-case tokens and cost.
+/// What a reservation adds: one request (none for a further attempt of a request already
+/// counted), its worst-case tokens and cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
+    pub requests: u64,
     pub tokens: u64,
     pub usd: u64,
 }
@@ -207,7 +209,7 @@ impl Ledger {
         for _ in 0..MAX_TRIES {
             let mut write = Write::new(self, client, at);
             write
-                .value(":one", 1)
+                .value(":rq", add.requests)
                 .value(":t", add.tokens)
                 .value(":c", add.usd);
             write.value(":exp", at.expires_at);
@@ -215,11 +217,11 @@ impl Ledger {
                 Step::Add => {
                     write
                         .set("#x = :exp")
-                        .add("#rq :one")
+                        .add("#rq :rq")
                         .add("#tk :t")
                         .add("#du :c")
                         .add("#mu :c")
-                        .add("#mq :one")
+                        .add("#mq :rq")
                         .add("#mt :t");
                     write.same_day().same_minute();
                     write.limits(max, true, true);
@@ -227,22 +229,22 @@ impl Ledger {
                 Step::Create => {
                     write.set("#x = :exp").set("#d = :day").set("#m = :minute");
                     write
-                        .set("#rq = :one")
+                        .set("#rq = :rq")
                         .set("#tk = :t")
                         .set("#du = :c")
                         .set("#mu = :c")
-                        .set("#mq = :one")
+                        .set("#mq = :rq")
                         .set("#mt = :t");
                     write.condition("attribute_not_exists(pk)");
                 }
                 Step::NewDay { old_day } => {
                     write.set("#x = :exp").set("#d = :day").set("#m = :minute");
                     write
-                        .set("#rq = :one")
+                        .set("#rq = :rq")
                         .set("#tk = :t")
                         .set("#du = :c")
                         .add("#mu :c")
-                        .add("#mq :one")
+                        .add("#mq :rq")
                         .add("#mt :t");
                     write.string(":old_day", old_day).condition("#d = :old_day");
                     write.limits(max, false, false);
@@ -250,11 +252,11 @@ impl Ledger {
                 Step::NewMinute { old_minute } => {
                     write.set("#x = :exp").set("#m = :minute");
                     write
-                        .set("#rq = :one")
+                        .set("#rq = :rq")
                         .set("#tk = :t")
                         .add("#du :c")
                         .add("#mu :c")
-                        .add("#mq :one")
+                        .add("#mq :rq")
                         .add("#mt :t");
                     write
                         .value(":old_minute", *old_minute)

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 pub fn thresholds(limits: &Limits, add: Reservation, at: &Windows) -> Result<Thresholds, ApiError> {
     let room = |limit: Option<u64>, amount: u64| limit.map(|l| l.checked_sub(amount));
     let thresholds = Thresholds {
-        requests: room(limits.requests_per_minute, 1).flatten(),
+        requests: room(limits.requests_per_minute, add.requests).flatten(),
         tokens: room(limits.tokens_per_minute, add.tokens).flatten(),
         day_usd: room(limits.usd_per_day, add.usd).flatten(),
         month_usd: room(limits.usd_per_month, add.usd).flatten(),
@@ -79,7 +79,7 @@ pub fn refusal(limits: &Limits, used: &Counters, add: Reservation, at: &Windows,
                 .not_retryable();
         }
     }
-    let requests_over = over(limits.requests_per_minute, used.requests, 1);
+    let requests_over = over(limits.requests_per_minute, used.requests, add.requests);
     let (kind, limit) = if requests_over {
         ("requests", limits.requests_per_minute.unwrap_or_default())
     } else {
@@ -153,6 +153,7 @@ mod tests {
     }
 
     const ADD: Reservation = Reservation {
+        requests: 1,
         tokens: 100,
         usd: 1_000,
     };
@@ -176,6 +177,7 @@ mod tests {
     fn a_request_over_a_limit_by_itself_is_refused_without_the_table() {
         let at = Windows::at(0);
         let big = Reservation {
+            requests: 1,
             tokens: 2000,
             usd: 1_000,
         };
@@ -192,6 +194,7 @@ mod tests {
             error.message
         );
         let dear = Reservation {
+            requests: 1,
             tokens: 1,
             usd: 6_000_000,
         };

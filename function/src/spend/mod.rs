@@ -44,6 +44,10 @@ pub struct Request<'a> {
     /// `n`, as asked.
     pub choices: Option<u64>,
     pub upstream_model: &'a str,
+    /// A further attempt of a request already counted (a failover after an attempt that
+    /// may have been billed): its tokens and spend are reserved again, but it is still
+    /// one request against `requests_per_minute`.
+    pub again: bool,
 }
 
 impl Spend {
@@ -88,6 +92,7 @@ impl Spend {
             price,
         );
         let add = Reservation {
+            requests: u64::from(!request.again),
             tokens: worst.tokens(),
             usd: worst.usd,
         };
@@ -287,6 +292,7 @@ mod tests {
             output_tokens: Some(10),
             choices: None,
             upstream_model: "gpt-4o-mini",
+            again: false,
         };
         let log = LogHandle::default();
         let refused = spend.reserve(Some(&key), None, request, &log).await.unwrap_err();

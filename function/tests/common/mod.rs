@@ -363,6 +363,35 @@ where
     format!("http://{address}/v1")
 }
 
+/// A raw-socket upstream: for each connection, reads the whole request, writes `answer`
+/// (nothing, a head alone, a head and part of a body), then holds the connection for
+/// `hold` and closes it. Returns its base URL and how many connections it accepted.
+pub async fn raw_upstream(
+    answer: &'static str,
+    hold: Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            socket.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = socket.into_split();
+                read_request(&mut reader).await;
+                let _ = writer.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(hold).await;
+            });
+        }
+    });
+    (base, accepted)
+}
+
 /// A raw-socket SSE upstream for one request. It answers with the head and the first
 /// event at once, waits for `go`, then writes the other `events - 1` events `interval`
 /// apart and `[DONE]`, watching the socket all the while: when the proxy hangs up, it

@@ -174,9 +174,7 @@ fn serves(endpoint: Endpoint, provider: Provider, upstream_model: &str) -> bool 
     match (provider, endpoint) {
         (Provider::OpenAi, _) | (Provider::Bedrock, Endpoint::ChatCompletions) => true,
         (Provider::Bedrock, Endpoint::Embeddings) => {
-            let base = upstream_model.rsplit('/').next().unwrap_or(upstream_model);
-            base.split('.')
-                .any(|part| part == "titan-embed-text-v1" || part.starts_with("titan-embed-text-v2"))
+            bedrock::embeddings::titan_version(upstream_model).is_some()
         }
         (Provider::Bedrock, Endpoint::Responses) => false,
     }

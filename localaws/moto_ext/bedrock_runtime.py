@@ -47,6 +47,8 @@ _KNOWN = re.compile(r"^(?:(?:us|eu|apac|us-gov|jp|au|ca|global)\.)?(amazon\.(nov
 _STATUS = {
     "ValidationException": 400,
     "AccessDeniedException": 403,
+    "MissingAuthenticationTokenException": 403,
+    "InvalidSignatureException": 403,
     "ResourceNotFoundException": 404,
     "ModelTimeoutException": 408,
     "ThrottlingException": 429,
@@ -215,21 +217,56 @@ def _frames(answer: dict[str, Any]) -> Iterable[bytes]:
     yield event("metadata", {"usage": answer["usage"], "metrics": {"latencyMs": 5}})
 
 
+def _malformed(detail: str) -> BedrockError:
+    """Bedrock's answer to a body its model's JSON schema refuses."""
+    return BedrockError("ValidationException", f"Malformed input request: {detail}, please reformat your input and try again.")
+
+
 def _embedding(model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Titan text embeddings as AWS documents them: v2 takes `inputText`, `dimensions`
+    (256, 512, 1024), `normalize` and `embeddingTypes`; v1 (G1) takes `inputText` alone
+    and answers 1536 floats. Any other key is refused, as Bedrock's schema does."""
     if "titan-embed-text" not in model:
         raise BedrockError("ValidationException", "The provided model identifier is invalid.")
+    v2 = "titan-embed-text-v2" in model
+    allowed = {"inputText", "dimensions", "normalize", "embeddingTypes"} if v2 else {"inputText"}
+    for key in body:
+        if key not in allowed:
+            raise _malformed(f"extraneous key [{key}] is not permitted")
     text = body.get("inputText")
     if not isinstance(text, str) or not text:
-        raise BedrockError("ValidationException", "Malformed input request: #/inputText: expected type: String, found: Null, please reformat your input and try again.")
-    dimensions = body.get("dimensions", 1024 if "v2" in model else 1536)
-    if "v2" in model and dimensions not in (256, 512, 1024):
-        raise BedrockError("ValidationException", "Malformed input request: #/dimensions: 300 is not a valid enum value, please reformat your input and try again.")
+        raise _malformed("#/inputText: expected type: String, found: Null")
+    dimensions = body.get("dimensions", 1024) if v2 else 1536
+    if dimensions not in (256, 512, 1024, 1536) or (v2 and dimensions == 1536):
+        raise _malformed(f"#/dimensions: {dimensions} is not a valid enum value")
     seed = hashlib.sha256(text.encode()).digest()
     vector = [((seed[i % 32] + i) % 256) / 255.0 - 0.5 for i in range(dimensions)]
     if body.get("normalize", True):
         norm = math.sqrt(sum(v * v for v in vector)) or 1.0
         vector = [v / norm for v in vector]
-    return {"embedding": vector, "inputTextTokenCount": _tokens(text)}
+    answer: dict[str, Any] = {"embedding": vector, "inputTextTokenCount": _tokens(text)}
+    if v2:
+        answer["embeddingsByType"] = {"float": vector}
+    return answer
+
+
+def _check_signature(environ: dict[str, Any]) -> None:
+    """What AWS checks before Bedrock sees a call: a SigV4 signature scoped to the
+    `bedrock` service (a client signing for another service is refused here)."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if not authorization:
+        raise BedrockError("MissingAuthenticationTokenException", "Missing Authentication Token")
+    scope = re.search(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request", authorization)
+    if not scope or scope["service"] != "bedrock":
+        found = scope["service"] if scope else "none"
+        raise BedrockError("InvalidSignatureException", f"Credential should be scoped to correct service: 'bedrock'. (found: '{found}')")
+
+
+def _raw_path(environ: dict[str, Any]) -> str:
+    """The path as the client sent it: WSGI's PATH_INFO is decoded, so an ARN's `%2F`
+    would split the model id; werkzeug keeps the request line in RAW_URI."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    return raw.split("?", 1)[0]
 
 
 # ----------------------------------------------------------------- WSGI
@@ -254,10 +291,14 @@ def handle(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]
             if method == "DELETE":
                 _calls.clear()
             return _json(start_response, 200, list(_calls))
-    match = ROUTE.match(path)
+    match = ROUTE.match(_raw_path(environ))
     if not match or method != "POST":
         return None
     model, operation = urllib.parse.unquote(match["model"]), match["operation"]
+    try:
+        _check_signature(environ)
+    except BedrockError as error:
+        return _error(start_response, error)
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length else b""
     try:

@@ -9,6 +9,7 @@ import binascii
 import json
 import os
 import struct
+import urllib.error
 import urllib.request
 
 import boto3
@@ -109,6 +110,42 @@ def test_titan_embeddings_through_invoke_model(bedrock):
     assert len(body["embedding"]) == 256 and body["inputTextTokenCount"] == 2
     with pytest.raises(botocore.exceptions.ClientError):
         bedrock.invoke_model(modelId="amazon.titan-embed-text-v2:0", body=json.dumps({"inputText": "x", "dimensions": 300}))
+
+
+def test_titan_v1_takes_the_text_alone_as_aws_documents_it(bedrock):
+    answer = bedrock.invoke_model(modelId="amazon.titan-embed-text-v1", body=json.dumps({"inputText": "hello"}))
+    assert len(json.loads(answer["body"].read())["embedding"]) == 1536
+    for extra in ({"normalize": True}, {"dimensions": 256}):
+        with pytest.raises(botocore.exceptions.ClientError, match=f"extraneous key \\[{next(iter(extra))}\\] is not permitted") as raised:
+            bedrock.invoke_model(modelId="amazon.titan-embed-text-v1", body=json.dumps({"inputText": "x", **extra}))
+        assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_an_arn_model_id_arrives_whole_though_its_slash_is_percent_encoded(bedrock):
+    arn = f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL}"
+    answer = bedrock.converse(modelId=arn, messages=user("by arn"))
+    assert answer["output"]["message"]["content"][0]["text"].endswith("by arn")
+    embedded = bedrock.invoke_model(modelId="arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0",
+                                    body=json.dumps({"inputText": "hello"}))
+    assert len(json.loads(embedded["body"].read())["embedding"]) == 1024
+
+
+@pytest.mark.parametrize("authorization, code", [
+    (None, "MissingAuthenticationTokenException"),
+    ("AWS4-HMAC-SHA256 Credential=AKID/20261205/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+     "InvalidSignatureException"),
+])
+def test_a_call_not_signed_for_bedrock_is_refused_before_the_model_sees_it(authorization, code):
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    request = urllib.request.Request(f"{endpoint}/model/{MODEL}/converse", method="POST",
+                                     data=json.dumps({"messages": user("x")}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    if authorization:
+        request.add_header("Authorization", authorization)
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request)
+    assert raised.value.code == 403
+    assert raised.value.headers["x-amzn-ErrorType"].startswith(f"{code}:")
 
 
 def test_calls_are_recorded_for_tests_to_read():

@@ -64,6 +64,19 @@ def test_tool_calls_whole_and_streamed(client):
     assert [json.loads(c.function.arguments) for c in calls] == [{"city": "Paris"}, {"city": "Paris"}]
 
 
+@pytest.mark.parametrize("model, size", [("amazon.titan-embed-text-v2:0", 1024), ("amazon.titan-embed-text-v1", 1536)])
+def test_embeddings_as_the_sdk_asks_by_default_are_titans_floats(client, model, size):
+    # The SDK asks for encoding_format=base64 unless told otherwise, and decodes it.
+    raw = client.embeddings.with_raw_response.create(model=model, input=["one", "two"])
+    assert raw.headers["x-proxy-provider"] == "bedrock"
+    answer = raw.parse()
+    assert [e.index for e in answer.data] == [0, 1] and answer.model == model
+    assert all(len(e.embedding) == size for e in answer.data)
+    floats = client.embeddings.create(model=model, input="one", encoding_format="float")
+    assert floats.data[0].embedding == pytest.approx(answer.data[0].embedding, rel=1e-5)
+    assert answer.usage.prompt_tokens == answer.usage.total_tokens > 0
+
+
 def test_bedrock_as_primary_serves_without_trying_openai(client):
     raw = client.chat.completions.with_raw_response.create(model="amazon.nova-pro-v1:0", messages=ask("native"))
     assert raw.headers["x-proxy-provider"] == "bedrock"

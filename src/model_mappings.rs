@@ -92,6 +92,24 @@ pub fn bedrock_models(mappings: &Map<String, Value>) -> BTreeSet<String> {
 /// The geographic prefixes of Bedrock's cross-region inference profiles.
 const PROFILE_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global."];
 
+/// The foundation model `model` names or routes to, which AWS charges it at: the id in a
+/// foundation-model or system inference-profile ARN, without a cross-region prefix. An
+/// application inference profile's ARN names no model and is returned whole. (The
+/// function prices the same way: `function/src/config/spend.rs`, `price_of`.)
+pub fn priced_as(model: &str) -> &str {
+    let id = match model.strip_prefix("arn:") {
+        Some(arn) => ["foundation-model/", "inference-profile/"]
+            .iter()
+            .find_map(|kind| Some(&arn[arn.find(kind)? + kind.len()..]))
+            .unwrap_or(model),
+        None => model,
+    };
+    PROFILE_PREFIXES
+        .iter()
+        .find_map(|p| id.strip_prefix(p))
+        .unwrap_or(id)
+}
+
 /// The resources `bedrock:InvokeModel` and `bedrock:InvokeModelWithResponseStream` must
 /// name for `models` to be invoked from `region` of `account`, as the Bedrock user guide
 /// has it: a foundation model's ARN (no account); for a cross-region inference profile,

@@ -7,6 +7,7 @@ use crate::aws::Aws;
 use crate::client_keys::{self, ClientKey};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::model_mappings;
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +128,9 @@ fn default_prices() -> Map<String, Value> {
 /// The function refuses, when it loads the secret, a USD limit on a client key that can
 /// reach a model without a price (its spend could not be counted). The same check here
 /// stops the deploy before the secret is written, instead of leaving a proxy that answers
-/// every request with a configuration error. It reads mappings to plain model ids (and an
-/// object mapping's `openai` model); the function's own check at load stays the final word.
+/// every request with a configuration error. It reads every upstream a mapping names
+/// (OpenAI's and Bedrock's, priced as [`model_mappings::priced_as`] says); the function's
+/// own check at load stays the final word.
 pub fn unpriced_usd_limit(value: &Value) -> Result<()> {
     let mut prices = default_prices();
     if let Some(Value::Object(set)) = value.get("prices") {
@@ -147,12 +149,19 @@ pub fn unpriced_usd_limit(value: &Value) -> Result<()> {
         };
         let models = entry.get("models").and_then(Value::as_array);
         let may_use = |model: &str| models.is_none_or(|list| list.iter().any(|m| m == model));
-        let unpriced = mappings.iter().find_map(|(model, target)| {
-            let upstream = target
-                .as_str()
-                .or_else(|| target.get("openai").and_then(Value::as_str))?;
-            (may_use(model) && !prices.contains_key(upstream)).then_some((model, upstream))
-        });
+        let priced = |up: &str| prices.contains_key(up) || prices.contains_key(model_mappings::priced_as(up));
+        let unpriced = mappings
+            .iter()
+            .filter(|(model, _)| may_use(model))
+            .find_map(|(model, target)| {
+                let upstreams = [
+                    target.as_str(),
+                    target.get("openai").and_then(Value::as_str),
+                    target.get("bedrock").and_then(Value::as_str),
+                ];
+                let upstream = upstreams.into_iter().flatten().find(|up| !priced(up))?;
+                Some((model, upstream))
+            });
         if let Some((model, upstream)) = unpriced {
             let client = entry
                 .get("name")

@@ -178,3 +178,51 @@ fn a_usd_limit_on_an_unpriced_model_is_refused_by_both_crates_and_the_deployer_r
     ProxyConfig::from_json(&by_hand.to_string(), DEFAULT_OPENAI_BASE_URL).unwrap();
     secret::unpriced_usd_limit(&by_hand).unwrap();
 }
+
+/// A USD limit needs a price for every model its key can reach, through either provider:
+/// the deployer's check refuses exactly the secrets the function would refuse at load,
+/// and lets through the ones it reads (prices of Bedrock profiles and ARNs are
+/// their foundation model's).
+#[test]
+fn the_deployer_refuses_an_unpriced_usd_limit_exactly_when_the_function_would() {
+    for (mapping, priced) in [
+        (r#""gpt-4o-mini""#, true),
+        (r#""gpt-9-unpriced""#, false),
+        (
+            r#"{"openai":"gpt-4o-mini","bedrock":"us.amazon.nova-lite-v1:0"}"#,
+            true,
+        ),
+        (
+            r#"{"openai":"gpt-4o-mini","bedrock":"anthropic.claude-unpriced-v1:0"}"#,
+            false,
+        ),
+        (
+            r#"{"bedrock":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0"}"#,
+            true,
+        ),
+        (
+            r#"{"bedrock":"arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.amazon.nova-micro-v1:0"}"#,
+            true,
+        ),
+        (
+            r#"{"bedrock":"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"}"#,
+            false,
+        ),
+    ] {
+        let mut secret = secret::desired(None, &config(&[("OPENAI_API_KEY", OPENAI_KEY)])).unwrap();
+        secret["model_mappings"] =
+            serde_json::json!({"m": serde_json::from_str::<serde_json::Value>(mapping).unwrap()});
+        secret["client_api_keys"] = serde_json::json!([
+            {"name": "web-app", "sha256": "cd".repeat(32), "limits": {"usd_per_month": 50}}
+        ]);
+        let deployer = secret::unpriced_usd_limit(&secret);
+        let function = ProxyConfig::from_json(&secret.to_string(), DEFAULT_OPENAI_BASE_URL);
+        assert_eq!(
+            (deployer.is_ok(), function.is_ok()),
+            (priced, priced),
+            "{mapping}: deployer {:?}, function {:?}",
+            deployer.err().map(|e| e.to_string()),
+            function.err().map(|e| e.to_string())
+        );
+    }
+}

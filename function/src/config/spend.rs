@@ -74,12 +74,24 @@ pub type Prices = BTreeMap<String, Price>;
 /// The geographic prefixes of Bedrock's cross-region inference profiles.
 const PROFILE_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global."];
 
-/// The price of `model`: its own entry, else (a Bedrock inference profile such as
-/// `us.amazon.nova-lite-v1:0`) the entry of the model it routes to, which AWS charges
-/// at the same price.
+/// The price of `model`: its own entry, else the entry of the foundation model it names
+/// or routes to, which AWS charges at the same price: a Bedrock ARN of a foundation
+/// model or of a system inference profile (`arn:aws:bedrock:…:foundation-model/<id>`,
+/// `…:inference-profile/<id>`), and a cross-region profile such as
+/// `us.amazon.nova-lite-v1:0`. An application inference profile's ARN names no model:
+/// it is priced by its own entry only.
 pub fn price_of<'a>(prices: &'a Prices, model: &str) -> Option<&'a Price> {
     prices.get(model).or_else(|| {
-        let base = PROFILE_PREFIXES.iter().find_map(|p| model.strip_prefix(p))?;
+        let id = match model.strip_prefix("arn:") {
+            Some(arn) => ["foundation-model/", "inference-profile/"]
+                .iter()
+                .find_map(|kind| Some(&arn[arn.find(kind)? + kind.len()..]))?,
+            None => model,
+        };
+        let base = PROFILE_PREFIXES
+            .iter()
+            .find_map(|p| id.strip_prefix(p))
+            .unwrap_or(id);
         prices.get(base)
     })
 }
@@ -256,6 +268,20 @@ mod tests {
             3_200_000
         );
         assert_eq!(price_of(&prices, "us.gpt-9"), None);
+    }
+
+    #[test]
+    fn a_bedrock_arn_is_priced_as_the_foundation_model_it_names() {
+        let prices = default_prices();
+        let nova = prices.get("amazon.nova-lite-v1:0");
+        for arn in [
+            "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0",
+        ] {
+            assert_eq!(price_of(&prices, arn), nova, "{arn}");
+        }
+        let app = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3";
+        assert_eq!(price_of(&prices, app), None);
     }
 
     #[test]

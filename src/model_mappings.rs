@@ -113,13 +113,21 @@ pub fn priced_as(model: &str) -> &str {
 /// The resources `bedrock:InvokeModel` and `bedrock:InvokeModelWithResponseStream` must
 /// name for `models` to be invoked from `region` of `account`, as the Bedrock user guide
 /// has it: a foundation model's ARN (no account); for a cross-region inference profile,
-/// the profile's ARN and the foundation model in every region the profile may route to
-/// (hence the `*` region); an ARN as given.
+/// by id or ARN, the profile's ARN and the foundation model in every region the profile
+/// may route to (hence the `*` region); any other ARN as given.
 pub fn bedrock_arns(models: &BTreeSet<String>, partition: &str, region: &str, account: &str) -> Vec<String> {
     let mut arns = BTreeSet::new();
     for model in models {
         if model.starts_with("arn:") {
             arns.insert(model.clone());
+            // A system cross-region profile's ARN routes to its model in other regions
+            // too; an application profile's models are not in its ARN (see docs/api.md).
+            if model.contains(":inference-profile/") {
+                arns.insert(format!(
+                    "arn:{partition}:bedrock:*::foundation-model/{}",
+                    priced_as(model)
+                ));
+            }
         } else if let Some(base) = PROFILE_PREFIXES.iter().find_map(|p| model.strip_prefix(p)) {
             arns.insert(format!(
                 "arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}"
@@ -196,14 +204,16 @@ mod tests {
     #[test]
     fn bedrock_is_granted_on_the_named_models_only_and_a_profile_on_every_region_it_routes_to() {
         let models = bedrock_models(&map(
-            r#"{"a":"gpt-4o-mini","b":{"openai":"gpt-4o","bedrock":"us.amazon.nova-pro-v1:0"},"c":{"bedrock":"amazon.nova-lite-v1:0"},"d":{"bedrock":"arn:aws:bedrock:us-east-1:1:application-inference-profile/x"}}"#,
+            r#"{"a":"gpt-4o-mini","b":{"openai":"gpt-4o","bedrock":"us.amazon.nova-pro-v1:0"},"c":{"bedrock":"amazon.nova-lite-v1:0"},"d":{"bedrock":"arn:aws:bedrock:us-east-1:1:application-inference-profile/x"},"e":{"bedrock":"arn:aws:bedrock:us-east-1:1:inference-profile/eu.amazon.nova-micro-v1:0"}}"#,
         ));
         assert_eq!(
             bedrock_arns(&models, partition("us-east-1"), "us-east-1", "123456789012"),
             [
+                "arn:aws:bedrock:*::foundation-model/amazon.nova-micro-v1:0",
                 "arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0",
                 "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
                 "arn:aws:bedrock:us-east-1:1:application-inference-profile/x",
+                "arn:aws:bedrock:us-east-1:1:inference-profile/eu.amazon.nova-micro-v1:0",
                 "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
             ]
         );

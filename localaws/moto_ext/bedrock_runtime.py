@@ -121,9 +121,15 @@ def _validate(body: dict[str, Any]) -> None:
     uses_tools = any("toolUse" in b or "toolResult" in b for m in messages for b in m.get("content", []))
     if uses_tools and not body.get("toolConfig"):
         raise BedrockError("ValidationException", "The toolConfig field must be defined when using toolUse and toolResult content blocks.")
-    for m in messages:
+    for i, m in enumerate(messages):
         if m.get("role") == "assistant" and any("toolResult" in b for b in m.get("content", [])):
             raise BedrockError("ValidationException", "The toolResult content block is only valid in a user message.")
+        if not m.get("content"):
+            raise BedrockError("ValidationException", f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object to the content field and try again.")
+        for j, block in enumerate(m["content"]):
+            # Blank means whitespace too, as Bedrock's users report it.
+            if "text" in block and not block["text"].strip():
+                raise BedrockError("ValidationException", f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank. Add text to the text field, and try again.")
     max_tokens = body.get("inferenceConfig", {}).get("maxTokens")
     if max_tokens is not None and max_tokens < 1:
         raise BedrockError("ValidationException", "The maximum tokens you requested must be at least 1.")

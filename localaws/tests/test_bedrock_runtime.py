@@ -104,6 +104,15 @@ def test_conversations_must_start_with_the_user_and_alternate(bedrock):
         bedrock.converse(modelId="gpt-4o-mini", messages=user("x"))
 
 
+def test_blank_text_and_empty_messages_are_refused_naming_where(bedrock):
+    for text in ("", "  \n"):
+        with pytest.raises(botocore.exceptions.ClientError, match=r"messages\.0\.content\.1 is blank") as raised:
+            bedrock.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "hi"}, {"text": text}]}])
+        assert raised.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError, match=r"messages\.0 is empty"):
+        bedrock.converse(modelId=MODEL, messages=[{"role": "user", "content": []}])
+
+
 def test_titan_embeddings_through_invoke_model(bedrock):
     answer = bedrock.invoke_model(modelId="amazon.titan-embed-text-v2:0", body=json.dumps({"inputText": "hello", "dimensions": 256}))
     body = json.loads(answer["body"].read())

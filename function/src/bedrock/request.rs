@@ -153,7 +153,8 @@ fn refuse_unsupported(body: &Value) -> Result<(), ApiError> {
 fn texts(content: Option<&Value>, at: &str) -> Result<Vec<String>, ApiError> {
     match content {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        // Converse refuses a blank text block, whitespace included; OpenAI takes one.
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(parts)) => parts
             .iter()
@@ -167,7 +168,7 @@ fn texts(content: Option<&Value>, at: &str) -> Result<Vec<String>, ApiError> {
                     )),
                 },
             )
-            .filter(|t| t.as_ref().map_or(true, |t| !t.is_empty()))
+            .filter(|t| t.as_ref().map_or(true, |t| !t.trim().is_empty()))
             .collect(),
         Some(_) => Err(invalid(
             at,
@@ -186,7 +187,7 @@ fn user_content(content: Option<&Value>, at: &str) -> Result<Vec<ContentBlock>, 
         let at = format!("{at}[{j}]");
         match part.get("type").and_then(Value::as_str) {
             Some("text") => match part.get("text") {
-                Some(Value::String(text)) if text.is_empty() => {}
+                Some(Value::String(text)) if text.trim().is_empty() => {}
                 Some(Value::String(text)) => blocks.push(ContentBlock::Text(text.clone())),
                 _ => {
                     return Err(invalid(
@@ -437,6 +438,27 @@ mod tests {
             "Hi and again in one turn"
         );
         assert_eq!(conversation.messages[1].content().len(), 2);
+    }
+
+    /// Converse refuses a blank text block ("The text field in the ContentBlock object at
+    /// messages.0.content.1 is blank"), whitespace included; OpenAI takes them.
+    #[test]
+    fn blank_texts_are_left_out_and_a_turn_of_nothing_else_with_them() {
+        let conversation = conversation(&json!({"model": "m", "messages": [
+            {"role": "system", "content": " "},
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": " \n"}]},
+            {"role": "assistant", "content": "\t"},
+            {"role": "user", "content": "again"},
+        ]}))
+        .unwrap();
+        assert!(conversation.system.is_empty());
+        assert_eq!(roles(&conversation), ["user"]);
+        let texts: Vec<_> = conversation.messages[0]
+            .content()
+            .iter()
+            .map(|b| b.as_text().unwrap().as_str())
+            .collect();
+        assert_eq!(texts, ["Hi", "again"]);
     }
 
     #[test]

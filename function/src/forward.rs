@@ -107,6 +107,8 @@ pub async fn forward(
             !matches!(app.bedrock.breaker().state(), BreakerState::Closed { .. }),
         );
     };
+    // The failure of the provider before, while another is tried.
+    let mut earlier: Option<ApiError> = None;
     for (i, &(provider, upstream_model)) in providers.iter().enumerate() {
         let last = i + 1 == providers.len();
         {
@@ -127,6 +129,7 @@ pub async fn forward(
             Provider::OpenAi => attempt.openai(upstream_model, this_hold).await,
             Provider::Bedrock => attempt.bedrock(upstream_model, this_hold).await,
         };
+        let refused = matches!(served, Served::Refused { .. });
         match served {
             Served::Answer(mut response) => {
                 note_breakers();
@@ -139,23 +142,30 @@ pub async fn forward(
                 note_breakers();
                 return Err(error);
             }
-            Served::FailOver { error, hold: kept } => {
-                if last {
-                    note_breakers();
-                    if let Some(kept) = kept {
-                        kept.release().await;
-                    }
-                    return Err(error);
+            Served::FailOver { error, hold: kept } | Served::Refused { error, hold: kept } if last => {
+                note_breakers();
+                if let Some(kept) = kept {
+                    kept.release().await;
                 }
+                // A request the last provider cannot take as asked, after the one before
+                // failed: the failure is the answer (retrying may find it back), not a
+                // 400 for what the client's own API accepts.
+                return Err(match (refused, earlier) {
+                    (true, Some(earlier)) => earlier,
+                    _ => error,
+                });
+            }
+            Served::FailOver { error, hold: kept } | Served::Refused { error, hold: kept } => {
                 tracing::warn!(
                     model = %model,
                     from = provider.as_str(),
                     status = error.status.as_u16(),
                     code = error.code.as_deref().unwrap_or(""),
-                    "primary provider failed; failing over"
+                    "primary provider failed or cannot take the request; failing over"
                 );
                 log.lock().unwrap_or_else(|p| p.into_inner()).failed_over_from = Some(provider.as_str());
                 hold = kept;
+                earlier = Some(error);
             }
         }
     }
@@ -189,6 +199,11 @@ enum Served {
     /// The provider failed for reasons that are not the client's, before any byte went
     /// out: the other provider may serve it. `hold` comes back when nothing was billed.
     FailOver { error: ApiError, hold: Option<Hold> },
+    /// Bedrock cannot take the request as asked (what the proxy cannot translate, or its
+    /// ValidationException), though OpenAI's API, the one the client speaks, may: OpenAI
+    /// is asked when it is next; `error` is the answer when no provider is left. Nothing
+    /// was billed.
+    Refused { error: ApiError, hold: Option<Hold> },
 }
 
 /// Bedrock's answer: whole, or a stream whose first event has arrived.
@@ -397,12 +412,7 @@ impl Attempt<'_> {
                 self.config.timeouts.stream_idle,
                 self.app.settings.stream_keep_alive,
             )))),
-            Err(bedrock::Failure::Client(error)) => {
-                if let Some(hold) = hold {
-                    hold.release().await;
-                }
-                Served::Final(error)
-            }
+            Err(bedrock::Failure::Client(error)) => Served::Refused { error, hold },
             Err(bedrock::Failure::Unavailable(error)) => Served::FailOver { error, hold },
         }
     }

@@ -210,20 +210,60 @@ async fn bedrock_as_primary_serves_natively_and_its_throttling_fails_over_to_ope
     assert_eq!(throttled.json()["model"], MODEL);
 }
 
+/// OpenAI's API is the one the client speaks: what Bedrock cannot take as asked (its
+/// ValidationException, or what the proxy cannot translate) goes to OpenAI when OpenAI is
+/// next, and after OpenAI failed, OpenAI's failure is the answer, not a 400 for a request
+/// OpenAI accepts. With Bedrock alone, Bedrock's refusal is the answer.
 #[tokio::test]
-async fn bedrocks_validation_error_is_the_clients_and_never_goes_to_openai() {
-    let openai = healthy_openai(0).await;
+async fn what_bedrock_cannot_take_goes_to_openai_and_never_hides_openais_outage() {
+    let openai = healthy_openai(2).await;
     let h = proxy(&openai, "bedrock").await;
-    let reply = h.chat(chat("bad [[bedrock:error=ValidationException]]")).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
-    assert_eq!(reply.error()["type"], "invalid_request_error");
-    // What Bedrock cannot take is refused before any call, naming the parameter.
+    let refused = h.chat(chat("bad [[bedrock:error=ValidationException]]")).await;
+    served(&refused, "openai");
     let mut asks_two = chat("two please");
     asks_two["n"] = 2.into();
-    let reply = h.chat(asks_two).await;
+    served(&h.chat(asks_two.clone()).await, "openai");
+
+    let down = openai_answering(
+        ResponseTemplate::new(503)
+            .set_body_json(json!({"error": {"message": "overloaded", "type": "server_error"}})),
+        3,
+    )
+    .await;
+    let reply = proxy(&down, "openai").await.chat(asks_two.clone()).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text());
+    assert_eq!(reply.error()["message"], "overloaded", "OpenAI's own error");
+
+    let mut config = config_json("http://127.0.0.1:9/v1");
+    config["model_mappings"][MODEL] = json!({"bedrock": format!("us.{MODEL}")});
+    let (app, logs) = bedrock_app(config, Settings::default()).await;
+    let alone = Harness::over(app, logs).chat(asks_two).await;
     assert_eq!(
-        (reply.status, reply.error()["param"].as_str()),
+        (alone.status, alone.error()["param"].as_str()),
         (StatusCode::BAD_REQUEST, Some("n"))
+    );
+}
+
+/// Bedrock's word that the model is not set up (not enabled, not granted, an id it
+/// cannot invoke on demand) is the operator's, fails over, and leaves Bedrock's breaker
+/// closed for the models that are set up.
+#[tokio::test]
+async fn a_model_bedrock_cannot_serve_fails_over_without_opening_bedrocks_breaker() {
+    let openai = healthy_openai(6).await;
+    let h = proxy(&openai, "bedrock").await;
+    for error in [
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ValidationException:Invocation of model ID amazon.nova-lite-v1:0 with on-demand throughput isn't supported.",
+    ] {
+        for _ in 0..2 {
+            let reply = h.chat(chat(&format!("x [[bedrock:error={error}]]"))).await;
+            served(&reply, "openai");
+        }
+    }
+    assert!(
+        h.app.bedrock.breaker().try_acquire().is_ok(),
+        "Bedrock's breaker opened"
     );
 }
 

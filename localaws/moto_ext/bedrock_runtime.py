@@ -12,7 +12,8 @@ The model answers deterministically, from the last user message:
 - the text `Echo: <text>`, in several deltas, frames paced 20 ms apart; `maxTokens` cuts it (stop `max_tokens`);
 - `[[bedrock:tool]]` calls the first tool of `toolConfig` (`[[bedrock:tool2]]` twice),
   with an input made from its schema's string properties (`"Paris"`);
-- `[[bedrock:error=<ExceptionName>]]` fails the call with that error before any byte;
+- `[[bedrock:error=<ExceptionName>]]` (or `=<ExceptionName>:<message>`) fails the call
+  with that error before any byte;
   `[[bedrock:stream-error=<exceptionName>]]` sends one delta, then that exception frame;
 - `[[bedrock:slow=<seconds>]]` waits that long before answering.
 
@@ -155,8 +156,8 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
     prompt = " ".join(_texts(last.get("content", [])))
     directives = dict(re.findall(r"\[\[bedrock:([a-z0-9-]+)(?:=([^\]]*))?\]\]", prompt))
     if "error" in directives:
-        name = directives["error"] or "InternalServerException"
-        raise BedrockError(name, f"{name} from the emulator's model, as asked.")
+        name, _, message = (directives["error"] or "InternalServerException").partition(":")
+        raise BedrockError(name, message or f"{name} from the emulator's model, as asked.")
     if "slow" in directives:
         time.sleep(float(directives["slow"] or 1))
     clean = re.sub(r"\s*\[\[bedrock:[^\]]*\]\]\s*", " ", prompt).strip()

@@ -55,8 +55,9 @@ impl Default for Bedrock {
 /// Why Bedrock did not answer.
 #[derive(Debug)]
 pub enum Failure {
-    /// The request is the client's to fix (Bedrock's ValidationException, or what the
-    /// proxy cannot send it): answered as it is, never served by the other provider.
+    /// Bedrock cannot take the request as asked (its ValidationException, or what the
+    /// proxy cannot send it): the client's to fix when Bedrock is the only provider left;
+    /// OpenAI, whose API the client speaks, may still take it.
     Client(ApiError),
     /// Bedrock could not serve it (throttled, failing, unreachable, slow, or not set up
     /// for this model): the other provider may.
@@ -170,16 +171,43 @@ fn open(retry_after: Duration) -> Failure {
 }
 
 /// A failure counts against the breaker when it says Bedrock is unwell; the client's
-/// mistakes and Bedrock's word that the model is not set up say nothing of its health.
+/// mistakes and Bedrock's word that the model is not set up say nothing of its health
+/// (one model not enabled must not stop failover to every other).
 fn report(permit: crate::breaker::Permit<'_>, failure: &Failure) {
     match failure {
         Failure::Unavailable(error)
-            if error.status.is_server_error() || error.status == StatusCode::TOO_MANY_REQUESTS =>
+            if (error.status.is_server_error() || error.status == StatusCode::TOO_MANY_REQUESTS)
+                && error.code.as_deref() != Some(NOT_SET_UP) =>
         {
             permit.failed();
         }
         _ => drop(permit),
     }
+}
+
+/// The code of Bedrock's refusals that are the operator's to fix: the model not enabled,
+/// not granted, or not invocable on demand.
+const NOT_SET_UP: &str = "upstream_configuration";
+
+/// ValidationException messages that are about the model id the operator mapped, not the
+/// client's request: "The provided model identifier is invalid.", "Invocation of model ID
+/// … with on-demand throughput isn't supported. Retry your request with the ID or ARN of
+/// an inference profile that contains this model."
+fn names_the_model(message: &str) -> bool {
+    message.contains("model identifier is invalid") || message.contains("on-demand throughput")
+}
+
+fn not_set_up(message: &str) -> Failure {
+    Failure::Unavailable(ApiError::server(
+        StatusCode::BAD_GATEWAY,
+        NOT_SET_UP,
+        format!(
+            "Amazon Bedrock cannot serve this model for the proxy ({message}). The operator must enable the model in the \
+             account and region (Bedrock console, Model access), map it by the id Bedrock invokes it by (a cross-region \
+             profile such as us.<model id> where on-demand calls are not supported) and deploy with MODEL_MAPPINGS naming \
+             it, which grants the function bedrock:InvokeModel on it."
+        ),
+    ))
 }
 
 /// `call` within the deadline; its SDK error classified.
@@ -221,6 +249,7 @@ where
     let message = service.message().unwrap_or("no message").to_owned();
     tracing::warn!(code = service.code().unwrap_or("unknown"), message = %message, "Amazon Bedrock refused the request");
     match service.code() {
+        Some("ValidationException") if names_the_model(&message) => not_set_up(&message),
         Some("ValidationException") => Failure::Client(ApiError::invalid_request(format!(
             "Amazon Bedrock refused the request: {message}"
         ))),
@@ -232,15 +261,7 @@ where
             )
             .with_retry_after(Duration::from_secs(1)),
         ),
-        Some("AccessDeniedException" | "ResourceNotFoundException") => Failure::Unavailable(ApiError::server(
-            StatusCode::BAD_GATEWAY,
-            "upstream_configuration",
-            format!(
-                "Amazon Bedrock cannot serve this model for the proxy ({message}). The operator must enable the model in the \
-                 account and region (Bedrock console, Model access) and deploy with MODEL_MAPPINGS naming it, which grants \
-                 the function bedrock:InvokeModel on it."
-            ),
-        )),
+        Some("AccessDeniedException" | "ResourceNotFoundException") => not_set_up(&message),
         Some("ModelTimeoutException") => Failure::Unavailable(
             ApiError::server(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Amazon Bedrock's model timed out. Retry shortly.")
                 .not_retryable(),

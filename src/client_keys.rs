@@ -5,8 +5,10 @@
 //! [name=]key[;limit=value]...
 //! ```
 //!
-//! - `name=key` names a key when `name` is letters, digits, `.`, `_` or `-`; any other
-//!   text before the first `=` belongs to the key (base64 keys end in `=`).
+//! - `name=key` names a key when `name` is letters, digits, `.`, `_`, `-`, `:` or `@`
+//!   (the function's names, at most 64 characters); any other text before the first `=`
+//!   belongs to the key, and so does an `=` followed by nothing but `=` (a base64 key's
+//!   padding, as in `QUJD...WVo=`).
 //! - Limits are the trailing `;limit=value` parts whose `limit` is written like a limit
 //!   name (lowercase letters, digits and `_`): read from the end of the line, each such
 //!   part is a limit, and the first part from the end that is not ends them. A key that
@@ -177,7 +179,7 @@ pub fn lines(raw: &str) -> impl Iterator<Item = Line<'_>> {
     raw.lines().map(str::trim).filter(|l| !l.is_empty()).map(|text| {
         let (named, limits) = split_limits(text);
         let (name, key) = match named.split_once('=') {
-            Some((name, key)) if is_name(name) => (Some(name), key),
+            Some((name, key)) if is_name(name) && !key.bytes().all(|b| b == b'=') => (Some(name), key),
             _ => (None, named),
         };
         Line {
@@ -220,12 +222,20 @@ pub fn first_key(raw: &str) -> Option<&str> {
 /// The keys, checked and digested, with their limits. A problem names the line and the
 /// limit, never the key.
 pub fn digests(raw: &str) -> Result<Vec<ClientKey>, String> {
-    raw.lines()
+    let keys = raw
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .zip(lines(raw))
         .map(|((i, _), line)| {
             let n = i + 1;
+            if let Some(name) = line.name
+                && name.len() > MAX_NAME_LEN
+            {
+                return Err(format!(
+                    "CLIENT_API_KEYS line {n}: a client name is at most {MAX_NAME_LEN} characters (it becomes a log field and a metric dimension): shorten it"
+                ));
+            }
             if line.key.len() < MIN_LEN || !line.key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(format!(
                     "CLIENT_API_KEYS line {n}: a client key must be at least {MIN_LEN} printable characters without spaces (e.g. the output of `openssl rand -hex 32`, or `name=<key>` to name it)"
@@ -234,16 +244,32 @@ pub fn digests(raw: &str) -> Result<Vec<ClientKey>, String> {
             let limits = parse_limits(line.limits, n)?;
             if !limits.is_empty() && line.name.is_none() {
                 return Err(format!(
-                    "CLIENT_API_KEYS line {n}: limits need a named key, since the proxy counts usage by name: write `name=<key>;<limits>`, e.g. `web-app=<key>;usd_per_month=50` (a name is letters, digits, `.`, `_` or `-`)"
+                    "CLIENT_API_KEYS line {n}: limits need a named key, since the proxy counts usage by name: write `name=<key>;<limits>`, e.g. `web-app=<key>;usd_per_month=50` (a name is up to 64 letters, digits, `.`, `_`, `-`, `:` or `@`)"
                 ));
             }
-            Ok(ClientKey {
+            Ok((n, ClientKey {
                 name: line.name.map(str::to_owned),
                 sha256: sha256_hex(line.key),
                 limits,
-            })
+            }))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    // One name, one key; one key, one client: a second line would silently win.
+    for (j, (n, key)) in keys.iter().enumerate() {
+        for (m, earlier) in &keys[..j] {
+            if earlier.sha256 == key.sha256 {
+                return Err(format!(
+                    "CLIENT_API_KEYS line {n}: the same key as line {m}: give each client its own key"
+                ));
+            }
+            if key.name.is_some() && earlier.name == key.name {
+                return Err(format!(
+                    "CLIENT_API_KEYS lines {m} and {n} name the same client: give each client one line (a rotated key replaces the old one's line)"
+                ));
+            }
+        }
+    }
+    Ok(keys.into_iter().map(|(_, key)| key).collect())
 }
 
 /// The `;limit=value` parts of a line (already limit-shaped by [`split_limits`]).
@@ -310,11 +336,16 @@ fn sha256_hex(key: &str) -> String {
         .collect()
 }
 
-fn is_name(name: &str) -> bool {
+/// The longest client name the function takes (a log field, a metric dimension value).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Written like a client name: the function's characters (its length is checked apart,
+/// so that a name too long is refused rather than read as part of the key).
+pub fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'@'))
 }
 
 #[cfg(test)]
@@ -355,6 +386,28 @@ mod tests {
             first_key("\n web-app=0123456789abcdef0123;usd_per_day=5\nother-key-0123456789"),
             Some(KEY)
         );
+    }
+
+    /// `openssl rand -base64 32` ends in `=`; about a quarter of its keys hold no `+` or
+    /// `/`, and so look like `name=` with an empty key.
+    #[test]
+    fn a_base64_keys_padding_is_part_of_the_key_and_names_take_the_functions_characters() {
+        let padded = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=";
+        let named = format!("web={padded}");
+        let twice = "QUJDREVGR0hJSktMTU5PUFFSU1RVVlc==";
+        for (text, name, key) in [
+            (padded, None, padded),
+            (twice, None, twice),
+            (&named, Some("web"), padded),
+        ] {
+            let found = digests(text).unwrap();
+            assert_eq!(found, [super::tests::key(name, key, Limits::default())], "{text}");
+        }
+        let [key] = digests(&format!("alice@corp:ops={KEY}"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(key.name.as_deref(), Some("alice@corp:ops"));
     }
 
     #[test]
@@ -442,6 +495,18 @@ mod tests {
             (
                 format!("{KEY};usd_per_day=5"),
                 "CLIENT_API_KEYS line 1: limits need a named key",
+            ),
+            (
+                format!("{}={KEY}", "n".repeat(65)),
+                "CLIENT_API_KEYS line 1: a client name is at most 64 characters",
+            ),
+            (
+                format!("web={KEY}\nweb={KEY}9"),
+                "CLIENT_API_KEYS lines 1 and 2 name the same client",
+            ),
+            (
+                format!("a={KEY}\n\nb={KEY};usd_per_month=5"),
+                "CLIENT_API_KEYS line 3: the same key as line 1",
             ),
         ];
         for (text, expected) in cases {

@@ -83,11 +83,23 @@ fn merge_client_keys(existing: Option<&Value>, keys: &[ClientKey]) -> Value {
         if let Some(at) = listed {
             // Limits only come with a name (client_keys refuses them on a bare key).
             if let (Some(limits), Some(name)) = (limits, &key.name) {
-                match &mut list[at] {
-                    Value::Object(entry) => {
+                if let Value::Object(entry) = &mut list[at] {
+                    entry.insert("limits".into(), limits);
+                    continue;
+                }
+                // A bare digest given a name: the entry of that name, if any, is this
+                // client's (a rotation to a key listed by hand), so it takes the digest
+                // and the bare one goes; two entries of one name the function refuses.
+                list.remove(at);
+                match list
+                    .iter_mut()
+                    .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
+                {
+                    Some(Value::Object(entry)) => {
+                        entry.insert("sha256".into(), Value::from(key.sha256.clone()));
                         entry.insert("limits".into(), limits);
                     }
-                    bare => *bare = json!({"name": name, "sha256": key.sha256, "limits": limits}),
+                    _ => list.insert(at, json!({"name": name, "sha256": key.sha256, "limits": limits})),
                 }
             }
             continue;
@@ -285,7 +297,49 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
     );
     let value = Value::Object(value);
     unpriced_usd_limit(&value)?;
+    client_entry_problems(&value)?;
     Ok(value)
+}
+
+/// What the function refuses in `client_api_keys` that a deploy could leave there: a
+/// name it does not take or one used twice (set by hand), and `models` naming ids that
+/// the new `model_mappings` no longer has. Checked before the secret is written, so that
+/// a deploy never leaves a proxy that cannot load its configuration. Names only, never
+/// digests, in the messages.
+fn client_entry_problems(value: &Value) -> Result<()> {
+    let mappings = value.get("model_mappings").and_then(Value::as_object);
+    let entries = value.get("client_api_keys").and_then(Value::as_array);
+    let mut names = std::collections::BTreeSet::new();
+    for (i, entry) in entries.into_iter().flatten().enumerate() {
+        let Some(name) = entry.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let problem = if !client_keys::is_name(name) || name.len() > client_keys::MAX_NAME_LEN {
+            Some(format!(
+                "client_api_keys[{i}] of the secret has a name the proxy does not take (1 to {} of A-Z a-z 0-9 - _ . : @)",
+                client_keys::MAX_NAME_LEN
+            ))
+        } else if !names.insert(name) {
+            Some(format!(
+                "two client_api_keys entries of the secret are named {name}"
+            ))
+        } else {
+            let models = entry.get("models").and_then(Value::as_array);
+            models.into_iter().flatten().find_map(|model| {
+                let model = model.as_str()?;
+                (!mappings.is_some_and(|m| m.contains_key(model))).then(|| {
+                    format!("client {name} may use model {model} (its `models` in the secret), which MODEL_MAPPINGS no longer maps")
+                })
+            })
+        };
+        if let Some(cause) = problem {
+            return Err(Error::new(
+                format!("{cause}: the proxy would refuse its configuration, so the secret was not written"),
+                "fix the entry in the secret (Secrets Manager console or `aws secretsmanager put-secret-value`), or keep the model in MODEL_MAPPINGS, then run again",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The secret's JSON as it is now (`null` when it holds no JSON).

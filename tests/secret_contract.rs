@@ -226,3 +226,50 @@ fn the_deployer_refuses_an_unpriced_usd_limit_exactly_when_the_function_would() 
         );
     }
 }
+
+/// What a deploy could leave in `client_api_keys` that the function refuses: the deployer
+/// refuses it before writing, or (a rotation onto a digest listed by hand) writes one
+/// entry per name.
+#[test]
+fn client_entries_the_function_would_refuse_are_never_written() {
+    let by_hand = |entries: serde_json::Value| {
+        let mut secret = secret::desired(None, &config(&[("OPENAI_API_KEY", OPENAI_KEY)])).unwrap();
+        secret["client_api_keys"] = entries;
+        secret
+    };
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let d = |key: &str| hex(&sha2::Sha256::digest(key.as_bytes()));
+    for (entries, pairs) in [
+        (
+            serde_json::json!([{"name": "n".repeat(65), "sha256": d("k")}]),
+            vec![("OPENAI_API_KEY", OPENAI_KEY)],
+        ),
+        (
+            serde_json::json!([{"name": "web", "sha256": d("k"), "models": ["amazon.nova-lite-v1:0"]}]),
+            vec![("MODEL_MAPPINGS", r#"{"x":"gpt-4o-mini"}"#)],
+        ),
+    ] {
+        let existing = by_hand(entries);
+        let refused = secret::desired(Some(&existing), &config(&pairs));
+        assert!(refused.is_err(), "{existing}");
+        let mut would_be = existing.clone();
+        if let Some((_, mappings)) = pairs.iter().find(|(k, _)| *k == "MODEL_MAPPINGS") {
+            would_be["model_mappings"] = serde_json::from_str(mappings).unwrap();
+        }
+        assert!(ProxyConfig::from_json(&would_be.to_string(), DEFAULT_OPENAI_BASE_URL).is_err());
+    }
+    let (old, new) = ("web-old-key-0123456789", "web-new-key-0123456789");
+    let existing = by_hand(
+        serde_json::json!([{"name": "web", "sha256": d(old), "models": ["amazon.nova-lite-v1:0"]}, d(new)]),
+    );
+    let read = read_back(
+        Some(&existing),
+        &[("CLIENT_API_KEYS", &format!("web={new};usd_per_month=50"))],
+    );
+    let [web] = read.client_api_keys.as_slice() else {
+        panic!("{:?}", read.client_api_keys)
+    };
+    assert_eq!(web.name.as_deref(), Some("web"));
+    assert_eq!(hex(&web.digest), d(new));
+    assert!(web.limits.is_some() && !web.may_use("amazon.nova-pro-v1:0"));
+}

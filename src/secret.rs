@@ -245,6 +245,18 @@ pub fn default_mappings() -> Map<String, Value> {
 }
 
 /// The secret's value after this run: `existing` with the deployer-owned fields replaced.
+/// The timeouts the secret takes from the inputs, by their names in `timeout_settings`.
+fn timeouts(config: &Config) -> Map<String, Value> {
+    [
+        ("openai_api_timeout", config.openai_api_timeout),
+        ("secrets_manager_timeout", config.secrets_manager_timeout),
+        ("lambda_timeout", config.lambda_timeout),
+    ]
+    .into_iter()
+    .map(|(name, seconds)| (name.to_owned(), Value::from(seconds)))
+    .collect()
+}
+
 pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
     let mut value = match existing {
         Some(Value::Object(map)) => map.clone(),
@@ -287,14 +299,11 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
             value.insert("client_api_keys".into(), merged);
         }
     }
-    value.insert(
-        "timeout_settings".into(),
-        json!({
-            "openai_api_timeout": config.openai_api_timeout,
-            "secrets_manager_timeout": config.secrets_manager_timeout,
-            "lambda_timeout": config.lambda_timeout,
-        }),
-    );
+    // Into the settings there, so that one set by hand (stream_idle_timeout) stays.
+    match value.entry("timeout_settings").or_insert_with(|| json!({})) {
+        Value::Object(settings) => settings.extend(timeouts(config)),
+        other => *other = Value::Object(timeouts(config)),
+    }
     let value = Value::Object(value);
     unpriced_usd_limit(&value)?;
     client_entry_problems(&value)?;
@@ -378,9 +387,17 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
         }
         Err(e) => return Err(Error::aws(format_args!("read secret {id}"), &e)),
     };
+    // The timeouts are the inputs' (LAMBDA_TIMEOUT is also the function's): a secret
+    // whose differ is written even when nothing else is given.
+    let stale_timeouts = existing.as_ref().is_some_and(|secret| {
+        timeouts(config)
+            .into_iter()
+            .any(|(name, value)| secret.pointer(&format!("/timeout_settings/{name}")) != Some(&value))
+    });
     let writes = config.openai_api_key.is_some()
         || config.model_mappings.is_some()
-        || config.client_api_keys.is_some();
+        || config.client_api_keys.is_some()
+        || stale_timeouts;
     if let (Some(arn), false) = (&arn, writes) {
         return Ok(Outcome {
             arn: arn.clone(),

@@ -96,10 +96,22 @@ fn client_keys_are_stored_as_digests_next_to_those_set_by_hand_and_never_printed
     }
     assert!(!stored.to_string().contains(WEB_KEY));
 
-    // The keys now in the secret satisfy a later deploy that passes none.
-    let (code, text) = output(&mut deployer(&case, "deploy"));
+    // The keys now in the secret satisfy a later deploy that passes none. It still
+    // writes the timeouts when the secret's differ (LAMBDA_TIMEOUT is the function's
+    // too), into the settings there: one set by hand stays.
+    let mut value = secret(&aws, &id).unwrap();
+    value["timeout_settings"]["lambda_timeout"] = 100.into();
+    value["timeout_settings"]["stream_idle_timeout"] = 900.into();
+    put_secret(&aws, &id, &value);
+    let (code, text) = output(deployer(&case, "deploy").env("LAMBDA_TIMEOUT", "600"));
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("authentication is off"), "{text}");
+    let settings = &secret(&aws, &id).unwrap()["timeout_settings"];
+    assert_eq!(
+        (&settings["lambda_timeout"], &settings["stream_idle_timeout"]),
+        (&600.into(), &900.into()),
+        "{settings}"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::auth::{self, Client};
 use crate::bedrock;
 use crate::body::{self, Body, Response};
 use crate::breaker::State as BreakerState;
-use crate::config::{ClientKey, Price, Provider, ProxyConfig, price_of};
+use crate::config::{ClientKey, Price, Provider, ProxyConfig, price_of, titan_version};
 use crate::endpoint::{Endpoint, Request, StoredAction};
 use crate::error::ApiError;
 use crate::observe::LogHandle;
@@ -183,9 +183,7 @@ pub async fn forward(
 fn serves(endpoint: Endpoint, provider: Provider, upstream_model: &str) -> bool {
     match (provider, endpoint) {
         (Provider::OpenAi, _) | (Provider::Bedrock, Endpoint::ChatCompletions) => true,
-        (Provider::Bedrock, Endpoint::Embeddings) => {
-            bedrock::embeddings::titan_version(upstream_model).is_some()
-        }
+        (Provider::Bedrock, Endpoint::Embeddings) => titan_version(upstream_model).is_some(),
         (Provider::Bedrock, Endpoint::Responses) => false,
     }
 }

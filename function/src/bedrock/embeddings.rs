@@ -12,8 +12,12 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Bedrock, Failure, within};
+use crate::config::titan_version;
 use crate::error::ApiError;
 use crate::observe::Usage;
+
+/// The most texts one request may embed, as OpenAI has it.
+const MAX_INPUTS: usize = 2048;
 
 /// Titan v1's only size.
 const V1_DIMENSIONS: u64 = 1536;
@@ -29,17 +33,6 @@ struct Asked {
     /// Titan's request body but for `inputText`.
     options: Value,
     base64: bool,
-}
-
-/// Which Titan text embeddings `model` is (an id, a profile id or an ARN): 1 (G1) or 2;
-/// `None` for any other model, which Bedrock cannot embed with here.
-pub fn titan_version(model: &str) -> Option<u8> {
-    let base = model.rsplit('/').next().unwrap_or(model);
-    base.split('.').find_map(|part| match part {
-        "titan-embed-text-v1" => Some(1),
-        _ if part.starts_with("titan-embed-text-v2") => Some(2),
-        _ => None,
-    })
 }
 
 /// The inputs of an embeddings request, and its Titan options.
@@ -58,6 +51,13 @@ fn asked(body: &Value, model: &str) -> Result<Asked, Failure> {
             })?,
         _ => return Err(invalid("input", "`input` must be a non-empty text or list of texts.")),
     };
+    // OpenAI's own bound; Titan takes one text per call, so this also bounds the calls.
+    if inputs.len() > MAX_INPUTS {
+        return Err(invalid(
+            "input",
+            "`input` may hold at most 2048 texts: send them in several requests.",
+        ));
+    }
     let base64 = match body.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,
         Some("base64") => true,
@@ -190,6 +190,7 @@ mod tests {
         for (body, param) in [
             (json!({"input": [[1, 2]]}), "input"),
             (json!({"input": []}), "input"),
+            (json!({"input": vec!["a"; 2049]}), "input"),
             (
                 json!({"input": "a", "encoding_format": "int8"}),
                 "encoding_format",

@@ -295,6 +295,9 @@ fn assistant_content(message: &Value, at: &str) -> Result<Vec<ContentBlock>, Api
     Ok(blocks)
 }
 
+/// What a tool result with no text says to the model.
+const EMPTY_TOOL_RESULT: &str = "(no output)";
+
 fn tool_result(message: &Value, at: &str) -> Result<ContentBlock, ApiError> {
     let Some(id) = message.get("tool_call_id").and_then(Value::as_str) else {
         return Err(invalid(
@@ -302,10 +305,14 @@ fn tool_result(message: &Value, at: &str) -> Result<ContentBlock, ApiError> {
             format!("`{at}.tool_call_id` is missing."),
         ));
     };
-    let content = texts(message.get("content"), &format!("{at}.content"))?
+    let mut content: Vec<_> = texts(message.get("content"), &format!("{at}.content"))?
         .into_iter()
         .map(ToolResultContentBlock::Text)
         .collect();
+    // A tool that printed nothing: Converse needs a result with content, and no blank text.
+    if content.is_empty() {
+        content.push(ToolResultContentBlock::Text(EMPTY_TOOL_RESULT.to_owned()));
+    }
     Ok(ContentBlock::ToolResult(built(
         ToolResultBlock::builder()
             .tool_use_id(id)
@@ -364,6 +371,8 @@ fn tool_config(body: &Value, holds_tools: bool) -> Result<Option<ToolConfigurati
             .set_description(
                 tool.pointer("/function/description")
                     .and_then(Value::as_str)
+                    // Converse refuses an empty description; OpenAI takes one.
+                    .filter(|d| !d.trim().is_empty())
                     .map(str::to_owned),
             )
             .input_schema(ToolInputSchema::Json(document::from_json(&schema)))
@@ -389,8 +398,9 @@ fn inference(body: &Value) -> Result<InferenceConfiguration, ApiError> {
         config = config.max_tokens(i32::try_from(max).unwrap_or(i32::MAX));
     }
     let number = |param: &str| body.get(param).and_then(Value::as_f64).map(|v| v as f32);
+    // OpenAI's temperature goes to 2, Converse's to 1: above 1 is as random as it gets.
     config = config
-        .set_temperature(number("temperature"))
+        .set_temperature(number("temperature").map(|t| t.min(1.0)))
         .set_top_p(number("top_p"));
     let stop = match body.get("stop") {
         None | Some(Value::Null) => Vec::new(),
@@ -402,6 +412,8 @@ fn inference(body: &Value) -> Result<InferenceConfiguration, ApiError> {
             .ok_or_else(|| invalid("stop", "`stop` must be a string or a list of strings."))?,
         Some(_) => return Err(invalid("stop", "`stop` must be a string or a list of strings.")),
     };
+    // An empty stop sequence stops nothing; Converse refuses one (its minimum length is 1).
+    let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
     if !stop.is_empty() {
         config = config.set_stop_sequences(Some(stop));
     }
@@ -504,6 +516,37 @@ mod tests {
         assert_eq!(inference.temperature(), Some(0.5));
         assert_eq!(inference.stop_sequences(), ["END", "STOP"]);
         assert!(conversation.include_usage);
+    }
+
+    /// What OpenAI takes and Converse refuses: a temperature above 1 ("failed to satisfy
+    /// constraint"), an empty stop sequence or tool description (minimum length 1), and a
+    /// tool result without content.
+    #[test]
+    fn what_openai_takes_and_converse_would_refuse_is_sent_in_converses_bounds() {
+        let conversation = conversation(&json!({"model": "m", "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": ""},
+        ], "temperature": 1.5, "stop": ["", "END"],
+           "tools": [{"type": "function", "function": {"name": "f", "description": ""}}]}))
+        .unwrap();
+        assert_eq!(conversation.inference.temperature(), Some(1.0));
+        assert_eq!(conversation.inference.stop_sequences(), ["END"]);
+        let Some(Tool::ToolSpec(spec)) = conversation.tools.as_ref().map(|t| &t.tools()[0]) else {
+            panic!("no tool spec");
+        };
+        assert_eq!(spec.description(), None);
+        let Some(ContentBlock::ToolResult(result)) = conversation.messages[2].content().first() else {
+            panic!("{:?}", conversation.messages[2]);
+        };
+        assert_eq!(
+            result
+                .content()
+                .first()
+                .and_then(|c| c.as_text().ok())
+                .map(String::as_str),
+            Some(EMPTY_TOOL_RESULT)
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use models::{ModelMappings, ModelRoute, Provider};
+pub use models::{ModelMappings, ModelRoute, Provider, titan_version};
 pub use source::ConfigSource;
 pub use spend::{Limits, MicroUsd, Price, Prices, price_of};
 pub use store::{ConfigStore, FAILURE_RETRY};

@@ -154,6 +154,17 @@ fn route(object: &Map<String, Value>, at: &dyn Fn(&str) -> String) -> Result<Mod
     })
 }
 
+/// Which Titan text embeddings `model` is (an id, a profile id or an ARN): 1 (G1) or 2;
+/// `None` for any other model, which Bedrock cannot embed with here.
+pub fn titan_version(model: &str) -> Option<u8> {
+    let base = model.rsplit('/').next().unwrap_or(model);
+    base.split('.').find_map(|part| match part {
+        "titan-embed-text-v1" => Some(1),
+        _ if part.starts_with("titan-embed-text-v2") => Some(2),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

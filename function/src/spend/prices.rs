@@ -19,8 +19,12 @@ pub const DEFAULT_OUTPUT_CAP: u64 = 128_000;
 /// by more.
 const MAX_CHOICES: u64 = 128;
 
-/// The most output tokens `model` writes per choice, from OpenAI's model pages.
+/// The most output tokens `model` writes per choice, from OpenAI's model pages (and
+/// Bedrock's embedding models, which write none).
 pub fn output_cap(model: &str) -> u64 {
+    if crate::config::titan_version(model).is_some() {
+        return 0;
+    }
     const CAPS: [(&str, u64); 7] = [
         ("text-embedding-", 0),
         ("gpt-4o", 16_384),
@@ -107,8 +111,14 @@ mod tests {
         );
         let unknown = worst_case(10, None, None, "new-model", None);
         assert_eq!((unknown.output_tokens, unknown.usd), (DEFAULT_OUTPUT_CAP, 0));
-        let embedding = worst_case(10, None, None, "text-embedding-3-small", None);
-        assert_eq!(embedding.output_tokens, 0, "embeddings write no tokens");
+        for model in [
+            "text-embedding-3-small",
+            "amazon.titan-embed-text-v2:0",
+            "amazon.titan-embed-text-v1",
+        ] {
+            let embedding = worst_case(10, None, None, model, None);
+            assert_eq!(embedding.output_tokens, 0, "{model}: embeddings write no tokens");
+        }
     }
 
     #[test]

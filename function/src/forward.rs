@@ -371,19 +371,22 @@ impl Attempt<'_> {
         };
         let bedrock = &self.app.bedrock;
         let started = Instant::now();
+        // Bedrock's answer (or a stream's first event) is waited for as OpenAI's is: at most
+        // the upstream timeout, so that a Bedrock that hangs leaves OpenAI time to serve.
+        let answer_by = self.deadline.min(started + self.config.timeouts.openai_api);
         let outcome = match self.endpoint {
             Endpoint::Embeddings => bedrock
-                .embeddings(&body, bedrock_model, model, self.deadline)
+                .embeddings(&body, bedrock_model, model, answer_by)
                 .await
                 .map(|(answer, usage)| Answered::Whole(answer, usage)),
             _ => match bedrock::request::conversation(&body) {
                 Err(error) => Err(bedrock::Failure::Client(error)),
                 Ok(conversation) if request.stream => bedrock
-                    .converse_stream(conversation, bedrock_model, model, self.deadline)
+                    .converse_stream(conversation, bedrock_model, model, answer_by)
                     .await
                     .map(|opened| Answered::Stream(Box::new(opened))),
                 Ok(conversation) => bedrock
-                    .converse(conversation, bedrock_model, model, self.deadline)
+                    .converse(conversation, bedrock_model, model, answer_by)
                     .await
                     .map(|(answer, usage)| Answered::Whole(answer, usage)),
             },
@@ -412,6 +415,8 @@ impl Attempt<'_> {
             )))),
             Err(bedrock::Failure::Client(error)) => Served::Refused { error, hold },
             Err(bedrock::Failure::Unavailable(error)) => Served::FailOver { error, hold },
+            // Possibly billed: the worst case stays counted (the hold is dropped).
+            Err(bedrock::Failure::Unanswered(error)) => Served::FailOver { error, hold: None },
         }
     }
 }

@@ -304,13 +304,14 @@ async fn embeddings_of_a_titan_model_fail_over_to_bedrock() {
 }
 
 /// One chat `body` from the client key `name` with `limits`, through the proxy with
-/// `MODEL` mapped to OpenAI at `openai_base` then Bedrock, counted in a fresh usage
-/// table: the reply, and the usage table's client and name.
+/// `MODEL` mapped to OpenAI at `openai_base` then Bedrock (the configuration then as
+/// `tweak` leaves it), counted in a fresh usage table: the reply, and the usage table's
+/// client and name.
 async fn limited_chat(
     openai_base: &str,
     name: &str,
     limits: Value,
-    prices: Option<Value>,
+    tweak: impl FnOnce(&mut Value),
     body: Value,
 ) -> (Reply, aws_sdk_dynamodb::Client, String) {
     use openai_proxy_function::spend::Spend;
@@ -322,9 +323,7 @@ async fn limited_chat(
     config["model_mappings"][MODEL] = json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}")});
     config["client_api_keys"] = json!([{"name": name, "sha256": hex(&sha2::Sha256::digest(CLIENT_KEY.as_bytes())),
                                         "models": [MODEL], "limits": limits}]);
-    if let Some(prices) = prices {
-        config["prices"] = prices;
-    }
+    tweak(&mut config);
     let settings = Settings {
         auth_enabled: true,
         ..Settings::default()
@@ -356,7 +355,7 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
         &format!("{}/v1", openai.uri()),
         "capped",
         json!({"usd_per_month": 5}),
-        Some(prices),
+        |config| config["prices"] = prices,
         body,
     )
     .await;
@@ -374,12 +373,35 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
 async fn a_failover_after_a_possibly_billed_attempt_counts_one_request() {
     let (openai, accepted) = raw_upstream("", Duration::ZERO).await;
     let limits = json!({"requests_per_minute": 1});
-    let (reply, db, table) = limited_chat(&openai, "one-a-minute", limits, None, chat("once")).await;
+    let (reply, db, table) = limited_chat(&openai, "one-a-minute", limits, |_| {}, chat("once")).await;
     served(&reply, "bedrock");
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     let month = openai_proxy_function::spend::ledger::Windows::now().month;
     let item = numbers(&db, &table, &format!("one-a-minute#{month}")).await;
-    assert_eq!((item["requests"], item["month_requests"]), (1, 1), "{item:?}");
+    assert_eq!(item["month_requests"], 1, "{item:?}");
+}
+
+/// A Bedrock that does not answer within the upstream timeout (2 s here) leaves OpenAI
+/// the time to serve, and what it may have billed stays counted.
+#[tokio::test]
+async fn a_bedrock_that_does_not_answer_in_time_fails_over_and_its_worst_case_stays_counted() {
+    let openai = healthy_openai(1).await;
+    let body = json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "[[bedrock:slow=4]]"}]});
+    let (reply, db, table) = limited_chat(
+        &format!("{}/v1", openai.uri()),
+        "patient",
+        json!({"tokens_per_minute": 100000}),
+        |config| config["model_mappings"][MODEL]["primary"] = "bedrock".into(),
+        body,
+    )
+    .await;
+    served(&reply, "openai");
+    // The month's counts: the minute may have turned while Bedrock was waited for.
+    let month = openai_proxy_function::spend::ledger::Windows::now().month;
+    let item = numbers(&db, &table, &format!("patient#{month}")).await;
+    // OpenAI's 7 tokens, and Bedrock's worst case: at least its 50 output tokens.
+    assert_eq!(item["month_requests"], 1, "{item:?}");
+    assert!(item["month_tokens"] >= 7 + 50, "{item:?}");
 }
 
 /// The deployer's endpoint tests exercise each provider by asking for it first; a

@@ -59,15 +59,19 @@ pub enum Failure {
     /// proxy cannot send it): the client's to fix when Bedrock is the only provider left;
     /// OpenAI, whose API the client speaks, may still take it.
     Client(ApiError),
-    /// Bedrock could not serve it (throttled, failing, unreachable, slow, or not set up
-    /// for this model): the other provider may.
+    /// Bedrock could not serve it (throttled, failing, unreachable, or not set up for
+    /// this model), and billed nothing: the other provider may.
     Unavailable(ApiError),
+    /// No answer in time, or the model timed out: Bedrock may have been generating, so
+    /// what it billed is unknown (a reservation stays counted). The other provider may
+    /// serve it.
+    Unanswered(ApiError),
 }
 
 impl Failure {
     pub fn into_error(self) -> ApiError {
         match self {
-            Self::Client(error) | Self::Unavailable(error) => error,
+            Self::Client(error) | Self::Unavailable(error) | Self::Unanswered(error) => error,
         }
     }
 }
@@ -175,7 +179,7 @@ fn open(retry_after: Duration) -> Failure {
 /// (one model not enabled must not stop failover to every other).
 fn report(permit: crate::breaker::Permit<'_>, failure: &Failure) {
     match failure {
-        Failure::Unavailable(error)
+        Failure::Unavailable(error) | Failure::Unanswered(error)
             if (error.status.is_server_error() || error.status == StatusCode::TOO_MANY_REQUESTS)
                 && error.code.as_deref() != Some(NOT_SET_UP) =>
         {
@@ -219,7 +223,7 @@ where
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, call).await {
         Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(Failure::Unavailable(
+        Err(_) => Err(Failure::Unanswered(
             ApiError::server(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
@@ -262,7 +266,7 @@ where
             .with_retry_after(Duration::from_secs(1)),
         ),
         Some("AccessDeniedException" | "ResourceNotFoundException") => not_set_up(&message),
-        Some("ModelTimeoutException") => Failure::Unavailable(
+        Some("ModelTimeoutException") => Failure::Unanswered(
             ApiError::server(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Amazon Bedrock's model timed out. Retry shortly.")
                 .not_retryable(),
         ),

@@ -64,6 +64,13 @@ fn problem(id: &str, value: &Value) -> Option<String> {
             return Some(format!("{at}.{provider} must be a non-empty model id"));
         }
     }
+    if let Some(model) = object.get("bedrock").and_then(Value::as_str)
+        && !grantable(model.trim())
+    {
+        return Some(format!(
+            "{at}.bedrock must be a Bedrock model id (such as amazon.nova-lite-v1:0), a cross-region profile (us.amazon.nova-lite-v1:0), or the ARN of a foundation model, inference profile or application inference profile: the function is granted those only (the template's BedrockModelArns)"
+        ));
+    }
     if !named("openai") && !named("bedrock") {
         return Some(format!(
             "{at} names no provider: give `openai`, `bedrock` or both, {EXAMPLE}"
@@ -77,6 +84,35 @@ fn problem(id: &str, value: &Value) -> Option<String> {
         )),
         Some(_) => Some(format!("{at}.primary must be \"openai\" or \"bedrock\"")),
     }
+}
+
+/// Whether `model` is one the template can grant (`BedrockModelArns`' AllowedPattern): an
+/// id or profile id, or an ARN of a foundation model or an inference profile.
+fn grantable(model: &str) -> bool {
+    let id_chars = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b))
+    };
+    let Some(arn) = model.strip_prefix("arn:") else {
+        return id_chars(model);
+    };
+    let parts: Vec<&str> = arn.splitn(5, ':').collect();
+    let [partition, "bedrock", _region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let Some((kind, id)) = resource.split_once('/') else {
+        return false;
+    };
+    partition.starts_with("aws")
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && [
+            "foundation-model",
+            "inference-profile",
+            "application-inference-profile",
+        ]
+        .contains(&kind)
+        && id_chars(&id.replace('*', ""))
 }
 
 /// The Bedrock model ids, inference profiles and ARNs the mappings name.
@@ -164,7 +200,10 @@ mod tests {
     #[test]
     fn both_forms_pass_and_each_mistake_is_named_with_its_fix() {
         assert!(problems(&map(
-            r#"{"a":"gpt-4o-mini","b":{"openai":"gpt-4o","bedrock":"us.amazon.nova-pro-v1:0","primary":"bedrock"},"c":{"bedrock":"amazon.nova-lite-v1:0"}}"#
+            r#"{"a":"gpt-4o-mini","b":{"openai":"gpt-4o","bedrock":"us.amazon.nova-pro-v1:0","primary":"bedrock"},"c":{"bedrock":"amazon.nova-lite-v1:0"},
+                "d":{"bedrock":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"},
+                "e":{"bedrock":"arn:aws-us-gov:bedrock:us-gov-west-1:123456789012:inference-profile/us-gov.amazon.nova-lite-v1:0"},
+                "f":{"bedrock":"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"}}"#
         ))
         .is_empty());
         for (json, expected) in [
@@ -193,6 +232,16 @@ mod tests {
             (
                 r#"{"a":{"openai":"x","primary":"azure"}}"#,
                 "MODEL_MAPPINGS[\"a\"].primary must be",
+            ),
+            // What the template's BedrockModelArns would refuse after the secret was
+            // written: refused before.
+            (
+                r#"{"a":{"bedrock":"arn:aws:bedrock:us-east-1:123456789012:provisioned-model/x1"}}"#,
+                "MODEL_MAPPINGS[\"a\"].bedrock must be a Bedrock model id",
+            ),
+            (
+                r#"{"a":{"bedrock":"amazon nova"}}"#,
+                "MODEL_MAPPINGS[\"a\"].bedrock must be a Bedrock model id",
             ),
         ] {
             let found = problems(&map(json));

@@ -17,6 +17,9 @@ pub enum Action {
     Unchanged,
     /// Used as found: the deployer was given nothing to write.
     Existing,
+    /// Updated, then put back to the version before this run (the deploy failed and the
+    /// stack stayed or went back to what read that version).
+    Restored,
 }
 
 impl Action {
@@ -27,6 +30,7 @@ impl Action {
             Action::Updated => "updated (new version)",
             Action::Unchanged => "unchanged (no new version)",
             Action::Existing => "used as is",
+            Action::Restored => "put back to its version before this run",
         }
     }
 }
@@ -37,6 +41,37 @@ pub struct Outcome {
     pub action: Action,
     /// The clients the secret lists after this run, with their limits (for the report).
     pub clients: Vec<client_keys::Listed>,
+    /// For an update, how to put the version before it back.
+    pub undo: Option<Undo>,
+}
+
+/// An update of the secret, undoable: the version that was current before it, and the
+/// one it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo {
+    pub arn: String,
+    pub previous: String,
+    pub written: String,
+}
+
+/// Makes the version before an update current again (Secrets Manager keeps it as
+/// AWSPREVIOUS): the function, reading AWSCURRENT, reads what it read before the run.
+pub async fn restore(aws: &Aws, undo: &Undo) -> Result<()> {
+    aws.secrets
+        .update_secret_version_stage()
+        .secret_id(&undo.arn)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&undo.previous)
+        .remove_from_version_id(&undo.written)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::aws(
+                format_args!("put back the previous version of secret {}", undo.arn),
+                &e,
+            )
+        })
 }
 
 /// Where the secret is: the configured ARN, or the deployer's own name for it.
@@ -371,19 +406,19 @@ pub async fn read(aws: &Aws, id: &str) -> Result<Value> {
 pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
     let id = id(config);
     let current = aws.secrets.get_secret_value().secret_id(&id).send().await;
-    let (arn, existing) = match current {
+    let (arn, existing, version) = match current {
         Ok(out) => {
             let arn = out.arn().unwrap_or(&id).to_owned();
             let parsed = out
                 .secret_string()
                 .map(|s| serde_json::from_str::<Value>(s).unwrap_or(Value::Null));
-            (Some(arn), parsed)
+            (Some(arn), parsed, out.version_id().map(str::to_owned))
         }
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
-            (None, None)
+            (None, None, None)
         }
         Err(e) => return Err(Error::aws(format_args!("read secret {id}"), &e)),
     };
@@ -403,6 +438,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
             arn: arn.clone(),
             action: Action::Existing,
             clients: existing.as_ref().map(client_keys::listed).unwrap_or_default(),
+            undo: None,
         });
     }
     if arn.is_none() && config.openai_api_key_secret_arn.is_some() {
@@ -421,22 +457,30 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
             arn: arn.unwrap_or(id),
             action: Action::Unchanged,
             clients,
+            undo: None,
         });
     }
     let text = value.to_string();
     match arn {
         Some(arn) => {
-            aws.secrets
+            let out = aws
+                .secrets
                 .put_secret_value()
                 .secret_id(&arn)
                 .secret_string(text)
                 .send()
                 .await
                 .map_err(|e| Error::aws(format_args!("update secret {arn}"), &e))?;
+            let undo = version.zip(out.version_id()).map(|(previous, written)| Undo {
+                arn: arn.clone(),
+                previous,
+                written: written.to_owned(),
+            });
             Ok(Outcome {
                 arn,
                 action: Action::Updated,
                 clients,
+                undo,
             })
         }
         None => {
@@ -459,6 +503,7 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
                 arn: out.arn().unwrap_or(&id).to_owned(),
                 action: Action::Created,
                 clients,
+                undo: None,
             })
         }
     }

@@ -71,10 +71,23 @@ async fn a_version_that_fails_its_tests_is_rolled_back_and_the_previous_one_pass
     let first = run(tested_deploy(&case, &good, &target)).await;
     assert!(first.ok, "{}", first.text);
     let before = stack_info(&case.stack).await;
+    let secret = || async {
+        let read = aws()
+            .await
+            .secrets
+            .get_secret_value()
+            .secret_id(format!("{}/config", case.stack))
+            .send()
+            .await;
+        serde_json::from_str::<serde_json::Value>(read.unwrap().secret_string().unwrap()).unwrap()
+    };
+    let secret_before = secret().await;
 
     let out = run({
         let mut cmd = tested_deploy(&case, &bad, &target);
-        cmd.env("GITHUB_OUTPUT", case.dir.path().join("outputs"));
+        // A new secret version with the new release: it goes back with the stack.
+        cmd.env("GITHUB_OUTPUT", case.dir.path().join("outputs"))
+            .env("OPENAI_API_TIMEOUT", "45");
         cmd
     })
     .await;
@@ -89,6 +102,12 @@ async fn a_version_that_fails_its_tests_is_rolled_back_and_the_previous_one_pass
     assert_eq!(
         function_config(&case.stack).await.code_sha256(),
         Some(deploy_support::code_sha256_of(&good).as_str())
+    );
+    out.says("put back to its version before this run");
+    assert_eq!(
+        secret().await,
+        secret_before,
+        "the secret's version before the deploy is back"
     );
     let outputs = std::fs::read_to_string(case.dir.path().join("outputs")).unwrap();
     assert!(outputs.contains("rolled-back=true"), "{outputs}");

@@ -48,6 +48,7 @@ const FORBIDDEN: &[&str] = &[
     "iam:PassRole",
     "secretsmanager:GetSecretValue",
     "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
     "secretsmanager:CreateSecret",
     "lambda:UpdateFunctionCode",
 ];

@@ -38,6 +38,7 @@ def apply() -> None:
     _tags_only_change_sets()
     _dynamodb_table_properties()
     _list_parameters_described_as_given()
+    _secret_current_follows_its_stage()
 
 
 def _keep_lambda_architectures() -> None:
@@ -828,3 +829,22 @@ def _list_parameters_described_as_given() -> None:
         ]
 
     FakeStack.parameter_list = property(as_given)
+
+
+def _secret_current_follows_its_stage() -> None:
+    """AWS reads a secret's AWSCURRENT version when none is asked for; moto reads the last
+    version written (`default_version_id`), so UpdateSecretVersionStage moving AWSCURRENT
+    back to an earlier version changed the stages but not what GetSecretValue answered."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    update = SecretsManagerBackend.update_secret_version_stage
+
+    @functools.wraps(update)
+    def update_moving_the_default(self: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str):
+        answer = update(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].default_version_id = move_to_version_id
+        return answer
+
+    SecretsManagerBackend.update_secret_version_stage = update_moving_the_default
+

@@ -32,11 +32,16 @@ pub(super) struct Uploaded {
 pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let (ready, artifact) = ctx.prerequisites_for_change().await?;
     let secret_arn = ctx.secret_phase(&ready).await?;
-    let uploaded = upload_phase(ctx, &ready, &artifact, &secret_arn).await?;
+    let uploaded = upload_phase(ctx, &ready, &artifact, &secret_arn).await;
+    let uploaded = ctx.secret_back_on_failure(&ready, uploaded).await?;
 
     let started = ctx.begin(&format!("Stack {}", ctx.config.stack_name));
     let result = stack_phase(ctx, &ready, &uploaded).await;
-    let applied = ctx.end("stack", started, result)?;
+    let applied = ctx.end("stack", started, result);
+    let applied = ctx.secret_back_on_failure(&ready, applied).await?;
+    if !matches!(applied, Applied::Serving(_)) {
+        ctx.secret_kept();
+    }
     let applied_kind = match &applied {
         Applied::Done { kind } => Some(kind.clone()),
         _ => None,
@@ -54,7 +59,10 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     };
     let no_changes = match applied {
         Applied::Serving(guard) => {
-            super::guarded::finish(ctx, &ready, guard, &tests).await?;
+            // A failed test or a fired alarm rolls the stack back: the secret goes too.
+            let finished = super::guarded::finish(ctx, &ready, guard, &tests).await;
+            ctx.secret_back_on_failure(&ready, finished).await?;
+            ctx.secret_kept();
             verify_code(ctx, &ready, &artifact, &uploaded).await?;
             ctx.report.status = Some(Status::Succeeded);
             ctx.report.outcome = Some(Outcome::DeployedGuarded {

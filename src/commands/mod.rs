@@ -39,6 +39,8 @@ pub struct Context {
     pub ui: Ui,
     pub poll: Poll,
     pub report: Report,
+    /// This run's update of the secret, until the stack reads it.
+    secret_undo: Option<secret::Undo>,
 }
 
 impl Context {
@@ -56,6 +58,7 @@ impl Context {
             ui: Ui::new(runner.actions),
             poll: Poll::default(),
             report,
+            secret_undo: None,
         }
     }
 
@@ -136,7 +139,37 @@ impl Context {
             .step(&format!("{}: {}", outcome.arn, outcome.action.as_str()));
         self.report.secret = Some((outcome.arn.clone(), outcome.action));
         self.report.clients = outcome.clients;
+        self.secret_undo = outcome.undo;
         Ok(outcome.arn)
+    }
+
+    /// `result`, and on failure the secret put back to its version before this run: a
+    /// deploy that fails before the stack changed, or whose change was rolled back, leaves
+    /// the function reading what it read before (an older function may not read fields
+    /// the new secret has). Once the stack serves the new version the undo is dropped.
+    async fn secret_back_on_failure<T>(&mut self, ready: &Ready, result: Result<T>) -> Result<T> {
+        let Err(error) = result else {
+            return result;
+        };
+        if let Some(undo) = self.secret_undo.take() {
+            match secret::restore(&ready.aws, &undo).await {
+                Ok(()) => {
+                    self.ui
+                        .step(&format!("{}: {}", undo.arn, secret::Action::Restored.as_str()));
+                    self.report.secret = Some((undo.arn, secret::Action::Restored));
+                }
+                Err(e) => self
+                    .report
+                    .notes
+                    .push(format!("the secret {} keeps this run's version: {e}", undo.arn)),
+            }
+        }
+        Err(error)
+    }
+
+    /// The stack now serves with this run's secret: a later failure keeps it.
+    fn secret_kept(&mut self) {
+        self.secret_undo = None;
     }
 
     /// The configured artifact bucket or the default one's name, for this account.
@@ -271,6 +304,11 @@ pub async fn run(ctx: &mut Context) {
 
 /// After a failure, says what earlier phases left in place, and that it is safe.
 fn note_what_stays(report: &mut Report) {
+    if let Some((arn, secret::Action::Restored)) = &report.secret {
+        report.notes.push(format!(
+            "the secret {arn} was put back to its version before this run, which the stack reads"
+        ));
+    }
     if let Some((arn, action)) = &report.secret
         && matches!(action, secret::Action::Created | secret::Action::Updated)
     {

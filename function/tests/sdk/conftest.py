@@ -350,6 +350,7 @@ def failover_proxy(tmp_path_factory):
         "model_mappings": {
             "amazon.nova-lite-v1:0": {"openai": "gpt-4o-mini", "bedrock": "us.amazon.nova-lite-v1:0"},
             "amazon.nova-pro-v1:0": {"openai": "gpt-4o", "bedrock": "amazon.nova-pro-v1:0", "primary": "bedrock"},
+            "amazon.nova-micro-v1:0": {"bedrock": "amazon.nova-micro-v1:0"},
             "amazon.titan-embed-text-v2:0": {"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"},
             "amazon.titan-embed-text-v1": {"openai": "text-embedding-ada-002", "bedrock": "amazon.titan-embed-text-v1"},
         },

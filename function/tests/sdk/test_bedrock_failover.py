@@ -1,7 +1,7 @@
 """Failover to Amazon Bedrock through the official `openai` SDK, unmodified: OpenAI is
 unreachable, so the local AWS's Bedrock Runtime answers as the same model id
 (conftest.py's `failover_proxy`). Streamed and whole answers, tool calls, usage, and the
-errors that are the client's."""
+errors that are the client's, and OpenAI's outage never turned into one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from conftest import CLIENT_KEY
 
 MODEL = "amazon.nova-lite-v1:0"
+BEDROCK_ONLY = "amazon.nova-micro-v1:0"
 TOOLS = [{"type": "function", "function": {"name": "weather", "description": "Weather in a city",
                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 
@@ -82,12 +83,20 @@ def test_bedrock_as_primary_serves_without_trying_openai(client):
     assert raw.headers["x-proxy-provider"] == "bedrock"
 
 
-def test_the_clients_errors_are_openais_error_types(client):
+def test_what_bedrock_alone_cannot_take_is_the_clients_error(client):
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model=MODEL, messages=ask("two"), n=2)
+        client.chat.completions.create(model=BEDROCK_ONLY, messages=ask("two"), n=2)
     assert raised.value.body["param"] == "n"
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model=MODEL, messages=ask("x [[bedrock:error=ValidationException]]"))
+        client.chat.completions.create(model=BEDROCK_ONLY, messages=ask("x [[bedrock:error=ValidationException]]"))
+
+
+def test_what_bedrock_cannot_take_while_openai_is_down_is_openais_outage(client):
+    # Not a 400 for a request OpenAI's API accepts: the SDK sees a server error to retry.
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.chat.completions.create(model=MODEL, messages=ask("two"), n=2)
+    # OpenAI unreachable, or its breaker open after the earlier tests' failovers.
+    assert raised.value.body["code"] in ("upstream_unreachable", "upstream_unavailable"), raised.value.body
 
 
 def test_when_both_fail_the_last_providers_error_is_answered(client):

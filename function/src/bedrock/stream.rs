@@ -54,8 +54,8 @@ impl Opened {
     }
 
     /// The answer's SSE bytes. The usage goes into the request's log line and settles
-    /// `hold` at the end; a client gone before it pays for what was relayed, as with
-    /// OpenAI's streams.
+    /// `hold` at the end; a client gone before it pays for what was relayed, at most
+    /// ([`tokens_at_most`]).
     pub fn sse(
         self,
         log: LogHandle,
@@ -85,9 +85,26 @@ struct Relay {
     opened: Opened,
     log: LogHandle,
     hold: Option<Hold>,
+    /// Output tokens relayed, at most.
     relayed: u64,
     done: bool,
     last_event: Instant,
+}
+
+/// The most output tokens a stream event can hold: a Bedrock delta carries several
+/// tokens, and a token is at least one byte of its text (or of a tool call's input);
+/// any other event, one.
+fn tokens_at_most(event: &ConverseStreamOutput) -> u64 {
+    use aws_sdk_bedrockruntime::types::ContentBlockDelta;
+    let bytes = match event {
+        ConverseStreamOutput::ContentBlockDelta(block) => match block.delta() {
+            Some(ContentBlockDelta::Text(text)) => text.len(),
+            Some(ContentBlockDelta::ToolUse(tool)) => tool.input().len(),
+            _ => 1,
+        },
+        _ => 1,
+    };
+    u64::try_from(bytes).unwrap_or(u64::MAX).max(1)
 }
 
 impl Relay {
@@ -112,6 +129,7 @@ impl Relay {
             };
             match event {
                 Ok(Some(event)) => {
+                    let cost = tokens_at_most(&event);
                     let out = self.opened.chunks.event(&event);
                     if self.opened.chunks.finished() {
                         let mut out = out;
@@ -120,7 +138,7 @@ impl Relay {
                         return Bytes::from(out);
                     }
                     if !out.is_empty() {
-                        self.relayed += 1;
+                        self.relayed += cost;
                         return Bytes::from(out);
                     }
                 }
@@ -168,5 +186,47 @@ impl Drop for Relay {
         if let Some(hold) = self.hold.take() {
             hold.settle_produced_later(self.relayed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_bedrockruntime::types::{
+        ContentBlockDelta, ContentBlockDeltaEvent, MessageStartEvent, ToolUseBlockDelta,
+    };
+
+    use super::*;
+
+    /// A client gone mid-stream pays for what it was sent: Bedrock's deltas hold several
+    /// tokens each, so each counts its bytes, never fewer tokens than it may hold.
+    #[test]
+    fn a_delta_counts_as_many_tokens_as_its_bytes_and_other_events_as_one() {
+        let delta = |d: ContentBlockDelta| {
+            ConverseStreamOutput::ContentBlockDelta(
+                ContentBlockDeltaEvent::builder()
+                    .content_block_index(0)
+                    .delta(d)
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let text = delta(ContentBlockDelta::Text("Hello there".into()));
+        let tool = delta(ContentBlockDelta::ToolUse(
+            ToolUseBlockDelta::builder().input("{\"city\":").build().unwrap(),
+        ));
+        let start = ConverseStreamOutput::MessageStart(
+            MessageStartEvent::builder()
+                .role(aws_sdk_bedrockruntime::types::ConversationRole::Assistant)
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(
+            [
+                tokens_at_most(&text),
+                tokens_at_most(&tool),
+                tokens_at_most(&start)
+            ],
+            [11, 8, 1]
+        );
     }
 }

@@ -23,7 +23,7 @@ impl Ui {
     /// anywhere else the command itself would print the secret.
     pub fn mask(&self, value: &str) {
         if self.github && !value.is_empty() {
-            self.line(&format!("::add-mask::{value}"));
+            self.line(&mask_command(value));
         }
     }
 
@@ -84,6 +84,22 @@ impl Ui {
 }
 
 /// Workflow command data may not contain raw newlines or `%`.
+/// The runner unescapes a command's value (`%25` is `%`): escaped, the value masked is
+/// the one given, even when it holds `%`.
+fn mask_command(value: &str) -> String {
+    format!("::add-mask::{}", escape(value))
+}
+
 fn escape(text: &str) -> String {
     text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_value_with_percent_signs_is_escaped_as_the_runner_unescapes_it() {
+        assert_eq!(mask_command("k%25ey%\n"), "::add-mask::k%2525ey%25%0A");
+    }
 }

@@ -517,7 +517,7 @@ fn endpoint_tests(md: &mut String, title: &str, results: &endpoint::Results) {
 }
 
 /// Table cells: one line, no pipes.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 

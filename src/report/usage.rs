@@ -52,7 +52,7 @@ impl Usage {
                 let _ = writeln!(
                     md,
                     "| {} | not counted (no limits) | | | | no limit | no limit |",
-                    row.label
+                    super::cell(&row.label)
                 );
                 continue;
             };
@@ -65,7 +65,7 @@ impl Usage {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                row.label,
+                super::cell(&row.label),
                 used.month_requests,
                 used.month_tokens,
                 client_keys::usd(used.day_usd),

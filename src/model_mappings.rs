@@ -71,6 +71,16 @@ fn problem(id: &str, value: &Value) -> Option<String> {
             "{at}.bedrock must be a Bedrock model id (such as amazon.nova-lite-v1:0), a cross-region profile (us.amazon.nova-lite-v1:0), or the ARN of a foundation model, inference profile or application inference profile: the function is granted those only (the template's BedrockModelArns)"
         ));
     }
+    if named("openai")
+        && object
+            .get("bedrock")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("titan-embed-text"))
+    {
+        return Some(format!(
+            "{at} maps embeddings to both OpenAI and Amazon Titan: vectors of two models cannot be compared, so a failover would mix them in a vector index; map it to one provider"
+        ));
+    }
     if !named("openai") && !named("bedrock") {
         return Some(format!(
             "{at} names no provider: give `openai`, `bedrock` or both, {EXAMPLE}"
@@ -242,6 +252,10 @@ mod tests {
             (
                 r#"{"a":{"bedrock":"amazon nova"}}"#,
                 "MODEL_MAPPINGS[\"a\"].bedrock must be a Bedrock model id",
+            ),
+            (
+                r#"{"e":{"openai":"text-embedding-3-small","bedrock":"amazon.titan-embed-text-v2:0"}}"#,
+                "MODEL_MAPPINGS[\"e\"] maps embeddings to both OpenAI and Amazon Titan",
             ),
         ] {
             let found = problems(&map(json));

@@ -34,7 +34,7 @@ async fn proxy_with(openai_base: &str, primary: &str, settings: Settings) -> Har
     config["model_mappings"][MODEL] =
         json!({"openai": "gpt-4o-mini", "bedrock": format!("us.{MODEL}"), "primary": primary});
     config["model_mappings"]["amazon.titan-embed-text-v2:0"] =
-        json!({"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"});
+        json!({"bedrock": "amazon.titan-embed-text-v2:0"});
     let (app, logs) = bedrock_app(config, settings).await;
     Harness::over(app, logs)
 }
@@ -286,8 +286,8 @@ async fn a_stream_that_breaks_after_its_first_bytes_ends_with_an_error_and_is_no
 }
 
 #[tokio::test]
-async fn embeddings_of_a_titan_model_fail_over_to_bedrock() {
-    let openai = openai_answering(ResponseTemplate::new(503), 3).await;
+async fn embeddings_of_a_model_mapped_to_titan_are_titans() {
+    let openai = healthy_openai(0).await;
     let h = proxy(&openai, "openai").await;
     let reply = h
         .post(

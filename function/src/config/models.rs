@@ -82,6 +82,10 @@ impl ModelRoute {
 
 pub type ModelMappings = BTreeMap<String, ModelRoute>;
 
+/// Failover between two embedding models is not the same model: their vectors cannot be
+/// compared, and a vector index fed by both would be silently wrong.
+const EMBEDDINGS_OF_TWO_MODELS: &str = "maps embeddings to both OpenAI and Amazon Titan: vectors of two models cannot be compared, so a failover would mix them in a vector index; map it to one provider";
+
 const VALUE_PROBLEM: &str = "must be an OpenAI model id, or {\"openai\": \"<OpenAI model id>\", \"bedrock\": \"<Bedrock model id or inference profile>\", \"primary\": \"openai\" | \"bedrock\"}";
 
 pub(super) fn parse(map: &Map<String, Value>) -> Result<ModelMappings, InvalidConfig> {
@@ -147,6 +151,9 @@ fn route(object: &Map<String, Value>, at: &dyn Fn(&str) -> String) -> Result<Mod
         }
         (Some(_), _, _) => return Err(field(at(".primary"), "must be \"openai\" or \"bedrock\"")),
     };
+    if openai.is_some() && bedrock.as_deref().and_then(titan_version).is_some() {
+        return Err(field(at(""), EMBEDDINGS_OF_TWO_MODELS));
+    }
     Ok(ModelRoute {
         openai,
         bedrock,
@@ -230,6 +237,10 @@ mod tests {
             (
                 serde_json::json!({"m": {"openai": "gpt-4o", "primary": "bedrock"}}),
                 "field `model_mappings.m.primary` names a provider the mapping does not give",
+            ),
+            (
+                serde_json::json!({"e": {"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"}}),
+                "field `model_mappings.e` maps embeddings to both OpenAI and Amazon Titan",
             ),
             (
                 serde_json::json!({"m": {"openai": "gpt-4o", "primary": "anthropic"}}),

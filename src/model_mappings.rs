@@ -68,7 +68,7 @@ fn problem(id: &str, value: &Value) -> Option<String> {
         && !grantable(model.trim())
     {
         return Some(format!(
-            "{at}.bedrock must be a Bedrock model id (such as amazon.nova-lite-v1:0), a cross-region profile (us.amazon.nova-lite-v1:0), or the ARN of a foundation model, inference profile or application inference profile: the function is granted those only (the template's BedrockModelArns)"
+            "MODEL_MAPPINGS[{id:?}].bedrock must be a Bedrock model id (such as amazon.nova-lite-v1:0), a cross-region profile (us.amazon.nova-lite-v1:0), or the ARN of a foundation model, inference profile or application inference profile: the function is granted those only (the template's BedrockModelArns)"
         ));
     }
     if named("openai")
@@ -78,7 +78,7 @@ fn problem(id: &str, value: &Value) -> Option<String> {
             .is_some_and(|m| m.contains("titan-embed-text"))
     {
         return Some(format!(
-            "{at} maps embeddings to both OpenAI and Amazon Titan: vectors of two models cannot be compared, so a failover would mix them in a vector index; map it to one provider"
+            "MODEL_MAPPINGS[{id:?}] maps embeddings to both OpenAI and Amazon Titan: vectors of two models cannot be compared, so a failover would mix them in a vector index; map it to one provider"
         ));
     }
     if !named("openai") && !named("bedrock") {

@@ -8,8 +8,8 @@
 //!   `tool` message a `toolResult` block in the user's turn.
 //! - `tools` and `tool_choice` become `toolConfig`: `auto` → auto, `required` → any, a
 //!   named function → that tool. `none` has no Converse counterpart: the tools are left
-//!   out, and so the model cannot call one (a conversation that holds tool calls needs
-//!   them, so there `none` is refused).
+//!   out, and so the model cannot call one. Converse takes tool blocks only with tools
+//!   offered, so a request offering none tells its earlier calls and results as text.
 //! - `max_tokens`/`max_completion_tokens` (the smaller), `temperature`, `top_p` and `stop`
 //!   become `inferenceConfig`.
 //! - Image parts are accepted as `data:` URLs only: the proxy never fetches a URL.
@@ -109,12 +109,16 @@ pub fn conversation(body: &Value) -> Result<Conversation, ApiError> {
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let holds_tools = messages
-        .iter()
-        .flat_map(|m| m.content())
-        .any(|b| matches!(b, ContentBlock::ToolUse(_) | ContentBlock::ToolResult(_)));
+    let tools = tool_config(body)?;
+    // Converse takes tool blocks only with a toolConfig; a request that offers no tools
+    // now (none given, or `tool_choice` none) may still hold earlier calls.
+    let messages = if tools.is_none() {
+        messages.into_iter().map(told_as_text).collect::<Result<_, _>>()?
+    } else {
+        messages
+    };
     Ok(Conversation {
-        tools: tool_config(body, holds_tools)?,
+        tools,
         inference: inference(body)?,
         include_usage: body
             .pointer("/stream_options/include_usage")
@@ -322,7 +326,40 @@ fn tool_result(message: &Value, at: &str) -> Result<ContentBlock, ApiError> {
     )?))
 }
 
-fn tool_config(body: &Value, holds_tools: bool) -> Result<Option<ToolConfiguration>, ApiError> {
+/// `message` with its tool calls and results told as text, for a request that offers no
+/// tools (Converse refuses tool blocks without a toolConfig): the model still reads what
+/// was called and what came back, and cannot call anything.
+fn told_as_text(message: Message) -> Result<Message, ApiError> {
+    let content = message
+        .content()
+        .iter()
+        .map(|block| match block {
+            ContentBlock::ToolUse(call) => ContentBlock::Text(format!(
+                "[called the tool {} with {}]",
+                call.name(),
+                document::to_json(call.input())
+            )),
+            ContentBlock::ToolResult(result) => {
+                let texts: Vec<&str> = result
+                    .content()
+                    .iter()
+                    .filter_map(|c| c.as_text().ok().map(String::as_str))
+                    .collect();
+                ContentBlock::Text(format!("[the tool answered: {}]", texts.join(" ")))
+            }
+            other => other.clone(),
+        })
+        .collect();
+    built(
+        Message::builder()
+            .role(message.role().clone())
+            .set_content(Some(content))
+            .build(),
+        "messages",
+    )
+}
+
+fn tool_config(body: &Value) -> Result<Option<ToolConfiguration>, ApiError> {
     let tools = match body.get("tools") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(tools)) if tools.is_empty() => return Ok(None),
@@ -333,13 +370,8 @@ fn tool_config(body: &Value, holds_tools: bool) -> Result<Option<ToolConfigurati
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "auto" => Some(ToolChoice::Auto(AutoToolChoice::builder().build())),
         Some(Value::String(s)) if s == "required" => Some(ToolChoice::Any(AnyToolChoice::builder().build())),
-        Some(Value::String(s)) if s == "none" && !holds_tools => return Ok(None),
-        Some(Value::String(s)) if s == "none" => {
-            return Err(invalid(
-                "tool_choice",
-                "`tool_choice` none cannot be served by Amazon Bedrock in a conversation that holds tool calls: leave it out.",
-            ));
-        }
+        // The tools are left out; earlier calls are then told as text (`told_as_text`).
+        Some(Value::String(s)) if s == "none" => return Ok(None),
         Some(choice) => match choice.pointer("/function/name").and_then(Value::as_str) {
             Some(name) => Some(ToolChoice::Tool(built(
                 SpecificToolChoice::builder().name(name).build(),
@@ -516,6 +548,46 @@ mod tests {
         assert_eq!(inference.temperature(), Some(0.5));
         assert_eq!(inference.stop_sequences(), ["END", "STOP"]);
         assert!(conversation.include_usage);
+    }
+
+    /// Converse refuses tool blocks without a toolConfig ("The toolConfig field must be
+    /// defined when using toolUse and toolResult content blocks"); OpenAI takes a history
+    /// of calls in a request that offers no tools now.
+    #[test]
+    fn earlier_tool_calls_are_told_as_text_when_no_tools_are_offered() {
+        let history = json!([
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+            {"role": "user", "content": "thanks"},
+        ]);
+        for extra in [
+            json!({}),
+            json!({"tool_choice": "none", "tools": [{"type": "function", "function": {"name": "weather"}}]}),
+        ] {
+            let mut body = json!({"model": "m", "messages": history});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let conversation = conversation(&body).unwrap();
+            assert!(conversation.tools.is_none());
+            let texts: Vec<_> = conversation
+                .messages
+                .iter()
+                .flat_map(|m| m.content())
+                .map(|b| b.as_text().expect("only text blocks").as_str())
+                .collect();
+            assert_eq!(
+                texts,
+                [
+                    "weather?",
+                    "[called the tool weather with {\"city\":\"Paris\"}]",
+                    "[the tool answered: 18C]",
+                    "thanks"
+                ],
+                "{body}"
+            );
+        }
     }
 
     /// What OpenAI takes and Converse refuses: a temperature above 1 ("failed to satisfy

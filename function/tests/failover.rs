@@ -72,6 +72,14 @@ async fn healthy_openai(calls: u64) -> MockServer {
     .await
 }
 
+/// The proxy with Bedrock asked first, OpenAI healthy behind it expecting `openai_calls`
+/// (the server lives as long as the returned handle).
+async fn bedrock_first(openai_calls: u64) -> (MockServer, Harness) {
+    let openai = healthy_openai(openai_calls).await;
+    let h = proxy(&openai, "bedrock").await;
+    (openai, h)
+}
+
 /// The reply is a success that `by` served.
 #[track_caller]
 fn served(reply: &Reply, by: &str) {
@@ -201,8 +209,7 @@ async fn an_unreachable_openai_fails_over_and_a_streamed_answer_carries_tool_cal
 
 #[tokio::test]
 async fn bedrock_as_primary_serves_natively_and_its_throttling_fails_over_to_openai() {
-    let openai = healthy_openai(1).await;
-    let h = proxy(&openai, "bedrock").await;
+    let (_openai, h) = bedrock_first(1).await;
     let native = h.chat(chat("native")).await;
     served(&native, "bedrock");
     let throttled = h.chat(chat("busy [[bedrock:error=ThrottlingException]]")).await;
@@ -216,8 +223,7 @@ async fn bedrock_as_primary_serves_natively_and_its_throttling_fails_over_to_ope
 /// OpenAI accepts. With Bedrock alone, Bedrock's refusal is the answer.
 #[tokio::test]
 async fn what_bedrock_cannot_take_goes_to_openai_and_never_hides_openais_outage() {
-    let openai = healthy_openai(2).await;
-    let h = proxy(&openai, "bedrock").await;
+    let (_openai, h) = bedrock_first(2).await;
     let refused = h.chat(chat("bad [[bedrock:error=ValidationException]]")).await;
     served(&refused, "openai");
     let mut asks_two = chat("two please");
@@ -249,8 +255,7 @@ async fn what_bedrock_cannot_take_goes_to_openai_and_never_hides_openais_outage(
 /// closed for the models that are set up.
 #[tokio::test]
 async fn a_model_bedrock_cannot_serve_fails_over_without_opening_bedrocks_breaker() {
-    let openai = healthy_openai(6).await;
-    let h = proxy(&openai, "bedrock").await;
+    let (_openai, h) = bedrock_first(6).await;
     for error in [
         "AccessDeniedException",
         "ResourceNotFoundException",
@@ -269,8 +274,7 @@ async fn a_model_bedrock_cannot_serve_fails_over_without_opening_bedrocks_breake
 
 #[tokio::test]
 async fn a_stream_that_breaks_after_its_first_bytes_ends_with_an_error_and_is_not_served_twice() {
-    let openai = healthy_openai(0).await;
-    let h = proxy(&openai, "bedrock").await;
+    let (_openai, h) = bedrock_first(0).await;
     let mut request = chat("break [[bedrock:stream-error=modelStreamErrorException]]");
     request["stream"] = true.into();
     let reply = h.chat(request).await;

@@ -49,6 +49,18 @@ async fn gate(function: String, good: String) -> String {
     format!("http://{}", serve(inner.layer(middleware::from_fn(layer))).await)
 }
 
+/// The stack's secret as the function reads it (AWSCURRENT).
+async fn current_secret(stack: &str) -> serde_json::Value {
+    let read = aws()
+        .await
+        .secrets
+        .get_secret_value()
+        .secret_id(format!("{stack}/config"))
+        .send()
+        .await;
+    serde_json::from_str(read.unwrap().secret_string().unwrap()).unwrap()
+}
+
 /// A deploy that runs the endpoint tests against `target`.
 fn tested_deploy(case: &Case, artifact: &std::path::Path, target: &str) -> assert_cmd::Command {
     let mut cmd = case.deploy(artifact);
@@ -71,17 +83,7 @@ async fn a_version_that_fails_its_tests_is_rolled_back_and_the_previous_one_pass
     let first = run(tested_deploy(&case, &good, &target)).await;
     assert!(first.ok, "{}", first.text);
     let before = stack_info(&case.stack).await;
-    let secret = || async {
-        let read = aws()
-            .await
-            .secrets
-            .get_secret_value()
-            .secret_id(format!("{}/config", case.stack))
-            .send()
-            .await;
-        serde_json::from_str::<serde_json::Value>(read.unwrap().secret_string().unwrap()).unwrap()
-    };
-    let secret_before = secret().await;
+    let secret_before = current_secret(&case.stack).await;
 
     let out = run({
         let mut cmd = tested_deploy(&case, &bad, &target);
@@ -105,7 +107,7 @@ async fn a_version_that_fails_its_tests_is_rolled_back_and_the_previous_one_pass
     );
     out.says("put back to its version before this run");
     assert_eq!(
-        secret().await,
+        current_secret(&case.stack).await,
         secret_before,
         "the secret's version before the deploy is back"
     );
@@ -230,7 +232,8 @@ async fn with_the_window_at_zero_a_failing_version_stays_as_before() {
     assert!(run(tested_deploy(&case, &good, &target)).await.ok);
     let out = run({
         let mut cmd = tested_deploy(&case, &bad, &target);
-        cmd.env("ROLLBACK_WINDOW_MINUTES", "0");
+        cmd.env("ROLLBACK_WINDOW_MINUTES", "0")
+            .env("OPENAI_API_TIMEOUT", "45");
         cmd
     })
     .await;
@@ -246,4 +249,7 @@ async fn with_the_window_at_zero_a_failing_version_stays_as_before() {
         function_config(&case.stack).await.code_sha256(),
         Some(deploy_support::code_sha256_of(&bad).as_str())
     );
+    // The new version serves, with the secret written for it.
+    let secret = current_secret(&case.stack).await;
+    assert_eq!(secret["timeout_settings"]["openai_api_timeout"], 45, "{secret}");
 }

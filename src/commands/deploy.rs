@@ -40,6 +40,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let applied = ctx.end("stack", started, result);
     let applied = ctx.secret_back_on_failure(&ready, applied).await?;
     if !matches!(applied, Applied::Serving(_)) {
+        // Serving, with no window left to roll it back in.
         ctx.secret_kept();
     }
     let applied_kind = match &applied {
@@ -59,7 +60,8 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     };
     let no_changes = match applied {
         Applied::Serving(guard) => {
-            // A failed test or a fired alarm rolls the stack back: the secret goes too.
+            // A failed test or a fired alarm rolls the stack back: the secret goes back
+            // with it (guarded::roll_back, and below for CloudFormation's own rollback).
             let finished = super::guarded::finish(ctx, &ready, guard, &tests).await;
             ctx.secret_back_on_failure(&ready, finished).await?;
             ctx.secret_kept();
@@ -268,6 +270,9 @@ async fn stack_phase(ctx: &mut Context, ready: &Ready, uploaded: &Uploaded) -> R
     describe_changes(ctx, &cs);
     let token = request_token();
     let mut op = Operation::begin(&ready.aws, &cs.stack_id, &token).await?;
+    // From here the new version may come to serve: the secret stays with it unless the
+    // change is known to be rolled back.
+    ctx.change_executing();
     change_set::execute(&ready.aws, &cs, &token).await?;
     let executed = tokio::time::Instant::now();
     ctx.ui.group(&format!("Stack events of {stack}"));

@@ -181,6 +181,8 @@ async fn roll_back(
     ctx.end("rollback", started, result)?;
     ctx.ui
         .step("rolled back: the previous version is serving; testing it");
+    // With the secret it read before this run, as it will serve.
+    ctx.put_secret_back(ready).await;
     if let Some(info) = stack::describe(&ready.aws, &guard.stack_id).await? {
         ctx.report.outputs = info.outputs;
     }

@@ -20,6 +20,8 @@ use crate::aws::Aws;
 use crate::cfn::classify::Settled;
 use crate::cfn::events::Operation;
 use crate::cfn::wait::Wait;
+use aws_sdk_cloudformation::types::StackStatus;
+
 use crate::cfn::{self, Poll, request_token};
 use crate::client_keys;
 use crate::config::{Command, Config};
@@ -39,8 +41,10 @@ pub struct Context {
     pub ui: Ui,
     pub poll: Poll,
     pub report: Report,
-    /// This run's update of the secret, until the stack reads it.
+    /// This run's update of the secret, until the stack serves with it.
     secret_undo: Option<secret::Undo>,
+    /// Whether the stack's change set was executed (the new version may serve).
+    change_executed: bool,
 }
 
 impl Context {
@@ -59,6 +63,7 @@ impl Context {
             poll: Poll::default(),
             report,
             secret_undo: None,
+            change_executed: false,
         }
     }
 
@@ -143,31 +148,50 @@ impl Context {
         Ok(outcome.arn)
     }
 
-    /// `result`, and on failure the secret put back to its version before this run: a
-    /// deploy that fails before the stack changed, or whose change was rolled back, leaves
-    /// the function reading what it read before (an older function may not read fields
-    /// the new secret has). Once the stack serves the new version the undo is dropped.
+    /// `result`, and on failure the secret put back to its version before this run while
+    /// the stack is at its previous version: before the change executed, or once it is
+    /// rolled back (`UPDATE_ROLLBACK_COMPLETE`). The function then reads what it read
+    /// before (an older function may not read fields the new secret has). An update still
+    /// running, or one that completed, keeps the new secret.
     async fn secret_back_on_failure<T>(&mut self, ready: &Ready, result: Result<T>) -> Result<T> {
-        let Err(error) = result else {
-            return result;
-        };
-        if let Some(undo) = self.secret_undo.take() {
-            match secret::restore(&ready.aws, &undo).await {
-                Ok(()) => {
-                    self.ui
-                        .step(&format!("{}: {}", undo.arn, secret::Action::Restored.as_str()));
-                    self.report.secret = Some((undo.arn, secret::Action::Restored));
-                }
-                Err(e) => self
-                    .report
-                    .notes
-                    .push(format!("the secret {} keeps this run's version: {e}", undo.arn)),
+        if result.is_err() && self.secret_undo.is_some() {
+            let back = !self.change_executed
+                || cfn::stack::describe(&ready.aws, &self.config.stack_name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|info| info.status == StackStatus::UpdateRollbackComplete);
+            if back {
+                self.put_secret_back(ready).await;
             }
         }
-        Err(error)
+        result
     }
 
-    /// The stack now serves with this run's secret: a later failure keeps it.
+    /// Makes the secret's version before this run current again, once.
+    pub(super) async fn put_secret_back(&mut self, ready: &Ready) {
+        let Some(undo) = self.secret_undo.take() else {
+            return;
+        };
+        match secret::restore(&ready.aws, &undo).await {
+            Ok(()) => {
+                self.ui
+                    .step(&format!("{}: {}", undo.arn, secret::Action::Restored.as_str()));
+                self.report.secret = Some((undo.arn, secret::Action::Restored));
+            }
+            Err(e) => self
+                .report
+                .notes
+                .push(format!("the secret {} keeps this run's version: {e}", undo.arn)),
+        }
+    }
+
+    /// The stack's change is executing: from now on only a rollback puts the secret back.
+    fn change_executing(&mut self) {
+        self.change_executed = true;
+    }
+
+    /// The new version serves with this run's secret: a later failure keeps it.
     fn secret_kept(&mut self) {
         self.secret_undo = None;
     }

@@ -144,7 +144,7 @@ const PROFILE_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au
 /// function prices the same way: `function/src/config/spend.rs`, `price_of`.)
 pub fn priced_as(model: &str) -> &str {
     let id = match model.strip_prefix("arn:") {
-        Some(arn) => ["foundation-model/", "inference-profile/"]
+        Some(arn) => [":foundation-model/", ":inference-profile/"]
             .iter()
             .find_map(|kind| Some(&arn[arn.find(kind)? + kind.len()..]))
             .unwrap_or(model),
@@ -281,6 +281,13 @@ mod tests {
             ]
         );
         assert!(bedrock_models(&map(r#"{"a":"gpt-4o-mini"}"#)).is_empty());
+        // Priced as the model they name, but an application profile's ARN names none.
+        let app = "arn:aws:bedrock:us-east-1:1:application-inference-profile/x";
+        assert_eq!(priced_as(app), app);
+        assert_eq!(
+            priced_as("arn:aws:bedrock:us-east-1:1:inference-profile/eu.amazon.nova-micro-v1:0"),
+            "amazon.nova-micro-v1:0"
+        );
         assert_eq!(partition("cn-north-1"), "aws-cn");
     }
 }

@@ -116,28 +116,22 @@ fn merge_client_keys(existing: Option<&Value>, keys: &[ClientKey]) -> Value {
             .iter()
             .position(|e| entry_digest(e) == Some(key.sha256.as_str()));
         if let Some(at) = listed {
-            // Limits only come with a name (client_keys refuses them on a bare key).
-            if let (Some(limits), Some(name)) = (limits, &key.name) {
-                if let Value::Object(entry) = &mut list[at] {
-                    entry.insert("limits".into(), limits);
-                    continue;
-                }
-                // A bare digest given a name: the entry of that name, if any, is this
-                // client's (a rotation to a key listed by hand), so it takes the digest
-                // and the bare one goes; two entries of one name the function refuses.
-                list.remove(at);
-                match list
-                    .iter_mut()
-                    .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
-                {
-                    Some(Value::Object(entry)) => {
-                        entry.insert("sha256".into(), Value::from(key.sha256.clone()));
+            match (&mut list[at], &key.name) {
+                (Value::Object(entry), _) => {
+                    // Limits only come with a name (client_keys refuses them on a bare key).
+                    if let Some(limits) = limits {
                         entry.insert("limits".into(), limits);
                     }
-                    _ => list.insert(at, json!({"name": name, "sha256": key.sha256, "limits": limits})),
+                    continue;
+                }
+                (_, None) => continue,
+                // A digest listed bare, now named: it goes, and the key is merged below as
+                // a named one (taking over the entry of its name, as a rotation, rather
+                // than leaving two entries of one name, or that entry's old key, behind).
+                (_, Some(_)) => {
+                    list.remove(at);
                 }
             }
-            continue;
         }
         match &key.name {
             None => list.push(Value::from(key.sha256.clone())),
@@ -279,7 +273,6 @@ pub fn default_mappings() -> Map<String, Value> {
         .expect("function/src/config/default_mappings.json is a JSON object")
 }
 
-/// The secret's value after this run: `existing` with the deployer-owned fields replaced.
 /// The timeouts the secret takes from the inputs, by their names in `timeout_settings`.
 fn timeouts(config: &Config) -> Map<String, Value> {
     [
@@ -292,6 +285,7 @@ fn timeouts(config: &Config) -> Map<String, Value> {
     .collect()
 }
 
+/// The secret's value after this run: `existing` with the deployer-owned fields replaced.
 pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
     let mut value = match existing {
         Some(Value::Object(map)) => map.clone(),
@@ -322,9 +316,19 @@ pub fn desired(existing: Option<&Value>, config: &Config) -> Result<Value> {
             value.insert("model_mappings".into(), Value::Object(mappings.clone()));
         }
         None => {
-            value
+            let kept = value
                 .entry("model_mappings")
                 .or_insert_with(|| Value::Object(default_mappings()));
+            // Kept as set before: the proxy this deploy ships must still take it.
+            if let Some(problem) = kept
+                .as_object()
+                .and_then(|m| model_mappings::problems(m).into_iter().next())
+            {
+                return Err(Error::new(
+                    format!("the secret's model_mappings, kept as MODEL_MAPPINGS is not set: {problem}"),
+                    "set MODEL_MAPPINGS to the mappings to serve, or correct model_mappings in the secret",
+                ));
+            }
         }
     }
     if let Some(raw) = &config.client_api_keys {

@@ -250,26 +250,47 @@ fn client_entries_the_function_would_refuse_are_never_written() {
         ),
     ] {
         let existing = by_hand(entries);
-        let refused = secret::desired(Some(&existing), &config(&pairs));
-        assert!(refused.is_err(), "{existing}");
+        let refused = secret::desired(Some(&existing), &config(&pairs)).unwrap_err();
+        assert!(
+            refused
+                .cause
+                .contains("the proxy would refuse its configuration, so the secret was not written"),
+            "{refused}"
+        );
         let mut would_be = existing.clone();
         if let Some((_, mappings)) = pairs.iter().find(|(k, _)| *k == "MODEL_MAPPINGS") {
             would_be["model_mappings"] = serde_json::from_str(mappings).unwrap();
         }
         assert!(ProxyConfig::from_json(&would_be.to_string(), DEFAULT_OPENAI_BASE_URL).is_err());
     }
+    // Mappings kept from the secret (no MODEL_MAPPINGS) that the proxy now refuses.
+    let mut mixed = by_hand(serde_json::json!([]));
+    mixed["model_mappings"] = serde_json::json!({"e": {"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"}});
+    let refused = secret::desired(Some(&mixed), &config(&[("OPENAI_API_KEY", OPENAI_KEY)])).unwrap_err();
+    assert!(
+        refused
+            .cause
+            .contains("the secret's model_mappings, kept as MODEL_MAPPINGS is not set"),
+        "{refused}"
+    );
+    assert!(ProxyConfig::from_json(&mixed.to_string(), DEFAULT_OPENAI_BASE_URL).is_err());
+
+    // A rotation onto a digest listed bare by hand: one `web`, with the new key only.
     let (old, new) = ("web-old-key-0123456789", "web-new-key-0123456789");
     let existing = by_hand(
         serde_json::json!([{"name": "web", "sha256": d(old), "models": ["amazon.nova-lite-v1:0"]}, d(new)]),
     );
-    let read = read_back(
-        Some(&existing),
-        &[("CLIENT_API_KEYS", &format!("web={new};usd_per_month=50"))],
-    );
-    let [web] = read.client_api_keys.as_slice() else {
-        panic!("{:?}", read.client_api_keys)
-    };
-    assert_eq!(web.name.as_deref(), Some("web"));
-    assert_eq!(hex(&web.digest), d(new));
-    assert!(web.limits.is_some() && !web.may_use("amazon.nova-pro-v1:0"));
+    for (line, limited) in [
+        (format!("web={new};usd_per_month=50"), true),
+        (format!("web={new}"), false),
+    ] {
+        let read = read_back(Some(&existing), &[("CLIENT_API_KEYS", &line)]);
+        let [web] = read.client_api_keys.as_slice() else {
+            panic!("{limited}: {:?}", read.client_api_keys)
+        };
+        assert_eq!(web.name.as_deref(), Some("web"));
+        assert_eq!(hex(&web.digest), d(new));
+        assert_eq!(web.limits.is_some(), limited);
+        assert!(!web.may_use("amazon.nova-pro-v1:0"), "its models stay");
+    }
 }

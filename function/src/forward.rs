@@ -127,7 +127,7 @@ pub async fn forward(
         };
         let served = match provider {
             Provider::OpenAi => attempt.openai(upstream_model, this_hold).await,
-            Provider::Bedrock => attempt.bedrock(upstream_model, this_hold).await,
+            Provider::Bedrock => attempt.bedrock(upstream_model, this_hold, last).await,
         };
         let refused = matches!(served, Served::Refused { .. });
         match served {
@@ -358,7 +358,7 @@ impl Attempt<'_> {
 
     /// Amazon Bedrock: the request translated to Converse (or InvokeModel for
     /// embeddings), its answer translated back.
-    async fn bedrock(&self, bedrock_model: &str, hold: Option<Hold>) -> Served {
+    async fn bedrock(&self, bedrock_model: &str, hold: Option<Hold>, last: bool) -> Served {
         let (request, log) = (self.request, self.log);
         let model = request.model.as_str();
         let body: serde_json::Value = match serde_json::from_slice(self.body) {
@@ -371,9 +371,14 @@ impl Attempt<'_> {
         };
         let bedrock = &self.app.bedrock;
         let started = Instant::now();
-        // Bedrock's answer (or a stream's first event) is waited for as OpenAI's is: at most
-        // the upstream timeout, so that a Bedrock that hangs leaves OpenAI time to serve.
-        let answer_by = self.deadline.min(started + self.config.timeouts.openai_api);
+        // With OpenAI after it, Bedrock's answer (or a stream's first event) is waited for
+        // as OpenAI's is, at most the upstream timeout, so that a Bedrock that hangs leaves
+        // OpenAI time to serve; the last provider has the function's time.
+        let answer_by = if last {
+            self.deadline
+        } else {
+            self.deadline.min(started + self.config.timeouts.openai_api)
+        };
         let outcome = match self.endpoint {
             Endpoint::Embeddings => bedrock
                 .embeddings(&body, bedrock_model, model, answer_by)

@@ -307,7 +307,8 @@ async fn embeddings_of_a_model_mapped_to_titan_are_titans() {
     assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
 }
 
-/// One chat `body` from the client key `name` with `limits`, through the proxy with
+/// One chat (or, without `messages`, embeddings) `body` from the client key `name` with
+/// `limits`, through the proxy with
 /// `MODEL` mapped to OpenAI at `openai_base` then Bedrock (the configuration then as
 /// `tweak` leaves it), counted in a fresh usage table: the reply, and the usage table's
 /// client and name.
@@ -338,7 +339,11 @@ async fn limited_chat(
     let bearer = format!("Bearer {CLIENT_KEY}");
     let reply = h
         .post_with(
-            "/v1/chat/completions",
+            if body.get("messages").is_some() {
+                "/v1/chat/completions"
+            } else {
+                "/v1/embeddings"
+            },
             &[("authorization", &bearer)],
             body.to_string(),
         )
@@ -406,6 +411,30 @@ async fn a_bedrock_that_does_not_answer_in_time_fails_over_and_its_worst_case_st
     // OpenAI's 7 tokens, and Bedrock's worst case: at least its 50 output tokens.
     assert_eq!(item["month_requests"], 1, "{item:?}");
     assert!(item["month_tokens"] >= 7 + 50, "{item:?}");
+}
+
+/// Titan embeds one text per call: when a later text fails, the earlier ones were billed,
+/// so the request's worst case stays counted rather than being given back.
+#[tokio::test]
+async fn embeddings_that_fail_after_a_text_was_embedded_keep_their_cost_counted() {
+    let openai = healthy_openai(0).await;
+    let body = json!({"model": "amazon.titan-embed-text-v2:0", "input": ["embedded first", ""]});
+    let (reply, db, table) = limited_chat(
+        &format!("{}/v1", openai.uri()),
+        "embedder",
+        json!({"tokens_per_minute": 100000}),
+        |config| {
+            config["model_mappings"]["amazon.titan-embed-text-v2:0"] =
+                json!({"bedrock": "amazon.titan-embed-text-v2:0"});
+            config["client_api_keys"][0]["models"] = json!(["amazon.titan-embed-text-v2:0"]);
+        },
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    let month = openai_proxy_function::spend::ledger::Windows::now().month;
+    let item = numbers(&db, &table, &format!("embedder#{month}")).await;
+    assert!(item["month_tokens"] > 0, "{item:?}");
 }
 
 /// The deployer's endpoint tests exercise each provider by asking for it first; a

@@ -139,7 +139,14 @@ impl Bedrock {
                 Ok(output) => output,
                 Err(failure) => {
                     super::report(permit, &failure);
-                    return Err(failure);
+                    // The texts before were embedded, and billed: what the request may
+                    // have cost stays counted, whatever the failure.
+                    return Err(match failure {
+                        Failure::Client(error) | Failure::Unavailable(error) if index > 0 => {
+                            Failure::Unanswered(error)
+                        }
+                        failure => failure,
+                    });
                 }
             };
             let answer: Value = serde_json::from_slice(output.body().as_ref()).unwrap_or_default();

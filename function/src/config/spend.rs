@@ -83,7 +83,7 @@ const PROFILE_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au
 pub fn price_of<'a>(prices: &'a Prices, model: &str) -> Option<&'a Price> {
     prices.get(model).or_else(|| {
         let id = match model.strip_prefix("arn:") {
-            Some(arn) => ["foundation-model/", "inference-profile/"]
+            Some(arn) => [":foundation-model/", ":inference-profile/"]
                 .iter()
                 .find_map(|kind| Some(&arn[arn.find(kind)? + kind.len()..]))?,
             None => model,

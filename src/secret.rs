@@ -426,13 +426,15 @@ pub async fn apply(aws: &Aws, config: &Config) -> Result<Outcome> {
         }
         Err(e) => return Err(Error::aws(format_args!("read secret {id}"), &e)),
     };
-    // The timeouts are the inputs' (LAMBDA_TIMEOUT is also the function's): a secret
-    // whose differ is written even when nothing else is given.
-    let stale_timeouts = existing.as_ref().is_some_and(|secret| {
-        timeouts(config)
-            .into_iter()
-            .any(|(name, value)| secret.pointer(&format!("/timeout_settings/{name}")) != Some(&value))
-    });
+    // The timeouts are the inputs' (LAMBDA_TIMEOUT is also the function's): the
+    // deployer's own secret is written when they differ, even with nothing else given. A
+    // secret named by OPENAI_API_KEY_SECRET_ARN is the operator's: only what is given.
+    let stale_timeouts = config.openai_api_key_secret_arn.is_none()
+        && existing.as_ref().is_some_and(|secret| {
+            timeouts(config)
+                .into_iter()
+                .any(|(name, value)| secret.pointer(&format!("/timeout_settings/{name}")) != Some(&value))
+        });
     let writes = config.openai_api_key.is_some()
         || config.model_mappings.is_some()
         || config.client_api_keys.is_some()

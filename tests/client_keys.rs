@@ -140,3 +140,29 @@ fn a_malformed_client_key_is_refused_by_line_without_echoing_it() {
     assert!(text.contains("CLIENT_API_KEYS line 2"), "{text}");
     assert!(!text.contains("tiny"), "{text}");
 }
+
+/// A secret named by OPENAI_API_KEY_SECRET_ARN is the operator's: a deploy that is given
+/// nothing to write leaves it as it is, timeouts included (the deployer's own secret
+/// takes the inputs' timeouts).
+#[test]
+fn a_secret_named_by_its_arn_is_left_as_it_is_when_nothing_is_given() {
+    let case = Case::new("byarn");
+    let aws = aws();
+    let value = serde_json::json!({
+        "openai_api_key": KEY,
+        "model_mappings": {"amazon.nova-lite-v1:0": "gpt-4o-mini"},
+        "client_api_keys": [sha256(WEB_KEY)],
+        "timeout_settings": {"openai_api_timeout": 60},
+    });
+    let created = blocking::runtime().block_on(
+        aws.secrets
+            .create_secret()
+            .name(format!("{}-by-hand", case.stack))
+            .secret_string(value.to_string())
+            .send(),
+    );
+    let arn = created.unwrap().arn().unwrap().to_owned();
+    let (code, text) = output(deployer(&case, "deploy").env("OPENAI_API_KEY_SECRET_ARN", &arn));
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(secret(&aws, &arn), Some(value));
+}

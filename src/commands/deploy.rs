@@ -40,7 +40,7 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     let applied = ctx.end("stack", started, result);
     let applied = ctx.secret_back_on_failure(&ready, applied).await?;
     if !matches!(applied, Applied::Serving(_)) {
-        // Serving, with no window left to roll it back in.
+        // Unchanged, or changed with no window to roll back in: the secret stays.
         ctx.secret_kept();
     }
     let applied_kind = match &applied {
@@ -60,8 +60,9 @@ pub(super) async fn run(ctx: &mut Context) -> Result<()> {
     };
     let no_changes = match applied {
         Applied::Serving(guard) => {
-            // A failed test or a fired alarm rolls the stack back: the secret goes back
-            // with it (guarded::roll_back, and below for CloudFormation's own rollback).
+            // A failed test or a fired alarm rolls the stack back, and the secret goes
+            // back with it: guarded::roll_back puts it back before testing the previous
+            // version again; after CloudFormation's own rollback, secret_back_on_failure.
             let finished = super::guarded::finish(ctx, &ready, guard, &tests).await;
             ctx.secret_back_on_failure(&ready, finished).await?;
             ctx.secret_kept();

@@ -166,3 +166,28 @@ fn a_secret_named_by_its_arn_is_left_as_it_is_when_nothing_is_given() {
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(secret(&aws, &arn), Some(value));
 }
+
+/// A deploy that fails after writing the secret but before its stack changed (here: an
+/// artifact bucket that does not exist) puts the secret back to its version before.
+#[test]
+fn a_deploy_that_fails_before_the_stack_changed_puts_the_secret_back() {
+    let case = Case::new("putback");
+    let aws = aws();
+    let id = format!("{}/config", case.stack);
+    let first = output(
+        deployer(&case, "deploy")
+            .env("OPENAI_API_KEY", KEY)
+            .env("CLIENT_API_KEYS", format!("web-app={WEB_KEY}")),
+    );
+    assert_eq!(first.0, Some(0), "{}", first.1);
+    let before = secret(&aws, &id).unwrap();
+    let (code, text) = output(
+        deployer(&case, "deploy")
+            .env("OPENAI_API_TIMEOUT", "45")
+            .env("ARTIFACT_BUCKET", format!("{}-missing", case.stack)),
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(text.contains("put back to its version before this run"), "{text}");
+    assert_eq!(secret(&aws, &id), Some(before));
+}

@@ -395,13 +395,13 @@ mod tests {
         let padded = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=";
         let named = format!("web={padded}");
         let twice = "QUJDREVGR0hJSktMTU5PUFFSU1RVVlc==";
-        for (text, name, key) in [
+        for (text, name, secret) in [
             (padded, None, padded),
             (twice, None, twice),
             (&named, Some("web"), padded),
         ] {
             let found = digests(text).unwrap();
-            assert_eq!(found, [super::tests::key(name, key, Limits::default())], "{text}");
+            assert_eq!(found, [key(name, secret, Limits::default())], "{text}");
         }
         let [key] = digests(&format!("alice@corp:ops={KEY}"))
             .unwrap()

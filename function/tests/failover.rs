@@ -312,7 +312,7 @@ async fn embeddings_of_a_model_mapped_to_titan_are_titans() {
 /// `MODEL` mapped to OpenAI at `openai_base` then Bedrock (the configuration then as
 /// `tweak` leaves it), counted in a fresh usage table: the reply, and the usage table's
 /// client and name.
-async fn limited_chat(
+async fn limited_request(
     openai_base: &str,
     name: &str,
     limits: Value,
@@ -360,7 +360,7 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
                         MODEL: {"input_per_million": 2, "output_per_million": 2}});
     let body =
         json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "counted"}]});
-    let (reply, db, table) = limited_chat(
+    let (reply, db, table) = limited_request(
         &format!("{}/v1", openai.uri()),
         "capped",
         json!({"usd_per_month": 5}),
@@ -382,7 +382,7 @@ async fn a_limited_keys_spend_counts_bedrocks_usage_at_bedrocks_price() {
 async fn a_failover_after_a_possibly_billed_attempt_counts_one_request() {
     let (openai, accepted) = raw_upstream("", Duration::ZERO).await;
     let limits = json!({"requests_per_minute": 1});
-    let (reply, db, table) = limited_chat(&openai, "one-a-minute", limits, |_| {}, chat("once")).await;
+    let (reply, db, table) = limited_request(&openai, "one-a-minute", limits, |_| {}, chat("once")).await;
     served(&reply, "bedrock");
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     let month = openai_proxy_function::spend::ledger::Windows::now().month;
@@ -396,7 +396,7 @@ async fn a_failover_after_a_possibly_billed_attempt_counts_one_request() {
 async fn a_bedrock_that_does_not_answer_in_time_fails_over_and_its_worst_case_stays_counted() {
     let openai = healthy_openai(1).await;
     let body = json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "[[bedrock:slow=4]]"}]});
-    let (reply, db, table) = limited_chat(
+    let (reply, db, table) = limited_request(
         &format!("{}/v1", openai.uri()),
         "patient",
         json!({"tokens_per_minute": 100000}),
@@ -419,7 +419,7 @@ async fn a_bedrock_that_does_not_answer_in_time_fails_over_and_its_worst_case_st
 async fn embeddings_that_fail_after_a_text_was_embedded_keep_their_cost_counted() {
     let openai = healthy_openai(0).await;
     let body = json!({"model": "amazon.titan-embed-text-v2:0", "input": ["embedded first", ""]});
-    let (reply, db, table) = limited_chat(
+    let (reply, db, table) = limited_request(
         &format!("{}/v1", openai.uri()),
         "embedder",
         json!({"tokens_per_minute": 100000}),
